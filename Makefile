@@ -1,0 +1,21 @@
+# The README's commands. Each one installs LibTorch into the cache folder first (once).
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/hearth/target
+ENV := source scripts/env.sh &&
+
+.PHONY: run test bench libtorch flex train-shakespeare
+run:
+	$(ENV) cargo run --release --bin hearth
+
+test:
+	$(ENV) bash scripts/test.sh
+
+bench:
+	$(ENV) cargo run --release --bin hearth -- bench
+
+libtorch:
+	$(ENV) python -c "import torch; print('torch', torch.__version__, torch.__file__)"
+
+# Pure-Rust build without LibTorch (Flex backend only).
+flex:
+	cargo run --release --no-default-features --bin hearth

@@ -1,0 +1,18 @@
+# Sourced by the Makefile and CI: installs LibTorch (the PyPI wheel torch==2.9.0, which tch 0.22
+# expects) into a cache folder once, then exports what the build needs to find it.
+# Override the folder with HEARTH_CACHE.
+set -e
+HEARTH_CACHE="${HEARTH_CACHE:-$HOME/.cache/hearth}"
+HEARTH_VENV="$HEARTH_CACHE/torch-venv"
+if [ ! -f "$HEARTH_VENV/.torch-2.9.0-ok" ]; then
+  echo "hearth: installing LibTorch (torch==2.9.0 from PyPI) into $HEARTH_VENV (once)" >&2
+  mkdir -p "$HEARTH_CACHE"
+  python3 -m venv "$HEARTH_VENV"
+  "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.9.0 numpy
+  touch "$HEARTH_VENV/.torch-2.9.0-ok"
+fi
+export VIRTUAL_ENV="$HEARTH_VENV"
+export PATH="$HEARTH_VENV/bin:$PATH"
+export LIBTORCH_USE_PYTORCH=1
+export LIBTORCH_BYPASS_VERSION_CHECK="${LIBTORCH_BYPASS_VERSION_CHECK:-0}"
+set +e

@@ -1,0 +1,228 @@
+//! The command line: no subcommand opens the studio; `train` and `bench` run headless on the
+//! same library code.
+
+use crate::data::{DataSource, TokenizerKind};
+use crate::project::{Project, RunSpec};
+use crate::train::{BackendKind, RunEvent, spawn_run};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "hearth", version, about = "A desktop studio for training small language models")]
+pub struct Cli {
+    /// Project folder the studio opens (default: the last one, or the default project).
+    #[arg(long, global = true)]
+    pub project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model headless; the run folder opens in the studio.
+    Train(TrainArgs),
+    /// Time training steps on each backend against a PyTorch eager reference.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// A spec file (JSON, as saved in a run folder); flags given as well override it.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Text file to train on (default: built-in generated text).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_parser = ["char", "byte"])]
+    pub tokenizer: Option<String>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    #[arg(long)]
+    pub width: Option<usize>,
+    #[arg(long)]
+    pub context: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub eval_interval: Option<usize>,
+    #[arg(long)]
+    pub eval_batches: Option<usize>,
+    #[arg(long, value_parser = ["libtorch", "libtorch-cuda", "flex"])]
+    pub backend: Option<String>,
+    /// Intra-op threads (default: all cores but one).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run folder to create (default: a new folder in the project's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The spec these flags describe.
+    pub fn to_spec(&self) -> Result<RunSpec> {
+        let mut spec = match &self.spec {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read spec file {}", path.display()))?;
+                RunSpec::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => RunSpec::default(),
+        };
+        if let Some(path) = &self.data {
+            spec.data.source = DataSource::TextFile { path: path.clone() };
+            if self.name.is_none() && self.spec.is_none() {
+                spec.name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into());
+            }
+        }
+        if let Some(t) = &self.tokenizer {
+            spec.data.tokenizer = if t == "byte" { TokenizerKind::Byte } else { TokenizerKind::Char };
+        }
+        let m = &mut spec.model;
+        set(&mut m.n_layer, self.layers);
+        set(&mut m.n_head, self.heads);
+        set(&mut m.d_model, self.width);
+        set(&mut m.context, self.context);
+        set(&mut m.dropout, self.dropout);
+        let o = &mut spec.optim;
+        set(&mut o.lr, self.lr);
+        set(&mut o.min_lr, self.min_lr);
+        set(&mut o.warmup_steps, self.warmup);
+        set(&mut o.weight_decay, self.weight_decay);
+        set(&mut o.grad_clip, self.grad_clip);
+        let t = &mut spec.train;
+        set(&mut t.batch_size, self.batch);
+        set(&mut t.steps, self.steps);
+        set(&mut t.seed, self.seed);
+        set(&mut t.eval_interval, self.eval_interval);
+        set(&mut t.eval_batches, self.eval_batches);
+        set(&mut t.threads, self.threads);
+        if let Some(b) = &self.backend {
+            t.backend = BackendKind::parse(b).expect("clap checked the name");
+        }
+        if let Some(name) = &self.name {
+            spec.name = name.clone();
+        }
+        Ok(spec)
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+/// The project the studio and `train` use when none is given: `$HEARTH_PROJECT`, or
+/// `~/.local/share/hearth/default`.
+pub fn default_project_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HEARTH_PROJECT") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("hearth").join("default")
+}
+
+/// `hearth train`: trains with a progress bar; the last line is the `final ...` summary.
+pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
+    let spec = args.to_spec()?;
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("invalid settings:\n{}", lines.join("\n"));
+    }
+    // Read the data up front so a bad file fails before any run folder is created.
+    let corpus = crate::data::Corpus::load(&spec.data)?;
+    corpus.check_context(spec.model.context)?;
+    drop(corpus);
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let project = Project::open_or_create(&project.unwrap_or_else(default_project_dir))?;
+            project.new_run_dir(&spec.name)
+        }
+    };
+    let steps = spec.train.steps as u64;
+    let handle = spawn_run(spec, &dir, None)?;
+    eprintln!("run folder: {}", dir.display());
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut val = String::from("-");
+    loop {
+        let event = match handle.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(()) => bail!("the training thread ended without a result"),
+        };
+        match event {
+            RunEvent::Started { n_params, device, .. } => {
+                bar.println(format!("{n_params} parameters on {device}"));
+            }
+            RunEvent::Step(m) => {
+                bar.set_position(m.step as u64);
+                bar.set_message(format!(
+                    "loss {:.4} val {val} {:.0} tok/s lr {:.2e}",
+                    m.train_loss, m.tokens_per_s, m.lr
+                ));
+            }
+            RunEvent::Eval(e) => {
+                val = format!("{:.4}", e.val_loss);
+                bar.println(format!(
+                    "step {:>6}: train loss {:.4}, val loss {:.4}",
+                    e.step, e.train_loss, e.val_loss
+                ));
+            }
+            RunEvent::Warning { step, message } => bar.println(format!("warning at step {step}: {message}")),
+            RunEvent::Failed { step, reason } => {
+                bar.abandon();
+                bail!("run failed at step {step}: {reason}");
+            }
+            RunEvent::Finished(s) => {
+                bar.finish();
+                println!(
+                    "final step={} train_loss={:.4} val_loss={:.4} tokens_per_s={:.1} elapsed_s={:.1}",
+                    s.step, s.train_loss, s.val_loss, s.tokens_per_s, s.elapsed_s
+                );
+                return Ok(());
+            }
+            RunEvent::Attention(_)
+            | RunEvent::Sample { .. }
+            | RunEvent::Checkpoint { .. }
+            | RunEvent::Paused { .. }
+            | RunEvent::Resumed { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Sources -> documents -> tokenizer -> batches.
+
+pub mod corpus;
+pub mod generated;
+pub mod tokenizer;
+
+pub use corpus::{Batch, Corpus, DataError, DataSource, DataSpec, Split};
+pub use tokenizer::{Tokenizer, TokenizerKind};

@@ -1,0 +1,7 @@
+//! The transformer, its configuration and the attention maps it can capture.
+
+pub mod config;
+pub mod gpt;
+
+pub use config::{ModelSpec, SpecError};
+pub use gpt::{AttentionMaps, Gpt};

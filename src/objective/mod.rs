@@ -1,0 +1,3 @@
+//! Training objectives: one file each.
+
+pub mod next_token;

@@ -1,0 +1,9 @@
+//! What a user saves: the project folder, run specs and the run store.
+
+pub mod project;
+pub mod spec;
+pub mod store;
+
+pub use project::{Project, RunEntry};
+pub use spec::{RunSpec, TrainSpec, SCHEMA_VERSION};
+pub use store::{RunHistory, RunStatus, RunStore, StoreError};

@@ -1,0 +1,468 @@
+//! The run worker thread.
+
+use super::backend::default_threads;
+use super::events::{AttentionSnapshot, EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
+use super::optim::AdamW;
+use super::schedule::warmup_cosine;
+use crate::data::{Corpus, Split};
+use crate::eval::{estimate_loss, generate, tokens_tensor};
+use crate::model::{Gpt, SpecError};
+use crate::objective::next_token;
+use crate::project::{RunSpec, RunStatus, RunStore, StoreError};
+use burn::module::Module;
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use crate::project::TrainSpec;
+
+/// Called after the worker sends events, so a UI can schedule a repaint.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("invalid settings: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<SpecError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the training thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The studio's or CLI's end of a running worker. Dropping it stops the run and waits for the
+/// thread, so no run outlives its owner.
+pub struct RunHandle {
+    pub dir: PathBuf,
+    events: Receiver<RunEvent>,
+    control: Sender<RunControl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunHandle {
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<RunEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next event; `Err(())` once the worker is gone.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<RunEvent>, ()> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Ok(Some(event)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
+
+    pub fn send(&self, control: RunControl) {
+        // A worker that has already ended has nothing left to control.
+        let _ = self.control.send(control);
+    }
+
+    /// True once the thread has returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        let _ = self.control.send(RunControl::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Validates `spec`, creates the run folder `dir` and starts training in a named thread.
+pub fn spawn_run(spec: RunSpec, dir: &Path, notify: Option<Notify>) -> Result<RunHandle, SpawnError> {
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        return Err(SpawnError::Invalid(errors));
+    }
+    let store = RunStore::create(dir, &spec)?;
+    let (event_tx, event_rx) = channel();
+    let (control_tx, control_rx) = channel();
+    let name = format!("hearth-run-{}", spec.name);
+    let worker = Worker {
+        spec,
+        store,
+        events: event_tx,
+        control: control_rx,
+        notify,
+        step: 0,
+        receiver_gone: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || worker.run())
+        .map_err(SpawnError::Thread)?;
+    Ok(RunHandle {
+        dir: dir.to_path_buf(),
+        events: event_rx,
+        control: control_tx,
+        thread: Some(thread),
+    })
+}
+
+struct Worker {
+    spec: RunSpec,
+    store: RunStore,
+    events: Sender<RunEvent>,
+    control: Receiver<RunControl>,
+    notify: Option<Notify>,
+    /// Steps completed.
+    step: usize,
+    receiver_gone: bool,
+}
+
+/// Why the loop ended early.
+enum Halt {
+    Failed(String),
+}
+
+impl Worker {
+    fn run(mut self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.train()));
+        let (status, event) = match outcome {
+            Ok(Ok(summary)) => {
+                let status = if summary.stopped_early {
+                    RunStatus::Stopped
+                } else {
+                    RunStatus::Finished
+                };
+                self.record(self.store.set_summary(&summary));
+                (status, RunEvent::Finished(summary))
+            }
+            Ok(Err(Halt::Failed(reason))) => (
+                RunStatus::Failed {
+                    reason: reason.clone(),
+                },
+                RunEvent::Failed {
+                    step: self.step,
+                    reason,
+                },
+            ),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                let reason = format!("the training thread panicked: {message}");
+                (
+                    RunStatus::Failed {
+                        reason: reason.clone(),
+                    },
+                    RunEvent::Failed {
+                        step: self.step,
+                        reason,
+                    },
+                )
+            }
+        };
+        if let RunEvent::Failed { reason, .. } = &event {
+            let step = self.step;
+            self.record(self.store.append_message(step, "error", reason));
+        }
+        self.record(self.store.set_status(&status));
+        self.send(event);
+    }
+
+    /// Sends an event and pokes the UI. A dropped receiver stops the run.
+    fn send(&mut self, event: RunEvent) {
+        if self.events.send(event).is_err() {
+            self.receiver_gone = true;
+        }
+        if let Some(notify) = &self.notify {
+            notify();
+        }
+    }
+
+    /// A store write that failed is reported as a warning; training goes on.
+    fn record(&mut self, result: Result<(), StoreError>) {
+        if let Err(err) = result {
+            let step = self.step;
+            self.send(RunEvent::Warning {
+                step,
+                message: format!("could not save: {err}"),
+            });
+        }
+    }
+
+    /// Applies waiting controls; blocks while paused. Returns true when the run must stop.
+    fn poll_controls(&mut self, active: &mut ActiveClock) -> bool {
+        let mut paused = false;
+        loop {
+            let control = if paused {
+                self.control.recv().ok()
+            } else {
+                match self.control.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => return self.receiver_gone,
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            };
+            match control {
+                None | Some(RunControl::Stop) => return true,
+                Some(RunControl::Pause) if !paused => {
+                    paused = true;
+                    active.pause();
+                    let step = self.step;
+                    self.record(self.store.set_status(&RunStatus::Paused));
+                    self.send(RunEvent::Paused { step });
+                }
+                Some(RunControl::Resume) if paused => {
+                    paused = false;
+                    active.resume();
+                    let step = self.step;
+                    self.record(self.store.set_status(&RunStatus::Running));
+                    self.send(RunEvent::Resumed { step });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn train(&mut self) -> Result<RunSummary, Halt> {
+        let spec = self.spec.clone();
+        let t = &spec.train;
+        let threads = if t.threads == 0 { default_threads() } else { t.threads };
+        t.backend.set_threads(threads);
+        self.record(self.store.set_status(&RunStatus::Running));
+
+        let corpus = Corpus::load(&spec.data).map_err(|e| Halt::Failed(e.to_string()))?;
+        corpus
+            .check_context(spec.model.context)
+            .map_err(|e| Halt::Failed(e.to_string()))?;
+        let tokenizer_json = serde_json::to_string(&corpus.tokenizer).expect("serializes");
+        self.record(
+            std::fs::write(self.store.dir().join("tokenizer.json"), tokenizer_json).map_err(|source| {
+                StoreError::Io {
+                    path: self.store.dir().join("tokenizer.json"),
+                    source,
+                }
+            }),
+        );
+
+        let device = t.backend.device().map_err(Halt::Failed)?;
+        device.seed(t.seed);
+        let train_device = device.clone().autodiff();
+        let vocab = corpus.tokenizer.vocab_size();
+        let mut model = Gpt::new(&spec.model, vocab, &train_device);
+        let total_steps = t.steps;
+        self.send(RunEvent::Started {
+            n_params: model.num_params(),
+            vocab,
+            device: format!("{} ({threads} threads)", t.backend.label()),
+            threads,
+            total_steps,
+        });
+
+        let probe: Vec<u32> = if t.probe_text.is_empty() {
+            corpus.val[..spec.model.context.min(corpus.val.len())].to_vec()
+        } else {
+            corpus.tokenizer.encode(&t.probe_text)
+        };
+        let mut optim = AdamW::new(spec.optim.clone());
+        let mut rng = StdRng::seed_from_u64(t.seed);
+        let mut active = ActiveClock::start();
+        let mut throughput = Throughput::default();
+        let tokens_per_step = (t.batch_size * spec.model.context) as u64;
+        let mut last_eval: Option<EvalMetrics> = None;
+        let mut stopped_early = false;
+
+        while self.step < total_steps {
+            if self.poll_controls(&mut active) {
+                stopped_early = true;
+                break;
+            }
+            let lr = warmup_cosine(
+                self.step,
+                spec.optim.lr,
+                spec.optim.min_lr,
+                spec.optim.warmup_steps,
+                total_steps,
+            );
+            let batch = corpus.sample_batch(Split::Train, t.batch_size, spec.model.context, &mut rng);
+            let inputs = tokens_tensor(batch.inputs, t.batch_size, spec.model.context, &train_device);
+            let targets = tokens_tensor(batch.targets, t.batch_size, spec.model.context, &train_device);
+            let loss = next_token::loss(model.forward(inputs), targets);
+            let loss_value: f32 = loss.clone().into_scalar();
+            if !loss_value.is_finite() {
+                return Err(Halt::Failed(format!(
+                    "training loss became {loss_value} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
+                    self.step + 1
+                )));
+            }
+            let grads = loss.backward();
+            let (next, grad_norm) = optim.step(model, &grads, lr);
+            model = next;
+            if !grad_norm.is_finite() {
+                return Err(Halt::Failed(format!(
+                    "gradient norm became {grad_norm} at step {}: the run diverged",
+                    self.step + 1
+                )));
+            }
+            self.step += 1;
+            let metrics = StepMetrics {
+                step: self.step,
+                train_loss: loss_value,
+                lr,
+                grad_norm,
+                tokens_per_s: throughput.record(tokens_per_step),
+                elapsed_s: active.elapsed_s(),
+                tokens_seen: self.step as u64 * tokens_per_step,
+            };
+            self.record(self.store.append_step(&metrics));
+            self.send(RunEvent::Step(metrics));
+
+            let last = self.step == total_steps;
+            if self.step % t.eval_interval == 0 || last {
+                let eval = self.evaluate(&model, &corpus, &device, &active);
+                last_eval = Some(eval);
+                self.sample(&model, &corpus, &device);
+            }
+            if t.attention_interval > 0 && (self.step % t.attention_interval == 0 || self.step == 1) {
+                self.attention(&model, &corpus, &probe, &device);
+            }
+            if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
+                self.checkpoint(&model);
+            }
+        }
+
+        if self.step == 0 {
+            return Err(Halt::Failed("stopped before the first step".to_string()));
+        }
+        let eval = match last_eval {
+            Some(eval) if eval.step == self.step => eval,
+            _ => self.evaluate(&model, &corpus, &device, &active),
+        };
+        self.checkpoint(&model);
+        Ok(RunSummary {
+            step: self.step,
+            train_loss: eval.train_loss,
+            val_loss: eval.val_loss,
+            tokens_per_s: (self.step as u64 * tokens_per_step) as f64 / active.elapsed_s().max(1e-9),
+            elapsed_s: active.elapsed_s(),
+            stopped_early,
+        })
+    }
+
+    fn evaluate(&mut self, model: &Gpt, corpus: &Corpus, device: &Device, active: &ActiveClock) -> EvalMetrics {
+        let t = &self.spec.train;
+        let snapshot = model.valid();
+        // The same batches at every evaluation, so successive estimates differ only by the model.
+        let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5eed_e7a1);
+        let train_loss = estimate_loss(&snapshot, corpus, Split::Train, t.eval_batches, t.batch_size, &mut rng, device);
+        let val_loss = estimate_loss(&snapshot, corpus, Split::Val, t.eval_batches, t.batch_size, &mut rng, device);
+        let eval = EvalMetrics {
+            step: self.step,
+            train_loss,
+            val_loss,
+            elapsed_s: active.elapsed_s(),
+        };
+        self.record(self.store.append_eval(&eval));
+        self.send(RunEvent::Eval(eval));
+        eval
+    }
+
+    fn sample(&mut self, model: &Gpt, corpus: &Corpus, device: &Device) {
+        let n = self.spec.train.sample_tokens;
+        if n == 0 {
+            return;
+        }
+        let snapshot = model.valid();
+        let mut rng = StdRng::seed_from_u64(self.spec.train.seed.wrapping_add(self.step as u64));
+        let prompt = &corpus.val[..1];
+        let ids = generate(&snapshot, prompt, n, 1.0, &mut rng, device);
+        let text = corpus.tokenizer.decode(&[prompt, ids.as_slice()].concat());
+        let step = self.step;
+        self.record(self.store.append_sample(step, &text));
+        self.send(RunEvent::Sample { step, text });
+    }
+
+    fn attention(&mut self, model: &Gpt, corpus: &Corpus, probe: &[u32], device: &Device) {
+        if probe.is_empty() {
+            return;
+        }
+        let maps = model.capture_attention(probe, device);
+        let shown = &probe[probe.len() - maps.seq..];
+        let tokens = shown.iter().map(|&id| corpus.tokenizer.token_label(id)).collect();
+        let step = self.step;
+        self.send(RunEvent::Attention(AttentionSnapshot { step, tokens, maps }));
+    }
+
+    fn checkpoint(&mut self, model: &Gpt) {
+        let step = self.step;
+        let path = self.store.dir().join("checkpoints").join(format!("step-{step:06}.bpk"));
+        match model.valid().save_file(&path) {
+            Ok(()) => {
+                self.record(self.store.append_checkpoint(step, &path));
+                self.send(RunEvent::Checkpoint { step, path });
+            }
+            Err(err) => self.send(RunEvent::Warning {
+                step,
+                message: format!("checkpoint {} not written: {err}", path.display()),
+            }),
+        }
+    }
+}
+
+/// Wall time that excludes pauses.
+struct ActiveClock {
+    banked: Duration,
+    since: Option<Instant>,
+}
+
+impl ActiveClock {
+    fn start() -> Self {
+        Self {
+            banked: Duration::ZERO,
+            since: Some(Instant::now()),
+        }
+    }
+    fn pause(&mut self) {
+        if let Some(since) = self.since.take() {
+            self.banked += since.elapsed();
+        }
+    }
+    fn resume(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+    fn elapsed_s(&self) -> f64 {
+        (self.banked + self.since.map(|s| s.elapsed()).unwrap_or_default()).as_secs_f64()
+    }
+}
+
+/// Tokens per second over the last steps.
+#[derive(Default)]
+struct Throughput {
+    window: VecDeque<(Instant, u64)>,
+}
+
+impl Throughput {
+    const WINDOW: usize = 20;
+
+    fn record(&mut self, tokens: u64) -> f64 {
+        let now = Instant::now();
+        self.window.push_back((now, tokens));
+        if self.window.len() > Self::WINDOW + 1 {
+            self.window.pop_front();
+        }
+        let (first, _) = self.window[0];
+        let secs = now.duration_since(first).as_secs_f64();
+        let counted: u64 = self.window.iter().skip(1).map(|(_, n)| n).sum();
+        if secs > 0.0 && counted > 0 {
+            counted as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Pure functions the UI draws from (no egui here).
+
+pub mod lod;
+pub mod smoothing;
