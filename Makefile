@@ -5,17 +5,17 @@ ENV := source scripts/env.sh &&
 
 .PHONY: run test bench libtorch flex train-shakespeare
 run:
-	$(ENV) cargo run --release --bin hearth
+	$(ENV) cargo run --bin hearth
 
 test:
 	$(ENV) bash scripts/test.sh
 
 bench:
-	$(ENV) cargo run --release --bin hearth -- bench
+	$(ENV) cargo run --bin hearth -- bench
 
 libtorch:
 	$(ENV) python -c "import torch; print('torch', torch.__version__, torch.__file__)"
 
 # Pure-Rust build without LibTorch (Flex backend only).
 flex:
-	cargo run --release --no-default-features --bin hearth
+	cargo run --no-default-features --bin hearth

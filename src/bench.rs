@@ -52,7 +52,12 @@ fn bench_spec() -> ModelSpec {
 
 /// Times `steps` training steps of the nanoGPT CPU shape on `backend`, in a thread of its own
 /// so LibTorch's per-thread thread count applies.
-pub fn time_backend(backend: BackendKind, steps: usize, warmup: usize, threads: usize) -> Result<StepTiming> {
+pub fn time_backend(
+    backend: BackendKind,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+) -> Result<StepTiming> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || time_backend_here(backend, steps, warmup, threads))
@@ -61,13 +66,20 @@ pub fn time_backend(backend: BackendKind, steps: usize, warmup: usize, threads: 
     })
 }
 
-fn time_backend_here(backend: BackendKind, steps: usize, warmup: usize, threads: usize) -> Result<StepTiming> {
+fn time_backend_here(
+    backend: BackendKind,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+) -> Result<StepTiming> {
     backend.set_threads(threads);
     let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
     device.seed(1337);
     let spec = bench_spec();
     // Random text over a 65-character alphabet, like Tiny Shakespeare's.
-    let alphabet: Vec<char> = (0..65u32).map(|i| char::from_u32(0x21 + i).unwrap_or('?')).collect();
+    let alphabet: Vec<char> = (0..65u32)
+        .map(|i| char::from_u32(0x21 + i).unwrap_or('?'))
+        .collect();
     let mut rng = StdRng::seed_from_u64(7);
     let text: String = (0..20_000)
         .map(|_| alphabet[rand::Rng::random_range(&mut rng, 0..alphabet.len())])
@@ -156,11 +168,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .filter(|b| *b != BackendKind::LibtorchCuda)
         .collect();
     for backend in &backends {
-        rows.push((backend.name().to_string(), time_backend(*backend, args.steps, args.warmup, args.threads)?));
+        rows.push((
+            backend.name().to_string(),
+            time_backend(*backend, args.steps, args.warmup, args.threads)?,
+        ));
     }
     println!(
         "{:<14} {:>9} {:>10} {:>11} {:>11} {:>12} {:>16}",
-        "backend", "ms/step", "tokens/s", "forward ms", "backward ms", "optimizer ms", "hearth/pytorch"
+        "backend",
+        "ms/step",
+        "tokens/s",
+        "forward ms",
+        "backward ms",
+        "optimizer ms",
+        "hearth/pytorch"
     );
     for (name, t) in &rows {
         let ratio = reference.step_ms() / t.step_ms();
@@ -176,10 +197,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     for (name, t) in rows.iter().skip(1).filter(|(n, _)| n != "libtorch") {
-        println!("ratio {name}/pytorch={:.3}", reference.step_ms() / t.step_ms());
+        println!(
+            "ratio {name}/pytorch={:.3}",
+            reference.step_ms() / t.step_ms()
+        );
     }
     match rows.iter().find(|(n, _)| n == "libtorch") {
-        Some((_, t)) => println!("ratio libtorch/pytorch={:.3}", reference.step_ms() / t.step_ms()),
+        Some((_, t)) => println!(
+            "ratio libtorch/pytorch={:.3}",
+            reference.step_ms() / t.step_ms()
+        ),
         None => bail!("LibTorch is not built in (build with the default `libtorch` feature)"),
     }
     Ok(())

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "hearth", version, about = "A desktop studio for training small language models")]
+#[command(
+    name = "hearth",
+    version,
+    about = "A desktop studio for training small language models"
+)]
 pub struct Cli {
     /// Project folder the studio opens (default: the last one, or the default project).
     #[arg(long, global = true)]
@@ -101,7 +105,11 @@ impl TrainArgs {
             }
         }
         if let Some(t) = &self.tokenizer {
-            spec.data.tokenizer = if t == "byte" { TokenizerKind::Byte } else { TokenizerKind::Char };
+            spec.data.tokenizer = if t == "byte" {
+                TokenizerKind::Byte
+            } else {
+                TokenizerKind::Char
+            };
         }
         let m = &mut spec.model;
         set(&mut m.n_layer, self.layers);
@@ -188,7 +196,9 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
             Err(()) => bail!("the training thread ended without a result"),
         };
         match event {
-            RunEvent::Started { n_params, device, .. } => {
+            RunEvent::Started {
+                n_params, device, ..
+            } => {
                 bar.println(format!("{n_params} parameters on {device}"));
             }
             RunEvent::Step(m) => {
@@ -205,7 +215,9 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
                     e.step, e.train_loss, e.val_loss
                 ));
             }
-            RunEvent::Warning { step, message } => bar.println(format!("warning at step {step}: {message}")),
+            RunEvent::Warning { step, message } => {
+                bar.println(format!("warning at step {step}: {message}"))
+            }
             RunEvent::Failed { step, reason } => {
                 bar.abandon();
                 bail!("run failed at step {step}: {reason}");

@@ -172,7 +172,10 @@ impl Corpus {
 
     /// Fails when either split cannot hold one example of `context + 1` tokens.
     pub fn check_context(&self, context: usize) -> Result<(), DataError> {
-        for (what, ids) in [("train split", &self.train), ("validation split", &self.val)] {
+        for (what, ids) in [
+            ("train split", &self.train),
+            ("validation split", &self.val),
+        ] {
             if ids.len() < context + 2 {
                 return Err(DataError::TooShort {
                     what: what.to_string(),
@@ -200,7 +203,11 @@ impl Corpus {
         for _ in 0..batch_size {
             let start = rng.random_range(0..=max_start);
             inputs.extend(ids[start..start + context].iter().map(|&i| i64::from(i)));
-            targets.extend(ids[start + 1..start + context + 1].iter().map(|&i| i64::from(i)));
+            targets.extend(
+                ids[start + 1..start + context + 1]
+                    .iter()
+                    .map(|&i| i64::from(i)),
+            );
         }
         Batch {
             batch_size,
@@ -233,7 +240,11 @@ mod tests {
         for row in 0..4 {
             let x = &batch.inputs[row * 16..(row + 1) * 16];
             let y = &batch.targets[row * 16..(row + 1) * 16];
-            assert_eq!(&x[1..], &y[..15], "row {row}: targets are inputs shifted left");
+            assert_eq!(
+                &x[1..],
+                &y[..15],
+                "row {row}: targets are inputs shifted left"
+            );
         }
     }
 
@@ -243,6 +254,9 @@ mod tests {
         let path = dir.path().join("bad.txt");
         std::fs::write(&path, b"line one\nline two\nbad \xff byte\n").unwrap();
         let err = read_text_file(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.txt:3:"), "message names file and line: {err}");
+        assert!(
+            err.contains("bad.txt:3:"),
+            "message names file and line: {err}"
+        );
     }
 }

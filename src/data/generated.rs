@@ -8,18 +8,43 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const SUBJECTS: &[&str] = &[
-    "the cat", "the dog", "a bird", "the old man", "my sister", "the baker", "a child",
-    "the captain", "our teacher", "the queen",
+    "the cat",
+    "the dog",
+    "a bird",
+    "the old man",
+    "my sister",
+    "the baker",
+    "a child",
+    "the captain",
+    "our teacher",
+    "the queen",
 ];
 const VERBS: &[&str] = &[
-    "sees", "finds", "likes", "paints", "follows", "carries", "remembers", "greets",
+    "sees",
+    "finds",
+    "likes",
+    "paints",
+    "follows",
+    "carries",
+    "remembers",
+    "greets",
 ];
 const OBJECTS: &[&str] = &[
-    "the red ball", "a small boat", "the garden", "an apple", "the letter", "a silver key",
-    "the river", "the market",
+    "the red ball",
+    "a small boat",
+    "the garden",
+    "an apple",
+    "the letter",
+    "a silver key",
+    "the river",
+    "the market",
 ];
 const PLACES: &[&str] = &[
-    "in the morning", "at night", "near the sea", "after the rain", "by the window",
+    "in the morning",
+    "at night",
+    "near the sea",
+    "after the rain",
+    "by the window",
     "before dinner",
 ];
 

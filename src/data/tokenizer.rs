@@ -30,7 +30,9 @@ impl TokenizerKind {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Tokenizer {
     /// `chars[i]` is the character of token `i`, sorted by code point.
-    Char { chars: Vec<char> },
+    Char {
+        chars: Vec<char>,
+    },
     Byte,
 }
 
@@ -93,7 +95,7 @@ impl Tokenizer {
         match s.as_str() {
             "\n" => "\\n".to_string(),
             "\t" => "\\t".to_string(),
-            " " => "␣".to_string(),
+            " " => "·".to_string(),
             _ => s,
         }
     }

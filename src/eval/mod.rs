@@ -55,14 +55,19 @@ pub fn generate(
     for _ in 0..n_tokens {
         let window = &ids[ids.len().saturating_sub(context)..];
         let seq = window.len();
-        let input = tokens_tensor(window.iter().map(|&t| i64::from(t)).collect(), 1, seq, device);
+        let input = tokens_tensor(
+            window.iter().map(|&t| i64::from(t)).collect(),
+            1,
+            seq,
+            device,
+        );
         let logits = model.forward(input); // [1, seq, vocab]
         let vocab = logits.dims()[2];
         let last = logits.narrow(1, seq - 1, 1).reshape([vocab]);
         let probs = softmax(last / temperature.max(1e-6), 0)
             .into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap_or_default();
         ids.push(sample_index(&probs, rng) as u32);
     }

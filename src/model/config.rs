@@ -73,7 +73,10 @@ impl ModelSpec {
             ));
         }
         if self.context == 0 {
-            errors.push(SpecError::new("model.context", "context must be at least 1 token"));
+            errors.push(SpecError::new(
+                "model.context",
+                "context must be at least 1 token",
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             errors.push(SpecError::new("model.dropout", "dropout must be in [0, 1)"));
@@ -103,7 +106,8 @@ impl ModelSpec {
         let weights = 4 * self.n_params(vocab);
         let tokens = batch * self.context;
         // Per layer: about 16 d-wide activations per token and the attention matrix per head.
-        let per_layer = tokens * self.d_model * 16 + batch * self.n_head * self.context * self.context * 3;
+        let per_layer =
+            tokens * self.d_model * 16 + batch * self.n_head * self.context * self.context * 3;
         let logits = tokens * vocab * 3;
         4 * weights + 4 * (self.n_layer * per_layer + logits)
     }

@@ -73,7 +73,12 @@ impl CausalSelfAttention {
 
         // [batch, head, seq, seq]
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-        let scores = scores.mask_fill(mask.clone().unsqueeze::<4>().expand([batch, self.n_head, seq, seq]), f32::NEG_INFINITY);
+        let scores = scores.mask_fill(
+            mask.clone()
+                .unsqueeze::<4>()
+                .expand([batch, self.n_head, seq, seq]),
+            f32::NEG_INFINITY,
+        );
         let weights = softmax(scores, 3);
         let kept = keep_weights.then(|| weights.clone());
         let y = self.attn_dropout.forward(weights).matmul(v); // [batch, head, seq, head_dim]
@@ -125,7 +130,9 @@ impl Block {
         mask: &Tensor<2, Bool>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let (attn, weights) = self.attn.forward(self.ln_1.forward(x.clone()), mask, keep_weights);
+        let (attn, weights) = self
+            .attn
+            .forward(self.ln_1.forward(x.clone()), mask, keep_weights);
         let x = x + attn;
         let x = x.clone() + self.mlp.forward(self.ln_2.forward(x));
         (x, weights)
@@ -169,7 +176,10 @@ pub struct Gpt {
 impl Gpt {
     /// A freshly initialised model for `vocab` tokens. `spec` must be valid.
     pub fn new(spec: &ModelSpec, vocab: usize, device: &Device) -> Self {
-        let emb_init = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let emb_init = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
         Self {
             tok_emb: EmbeddingConfig::new(vocab, spec.d_model)
                 .with_initializer(emb_init.clone())
@@ -187,8 +197,7 @@ impl Gpt {
                 })
                 .collect(),
             ln_f: layer_norm(spec.d_model, spec.bias, device),
-            lm_head: (!spec.tie_weights)
-                .then(|| linear(spec.d_model, vocab, false, 0.02, device)),
+            lm_head: (!spec.tie_weights).then(|| linear(spec.d_model, vocab, false, 0.02, device)),
             context: spec.context,
             vocab,
         }
@@ -213,13 +222,19 @@ impl Gpt {
         self.forward_inner(tokens, true)
     }
 
-    fn forward_inner(&self, tokens: Tensor<2, Int>, keep_weights: bool) -> (Tensor<3>, Vec<Tensor<4>>) {
+    fn forward_inner(
+        &self,
+        tokens: Tensor<2, Int>,
+        keep_weights: bool,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
         let [batch, seq] = tokens.dims();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
             .reshape([1, seq])
             .expand([batch, seq]);
-        let mut x = self.dropout.forward(self.tok_emb.forward(tokens) + self.pos_emb.forward(positions));
+        let mut x = self
+            .dropout
+            .forward(self.tok_emb.forward(tokens) + self.pos_emb.forward(positions));
         // true strictly above the diagonal: the future positions a query may not see.
         let mask = Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device);
         let mut maps = Vec::new();
@@ -241,15 +256,24 @@ impl Gpt {
     /// Runs `tokens` (one sequence) and returns its attention maps as plain numbers.
     pub fn capture_attention(&self, tokens: &[u32], device: &Device) -> AttentionMaps {
         let seq = tokens.len().min(self.context);
-        let ids: Vec<i64> = tokens[tokens.len() - seq..].iter().map(|&t| i64::from(t)).collect();
-        let input = Tensor::<2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, seq]), device);
+        let ids: Vec<i64> = tokens[tokens.len() - seq..]
+            .iter()
+            .map(|&t| i64::from(t))
+            .collect();
+        let input =
+            Tensor::<2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, seq]), device);
         let model = self.valid();
         let (_, maps) = model.forward_with_attention(input);
         let n_layer = maps.len();
         let n_head = maps.first().map(|m| m.dims()[1]).unwrap_or(0);
         let mut weights = Vec::with_capacity(n_layer * n_head * seq * seq);
         for map in maps {
-            weights.extend(map.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default());
+            weights.extend(
+                map.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
         }
         AttentionMaps {
             n_layer,

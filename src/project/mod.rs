@@ -5,5 +5,5 @@ pub mod spec;
 pub mod store;
 
 pub use project::{Project, RunEntry};
-pub use spec::{RunSpec, TrainSpec, SCHEMA_VERSION};
+pub use spec::{RunSpec, SCHEMA_VERSION, TrainSpec};
 pub use store::{RunHistory, RunStatus, RunStore, StoreError};

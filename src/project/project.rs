@@ -70,10 +70,11 @@ impl Project {
                 path: path.clone(),
                 source,
             })?;
-            let file: ProjectFile = serde_json::from_str(&text).map_err(|e| StoreError::Invalid {
-                path: path.clone(),
-                message: format!("line {}, column {}: {e}", e.line(), e.column()),
-            })?;
+            let file: ProjectFile =
+                serde_json::from_str(&text).map_err(|e| StoreError::Invalid {
+                    path: path.clone(),
+                    message: format!("line {}, column {}: {e}", e.line(), e.column()),
+                })?;
             return Ok(Self {
                 dir: dir.to_path_buf(),
                 file,
@@ -125,7 +126,13 @@ impl Project {
     pub fn new_run_dir(&self, name: &str) -> PathBuf {
         let slug: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let base = format!("{}-{}", timestamp(), slug.trim_matches('-'));
         let mut dir = self.runs_dir().join(&base);
@@ -182,7 +189,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let project = Project::open_or_create(dir.path()).unwrap();
         let a = project.new_run_dir("My Run!");
-        assert!(a.file_name().unwrap().to_string_lossy().ends_with("-my-run"));
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with("-my-run")
+        );
         std::fs::create_dir_all(&a).unwrap();
         assert_ne!(a, project.new_run_dir("My Run!"));
     }
@@ -192,7 +204,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(Project::FILE), "{ \"name\": ").unwrap();
         let err = Project::open_or_create(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("hearth-project.json") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("hearth-project.json") && err.contains("line 1"),
+            "{err}"
+        );
         let kept = std::fs::read_to_string(dir.path().join(Project::FILE)).unwrap();
         assert_eq!(kept, "{ \"name\": ");
     }

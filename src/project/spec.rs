@@ -84,7 +84,10 @@ impl RunSpec {
         errors.extend(self.optim.validate());
         let t = &self.train;
         if t.batch_size == 0 {
-            errors.push(SpecError::new("train.batch_size", "batch size must be at least 1"));
+            errors.push(SpecError::new(
+                "train.batch_size",
+                "batch size must be at least 1",
+            ));
         }
         if t.steps == 0 {
             errors.push(SpecError::new("train.steps", "needs at least one step"));

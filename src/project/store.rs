@@ -36,7 +36,9 @@ pub enum RunStatus {
     Finished,
     /// Stopped by the user before its last step.
     Stopped,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl RunStatus {
@@ -130,9 +132,12 @@ impl RunStore {
             source,
         };
         let conn = Connection::open(&path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -168,13 +173,18 @@ impl RunStore {
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
             .optional()
             .map_err(|e| self.db_err(e))
     }
 
     pub fn set_status(&self, status: &RunStatus) -> Result<(), StoreError> {
-        self.set_meta("status", &serde_json::to_string(status).expect("serializes"))
+        self.set_meta(
+            "status",
+            &serde_json::to_string(status).expect("serializes"),
+        )
     }
 
     pub fn status(&self) -> Result<RunStatus, StoreError> {
@@ -185,18 +195,21 @@ impl RunStore {
     }
 
     pub fn set_summary(&self, summary: &RunSummary) -> Result<(), StoreError> {
-        self.set_meta("summary", &serde_json::to_string(summary).expect("serializes"))
+        self.set_meta(
+            "summary",
+            &serde_json::to_string(summary).expect("serializes"),
+        )
     }
 
     pub fn summary(&self) -> Result<Option<RunSummary>, StoreError> {
-        Ok(self.meta("summary")?.and_then(|s| serde_json::from_str(&s).ok()))
+        Ok(self
+            .meta("summary")?
+            .and_then(|s| serde_json::from_str(&s).ok()))
     }
 
     pub fn append_step(&self, m: &StepMetrics) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
+            .prepare_cached("INSERT OR REPLACE INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .and_then(|mut stmt| {
                 stmt.execute(params![
                     m.step as i64,
@@ -229,7 +242,10 @@ impl RunStore {
 
     pub fn append_sample(&self, step: usize, text: &str) -> Result<(), StoreError> {
         self.conn
-            .execute("INSERT INTO samples VALUES (?1, ?2)", params![step as i64, text])
+            .execute(
+                "INSERT INTO samples VALUES (?1, ?2)",
+                params![step as i64, text],
+            )
             .map(|_| ())
             .map_err(|e| self.db_err(e))
     }
@@ -244,7 +260,12 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
-    pub fn append_message(&self, step: usize, level: &str, message: &str) -> Result<(), StoreError> {
+    pub fn append_message(
+        &self,
+        step: usize,
+        level: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO messages VALUES (?1, ?2, ?3)",
@@ -270,7 +291,9 @@ impl RunStore {
     pub fn load_history(&self) -> Result<RunHistory, StoreError> {
         let q = |sql: &str| self.conn.prepare(sql).map_err(|e| self.db_err(e));
         let mut history = RunHistory::default();
-        let mut stmt = q("SELECT step, train_loss, lr, grad_norm, tokens_per_s, elapsed_s, tokens_seen FROM steps ORDER BY step")?;
+        let mut stmt = q(
+            "SELECT step, train_loss, lr, grad_norm, tokens_per_s, elapsed_s, tokens_seen FROM steps ORDER BY step",
+        )?;
         history.steps = stmt
             .query_map([], |r| {
                 Ok(StepMetrics {
@@ -305,13 +328,18 @@ impl RunStore {
         let mut stmt = q("SELECT step, path FROM checkpoints ORDER BY rowid")?;
         history.checkpoints = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)? as usize, PathBuf::from(r.get::<_, String>(1)?)))
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    PathBuf::from(r.get::<_, String>(1)?),
+                ))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
         let mut stmt = q("SELECT step, level, message FROM messages ORDER BY rowid")?;
         history.messages = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+            })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
         Ok(history)
@@ -349,7 +377,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = RunSpec::default();
         RunStore::create(dir.path(), &spec).unwrap();
-        let err = RunStore::create(dir.path(), &spec).err().expect("second create fails");
+        let err = RunStore::create(dir.path(), &spec)
+            .err()
+            .expect("second create fails");
         assert!(err.to_string().contains("already holds a run"), "{err}");
     }
 
@@ -367,10 +397,15 @@ mod tests {
             tokens_seen: 768,
         };
         store.append_step(&step).unwrap();
-        store.set_status(&RunStatus::Failed { reason: "x".into() }).unwrap();
+        store
+            .set_status(&RunStatus::Failed { reason: "x".into() })
+            .unwrap();
         drop(store);
         let store = RunStore::open(dir.path()).unwrap();
         assert_eq!(store.load_history().unwrap().steps, vec![step]);
-        assert_eq!(store.status().unwrap(), RunStatus::Failed { reason: "x".into() });
+        assert_eq!(
+            store.status().unwrap(),
+            RunStatus::Failed { reason: "x".into() }
+        );
     }
 }

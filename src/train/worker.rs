@@ -1,7 +1,9 @@
 //! The run worker thread.
 
 use super::backend::default_threads;
-use super::events::{AttentionSnapshot, EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
+use super::events::{
+    AttentionSnapshot, EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics,
+};
 use super::optim::AdamW;
 use super::schedule::warmup_cosine;
 use crate::data::{Corpus, Split};
@@ -81,7 +83,11 @@ impl Drop for RunHandle {
 }
 
 /// Validates `spec`, creates the run folder `dir` and starts training in a named thread.
-pub fn spawn_run(spec: RunSpec, dir: &Path, notify: Option<Notify>) -> Result<RunHandle, SpawnError> {
+pub fn spawn_run(
+    spec: RunSpec,
+    dir: &Path,
+    notify: Option<Notify>,
+) -> Result<RunHandle, SpawnError> {
     let errors = spec.validate();
     if !errors.is_empty() {
         return Err(SpawnError::Invalid(errors));
@@ -233,7 +239,11 @@ impl Worker {
     fn train(&mut self) -> Result<RunSummary, Halt> {
         let spec = self.spec.clone();
         let t = &spec.train;
-        let threads = if t.threads == 0 { default_threads() } else { t.threads };
+        let threads = if t.threads == 0 {
+            default_threads()
+        } else {
+            t.threads
+        };
         t.backend.set_threads(threads);
         self.record(self.store.set_status(&RunStatus::Running));
 
@@ -243,12 +253,12 @@ impl Worker {
             .map_err(|e| Halt::Failed(e.to_string()))?;
         let tokenizer_json = serde_json::to_string(&corpus.tokenizer).expect("serializes");
         self.record(
-            std::fs::write(self.store.dir().join("tokenizer.json"), tokenizer_json).map_err(|source| {
-                StoreError::Io {
+            std::fs::write(self.store.dir().join("tokenizer.json"), tokenizer_json).map_err(
+                |source| StoreError::Io {
                     path: self.store.dir().join("tokenizer.json"),
                     source,
-                }
-            }),
+                },
+            ),
         );
 
         let device = t.backend.device().map_err(Halt::Failed)?;
@@ -290,9 +300,20 @@ impl Worker {
                 spec.optim.warmup_steps,
                 total_steps,
             );
-            let batch = corpus.sample_batch(Split::Train, t.batch_size, spec.model.context, &mut rng);
-            let inputs = tokens_tensor(batch.inputs, t.batch_size, spec.model.context, &train_device);
-            let targets = tokens_tensor(batch.targets, t.batch_size, spec.model.context, &train_device);
+            let batch =
+                corpus.sample_batch(Split::Train, t.batch_size, spec.model.context, &mut rng);
+            let inputs = tokens_tensor(
+                batch.inputs,
+                t.batch_size,
+                spec.model.context,
+                &train_device,
+            );
+            let targets = tokens_tensor(
+                batch.targets,
+                t.batch_size,
+                spec.model.context,
+                &train_device,
+            );
             let loss = next_token::loss(model.forward(inputs), targets);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
@@ -311,6 +332,10 @@ impl Worker {
                 )));
             }
             self.step += 1;
+            #[cfg(test)]
+            if spec.name == tests::PANIC_AT_STEP_3 && self.step == 3 {
+                panic!("injected fault");
+            }
             let metrics = StepMetrics {
                 step: self.step,
                 train_loss: loss_value,
@@ -329,7 +354,8 @@ impl Worker {
                 last_eval = Some(eval);
                 self.sample(&model, &corpus, &device);
             }
-            if t.attention_interval > 0 && (self.step % t.attention_interval == 0 || self.step == 1) {
+            if t.attention_interval > 0 && (self.step % t.attention_interval == 0 || self.step == 1)
+            {
                 self.attention(&model, &corpus, &probe, &device);
             }
             if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
@@ -337,9 +363,6 @@ impl Worker {
             }
         }
 
-        if self.step == 0 {
-            return Err(Halt::Failed("stopped before the first step".to_string()));
-        }
         let eval = match last_eval {
             Some(eval) if eval.step == self.step => eval,
             _ => self.evaluate(&model, &corpus, &device, &active),
@@ -349,19 +372,42 @@ impl Worker {
             step: self.step,
             train_loss: eval.train_loss,
             val_loss: eval.val_loss,
-            tokens_per_s: (self.step as u64 * tokens_per_step) as f64 / active.elapsed_s().max(1e-9),
+            tokens_per_s: (self.step as u64 * tokens_per_step) as f64
+                / active.elapsed_s().max(1e-9),
             elapsed_s: active.elapsed_s(),
             stopped_early,
         })
     }
 
-    fn evaluate(&mut self, model: &Gpt, corpus: &Corpus, device: &Device, active: &ActiveClock) -> EvalMetrics {
+    fn evaluate(
+        &mut self,
+        model: &Gpt,
+        corpus: &Corpus,
+        device: &Device,
+        active: &ActiveClock,
+    ) -> EvalMetrics {
         let t = &self.spec.train;
         let snapshot = model.valid();
         // The same batches at every evaluation, so successive estimates differ only by the model.
         let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5eed_e7a1);
-        let train_loss = estimate_loss(&snapshot, corpus, Split::Train, t.eval_batches, t.batch_size, &mut rng, device);
-        let val_loss = estimate_loss(&snapshot, corpus, Split::Val, t.eval_batches, t.batch_size, &mut rng, device);
+        let train_loss = estimate_loss(
+            &snapshot,
+            corpus,
+            Split::Train,
+            t.eval_batches,
+            t.batch_size,
+            &mut rng,
+            device,
+        );
+        let val_loss = estimate_loss(
+            &snapshot,
+            corpus,
+            Split::Val,
+            t.eval_batches,
+            t.batch_size,
+            &mut rng,
+            device,
+        );
         let eval = EvalMetrics {
             step: self.step,
             train_loss,
@@ -394,14 +440,25 @@ impl Worker {
         }
         let maps = model.capture_attention(probe, device);
         let shown = &probe[probe.len() - maps.seq..];
-        let tokens = shown.iter().map(|&id| corpus.tokenizer.token_label(id)).collect();
+        let tokens = shown
+            .iter()
+            .map(|&id| corpus.tokenizer.token_label(id))
+            .collect();
         let step = self.step;
-        self.send(RunEvent::Attention(AttentionSnapshot { step, tokens, maps }));
+        self.send(RunEvent::Attention(AttentionSnapshot {
+            step,
+            tokens,
+            maps,
+        }));
     }
 
     fn checkpoint(&mut self, model: &Gpt) {
         let step = self.step;
-        let path = self.store.dir().join("checkpoints").join(format!("step-{step:06}.bpk"));
+        let path = self
+            .store
+            .dir()
+            .join("checkpoints")
+            .join(format!("step-{step:06}.bpk"));
         match model.valid().save_file(&path) {
             Ok(()) => {
                 self.record(self.store.append_checkpoint(step, &path));
@@ -464,5 +521,66 @@ impl Throughput {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataSource, DataSpec};
+    use crate::model::ModelSpec;
+    use crate::train::BackendKind;
+
+    /// A run with this name panics at its third step (test-only fault injection).
+    pub const PANIC_AT_STEP_3: &str = "__test_panic_at_step_3__";
+
+    #[test]
+    fn a_panic_in_the_worker_becomes_a_failed_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RunSpec {
+            name: PANIC_AT_STEP_3.to_string(),
+            data: DataSpec {
+                source: DataSource::Generated {
+                    seed: 1,
+                    n_chars: 20_000,
+                },
+                ..DataSpec::default()
+            },
+            model: ModelSpec {
+                n_layer: 1,
+                n_head: 1,
+                d_model: 16,
+                context: 8,
+                ..ModelSpec::default()
+            },
+            train: TrainSpec {
+                batch_size: 2,
+                steps: 10,
+                backend: BackendKind::Flex,
+                threads: 1,
+                ..TrainSpec::default()
+            },
+            ..RunSpec::default()
+        };
+        let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+        let mut last = None;
+        while let Ok(event) = handle.events.recv_timeout(Duration::from_secs(60)) {
+            last = Some(event);
+        }
+        match last {
+            Some(RunEvent::Failed { step, reason }) => {
+                assert_eq!(step, 3);
+                assert!(
+                    reason.contains("panicked") && reason.contains("injected fault"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        let status = RunStore::open(&dir.path().join("run"))
+            .unwrap()
+            .status()
+            .unwrap();
+        assert!(matches!(status, RunStatus::Failed { .. }));
     }
 }

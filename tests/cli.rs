@@ -1,0 +1,120 @@
+//! The headless CLI: `hearth train` prints the final line, refuses bad files cleanly.
+
+use std::process::Command;
+
+fn hearth() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+}
+
+#[test]
+fn train_prints_the_final_line_and_writes_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("text.txt");
+    std::fs::write(&data, hearth::data::generated::story_text(5, 30_000)).unwrap();
+    let out_dir = dir.path().join("run");
+    let out = hearth()
+        .args(["train", "--data"])
+        .arg(&data)
+        .args([
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--width",
+            "32",
+            "--context",
+            "16",
+            "--batch",
+            "8",
+        ])
+        .args([
+            "--steps",
+            "30",
+            "--eval-interval",
+            "10",
+            "--eval-batches",
+            "2",
+            "--backend",
+            "flex",
+            "--threads",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(fields[0], "final", "last line: {last}");
+    let keys: Vec<&str> = fields[1..]
+        .iter()
+        .map(|f| f.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "step",
+            "train_loss",
+            "val_loss",
+            "tokens_per_s",
+            "elapsed_s"
+        ]
+    );
+    assert_eq!(fields[1], "step=30");
+    let val: f64 = fields[3].trim_start_matches("val_loss=").parse().unwrap();
+    assert!(val.is_finite() && val > 0.0);
+    let entry = hearth::project::RunEntry::load(&out_dir).unwrap();
+    assert_eq!(entry.last_step.map(|(s, _)| s), Some(30));
+}
+
+#[test]
+fn a_bad_file_fails_naming_file_and_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, b"fine\nalso fine\nbroken \xc3\x28 here\n").unwrap();
+    let out_dir = dir.path().join("run");
+    let out = hearth()
+        .args(["train", "--steps", "5", "--backend", "flex", "--data"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.txt:3"),
+        "message names file and line: {stderr}"
+    );
+    assert!(!out_dir.exists(), "no run folder for a refused run");
+}
+
+#[test]
+fn impossible_settings_exit_non_zero_naming_the_field() {
+    let out = hearth()
+        .args([
+            "train",
+            "--width",
+            "130",
+            "--heads",
+            "4",
+            "--backend",
+            "flex",
+            "--steps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("model.d_model") && stderr.contains("not divisible by 4 heads"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,148 @@
+//! The studio driven like a user: clicks start runs, the step count rises, bad settings are
+//! refused at the field, a failed run leaves the studio working.
+
+mod common;
+
+use common::small_spec;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use hearth::project::{RunSpec, RunStatus};
+use hearth::train::BackendKind;
+use hearth::ui::{Prefs, StudioApp};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn studio(dir: &Path, draft: RunSpec) -> Harness<'static, StudioApp> {
+    let dir = dir.to_path_buf();
+    Harness::builder()
+        .with_size(egui::vec2(1360.0, 860.0))
+        .build_eframe(move |cc| {
+            let mut app = StudioApp::with_project(cc.egui_ctx.clone(), &dir, Prefs::default());
+            app.project.file.draft = draft;
+            app
+        })
+}
+
+/// Runs frames until `done` holds; fails with what the app shows after `timeout`.
+fn step_until(
+    harness: &mut Harness<'static, StudioApp>,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&StudioApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; messages: {:?}",
+            harness.state().messages
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+}
+
+fn last_step(app: &StudioApp, run: usize) -> usize {
+    app.runs
+        .get(run)
+        .and_then(|r| r.last_step)
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+}
+
+fn backend() -> BackendKind {
+    BackendKind::preferred()
+}
+
+#[test]
+fn clicking_start_trains_and_the_step_count_rises() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 100_000));
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first steps",
+        |app| last_step(app, 0) >= 3,
+    );
+    let first = last_step(harness.state(), 0);
+    step_until(&mut harness, Duration::from_secs(60), "more steps", |app| {
+        last_step(app, 0) >= first + 5
+    });
+    // The monitor shows the progress text and the run list its step.
+    let shown = format!("step {}", last_step(harness.state(), 0));
+    assert!(
+        harness.query_all_by_label_contains(&shown).count() >= 2,
+        "the monitor and the run list both show {shown}"
+    );
+    assert!(harness.state().runs[0].is_live());
+    harness.get_by_label("Stop").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to stop",
+        |app| !app.runs[0].is_live(),
+    );
+    assert_eq!(harness.state().runs[0].status, RunStatus::Stopped);
+}
+
+#[test]
+fn impossible_settings_are_refused_at_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(backend(), 10);
+    spec.model.d_model = 130;
+    spec.model.n_head = 4;
+    let mut harness = studio(dir.path(), spec);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("width 130 is not divisible by 4 heads");
+    let start = harness.get_by_label("Start run");
+    assert!(
+        start.accesskit_node().is_disabled(),
+        "start is disabled while settings are invalid"
+    );
+    start.click();
+    harness.run_steps(3);
+    assert!(harness.state().runs.is_empty(), "no run was started");
+}
+
+#[test]
+fn a_diverging_run_fails_and_the_studio_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = small_spec(backend(), 50);
+    bad.name = "diverges".into();
+    bad.optim.lr = 1e30;
+    bad.optim.min_lr = 1e30;
+    bad.optim.warmup_steps = 0;
+    bad.optim.grad_clip = 0.0;
+    let mut harness = studio(dir.path(), bad);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to fail",
+        |app| {
+            matches!(
+                app.runs.first().map(|r| &r.status),
+                Some(RunStatus::Failed { .. })
+            )
+        },
+    );
+    harness.get_by_label_contains("the run diverged");
+
+    harness.state_mut().project.file.draft = small_spec(backend(), 100_000);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the second run to train",
+        |app| last_step(app, 1) >= 5,
+    );
+}
