@@ -29,6 +29,49 @@ pub enum Command {
     Train(TrainArgs),
     /// Time training steps on each backend against a PyTorch eager reference.
     Bench(crate::bench::BenchArgs),
+    /// Evaluate a run's final checkpoint on its whole validation split.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Run folder (as written by `hearth train` or the studio).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Backend to evaluate on (default: the run's own).
+    #[arg(long, value_parser = ["libtorch", "libtorch-cuda", "flex"])]
+    pub backend: Option<String>,
+}
+
+/// `hearth eval`: loads the newest checkpoint and prints the loss over every validation window;
+/// the last line is `val_loss=<x> val_ppl=<x> windows=<n>`.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    use crate::data::{Corpus, Split};
+    use crate::project::RunStore;
+    use burn::module::Module;
+    let store = RunStore::open(&args.run)?;
+    let spec = store.spec()?;
+    let history = store.load_history()?;
+    let (step, checkpoint) = history
+        .checkpoints
+        .last()
+        .cloned()
+        .with_context(|| format!("{}: the run has no checkpoint", args.run.display()))?;
+    let backend = match &args.backend {
+        Some(b) => BackendKind::parse(b).expect("clap checked the name"),
+        None => spec.train.backend,
+    };
+    backend.set_threads(crate::train::backend::default_threads());
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let corpus = Corpus::load(&spec.data)?;
+    let model = crate::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
+        .try_load_file(&checkpoint)
+        .with_context(|| format!("cannot load {}", checkpoint.display()))?;
+    let windows = corpus.val.len().saturating_sub(spec.model.context + 1) / spec.model.context;
+    let loss = crate::eval::full_split_loss(&model, &corpus, Split::Val, 64, &device);
+    eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+    println!("val_loss={loss:.4} val_ppl={:.3} windows={windows}", f64::from(loss).exp());
+    Ok(())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -210,10 +253,16 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
             }
             RunEvent::Eval(e) => {
                 val = format!("{:.4}", e.val_loss);
-                bar.println(format!(
+                let line = format!(
                     "step {:>6}: train loss {:.4}, val loss {:.4}",
                     e.step, e.train_loss, e.val_loss
-                ));
+                );
+                // A hidden bar (output not a terminal) swallows println: write the line anyway.
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
             RunEvent::Warning { step, message } => {
                 bar.println(format!("warning at step {step}: {message}"))

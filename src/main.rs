@@ -8,5 +8,6 @@ fn main() -> anyhow::Result<()> {
         None => hearth::ui::run_studio(cli.project.clone()),
         Some(Command::Train(args)) => hearth::cli::train(args, cli.project.clone()),
         Some(Command::Bench(args)) => hearth::bench::run(args),
+        Some(Command::Eval(args)) => hearth::cli::eval(args),
     }
 }
