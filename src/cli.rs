@@ -70,7 +70,10 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let windows = corpus.val.len().saturating_sub(spec.model.context + 1) / spec.model.context;
     let loss = crate::eval::full_split_loss(&model, &corpus, Split::Val, 64, &device);
     eprintln!("checkpoint of step {step}: {}", checkpoint.display());
-    println!("val_loss={loss:.4} val_ppl={:.3} windows={windows}", f64::from(loss).exp());
+    println!(
+        "val_loss={loss:.4} val_ppl={:.3} windows={windows}",
+        f64::from(loss).exp()
+    );
     Ok(())
 }
 

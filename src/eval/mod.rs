@@ -89,10 +89,18 @@ pub fn sample_index(probs: &[f32], rng: &mut StdRng) -> usize {
 
 /// Next-token loss over the whole of `split`, in consecutive windows of the model's context
 /// (the expectation that [`estimate_loss`] samples). Windows are batched `batch_size` at a time.
-pub fn full_split_loss(model: &Gpt, corpus: &Corpus, split: Split, batch_size: usize, device: &Device) -> f32 {
+pub fn full_split_loss(
+    model: &Gpt,
+    corpus: &Corpus,
+    split: Split,
+    batch_size: usize,
+    device: &Device,
+) -> f32 {
     let context = model.context();
     let ids = corpus.split(split);
-    let windows: Vec<usize> = (0..ids.len().saturating_sub(context + 1) / context).map(|w| w * context).collect();
+    let windows: Vec<usize> = (0..ids.len().saturating_sub(context + 1) / context)
+        .map(|w| w * context)
+        .collect();
     let mut total = 0.0f64;
     let mut count = 0usize;
     for chunk in windows.chunks(batch_size.max(1)) {
@@ -100,7 +108,11 @@ pub fn full_split_loss(model: &Gpt, corpus: &Corpus, split: Split, batch_size: u
         let mut targets = Vec::with_capacity(chunk.len() * context);
         for &start in chunk {
             inputs.extend(ids[start..start + context].iter().map(|&i| i64::from(i)));
-            targets.extend(ids[start + 1..start + context + 1].iter().map(|&i| i64::from(i)));
+            targets.extend(
+                ids[start + 1..start + context + 1]
+                    .iter()
+                    .map(|&i| i64::from(i)),
+            );
         }
         let x = tokens_tensor(inputs, chunk.len(), context, device);
         let y = tokens_tensor(targets, chunk.len(), context, device);

@@ -98,6 +98,23 @@ impl Project {
         Ok(project)
     }
 
+    /// Like [`Project::open_or_create`], but a folder with no project yet starts as a copy of
+    /// the example project file `template` (if it exists) rather than an empty project.
+    pub fn open_or_create_from(dir: &Path, template: &Path) -> Result<Self, StoreError> {
+        if !dir.join(Self::FILE).exists() && template.exists() {
+            std::fs::create_dir_all(dir.join("runs")).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let text = std::fs::read(template).map_err(|source| StoreError::Io {
+                path: template.to_path_buf(),
+                source,
+            })?;
+            write_atomic(&dir.join(Self::FILE), &text)?;
+        }
+        Self::open_or_create(dir)
+    }
+
     pub fn save(&self) -> Result<(), StoreError> {
         let json = serde_json::to_string_pretty(&self.file).expect("serializes");
         write_atomic(&self.dir.join(Self::FILE), json.as_bytes())
@@ -197,6 +214,23 @@ mod tests {
         );
         std::fs::create_dir_all(&a).unwrap();
         assert_ne!(a, project.new_run_dir("My Run!"));
+    }
+
+    #[test]
+    fn the_example_project_parses_and_seeds_a_new_project() {
+        let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("projects/welcome")
+            .join(Project::FILE);
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::open_or_create_from(&dir.path().join("p"), &template).unwrap();
+        assert_eq!(project.file.name, "welcome");
+        assert_eq!(project.file.draft.name, "first-gpt");
+        assert_eq!(project.file.draft.train.steps, 800);
+        assert!(
+            project.file.draft.validate().is_empty(),
+            "{:?}",
+            project.file.draft.validate()
+        );
     }
 
     #[test]

@@ -268,7 +268,11 @@ impl StudioApp {
     /// The app on the project in `dir` (created if missing). Used by `new` and by tests.
     pub fn with_project(ctx: egui::Context, dir: &Path, prefs: Prefs) -> Self {
         let mut messages = Vec::new();
-        let project = match Project::open_or_create(dir) {
+        // A first start seeds the project from the bundled example, when it is at hand.
+        let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("projects/welcome")
+            .join(Project::FILE);
+        let project = match Project::open_or_create_from(dir, &template) {
             Ok(project) => project,
             Err(err) => {
                 let fallback = std::env::temp_dir().join("hearth-unsaved-project");

@@ -150,7 +150,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     let log_y = app.prefs.log_y;
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
-            ui.set_width(available.x * 0.58);
+            ui.set_width(available.x * 0.55);
             loss_plot(
                 ui,
                 "monitor_loss",

@@ -178,8 +178,8 @@ pub fn attention_heatmap(
         egui::StrokeKind::Outside,
     );
     let cell = side / seq as f32;
-    if label_room > 0.0 && cell >= 6.0 {
-        let font = egui::FontId::monospace((cell * 0.8).min(11.0));
+    if label_room > 0.0 {
+        let font = egui::FontId::monospace((cell * 0.85).min(12.0));
         let color = ui.visuals().text_color();
         for (i, tok) in tokens.iter().enumerate().take(seq) {
             let c = grid.min.y + (i as f32 + 0.5) * cell;
