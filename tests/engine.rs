@@ -222,3 +222,85 @@ fn impossible_settings_are_refused_before_any_folder_is_made() {
     assert!(err.contains("model.context"), "{err}");
     assert!(!run_dir.exists(), "nothing written for a refused run");
 }
+
+#[test]
+fn a_resumed_run_continues_its_history_without_gaps_or_duplicates() {
+    use hearth::train::{RunControl, spawn_resume};
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut spec = small_spec(BackendKind::Flex, 60);
+    spec.train.checkpoint_interval = 20;
+    spec.train.eval_interval = 20;
+    let handle = spawn_run(spec, &run_dir, None).unwrap();
+    // Stop part way, after the checkpoint at step 20.
+    let mut events = Vec::new();
+    loop {
+        match handle.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(event)) => {
+                let stop = matches!(event, RunEvent::Step(m) if m.step == 27);
+                events.push(event);
+                if stop {
+                    handle.send(RunControl::Stop);
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(()) => panic!("worker ended early"),
+        }
+    }
+    events.extend(collect_events(&handle, Duration::from_secs(120)));
+    drop(handle);
+    let store = RunStore::open(&run_dir).unwrap();
+    let before = store.load_history().unwrap();
+    let stopped_at = before.steps.last().unwrap().step;
+    assert!(
+        stopped_at >= 27 && stopped_at < 60,
+        "stopped at {stopped_at}"
+    );
+    assert_eq!(store.status().unwrap(), RunStatus::Stopped);
+    // Lose the checkpoint written at the stop, as a crash would: resuming must fall back to
+    // step 20 and drop the steps after it.
+    let (last_ckpt_step, last_ckpt) = before.checkpoints.last().unwrap().clone();
+    assert_eq!(last_ckpt_step, stopped_at);
+    std::fs::remove_file(&last_ckpt).unwrap();
+
+    let handle = spawn_resume(&run_dir, None).unwrap();
+    let resumed = collect_events(&handle, Duration::from_secs(300));
+    drop(handle);
+    let Some(RunEvent::Finished(summary)) = resumed.last() else {
+        panic!("resumed run did not finish: {:?}", resumed.last());
+    };
+    assert_eq!(summary.step, 60);
+    let first_resumed = resumed.iter().find_map(|e| match e {
+        RunEvent::Step(m) => Some(m.step),
+        _ => None,
+    });
+    assert_eq!(
+        first_resumed,
+        Some(21),
+        "continues right after the checkpoint at step 20"
+    );
+
+    let after = RunStore::open(&run_dir).unwrap().load_history().unwrap();
+    let steps: Vec<usize> = after.steps.iter().map(|m| m.step).collect();
+    assert_eq!(
+        steps,
+        (1..=60).collect::<Vec<_>>(),
+        "every step once, in order"
+    );
+    assert_eq!(
+        &after.steps[..20],
+        &before.steps[..20],
+        "the history before the checkpoint is kept as it was"
+    );
+    let eval_steps: Vec<usize> = after.evals.iter().map(|e| e.step).collect();
+    assert_eq!(eval_steps, vec![20, 40, 60]);
+    assert!(
+        after.steps[20].elapsed_s >= before.steps[19].elapsed_s,
+        "time continues"
+    );
+    assert!(
+        summary.val_loss < after.evals[0].val_loss,
+        "training went on improving"
+    );
+}

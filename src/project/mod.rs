@@ -6,4 +6,4 @@ pub mod store;
 
 pub use project::{Project, RunEntry};
 pub use spec::{RunSpec, SCHEMA_VERSION, TrainSpec};
-pub use store::{RunHistory, RunStatus, RunStore, StoreError};
+pub use store::{Annotations, RunHistory, RunStatus, RunStore, StoreError};

@@ -36,6 +36,7 @@ pub struct RunEntry {
     pub status: RunStatus,
     /// Last recorded step and its training loss.
     pub last_step: Option<(usize, f32)>,
+    pub annotations: super::store::Annotations,
 }
 
 impl RunEntry {
@@ -47,6 +48,7 @@ impl RunEntry {
             spec,
             status: store.status()?,
             last_step: store.last_step()?,
+            annotations: store.annotations()?,
         })
     }
 }

@@ -5,6 +5,8 @@
 //! being written, and a reader (the studio) can open the history while the worker appends.
 
 use super::spec::RunSpec;
+use crate::model::AttentionMaps;
+use crate::train::events::AttentionSnapshot;
 use crate::train::{EvalMetrics, RunSummary, StepMetrics};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -88,7 +90,20 @@ CREATE TABLE IF NOT EXISTS evals (
 CREATE TABLE IF NOT EXISTS samples (step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (step INTEGER NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (step INTEGER NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attention (
+    step INTEGER PRIMARY KEY, tokens TEXT NOT NULL, n_layer INTEGER NOT NULL, n_head INTEGER NOT NULL,
+    seq INTEGER NOT NULL, weights BLOB NOT NULL);
 ";
+
+/// What a user wrote about a run (its spec stays as it was trained).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Annotations {
+    /// Shown instead of the spec's name when set.
+    pub display_name: Option<String>,
+    pub tags: Vec<String>,
+    pub notes: String,
+}
 
 impl RunStore {
     pub const SPEC_FILE: &'static str = "spec.json";
@@ -205,6 +220,99 @@ impl RunStore {
         Ok(self
             .meta("summary")?
             .and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    pub fn set_annotations(&self, annotations: &Annotations) -> Result<(), StoreError> {
+        self.set_meta(
+            "annotations",
+            &serde_json::to_string(annotations).expect("serializes"),
+        )
+    }
+
+    pub fn annotations(&self) -> Result<Annotations, StoreError> {
+        Ok(self
+            .meta("annotations")?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keeps an attention snapshot (weights as little-endian f32).
+    pub fn append_attention(&self, snapshot: &AttentionSnapshot) -> Result<(), StoreError> {
+        let maps = &snapshot.maps;
+        let bytes: Vec<u8> = maps.weights.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO attention VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    snapshot.step as i64,
+                    serde_json::to_string(&snapshot.tokens).expect("serializes"),
+                    maps.n_layer as i64,
+                    maps.n_head as i64,
+                    maps.seq as i64,
+                    bytes
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Steps that have an attention snapshot, ascending.
+    pub fn attention_steps(&self) -> Result<Vec<usize>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT step FROM attention ORDER BY step")
+            .map_err(|e| self.db_err(e))?;
+        stmt.query_map([], |r| Ok(r.get::<_, i64>(0)? as usize))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// The attention snapshot of `step`.
+    pub fn attention_at(&self, step: usize) -> Result<Option<AttentionSnapshot>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT tokens, n_layer, n_head, seq, weights FROM attention WHERE step = ?1",
+                [step as i64],
+                |r| {
+                    let tokens: String = r.get(0)?;
+                    let bytes: Vec<u8> = r.get(4)?;
+                    Ok(AttentionSnapshot {
+                        step,
+                        tokens: serde_json::from_str(&tokens).unwrap_or_default(),
+                        maps: AttentionMaps {
+                            n_layer: r.get::<_, i64>(1)? as usize,
+                            n_head: r.get::<_, i64>(2)? as usize,
+                            seq: r.get::<_, i64>(3)? as usize,
+                            weights: bytes
+                                .chunks_exact(4)
+                                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                                .collect(),
+                        },
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Forgets everything recorded after `step`, before a run resumes from its checkpoint there.
+    pub fn truncate_after(&self, step: usize) -> Result<(), StoreError> {
+        for table in [
+            "steps",
+            "evals",
+            "samples",
+            "checkpoints",
+            "attention",
+            "messages",
+        ] {
+            self.conn
+                .execute(
+                    &format!("DELETE FROM {table} WHERE step > ?1"),
+                    [step as i64],
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
     }
 
     pub fn append_step(&self, m: &StepMetrics) -> Result<(), StoreError> {

@@ -10,4 +10,4 @@ pub mod worker;
 pub use backend::BackendKind;
 pub use events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
 pub use optim::{AdamW, OptimSpec};
-pub use worker::{RunHandle, TrainSpec, spawn_run};
+pub use worker::{RunHandle, TrainSpec, spawn_resume, spawn_run};

@@ -130,6 +130,101 @@ impl AdamW {
     }
 }
 
+impl AdamW {
+    /// Optimizer steps taken so far.
+    pub fn steps(&self) -> i32 {
+        self.steps
+    }
+
+    /// The moment estimates laid out as two copies of `model` (first and second moment), so
+    /// they are saved with the same recorder as the weights. `None` before the first step.
+    pub fn moments_as_modules<M: Module + Clone>(&self, model: &M) -> Option<(M, M)> {
+        if self.moments.is_empty() {
+            return None;
+        }
+        let m = model.clone().map(&mut MomentsOut {
+            optim: self,
+            second: false,
+        });
+        let v = model.clone().map(&mut MomentsOut {
+            optim: self,
+            second: true,
+        });
+        Some((m, v))
+    }
+
+    /// Restores the moments saved by [`AdamW::moments_as_modules`] for `model`, matching
+    /// parameters by position, after `steps` completed steps.
+    pub fn restore<M: Module>(&mut self, model: &M, first: &M, second: &M, steps: i32) {
+        let mut collect_m = Collect::default();
+        first.visit(&mut collect_m);
+        let mut collect_v = Collect::default();
+        second.visit(&mut collect_v);
+        let mut assign = Assign {
+            optim: self,
+            m: collect_m.tensors.into_iter(),
+            v: collect_v.tensors.into_iter(),
+        };
+        model.visit(&mut assign);
+        self.steps = steps;
+    }
+}
+
+struct MomentsOut<'a> {
+    optim: &'a AdamW,
+    second: bool,
+}
+
+impl ModuleMapper for MomentsOut<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let value = match self
+            .optim
+            .moments
+            .get(&id)
+            .and_then(|s| s.downcast_ref::<Moments<D>>())
+        {
+            Some(state) if self.second => state.v.clone(),
+            Some(state) => state.m.clone(),
+            None => tensor.inner().zeros_like(),
+        };
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    tensors: Vec<Box<dyn Any + Send>>,
+}
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.tensors.push(Box::new(param.val().inner()));
+    }
+}
+
+struct Assign<'a, I: Iterator<Item = Box<dyn Any + Send>>> {
+    optim: &'a mut AdamW,
+    m: I,
+    v: I,
+}
+
+impl<I: Iterator<Item = Box<dyn Any + Send>>> ModuleVisitor for Assign<'_, I> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (Some(m), Some(v)) = (self.m.next(), self.v.next()) else {
+            return;
+        };
+        if let (Ok(m), Ok(v)) = (m.downcast::<Tensor<D>>(), v.downcast::<Tensor<D>>()) {
+            let device = param.val().device().without_autodiff();
+            let state = Moments {
+                m: m.to_device(&device),
+                v: v.to_device(&device),
+            };
+            self.optim.moments.insert(param.id, Box::new(state));
+        }
+    }
+}
+
 struct GradNorm<'a> {
     grads: &'a Gradients,
     squares: Vec<Tensor<1>>,

@@ -104,6 +104,91 @@ pub fn spawn_run(
         notify,
         step: 0,
         receiver_gone: false,
+        resume: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || worker.run())
+        .map_err(SpawnError::Thread)?;
+    Ok(RunHandle {
+        dir: dir.to_path_buf(),
+        events: event_rx,
+        control: control_tx,
+        thread: Some(thread),
+    })
+}
+
+/// Where a resumed run picks up.
+#[derive(Debug, Clone)]
+struct ResumePoint {
+    step: usize,
+    weights: PathBuf,
+    moments: (PathBuf, PathBuf),
+    elapsed_s: f64,
+}
+
+/// Paths of the optimizer moments saved beside a weights checkpoint.
+fn moment_paths(weights: &Path) -> (PathBuf, PathBuf) {
+    let stem = weights.with_extension("");
+    (
+        stem.with_extension("adam-m.bpk"),
+        stem.with_extension("adam-v.bpk"),
+    )
+}
+
+/// Continues a stopped, failed or interrupted run from its newest checkpoint that has optimizer
+/// state. Everything recorded after that step is dropped, so the history has no gaps or
+/// duplicates; training then runs to the spec's last step.
+pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, SpawnError> {
+    let store = RunStore::open(dir)?;
+    let spec = store.spec()?;
+    let history = store.load_history()?;
+    let point = history
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|(_, path)| {
+            let (m, v) = moment_paths(path);
+            path.exists() && m.exists() && v.exists()
+        })
+        .map(|(step, path)| ResumePoint {
+            step: *step,
+            weights: path.clone(),
+            moments: moment_paths(path),
+            elapsed_s: history
+                .steps
+                .iter()
+                .find(|m| m.step == *step)
+                .map_or(0.0, |m| m.elapsed_s),
+        })
+        .ok_or_else(|| {
+            SpawnError::Store(StoreError::Invalid {
+                path: dir.to_path_buf(),
+                message: "no checkpoint with optimizer state to resume from".to_string(),
+            })
+        })?;
+    if point.step >= spec.train.steps {
+        return Err(SpawnError::Store(StoreError::Invalid {
+            path: dir.to_path_buf(),
+            message: format!(
+                "the run already reached its last step ({})",
+                spec.train.steps
+            ),
+        }));
+    }
+    store.truncate_after(point.step)?;
+    let (event_tx, event_rx) = channel();
+    let (control_tx, control_rx) = channel();
+    let name = format!("hearth-run-{}", spec.name);
+    let worker = Worker {
+        spec,
+        store,
+        events: event_tx,
+        control: control_rx,
+        notify,
+        step: point.step,
+        receiver_gone: false,
+        resume: Some(point),
     };
     let thread = std::thread::Builder::new()
         .name(name)
@@ -118,6 +203,7 @@ pub fn spawn_run(
 }
 
 struct Worker {
+    resume: Option<ResumePoint>,
     spec: RunSpec,
     store: RunStore,
     events: Sender<RunEvent>,
@@ -266,6 +352,33 @@ impl Worker {
         let train_device = device.clone().autodiff();
         let vocab = corpus.tokenizer.vocab_size();
         let mut model = Gpt::new(&spec.model, vocab, &train_device);
+        let mut optim = AdamW::new(spec.optim.clone());
+        let mut active = ActiveClock::start();
+        let mut rng = StdRng::seed_from_u64(t.seed);
+        if let Some(point) = self.resume.clone() {
+            let load = |path: &Path, device: &Device| {
+                Gpt::new(&spec.model, vocab, device)
+                    .try_load_file(path)
+                    .map_err(|e| {
+                        Halt::Failed(format!("cannot resume from {}: {e}", path.display()))
+                    })
+            };
+            model = load(&point.weights, &train_device)?;
+            let first = load(&point.moments.0, &device)?;
+            let second = load(&point.moments.1, &device)?;
+            optim.restore(&model, &first, &second, point.step as i32);
+            active.banked = Duration::from_secs_f64(point.elapsed_s);
+            // A fresh batch stream for the continuation, still determined by seed and step.
+            rng = StdRng::seed_from_u64(
+                t.seed ^ (point.step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let step = self.step;
+            self.record(self.store.append_message(
+                step,
+                "info",
+                &format!("resumed from step {step}"),
+            ));
+        }
         let total_steps = t.steps;
         self.send(RunEvent::Started {
             n_params: model.num_params(),
@@ -280,11 +393,9 @@ impl Worker {
         } else {
             corpus.tokenizer.encode(&t.probe_text)
         };
-        let mut optim = AdamW::new(spec.optim.clone());
-        let mut rng = StdRng::seed_from_u64(t.seed);
-        let mut active = ActiveClock::start();
         let mut throughput = Throughput::default();
         let tokens_per_step = (t.batch_size * spec.model.context) as u64;
+        let first_step = self.step;
         let mut last_eval: Option<EvalMetrics> = None;
         let mut stopped_early = false;
 
@@ -349,17 +460,20 @@ impl Worker {
             self.send(RunEvent::Step(metrics));
 
             let last = self.step == total_steps;
-            if self.step % t.eval_interval == 0 || last {
+            let eval_now = self.step % t.eval_interval == 0 || last;
+            if eval_now {
                 let eval = self.evaluate(&model, &corpus, &device, &active);
                 last_eval = Some(eval);
                 self.sample(&model, &corpus, &device);
             }
-            if t.attention_interval > 0 && (self.step % t.attention_interval == 0 || self.step == 1)
-            {
-                self.attention(&model, &corpus, &probe, &device);
+            // Snapshots at evaluations are kept in the store for comparing runs later.
+            let periodic = t.attention_interval > 0
+                && (self.step % t.attention_interval == 0 || self.step == 1);
+            if eval_now || periodic {
+                self.attention(&model, &corpus, &probe, &device, eval_now);
             }
             if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
-                self.checkpoint(&model);
+                self.checkpoint(&model, &optim);
             }
         }
 
@@ -367,13 +481,15 @@ impl Worker {
             Some(eval) if eval.step == self.step => eval,
             _ => self.evaluate(&model, &corpus, &device, &active),
         };
-        self.checkpoint(&model);
+        self.checkpoint(&model, &optim);
         Ok(RunSummary {
             step: self.step,
             train_loss: eval.train_loss,
             val_loss: eval.val_loss,
-            tokens_per_s: (self.step as u64 * tokens_per_step) as f64
-                / active.elapsed_s().max(1e-9),
+            // Throughput of this session's steps (a resumed run started at `first_step`).
+            tokens_per_s: ((self.step - first_step) as u64 * tokens_per_step) as f64
+                / (active.elapsed_s() - self.resume.as_ref().map_or(0.0, |p| p.elapsed_s))
+                    .max(1e-9),
             elapsed_s: active.elapsed_s(),
             stopped_early,
         })
@@ -434,7 +550,14 @@ impl Worker {
         self.send(RunEvent::Sample { step, text });
     }
 
-    fn attention(&mut self, model: &Gpt, corpus: &Corpus, probe: &[u32], device: &Device) {
+    fn attention(
+        &mut self,
+        model: &Gpt,
+        corpus: &Corpus,
+        probe: &[u32],
+        device: &Device,
+        keep: bool,
+    ) {
         if probe.is_empty() {
             return;
         }
@@ -445,21 +568,31 @@ impl Worker {
             .map(|&id| corpus.tokenizer.token_label(id))
             .collect();
         let step = self.step;
-        self.send(RunEvent::Attention(AttentionSnapshot {
-            step,
-            tokens,
-            maps,
-        }));
+        let snapshot = AttentionSnapshot { step, tokens, maps };
+        if keep {
+            self.record(self.store.append_attention(&snapshot));
+        }
+        self.send(RunEvent::Attention(snapshot));
     }
 
-    fn checkpoint(&mut self, model: &Gpt) {
+    /// Writes the weights and the optimizer moments (so the run can resume exactly here).
+    fn checkpoint(&mut self, model: &Gpt, optim: &AdamW) {
         let step = self.step;
         let path = self
             .store
             .dir()
             .join("checkpoints")
             .join(format!("step-{step:06}.bpk"));
-        match model.valid().save_file(&path) {
+        let (m_path, v_path) = moment_paths(&path);
+        let saved =
+            model
+                .valid()
+                .save_file(&path)
+                .and_then(|()| match optim.moments_as_modules(model) {
+                    Some((m, v)) => m.save_file(&m_path).and_then(|()| v.save_file(&v_path)),
+                    None => Ok(()),
+                });
+        match saved {
             Ok(()) => {
                 self.record(self.store.append_checkpoint(step, &path));
                 self.send(RunEvent::Checkpoint { step, path });
@@ -474,6 +607,7 @@ impl Worker {
 
 /// Wall time that excludes pauses.
 struct ActiveClock {
+    /// Active time before the current stretch (including a resumed run's earlier time).
     banked: Duration,
     since: Option<Instant>,
 }

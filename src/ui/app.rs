@@ -2,10 +2,13 @@
 
 use super::dataset::DatasetState;
 use crate::model::SpecError;
+use crate::project::Annotations;
 use crate::project::{Project, RunEntry, RunHistory, RunSpec, RunStatus, RunStore};
 use crate::train::events::AttentionSnapshot;
 use crate::train::worker::Notify;
+use crate::train::{EvalMetrics, StepMetrics};
 use crate::train::{RunControl, RunEvent, RunHandle, spawn_run};
+use crate::viz::smoothing::{EmaState, SmoothingKind, tau_for_weight};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +44,53 @@ impl Tab {
 pub struct Prefs {
     pub project_dir: Option<PathBuf>,
     pub tab: Tab,
-    /// Debiased EMA weight applied to training-loss curves (0 = raw).
+    /// EMA weight applied to training-loss curves (0 = raw); for the time-weighted EMA it sets
+    /// the time constant `tau = -1 / ln(weight)` steps.
     pub smoothing: f64,
+    pub smoothing_kind: SmoothingKind,
+    /// Smooth `ln(loss)` instead of the loss, so spikes weigh less.
+    pub smooth_in_log_space: bool,
     pub log_y: bool,
+    pub x_axis: XAxis,
+}
+
+/// What the x axis of loss plots measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum XAxis {
+    #[default]
+    Step,
+    Tokens,
+    WallTime,
+}
+
+impl XAxis {
+    pub const ALL: [XAxis; 3] = [XAxis::Step, XAxis::Tokens, XAxis::WallTime];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Step => "step",
+            XAxis::Tokens => "tokens",
+            XAxis::WallTime => "seconds",
+        }
+    }
+}
+
+/// The smoothing a plot asks for; part of the cache key of smoothed curves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SmoothSettings {
+    pub kind: SmoothingKind,
+    pub weight: f64,
+    pub log_space: bool,
+}
+
+impl Prefs {
+    pub fn smooth_settings(&self) -> SmoothSettings {
+        SmoothSettings {
+            kind: self.smoothing_kind,
+            weight: self.smoothing,
+            log_space: self.smooth_in_log_space,
+        }
+    }
 }
 
 impl Default for Prefs {
@@ -52,7 +99,10 @@ impl Default for Prefs {
             project_dir: None,
             tab: Tab::Dataset,
             smoothing: 0.8,
+            smoothing_kind: SmoothingKind::DebiasedEma,
+            smooth_in_log_space: false,
             log_y: false,
+            x_axis: XAxis::Step,
         }
     }
 }
@@ -67,13 +117,122 @@ pub struct LiveRun {
     pub started: Instant,
 }
 
-/// Curves derived from a run's history, appended as events arrive (never rebuilt per frame).
+/// A run's curves as columns, appended as events arrive (never rebuilt per frame).
 #[derive(Debug, Default, Clone)]
 pub struct Curves {
-    /// `(step, training loss)` of every step.
-    pub train: Vec<[f64; 2]>,
-    /// `(step, validation loss)` of every evaluation.
-    pub val: Vec<[f64; 2]>,
+    pub step: Vec<f64>,
+    pub tokens: Vec<f64>,
+    pub secs: Vec<f64>,
+    /// Training loss of every step.
+    pub train: Vec<f64>,
+    pub val_step: Vec<f64>,
+    pub val_tokens: Vec<f64>,
+    pub val_secs: Vec<f64>,
+    pub val: Vec<f64>,
+    smooth: SmoothCache,
+}
+
+/// The smoothed training curve for one setting, extended incrementally while a run trains.
+#[derive(Debug, Default, Clone)]
+struct SmoothCache {
+    key: Option<(SmoothingKindKey, u64, bool)>,
+    state: EmaState,
+    values: Vec<f64>,
+}
+
+type SmoothingKindKey = u8;
+
+impl Curves {
+    pub fn push_step(&mut self, m: &StepMetrics) {
+        self.step.push(m.step as f64);
+        self.tokens.push(m.tokens_seen as f64);
+        self.secs.push(m.elapsed_s);
+        self.train.push(f64::from(m.train_loss));
+    }
+
+    pub fn push_eval(&mut self, e: &EvalMetrics, tokens_per_step: f64) {
+        self.val_step.push(e.step as f64);
+        self.val_tokens.push(e.step as f64 * tokens_per_step);
+        self.val_secs.push(e.elapsed_s);
+        self.val.push(f64::from(e.val_loss));
+    }
+
+    fn from_history(history: &RunHistory, tokens_per_step: f64) -> Self {
+        let mut curves = Curves::default();
+        for m in &history.steps {
+            curves.push_step(m);
+        }
+        for e in &history.evals {
+            curves.push_eval(e, tokens_per_step);
+        }
+        curves
+    }
+
+    pub fn xs(&self, axis: XAxis) -> &[f64] {
+        match axis {
+            XAxis::Step => &self.step,
+            XAxis::Tokens => &self.tokens,
+            XAxis::WallTime => &self.secs,
+        }
+    }
+
+    pub fn val_xs(&self, axis: XAxis) -> &[f64] {
+        match axis {
+            XAxis::Step => &self.val_step,
+            XAxis::Tokens => &self.val_tokens,
+            XAxis::WallTime => &self.val_secs,
+        }
+    }
+
+    /// The last smoothed curve computed by [`Curves::smoothed`].
+    pub fn smoothed_values(&self) -> &[f64] {
+        &self.smooth.values
+    }
+
+    /// The training curve smoothed at full resolution (before any down-sampling); computed
+    /// once per setting and extended as steps arrive.
+    pub fn smoothed(&mut self, settings: SmoothSettings) -> &[f64] {
+        let kind = match settings.kind {
+            SmoothingKind::DebiasedEma => 0,
+            SmoothingKind::TimeWeightedEma => 1,
+        };
+        let key = (kind, settings.weight.to_bits(), settings.log_space);
+        let cache = &mut self.smooth;
+        if cache.key != Some(key) || cache.values.len() > self.train.len() {
+            *cache = SmoothCache {
+                key: Some(key),
+                ..SmoothCache::default()
+            };
+        }
+        let from = cache.values.len();
+        if from < self.train.len() {
+            let ys: Vec<f64> = if settings.log_space {
+                self.train[from..]
+                    .iter()
+                    .map(|y| y.max(1e-12).ln())
+                    .collect()
+            } else {
+                self.train[from..].to_vec()
+            };
+            let mut out = Vec::with_capacity(ys.len());
+            match settings.kind {
+                SmoothingKind::DebiasedEma => {
+                    cache.state.extend_debiased(&ys, settings.weight, &mut out)
+                }
+                SmoothingKind::TimeWeightedEma => cache.state.extend_time_weighted(
+                    &self.step[from..],
+                    &ys,
+                    tau_for_weight(settings.weight),
+                    &mut out,
+                ),
+            }
+            if settings.log_space {
+                out.iter_mut().for_each(|v| *v = v.exp());
+            }
+            cache.values.extend(out);
+        }
+        &cache.values
+    }
 }
 
 /// A run as the studio shows it.
@@ -89,6 +248,9 @@ pub struct RunView {
     /// Ticked for the comparison page.
     pub checked: bool,
     pub error: Option<String>,
+    pub annotations: Annotations,
+    /// Attention snapshot read from the store: `(requested step, snapshot at or before it)`.
+    pub stored_attention: Option<(usize, Option<AttentionSnapshot>)>,
 }
 
 impl RunView {
@@ -111,7 +273,26 @@ impl RunView {
             live: None,
             checked: false,
             error: None,
+            annotations: entry.annotations,
+            stored_attention: None,
         }
+    }
+
+    /// The stored attention snapshot at or before `step` (cached per requested step).
+    pub fn attention_near(&mut self, step: usize) -> Option<&AttentionSnapshot> {
+        if self.stored_attention.as_ref().map(|(s, _)| *s) != Some(step) {
+            let found = RunStore::open(&self.dir).ok().and_then(|store| {
+                let steps = store.attention_steps().ok()?;
+                let at = steps.iter().rev().find(|&&s| s <= step).or(steps.first())?;
+                store.attention_at(*at).ok().flatten()
+            });
+            self.stored_attention = Some((step, found));
+        }
+        self.stored_attention.as_ref().and_then(|(_, s)| s.as_ref())
+    }
+
+    pub fn tokens_per_step(&self) -> f64 {
+        (self.spec.train.batch_size * self.spec.model.context) as f64
     }
 
     /// Loads the history from the store if it is not loaded yet.
@@ -121,18 +302,7 @@ impl RunView {
         }
         match RunStore::open(&self.dir).and_then(|s| s.load_history()) {
             Ok(history) => {
-                self.curves = Curves {
-                    train: history
-                        .steps
-                        .iter()
-                        .map(|m| [m.step as f64, f64::from(m.train_loss)])
-                        .collect(),
-                    val: history
-                        .evals
-                        .iter()
-                        .map(|e| [e.step as f64, f64::from(e.val_loss)])
-                        .collect(),
-                };
+                self.curves = Curves::from_history(&history, self.tokens_per_step());
                 self.history = Some(history);
             }
             Err(err) => {
@@ -142,8 +312,12 @@ impl RunView {
         }
     }
 
+    /// The name the user gave it, else the spec's.
     pub fn name(&self) -> &str {
-        &self.spec.name
+        self.annotations
+            .display_name
+            .as_deref()
+            .unwrap_or(&self.spec.name)
     }
 
     pub fn is_live(&self) -> bool {
@@ -168,14 +342,13 @@ impl RunView {
                 self.status = RunStatus::Running;
             }
             RunEvent::Step(m) => {
-                self.curves
-                    .train
-                    .push([m.step as f64, f64::from(m.train_loss)]);
+                self.curves.push_step(&m);
                 self.last_step = Some((m.step, m.train_loss));
                 history.steps.push(m);
             }
             RunEvent::Eval(e) => {
-                self.curves.val.push([e.step as f64, f64::from(e.val_loss)]);
+                let tokens_per_step = (self.spec.train.batch_size * self.spec.model.context) as f64;
+                self.curves.push_eval(&e, tokens_per_step);
                 history.evals.push(e);
             }
             RunEvent::Attention(snapshot) => {
@@ -229,8 +402,39 @@ pub struct StudioApp {
     pub compare_differences_only: bool,
     /// The heatmap texture and the (run, step, layer, head) key it shows.
     pub attention_texture: Option<(u64, egui::TextureHandle)>,
+    /// Textures of the side-by-side attention maps on the compare page.
+    pub compare_textures: [Option<(u64, egui::TextureHandle)>; 2],
+    /// Deleted runs, newest last: (where it was, where it is in the trash).
+    pub trash: Vec<(PathBuf, PathBuf)>,
+    /// How the compare page orders runs.
+    pub compare_sort: CompareSort,
+    /// The step the compare page shows samples and attention at.
+    pub compare_step: usize,
+    /// Draw seed groups as mean ± std instead of one line per run.
+    pub compare_groups: bool,
+    /// The outcome of a chart export, once the screenshot is written.
+    png_result: Option<Receiver<Result<(), String>>>,
+    save_dialog: Option<(SaveKind, Receiver<Option<PathBuf>>)>,
     picked_folder: Option<(FolderPick, Receiver<Option<PathBuf>>)>,
     notify: Notify,
+}
+
+/// How the compare page orders its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompareSort {
+    #[default]
+    ListOrder,
+    BestValLoss,
+    LastValLoss,
+}
+
+/// What a save dialog was opened for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SaveKind {
+    /// The metrics of run `index` as CSV.
+    MetricsCsv(usize),
+    /// The chart in this screen rectangle as PNG.
+    ChartPng(egui::Rect),
 }
 
 /// What a folder dialog was opened for.
@@ -298,6 +502,13 @@ impl StudioApp {
             attention_head: 0,
             compare_differences_only: false,
             attention_texture: None,
+            compare_textures: [None, None],
+            trash: Vec::new(),
+            compare_sort: CompareSort::ListOrder,
+            compare_step: 0,
+            compare_groups: true,
+            png_result: None,
+            save_dialog: None,
             picked_folder: None,
             notify,
         };
@@ -369,6 +580,8 @@ impl StudioApp {
                     }),
                     checked: false,
                     error: None,
+                    annotations: Annotations::default(),
+                    stored_attention: None,
                 });
                 let index = self.runs.len() - 1;
                 self.selected = Some(index);
@@ -378,6 +591,185 @@ impl StudioApp {
             Err(err) => {
                 self.messages.push(format!("run not started: {err}"));
                 None
+            }
+        }
+    }
+
+    /// Saves a run's name, tags and notes into its store.
+    pub fn save_annotations(&mut self, index: usize) {
+        let Some(run) = self.runs.get(index) else {
+            return;
+        };
+        let result = RunStore::open(&run.dir).and_then(|s| s.set_annotations(&run.annotations));
+        if let Err(err) = result {
+            self.messages.push(format!("not saved: {err}"));
+        }
+    }
+
+    /// Moves a run folder to the project's trash; [`StudioApp::undo_delete`] brings it back.
+    pub fn delete_run(&mut self, index: usize) {
+        let Some(run) = self.runs.get(index) else {
+            return;
+        };
+        if run.is_live() {
+            self.messages
+                .push("stop the run before deleting it".to_string());
+            return;
+        }
+        let trash = self.project.dir.join(".trash");
+        let name = run
+            .dir
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let mut target = trash.join(&name);
+        let mut n = 2;
+        while target.exists() {
+            target = trash.join(format!("{}-{n}", name.to_string_lossy()));
+            n += 1;
+        }
+        let moved =
+            std::fs::create_dir_all(&trash).and_then(|()| std::fs::rename(&run.dir, &target));
+        match moved {
+            Ok(()) => {
+                let from = run.dir.clone();
+                self.trash.push((from.clone(), target));
+                self.runs.remove(index);
+                self.selected = None;
+                // An external run leaves the project's list too (and returns on undo).
+                if let Some(pos) = self
+                    .project
+                    .file
+                    .external_runs
+                    .iter()
+                    .position(|d| *d == from)
+                {
+                    self.project.file.external_runs.remove(pos);
+                    let _ = self.project.save();
+                }
+            }
+            Err(err) => self
+                .messages
+                .push(format!("cannot delete {}: {err}", run.dir.display())),
+        }
+    }
+
+    /// Restores the most recently deleted run.
+    pub fn undo_delete(&mut self) {
+        let Some((from, trashed)) = self.trash.pop() else {
+            return;
+        };
+        if let Err(err) = std::fs::rename(&trashed, &from) {
+            self.messages
+                .push(format!("cannot restore {}: {err}", from.display()));
+            return;
+        }
+        if !from.starts_with(self.project.runs_dir()) {
+            let _ = self.project.add_external_run(&from);
+        }
+        self.reload_runs();
+        self.selected = self.runs.iter().position(|r| r.dir == from);
+    }
+
+    /// Copies a run's settings into the setup page as a new variant.
+    pub fn clone_settings(&mut self, index: usize) {
+        let Some(run) = self.runs.get(index) else {
+            return;
+        };
+        let mut spec = run.spec.clone();
+        spec.name = format!("{}-variant", run.name());
+        self.project.file.draft = spec;
+        self.prefs.tab = Tab::Setup;
+    }
+
+    /// Continues a stopped or failed run from its last checkpoint.
+    pub fn resume_run(&mut self, index: usize) {
+        let Some(run) = self.runs.get_mut(index) else {
+            return;
+        };
+        match crate::train::spawn_resume(&run.dir, Some(self.notify.clone())) {
+            Ok(handle) => {
+                let total_steps = run.spec.train.steps;
+                // The store dropped what came after the checkpoint; reload to match.
+                run.history = None;
+                run.ensure_history();
+                run.status = RunStatus::Running;
+                run.live = Some(LiveRun {
+                    handle,
+                    total_steps,
+                    n_params: 0,
+                    device: String::new(),
+                    attention: None,
+                    started: Instant::now(),
+                });
+            }
+            Err(err) => self.messages.push(format!("cannot resume: {err}")),
+        }
+    }
+
+    /// Writes every step's metrics of a run as CSV.
+    pub fn export_metrics_csv(&mut self, index: usize, path: &Path) {
+        let Some(run) = self.runs.get_mut(index) else {
+            return;
+        };
+        run.ensure_history();
+        let history = run.history.as_ref().expect("loaded above");
+        let mut csv = String::from(
+            "step,train_loss,lr,grad_norm,tokens_per_s,elapsed_s,tokens_seen,val_loss\n",
+        );
+        let mut evals = history.evals.iter().peekable();
+        for m in &history.steps {
+            let val = match evals.peek() {
+                Some(e) if e.step == m.step => evals.next().map(|e| e.val_loss.to_string()),
+                _ => None,
+            };
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                m.step,
+                m.train_loss,
+                m.lr,
+                m.grad_norm,
+                m.tokens_per_s,
+                m.elapsed_s,
+                m.tokens_seen,
+                val.unwrap_or_default()
+            ));
+        }
+        if let Err(err) = std::fs::write(path, csv) {
+            self.messages.push(format!("{}: {err}", path.display()));
+        }
+    }
+
+    /// Opens a save dialog (off the UI thread) for `kind`.
+    pub fn ask_save(&mut self, kind: SaveKind, default_name: &str) {
+        let (tx, rx) = channel();
+        let name = default_name.to_string();
+        std::thread::spawn(move || {
+            let _ = tx.send(rfd::FileDialog::new().set_file_name(name).save_file());
+        });
+        self.save_dialog = Some((kind, rx));
+    }
+
+    fn poll_save_dialog(&mut self, ctx: &egui::Context) {
+        let Some((kind, rx)) = &self.save_dialog else {
+            return;
+        };
+        let kind = *kind;
+        let Ok(choice) = rx.try_recv() else { return };
+        self.save_dialog = None;
+        let Some(path) = choice else { return };
+        match kind {
+            SaveKind::MetricsCsv(index) => self.export_metrics_csv(index, &path),
+            SaveKind::ChartPng(rect) => {
+                let ppp = ctx.pixels_per_point();
+                let (tx, rx) = channel();
+                ctx.request_screenshot(move |image| {
+                    let region = image.region(&rect, Some(ppp));
+                    let _ = tx.send(
+                        write_png(&path, &region).map_err(|e| format!("{}: {e}", path.display())),
+                    );
+                });
+                self.png_result = Some(rx);
             }
         }
     }
@@ -496,6 +888,17 @@ impl StudioApp {
         ui.horizontal(|ui| {
             let live = self.runs.iter().filter(|r| r.is_live()).count();
             ui.label(format!("{} runs, {live} training", self.runs.len()));
+            if let Some((from, _)) = self.trash.last() {
+                ui.separator();
+                let name = from
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                ui.label(format!("Deleted {name}"));
+                if ui.button("Undo").clicked() {
+                    self.undo_delete();
+                }
+            }
             if let Some(message) = self.messages.last() {
                 ui.separator();
                 ui.colored_label(ui.visuals().warn_fg_color, message);
@@ -513,8 +916,15 @@ impl eframe::App for StudioApp {
             ctx.request_repaint();
         }
         self.poll_folder_dialog();
+        self.poll_save_dialog(ctx);
+        if let Some(Ok(result)) = self.png_result.as_ref().map(|rx| rx.try_recv()) {
+            self.png_result = None;
+            if let Err(err) = result {
+                self.messages.push(err);
+            }
+        }
         self.dataset.poll(&self.project.file.draft.data);
-        if self.picked_folder.is_some() || self.dataset.is_loading() {
+        if self.picked_folder.is_some() || self.save_dialog.is_some() || self.dataset.is_loading() {
             ctx.request_repaint_after(Duration::from_millis(100));
         }
     }
@@ -542,4 +952,17 @@ impl eframe::App for StudioApp {
             log::warn!("project not saved: {err}");
         }
     }
+}
+
+/// Writes an RGBA image as PNG.
+fn write_png(path: &Path, image: &egui::ColorImage) -> std::io::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut encoder = png::Encoder::new(file, image.size[0] as u32, image.size[1] as u32);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+    let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    writer
+        .write_image_data(&bytes)
+        .map_err(std::io::Error::other)
 }

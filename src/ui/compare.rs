@@ -1,10 +1,15 @@
-//! Compare page: ticked runs' curves overlaid, and their settings side by side with differing
-//! values highlighted.
+//! Compare page: ticked runs' curves overlaid (seed groups as mean ± std), their settings side
+//! by side with differences highlighted and best/last metrics, and two runs' samples and
+//! attention maps at the same step.
 
-use super::app::StudioApp;
-use super::widgets::{Series, SeriesStyle, loss_plot, run_color};
-use crate::viz::smoothing::debiased_ema;
+use super::app::{CompareSort, StudioApp};
+use super::monitor::{layer_head_ui, plot_controls_ui};
+use super::widgets::{
+    Band, PlotOptions, Series, SeriesStyle, attention_heatmap, loss_plot, run_color,
+};
+use crate::viz::groups::{mean_std, seed_groups};
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 /// A spec flattened to `dotted.key -> value` rows.
 pub fn flatten(value: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, String>) {
@@ -28,75 +33,197 @@ pub fn flatten(value: &serde_json::Value, prefix: &str, out: &mut BTreeMap<Strin
     }
 }
 
+fn best_val(app: &StudioApp, i: usize) -> Option<f64> {
+    app.runs[i]
+        .curves
+        .val
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .reduce(f64::min)
+}
+
+fn last_val(app: &StudioApp, i: usize) -> Option<f64> {
+    app.runs[i].curves.val.last().copied()
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+}
+
 pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.heading("Compare runs");
-    let indices: Vec<usize> = (0..app.runs.len())
+    let mut indices: Vec<usize> = (0..app.runs.len())
         .filter(|&i| app.runs[i].checked)
         .collect();
     if indices.len() < 2 {
         ui.label("Tick two or more runs in the list on the left to compare them.");
         return;
     }
+    let settings = app.prefs.smooth_settings();
     for &i in &indices {
         app.runs[i].ensure_history();
+        app.runs[i].curves.smoothed(settings);
     }
-    ui.horizontal(|ui| {
-        let label = ui.label("Smoothing");
-        ui.add(egui::Slider::new(&mut app.prefs.smoothing, 0.0..=0.99).fixed_decimals(2))
-            .labelled_by(label.id);
-        ui.checkbox(&mut app.prefs.log_y, "log y");
-    });
-    let smoothing = app.prefs.smoothing;
-    let smoothed: Vec<Vec<[f64; 2]>> = indices
+    match app.compare_sort {
+        CompareSort::ListOrder => {}
+        CompareSort::BestValLoss => indices
+            .sort_by(|&a, &b| fmt_key(best_val(app, a)).total_cmp(&fmt_key(best_val(app, b)))),
+        CompareSort::LastValLoss => indices
+            .sort_by(|&a, &b| fmt_key(last_val(app, a)).total_cmp(&fmt_key(last_val(app, b)))),
+    }
+    plot_controls_ui(app, ui);
+    ui.checkbox(
+        &mut app.compare_groups,
+        "group runs that differ only by seed (mean ± std)",
+    );
+
+    let axis = app.prefs.x_axis;
+    let specs: Vec<serde_json::Value> = indices
         .iter()
-        .map(|&i| {
-            let train = &app.runs[i].curves.train;
-            let ys: Vec<f64> = train.iter().map(|p| p[1]).collect();
-            train
+        .map(|&i| serde_json::to_value(&app.runs[i].spec).unwrap_or_default())
+        .collect();
+    let groups: Vec<Vec<usize>> = if app.compare_groups {
+        seed_groups(&specs)
+            .into_iter()
+            .map(|g| g.into_iter().map(|k| indices[k]).collect())
+            .collect()
+    } else {
+        indices.iter().map(|&i| vec![i]).collect()
+    };
+
+    // Group aggregates are computed at full resolution, then drawn through the same LOD layer.
+    struct Aggregate {
+        name: String,
+        color: egui::Color32,
+        train: (Vec<f64>, Vec<f64>, Vec<f64>),
+        val: (Vec<f64>, Vec<f64>, Vec<f64>),
+    }
+    let aggregates: Vec<Aggregate> = groups
+        .iter()
+        .filter(|g| g.len() > 1)
+        .map(|g| {
+            let train: Vec<(&[f64], &[f64])> = g
                 .iter()
-                .zip(debiased_ema(&ys, smoothing))
-                .map(|(p, y)| [p[0], y])
-                .collect()
+                .map(|&i| {
+                    (
+                        app.runs[i].curves.xs(axis),
+                        app.runs[i].curves.smoothed_values(),
+                    )
+                })
+                .collect();
+            let val: Vec<(&[f64], &[f64])> = g
+                .iter()
+                .map(|&i| {
+                    (
+                        app.runs[i].curves.val_xs(axis),
+                        app.runs[i].curves.val.as_slice(),
+                    )
+                })
+                .collect();
+            Aggregate {
+                name: format!("{} (mean of {} seeds)", app.runs[g[0]].name(), g.len()),
+                color: run_color(g[0]),
+                train: mean_std(&train),
+                val: mean_std(&val),
+            }
         })
         .collect();
-    let mut val_series = Vec::new();
     let mut train_series = Vec::new();
-    for (k, &i) in indices.iter().enumerate() {
-        let run = &app.runs[i];
+    let mut val_series = Vec::new();
+    let mut train_bands = Vec::new();
+    let mut val_bands = Vec::new();
+    for group in groups.iter().filter(|g| g.len() == 1) {
+        let run = &app.runs[group[0]];
         val_series.push(Series {
             name: run.name().to_string(),
-            points: &run.curves.val,
-            color: run_color(i),
+            xs: run.curves.val_xs(axis),
+            ys: &run.curves.val,
+            color: run_color(group[0]),
             style: SeriesStyle::Markers,
         });
         train_series.push(Series {
             name: run.name().to_string(),
-            points: &smoothed[k],
-            color: run_color(i),
+            xs: run.curves.xs(axis),
+            ys: run.curves.smoothed_values(),
+            color: run_color(group[0]),
             style: SeriesStyle::Line { width: 1.5 },
         });
     }
-    let height = (ui.available_height() * 0.42).max(180.0);
+    for agg in &aggregates {
+        let band = |(xs, mean, std): &(Vec<f64>, Vec<f64>, Vec<f64>)| -> (Vec<f64>, Vec<f64>) {
+            let _ = xs;
+            (
+                mean.iter().zip(std).map(|(m, s)| m - s).collect(),
+                mean.iter().zip(std).map(|(m, s)| m + s).collect(),
+            )
+        };
+        let (lo, hi) = band(&agg.train);
+        train_bands.push(Band {
+            xs: &agg.train.0,
+            lo,
+            hi,
+            color: agg.color,
+        });
+        train_series.push(Series {
+            name: agg.name.clone(),
+            xs: &agg.train.0,
+            ys: &agg.train.1,
+            color: agg.color,
+            style: SeriesStyle::Line { width: 2.0 },
+        });
+        let (lo, hi) = band(&agg.val);
+        val_bands.push(Band {
+            xs: &agg.val.0,
+            lo,
+            hi,
+            color: agg.color,
+        });
+        val_series.push(Series {
+            name: agg.name.clone(),
+            xs: &agg.val.0,
+            ys: &agg.val.1,
+            color: agg.color,
+            style: SeriesStyle::Markers,
+        });
+    }
+    let height = (ui.available_height() * 0.36).max(180.0);
+    let log_y = app.prefs.log_y;
     ui.columns(2, |cols| {
+        let options = PlotOptions {
+            log_y,
+            height,
+            x_label: axis.label(),
+        };
         cols[0].label(egui::RichText::new("Validation loss").strong());
         loss_plot(
             &mut cols[0],
             "compare_val",
             &val_series,
-            app.prefs.log_y,
-            height,
+            &val_bands,
+            options,
         );
         cols[1].label(egui::RichText::new("Training loss (smoothed)").strong());
         loss_plot(
             &mut cols[1],
             "compare_train",
             &train_series,
-            app.prefs.log_y,
-            height,
+            &train_bands,
+            options,
         );
     });
     ui.separator();
+    ui.columns(2, |cols| {
+        settings_table_ui(app, &indices, &mut cols[0]);
+        side_by_side_ui(app, &indices, &mut cols[1]);
+    });
+}
 
+fn fmt_key(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::INFINITY)
+}
+
+fn settings_table_ui(app: &mut StudioApp, indices: &[usize], ui: &mut egui::Ui) {
     let flat: Vec<BTreeMap<String, String>> = indices
         .iter()
         .map(|&i| {
@@ -115,90 +242,178 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label(egui::RichText::new("Settings").strong());
         ui.checkbox(&mut app.compare_differences_only, "differences only");
+        let label = ui.label("order");
+        egui::ComboBox::from_id_salt("compare_sort")
+            .selected_text(match app.compare_sort {
+                CompareSort::ListOrder => "as listed",
+                CompareSort::BestValLoss => "best val loss",
+                CompareSort::LastValLoss => "last val loss",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut app.compare_sort, CompareSort::ListOrder, "as listed");
+                ui.selectable_value(
+                    &mut app.compare_sort,
+                    CompareSort::BestValLoss,
+                    "best val loss",
+                );
+                ui.selectable_value(
+                    &mut app.compare_sort,
+                    CompareSort::LastValLoss,
+                    "last val loss",
+                );
+            })
+            .response
+            .labelled_by(label.id);
     });
     let highlight = ui.visuals().selection.bg_fill.gamma_multiply(0.5);
-    egui::ScrollArea::both().show(ui, |ui| {
-        egui::Grid::new("compare_table")
-            .striped(true)
-            .spacing([16.0, 4.0])
-            .show(ui, |ui| {
-                ui.label(egui::RichText::new("setting").strong());
-                for &i in &indices {
-                    ui.label(
-                        egui::RichText::new(app.runs[i].name())
-                            .strong()
-                            .color(run_color(i)),
-                    );
-                }
-                ui.end_row();
-                let metric_rows = [
-                    ("best val loss", best_val(app, &indices)),
-                    ("last val loss", last_val(app, &indices)),
-                ];
-                for (label, values) in metric_rows {
-                    ui.label(label);
-                    for v in values {
-                        ui.label(v);
+    egui::ScrollArea::both()
+        .id_salt("settings_table")
+        .show(ui, |ui| {
+            egui::Grid::new("compare_table")
+                .striped(true)
+                .spacing([16.0, 4.0])
+                .show(ui, |ui| {
+                    ui.label(egui::RichText::new("setting").strong());
+                    for &i in indices {
+                        ui.label(
+                            egui::RichText::new(app.runs[i].name())
+                                .strong()
+                                .color(run_color(i)),
+                        );
                     }
                     ui.end_row();
-                }
-                for key in keys {
-                    if key == "schema_version" {
-                        continue;
+                    ui.label(egui::RichText::new("best val loss").strong());
+                    for &i in indices {
+                        ui.label(fmt(best_val(app, i)));
                     }
-                    let values: Vec<&str> = flat
-                        .iter()
-                        .map(|m| m.get(key).map(String::as_str).unwrap_or("—"))
-                        .collect();
-                    let differs = values.windows(2).any(|w| w[0] != w[1]);
-                    if app.compare_differences_only && !differs {
-                        continue;
+                    ui.end_row();
+                    ui.label(egui::RichText::new("last val loss").strong());
+                    for &i in indices {
+                        ui.label(fmt(last_val(app, i)));
                     }
-                    ui.label(key.as_str());
-                    for v in values {
-                        let text = egui::RichText::new(v);
-                        if differs {
-                            ui.label(text.strong().background_color(highlight));
-                        } else {
-                            ui.label(text);
+                    ui.end_row();
+                    for key in keys {
+                        if key == "schema_version" {
+                            continue;
                         }
+                        let values: Vec<&str> = flat
+                            .iter()
+                            .map(|m| m.get(key).map(String::as_str).unwrap_or("-"))
+                            .collect();
+                        let differs = values.windows(2).any(|w| w[0] != w[1]);
+                        if app.compare_differences_only && !differs {
+                            continue;
+                        }
+                        if differs {
+                            ui.label(egui::RichText::new(key.as_str()).strong());
+                        } else {
+                            ui.label(key.as_str());
+                        }
+                        for v in values {
+                            let text = egui::RichText::new(v);
+                            if differs {
+                                ui.label(text.strong().background_color(highlight));
+                            } else {
+                                ui.label(text);
+                            }
+                        }
+                        ui.end_row();
                     }
-                    ui.end_row();
-                }
-            });
+                });
+        });
+}
+
+/// The first two runs' samples and attention maps at one step.
+fn side_by_side_ui(app: &mut StudioApp, indices: &[usize], ui: &mut egui::Ui) {
+    let pair = [indices[0], indices[1]];
+    let max_step = pair
+        .iter()
+        .map(|&i| app.runs[i].last_step.map_or(0, |(s, _)| s))
+        .min()
+        .unwrap_or(0);
+    if app.compare_step == 0 || app.compare_step > max_step {
+        app.compare_step = max_step;
+    }
+    ui.horizontal(|ui| {
+        ui.label(egui::RichText::new("Side by side at step").strong());
+        let label = ui.label("");
+        ui.add(egui::Slider::new(
+            &mut app.compare_step,
+            0..=max_step.max(1),
+        ))
+        .labelled_by(label.id);
     });
-}
-
-fn best_val(app: &StudioApp, indices: &[usize]) -> Vec<String> {
-    indices
-        .iter()
-        .map(|&i| {
-            app.runs[i]
-                .curves
-                .val
-                .iter()
-                .map(|p| p[1])
-                .fold(None, |best: Option<f64>, v| {
-                    Some(best.map_or(v, |b| b.min(v)))
-                })
-                .map(|v| format!("{v:.4}"))
-                .unwrap_or_else(|| "—".into())
-        })
-        .collect()
-}
-
-fn last_val(app: &StudioApp, indices: &[usize]) -> Vec<String> {
-    indices
-        .iter()
-        .map(|&i| {
-            app.runs[i]
-                .curves
-                .val
-                .last()
-                .map(|p| format!("{:.4}", p[1]))
-                .unwrap_or_else(|| "—".into())
-        })
-        .collect()
+    let step = app.compare_step;
+    let (mut layer, mut head) = (app.attention_layer, app.attention_head);
+    ui.columns(2, |cols| {
+        for (k, &i) in pair.iter().enumerate() {
+            let ui = &mut cols[k];
+            let run = &mut app.runs[i];
+            ui.label(
+                egui::RichText::new(run.name().to_string())
+                    .strong()
+                    .color(run_color(i)),
+            );
+            let sample = run.history.as_ref().and_then(|h| {
+                h.samples
+                    .iter()
+                    .rev()
+                    .find(|(s, _)| *s <= step)
+                    .or(h.samples.first())
+                    .cloned()
+            });
+            match sample {
+                Some((s, text)) => {
+                    ui.label(egui::RichText::new(format!("sample at step {s}")).weak());
+                    egui::ScrollArea::vertical()
+                        .id_salt(("side_sample", k))
+                        .max_height(90.0)
+                        .show(ui, |ui| {
+                            ui.add(
+                                egui::Label::new(egui::RichText::new(text).monospace().small())
+                                    .wrap(),
+                            );
+                        });
+                }
+                None => {
+                    ui.label(egui::RichText::new("no sample").weak());
+                }
+            }
+            let dir = run.dir.clone();
+            if let Some(snap) = run.attention_near(step).cloned() {
+                if k == 0 {
+                    layer = layer.min(snap.maps.n_layer.saturating_sub(1));
+                    head = head.min(snap.maps.n_head.saturating_sub(1));
+                    layer_head_ui(
+                        ui,
+                        &mut layer,
+                        &mut head,
+                        snap.maps.n_layer,
+                        snap.maps.n_head,
+                    );
+                } else {
+                    ui.label(egui::RichText::new(format!("layer {layer} · head {head}")).weak());
+                }
+                ui.label(egui::RichText::new(format!("attention at step {}", snap.step)).weak());
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                (&dir, snap.step, layer, head).hash(&mut hasher);
+                attention_heatmap(
+                    ui,
+                    &snap.maps,
+                    &snap.tokens,
+                    layer.min(snap.maps.n_layer.saturating_sub(1)),
+                    head.min(snap.maps.n_head.saturating_sub(1)),
+                    &mut app.compare_textures[k],
+                    hasher.finish(),
+                    260.0,
+                );
+            } else {
+                ui.label(egui::RichText::new("no attention snapshot stored").weak());
+            }
+        }
+    });
+    app.attention_layer = layer;
+    app.attention_head = head;
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! Monitor page: one run's live loss curves, progress, controls, attention and samples.
+//! Monitor page: one run's live loss curves, progress, controls, attention and samples, and
+//! what a user does with a run (rename, tag, notes, clone, resume, export, delete).
 
-use super::app::StudioApp;
-use super::widgets::{Series, SeriesStyle, attention_heatmap, loss_plot, run_color};
+use super::app::{SaveKind, StudioApp, XAxis};
+use super::widgets::{PlotOptions, Series, SeriesStyle, attention_heatmap, loss_plot, run_color};
 use crate::project::RunStatus;
 use crate::train::RunControl;
-use crate::viz::smoothing::debiased_ema;
+use crate::viz::smoothing::SmoothingKind;
 use std::hash::{Hash, Hasher};
 
 fn format_secs(secs: f64) -> String {
@@ -13,6 +14,130 @@ fn format_secs(secs: f64) -> String {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// Smoothing, axis and scale controls shared by the monitor and compare pages.
+pub fn plot_controls_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Smoothing");
+        ui.add(egui::Slider::new(&mut app.prefs.smoothing, 0.0..=0.99).fixed_decimals(2))
+            .labelled_by(label.id);
+        egui::ComboBox::from_id_salt(ui.scope_id().with("smoothing_kind"))
+            .selected_text(match app.prefs.smoothing_kind {
+                SmoothingKind::DebiasedEma => "debiased EMA",
+                SmoothingKind::TimeWeightedEma => "time-weighted EMA",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(
+                    &mut app.prefs.smoothing_kind,
+                    SmoothingKind::DebiasedEma,
+                    "debiased EMA",
+                );
+                ui.selectable_value(
+                    &mut app.prefs.smoothing_kind,
+                    SmoothingKind::TimeWeightedEma,
+                    "time-weighted EMA",
+                );
+            })
+            .response
+            .labelled_by(label.id);
+        ui.checkbox(&mut app.prefs.smooth_in_log_space, "smooth in log space");
+        ui.separator();
+        ui.checkbox(&mut app.prefs.log_y, "log y");
+        let x_label = ui.label("x axis");
+        egui::ComboBox::from_id_salt(ui.scope_id().with("x_axis"))
+            .selected_text(app.prefs.x_axis.label())
+            .show_ui(ui, |ui| {
+                for axis in XAxis::ALL {
+                    ui.selectable_value(&mut app.prefs.x_axis, axis, axis.label());
+                }
+            })
+            .response
+            .labelled_by(x_label.id);
+    });
+}
+
+/// Rename, tags, notes and the run's actions.
+fn manage_ui(app: &mut StudioApp, index: usize, ui: &mut egui::Ui) {
+    let mut save = false;
+    let mut action: Option<fn(&mut StudioApp, usize)> = None;
+    let live = app.runs[index].is_live();
+    let resumable = !live
+        && matches!(
+            app.runs[index].status,
+            RunStatus::Stopped | RunStatus::Failed { .. }
+        );
+    egui::CollapsingHeader::new("Run details")
+        .id_salt("run_details")
+        .show(ui, |ui| {
+            let run = &mut app.runs[index];
+            egui::Grid::new("run_details_grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    let label = ui.label("Name");
+                    let mut name = run.name().to_string();
+                    let r = ui.text_edit_singleline(&mut name).labelled_by(label.id);
+                    if r.changed() {
+                        run.annotations.display_name = Some(name);
+                    }
+                    save |= r.lost_focus();
+                    ui.end_row();
+                    let label = ui.label("Tags");
+                    let mut tags = run.annotations.tags.join(", ");
+                    let r = ui
+                        .add(egui::TextEdit::singleline(&mut tags).hint_text("comma, separated"))
+                        .labelled_by(label.id);
+                    if r.changed() {
+                        run.annotations.tags = tags
+                            .split(',')
+                            .map(|t| t.trim().to_string())
+                            .filter(|t| !t.is_empty())
+                            .collect();
+                    }
+                    save |= r.lost_focus();
+                    ui.end_row();
+                    let label = ui.label("Notes");
+                    let r = ui
+                        .add(egui::TextEdit::multiline(&mut run.annotations.notes).desired_rows(2))
+                        .labelled_by(label.id);
+                    save |= r.lost_focus();
+                    ui.end_row();
+                    ui.label("Folder");
+                    ui.label(egui::RichText::new(run.dir.display().to_string()).weak());
+                    ui.end_row();
+                });
+            ui.horizontal(|ui| {
+                if ui
+                    .button("Clone settings")
+                    .on_hover_text("Start a variant on the setup page")
+                    .clicked()
+                {
+                    action = Some(StudioApp::clone_settings);
+                }
+                if resumable && ui.button("Resume from checkpoint").clicked() {
+                    action = Some(StudioApp::resume_run);
+                }
+                if ui.button("Export metrics CSV…").clicked() {
+                    action = Some(|app, i| {
+                        let name = format!("{}.csv", app.runs[i].name());
+                        app.ask_save(SaveKind::MetricsCsv(i), &name);
+                    });
+                }
+                if ui
+                    .add_enabled(!live, egui::Button::new("Delete"))
+                    .on_hover_text("Moves the run to the project's trash; Undo brings it back")
+                    .clicked()
+                {
+                    action = Some(StudioApp::delete_run);
+                }
+            });
+        });
+    if save {
+        app.save_annotations(index);
+    }
+    if let Some(action) = action {
+        action(app, index);
     }
 }
 
@@ -39,6 +164,9 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     .strong()
                     .color(status_color(&run.status, ui)),
             );
+            for tag in &run.annotations.tags {
+                ui.label(egui::RichText::new(format!("#{tag}")).weak());
+            }
             if let Some(live) = &run.live {
                 if live.n_params > 0 {
                     ui.label(format!(
@@ -68,7 +196,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.add(
                 egui::ProgressBar::new(fraction)
                     .text(text)
-                    .desired_width(ui.available_width() - 260.0),
+                    .desired_width(ui.available_width() - 160.0),
             );
             if run.is_live() {
                 if run.status == RunStatus::Paused {
@@ -103,63 +231,92 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     if let Some(c) = control {
         app.control(index, c);
     }
-    ui.horizontal(|ui| {
-        let label = ui.label("Smoothing");
-        ui.add(egui::Slider::new(&mut app.prefs.smoothing, 0.0..=0.99).fixed_decimals(2))
-            .labelled_by(label.id);
-        ui.checkbox(&mut app.prefs.log_y, "log y");
-    });
+    manage_ui(app, index, ui);
+    if index >= app.runs.len() || app.selected != Some(index) {
+        return; // deleted
+    }
+    plot_controls_ui(app, ui);
     ui.separator();
 
-    let run = &app.runs[index];
+    let settings = app.prefs.smooth_settings();
+    let axis = app.prefs.x_axis;
+    let log_y = app.prefs.log_y;
     let color = run_color(index);
-    let smoothed: Vec<[f64; 2]> = if app.prefs.smoothing > 0.0 {
-        let ys: Vec<f64> = run.curves.train.iter().map(|p| p[1]).collect();
-        run.curves
-            .train
-            .iter()
-            .zip(debiased_ema(&ys, app.prefs.smoothing))
-            .map(|(p, y)| [p[0], y])
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let faint = color.gamma_multiply(0.3);
+    let smoothing_on = settings.weight > 0.0;
+    {
+        let run = &mut app.runs[index];
+        if smoothing_on {
+            run.curves.smoothed(settings);
+        }
+        if run
+            .live
+            .as_ref()
+            .and_then(|l| l.attention.as_ref())
+            .is_none()
+        {
+            let last = run.last_step.map(|(s, _)| s).unwrap_or(0);
+            run.attention_near(last);
+        }
+    }
+    // Disjoint borrows: the run's data is read while the attention picker state is written.
+    let StudioApp {
+        runs,
+        attention_layer,
+        attention_head,
+        attention_texture,
+        ..
+    } = app;
+    let run = &runs[index];
+    let curves = &run.curves;
     let mut series = vec![Series {
         name: "train (raw)".into(),
-        points: &run.curves.train,
-        color: if smoothed.is_empty() { color } else { faint },
+        xs: curves.xs(axis),
+        ys: &curves.train,
+        color: if smoothing_on {
+            color.gamma_multiply(0.3)
+        } else {
+            color
+        },
         style: SeriesStyle::Line { width: 1.0 },
     }];
-    if !smoothed.is_empty() {
+    if smoothing_on {
         series.push(Series {
             name: "train (smoothed)".into(),
-            points: &smoothed,
+            xs: curves.xs(axis),
+            ys: curves.smoothed_values(),
             color,
             style: SeriesStyle::Line { width: 2.0 },
         });
     }
     series.push(Series {
         name: "validation".into(),
-        points: &run.curves.val,
+        xs: curves.val_xs(axis),
+        ys: &curves.val,
         color: egui::Color32::from_rgb(0xf2, 0x8e, 0x2b),
         style: SeriesStyle::Markers,
     });
+    let snapshot = run
+        .live
+        .as_ref()
+        .and_then(|l| l.attention.as_ref())
+        .or_else(|| run.stored_attention.as_ref().and_then(|(_, s)| s.as_ref()));
+    let sample = run.history.as_ref().and_then(|h| h.samples.last());
 
     let available = ui.available_size();
-    let log_y = app.prefs.log_y;
+    let mut export_rect = None;
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
             ui.set_width(available.x * 0.55);
-            loss_plot(
-                ui,
-                "monitor_loss",
-                &series,
+            let options = PlotOptions {
                 log_y,
-                (available.y * 0.62).max(200.0),
-            );
+                height: (available.y * 0.62).max(200.0),
+                x_label: axis.label(),
+            };
+            let response = loss_plot(ui, "monitor_loss", &series, &[], options);
+            if ui.small_button("Export chart PNG…").clicked() {
+                export_rect = Some(response.response.rect);
+            }
             ui.label(egui::RichText::new("Latest sample").strong());
-            let sample = run.history.as_ref().and_then(|h| h.samples.last());
             egui::ScrollArea::vertical()
                 .id_salt("sample")
                 .max_height(ui.available_height())
@@ -178,64 +335,71 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ui.separator();
         ui.vertical(|ui| {
             ui.label(egui::RichText::new("Attention on the probe text").strong());
-            let snapshot = run.live.as_ref().and_then(|l| l.attention.as_ref());
-            match snapshot {
-                Some(snap) => {
-                    let maps = &snap.maps;
-                    ui.horizontal(|ui| {
-                        let layer_label = ui.label("layer");
-                        app.attention_layer =
-                            app.attention_layer.min(maps.n_layer.saturating_sub(1));
-                        app.attention_head = app.attention_head.min(maps.n_head.saturating_sub(1));
-                        egui::ComboBox::from_id_salt("attn_layer")
-                            .selected_text(app.attention_layer.to_string())
-                            .show_ui(ui, |ui| {
-                                for l in 0..maps.n_layer {
-                                    ui.selectable_value(&mut app.attention_layer, l, l.to_string());
-                                }
-                            })
-                            .response
-                            .labelled_by(layer_label.id);
-                        let head_label = ui.label("head");
-                        egui::ComboBox::from_id_salt("attn_head")
-                            .selected_text(app.attention_head.to_string())
-                            .show_ui(ui, |ui| {
-                                for h in 0..maps.n_head {
-                                    ui.selectable_value(&mut app.attention_head, h, h.to_string());
-                                }
-                            })
-                            .response
-                            .labelled_by(head_label.id);
-                        ui.label(egui::RichText::new(format!("step {}", snap.step)).weak());
-                    });
-                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                    (&run.dir, snap.step, app.attention_layer, app.attention_head)
-                        .hash(&mut hasher);
-                    attention_heatmap(
-                        ui,
-                        maps,
-                        &snap.tokens,
-                        app.attention_layer,
-                        app.attention_head,
-                        &mut app.attention_texture,
-                        hasher.finish(),
-                    );
-                    ui.label(
-                        egui::RichText::new("rows: query position · columns: key position").weak(),
-                    );
-                }
-                None => {
-                    ui.label(
-                        egui::RichText::new(if run.is_live() {
-                            "Attention maps appear while the run trains."
-                        } else {
-                            "Attention maps are shown for runs training in this session."
-                        })
-                        .weak(),
-                    );
-                }
-            }
+            let Some(snap) = snapshot else {
+                ui.label(egui::RichText::new("Attention maps appear while the run trains.").weak());
+                return;
+            };
+            let maps = &snap.maps;
+            *attention_layer = (*attention_layer).min(maps.n_layer.saturating_sub(1));
+            *attention_head = (*attention_head).min(maps.n_head.saturating_sub(1));
+            layer_head_ui(
+                ui,
+                attention_layer,
+                attention_head,
+                maps.n_layer,
+                maps.n_head,
+            );
+            ui.label(egui::RichText::new(format!("step {}", snap.step)).weak());
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (&run.dir, snap.step, *attention_layer, *attention_head).hash(&mut hasher);
+            attention_heatmap(
+                ui,
+                maps,
+                &snap.tokens,
+                *attention_layer,
+                *attention_head,
+                attention_texture,
+                hasher.finish(),
+                f32::INFINITY,
+            );
+            ui.label(egui::RichText::new("rows: query position · columns: key position").weak());
         });
+    });
+    if let Some(rect) = export_rect {
+        let name = format!("{}-loss.png", app.runs[index].name());
+        app.ask_save(SaveKind::ChartPng(rect), &name);
+    }
+}
+
+/// Layer and head pickers.
+pub fn layer_head_ui(
+    ui: &mut egui::Ui,
+    layer: &mut usize,
+    head: &mut usize,
+    n_layer: usize,
+    n_head: usize,
+) {
+    ui.horizontal(|ui| {
+        let layer_label = ui.label("layer");
+        egui::ComboBox::from_id_salt(ui.scope_id().with("attn_layer"))
+            .selected_text(layer.to_string())
+            .show_ui(ui, |ui| {
+                for l in 0..n_layer {
+                    ui.selectable_value(layer, l, l.to_string());
+                }
+            })
+            .response
+            .labelled_by(layer_label.id);
+        let head_label = ui.label("head");
+        egui::ComboBox::from_id_salt(ui.scope_id().with("attn_head"))
+            .selected_text(head.to_string())
+            .show_ui(ui, |ui| {
+                for h in 0..n_head {
+                    ui.selectable_value(head, h, h.to_string());
+                }
+            })
+            .response
+            .labelled_by(head_label.id);
     });
 }
 

@@ -1,9 +1,10 @@
-//! Loss plot with a level-of-detail layer and an attention heatmap.
+//! Loss plot with a level-of-detail layer, seed bands and the best point marked; attention
+//! heatmap.
 
 use crate::model::AttentionMaps;
 use crate::viz::lod::min_max_last;
 use egui::{Color32, Rect, Sense, Stroke, Vec2, pos2};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text};
 
 /// A run colour by index.
 pub fn run_color(index: usize) -> Color32 {
@@ -26,63 +27,107 @@ pub enum SeriesStyle {
     Line {
         width: f32,
     },
-    /// Markers joined by a line (evaluations are sparse).
+    /// Markers joined by a line (evaluations are sparse); the best (lowest) point is marked.
     Markers,
 }
 
+/// One curve, borrowed from the run's columns: nothing is copied per frame but the few
+/// points the level-of-detail layer keeps.
 pub struct Series<'a> {
     pub name: String,
-    pub points: &'a [[f64; 2]],
+    pub xs: &'a [f64],
+    pub ys: &'a [f64],
     pub color: Color32,
     pub style: SeriesStyle,
 }
 
-/// Draws `series` on one plot. Each series is reduced to min/max/last per pixel column of the
-/// visible x range, so drawing cost follows the plot's width, not the number of points.
-pub fn loss_plot(ui: &mut egui::Ui, id: &str, series: &[Series<'_>], log_y: bool, height: f32) {
-    let to_y = move |y: f64| if log_y { y.max(1e-12).log10() } else { y };
-    let mut plot = Plot::new(id)
-        .height(height)
-        .legend(Legend::default())
-        .x_axis_label("step")
-        .y_axis_label(if log_y { "loss (log)" } else { "loss" })
-        .link_cursor(egui::Id::unique("loss_plots"), [true, false]);
-    if log_y {
-        plot = plot
-            .y_axis_formatter(|mark, _| format!("{:.3}", 10f64.powf(mark.value)))
-            .label_formatter(|hover| {
-                Some(match hover {
-                    egui_plot::HoverPosition::NearDataPoint {
-                        plot_name,
-                        position,
-                        ..
-                    } => {
-                        format!(
-                            "{plot_name}\nstep {:.0}\nloss {:.4}",
-                            position.x,
-                            10f64.powf(position.y)
-                        )
-                    }
-                    egui_plot::HoverPosition::Elsewhere { position } => {
-                        format!("step {:.0}\nloss {:.4}", position.x, 10f64.powf(position.y))
-                    }
-                })
+/// A mean ± spread band.
+pub struct Band<'a> {
+    pub xs: &'a [f64],
+    pub lo: Vec<f64>,
+    pub hi: Vec<f64>,
+    pub color: Color32,
+}
+
+#[derive(Clone, Copy)]
+pub struct PlotOptions {
+    pub log_y: bool,
+    pub height: f32,
+    pub x_label: &'static str,
+}
+
+fn x_range(series: &[Series<'_>]) -> Option<(f64, f64)> {
+    let mut range: Option<(f64, f64)> = None;
+    for s in series {
+        if let (Some(&a), Some(&b)) = (s.xs.first(), s.xs.last()) {
+            range = Some(match range {
+                Some((lo, hi)) => (lo.min(a), hi.max(b)),
+                None => (a, b),
             });
+        }
     }
+    range.map(|(a, b)| (a, if b > a { b } else { a + 1.0 }))
+}
+
+/// Draws the series on one plot. Each series is reduced to min/max/last per pixel column of
+/// the visible x range, so drawing cost follows the plot's width, not the number of points.
+pub fn loss_plot(
+    ui: &mut egui::Ui,
+    id: &str,
+    series: &[Series<'_>],
+    bands: &[Band<'_>],
+    options: PlotOptions,
+) -> egui_plot::PlotResponse<()> {
+    let log_y = options.log_y;
+    let to_y = move |y: f64| if log_y { y.max(1e-12).log10() } else { y };
+    let from_y = move |y: f64| if log_y { 10f64.powf(y) } else { y };
+    let x_label = options.x_label;
+    let plot = Plot::new(id)
+        .height(options.height)
+        .legend(Legend::default())
+        .x_axis_label(x_label)
+        .y_axis_label(if log_y { "loss (log scale)" } else { "loss" })
+        .link_cursor(egui::Id::unique("loss_plots"), [true, false])
+        .y_axis_formatter(move |mark, _| format!("{:.3}", from_y(mark.value)))
+        .label_formatter(move |hover| {
+            Some(match hover {
+                egui_plot::HoverPosition::NearDataPoint {
+                    plot_name,
+                    position,
+                    ..
+                } => {
+                    format!(
+                        "{plot_name}\n{x_label} {:.0}\nloss {:.4}",
+                        position.x,
+                        from_y(position.y)
+                    )
+                }
+                egui_plot::HoverPosition::Elsewhere { position } => {
+                    format!(
+                        "{x_label} {:.0}\nloss {:.4}",
+                        position.x,
+                        from_y(position.y)
+                    )
+                }
+            })
+        });
     let buckets = ui.available_width().max(100.0) as usize;
+    let full = x_range(series);
     plot.show(ui, |plot_ui| {
         let bounds = plot_ui.plot_bounds();
         let auto_x = plot_ui.auto_bounds().x || !bounds.is_valid_x();
+        let Some((x_min, x_max)) = (if auto_x {
+            full
+        } else {
+            Some((bounds.min()[0], bounds.max()[0]))
+        }) else {
+            return;
+        };
+        for band in bands {
+            band_ui(plot_ui, band, x_min, x_max, to_y);
+        }
         for s in series {
-            let (x_min, x_max) = if auto_x {
-                match (s.points.first(), s.points.last()) {
-                    (Some(a), Some(b)) => (a[0], b[0].max(a[0] + 1.0)),
-                    _ => continue,
-                }
-            } else {
-                (bounds.min()[0], bounds.max()[0])
-            };
-            let reduced: Vec<[f64; 2]> = min_max_last(s.points, x_min, x_max, buckets)
+            let reduced: Vec<[f64; 2]> = min_max_last(s.xs, s.ys, x_min, x_max, buckets)
                 .into_iter()
                 .map(|[x, y]| [x, to_y(y)])
                 .collect();
@@ -103,12 +148,74 @@ pub fn loss_plot(ui: &mut egui::Ui, id: &str, series: &[Series<'_>], log_y: bool
                     plot_ui.points(
                         Points::new(s.name.clone(), PlotPoints::from(reduced))
                             .color(s.color)
-                            .radius(3.0),
+                            .radius(2.5),
                     );
+                    // Best so far: the lowest value over the whole series, not just the view.
+                    let best =
+                        s.ys.iter()
+                            .enumerate()
+                            .filter(|(_, y)| y.is_finite())
+                            .min_by(|a, b| a.1.total_cmp(b.1));
+                    if let Some((i, &y)) = best {
+                        let at = [s.xs[i], to_y(y)];
+                        plot_ui.points(
+                            Points::new(format!("{} best", s.name), PlotPoints::from(vec![at]))
+                                .shape(MarkerShape::Diamond)
+                                .filled(false)
+                                .radius(6.0)
+                                .color(s.color),
+                        );
+                        plot_ui.text(
+                            Text::new(
+                                format!("{} best", s.name),
+                                at.into(),
+                                format!("best {y:.4}"),
+                            )
+                            .anchor(egui::Align2::LEFT_BOTTOM)
+                            .color(s.color),
+                        );
+                    }
                 }
             }
         }
-    });
+    })
+}
+
+/// Fills between `lo` and `hi` with thin convex quads (egui fills convex shapes only).
+fn band_ui(
+    plot_ui: &mut egui_plot::PlotUi<'_>,
+    band: &Band<'_>,
+    x_min: f64,
+    x_max: f64,
+    to_y: impl Fn(f64) -> f64,
+) {
+    let start = band.xs.partition_point(|&x| x < x_min).saturating_sub(1);
+    let end = (band.xs.partition_point(|&x| x <= x_max) + 1).min(band.xs.len());
+    if end <= start + 1 {
+        return;
+    }
+    const MAX_QUADS: usize = 200;
+    let stride = ((end - start) / MAX_QUADS).max(1);
+    let mut idx: Vec<usize> = (start..end).step_by(stride).collect();
+    if idx.last() != Some(&(end - 1)) {
+        idx.push(end - 1);
+    }
+    let fill = band.color.gamma_multiply(0.22);
+    for w in idx.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let quad = vec![
+            [band.xs[a], to_y(band.lo[a])],
+            [band.xs[b], to_y(band.lo[b])],
+            [band.xs[b], to_y(band.hi[b])],
+            [band.xs[a], to_y(band.hi[a])],
+        ];
+        plot_ui.polygon(
+            Polygon::new("± std", PlotPoints::from(quad))
+                .fill_color(fill)
+                .stroke(Stroke::NONE)
+                .allow_hover(false),
+        );
+    }
 }
 
 /// Colour for an attention weight in [0, 1].
@@ -134,7 +241,8 @@ fn heat(w: f32) -> Color32 {
 }
 
 /// Draws the `[seq, seq]` map of `layer`/`head` as an image: rows are queries, columns keys.
-/// Hover shows the two tokens and the weight.
+/// Hover shows the two tokens and the weight. `texture` caches the image under `key`.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_heatmap(
     ui: &mut egui::Ui,
     maps: &AttentionMaps,
@@ -143,6 +251,7 @@ pub fn attention_heatmap(
     head: usize,
     texture: &mut Option<(u64, egui::TextureHandle)>,
     key: u64,
+    max_side: f32,
 ) {
     let seq = maps.seq;
     if seq == 0 || layer >= maps.n_layer || head >= maps.n_head {
@@ -152,16 +261,25 @@ pub fn attention_heatmap(
     if texture.as_ref().map(|(k, _)| *k) != Some(key) {
         let pixels: Vec<Color32> = map.iter().map(|&w| heat(w)).collect();
         let image = egui::ColorImage::new([seq, seq], pixels);
-        let handle = ui
-            .ctx()
-            .load_texture("attention", image, egui::TextureOptions::NEAREST);
+        let handle = ui.ctx().load_texture(
+            format!("attention-{key}"),
+            image,
+            egui::TextureOptions::NEAREST,
+        );
         *texture = Some((key, handle));
     }
     let Some((_, handle)) = texture else { return };
-    let label_room = if seq <= 64 { 18.0 } else { 0.0 };
-    let side = (ui.available_width() - label_room)
-        .min(ui.available_height() - label_room - 24.0)
-        .max(120.0);
+    let side_guess = ui
+        .available_width()
+        .min(ui.available_height() - 24.0)
+        .min(max_side);
+    // Token labels only where a cell is tall enough to read one.
+    let label_room = if side_guess / seq as f32 >= 8.0 {
+        14.0
+    } else {
+        0.0
+    };
+    let side = (side_guess - label_room).max(120.0);
     let (rect, response) = ui.allocate_exact_size(Vec2::splat(side + label_room), Sense::hover());
     let grid = Rect::from_min_size(rect.min + Vec2::splat(label_room), Vec2::splat(side));
     let painter = ui.painter_at(rect);

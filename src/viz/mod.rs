@@ -1,4 +1,5 @@
 //! Pure functions the UI draws from (no egui here).
 
+pub mod groups;
 pub mod lod;
 pub mod smoothing;
