@@ -16,6 +16,9 @@ use std::time::Instant;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// What to measure (default: training-step speed against PyTorch).
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Timed steps per backend.
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
@@ -28,6 +31,26 @@ pub struct BenchArgs {
     /// Python with torch installed (default: `$VIRTUAL_ENV/bin/python`, else `python3`).
     #[arg(long)]
     pub python: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BenchWhat {
+    /// Plot frame time: many runs of many points, zoomed and panned, drawn headless.
+    Plot {
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        #[arg(long, default_value_t = 400)]
+        frames: usize,
+    },
+    /// Opening a generated project of many runs, to the first frame.
+    Store {
+        #[arg(long, default_value_t = 1_000)]
+        runs: usize,
+        #[arg(long, default_value_t = 500)]
+        steps: usize,
+    },
 }
 
 /// Mean milliseconds per phase of one training step.
@@ -156,6 +179,49 @@ pub fn time_pytorch(args: &BenchArgs) -> Result<StepTiming> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    match &args.what {
+        None => run_train(args),
+        Some(BenchWhat::Plot {
+            runs,
+            points,
+            frames,
+        }) => {
+            println!(
+                "{runs} runs x {points} points, {frames} frames of zoom, pan and zoom out at 1280x800"
+            );
+            let (build_ms, stats) = crate::ui::bench::plot_benchmark(*runs, *points, *frames);
+            println!(
+                "min/max block index built in {build_ms:.1} ms (once per curve, extended as points arrive)"
+            );
+            println!(
+                "frame CPU time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} frames",
+                stats.p50_ms, stats.p99_ms, stats.max_ms, stats.frames
+            );
+            println!("plot_frame_p99_ms={:.3}", stats.p99_ms);
+            Ok(())
+        }
+        Some(BenchWhat::Store { runs, steps }) => {
+            let dir =
+                std::env::temp_dir().join(format!("hearth-bench-store-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let t = Instant::now();
+            crate::ui::bench::generate_project(&dir, *runs, *steps)?;
+            println!(
+                "generated {runs} runs of {steps} steps in {:.1} s at {}",
+                t.elapsed().as_secs_f64(),
+                dir.display()
+            );
+            let secs = crate::ui::bench::open_project_seconds(&dir);
+            let again = crate::ui::bench::open_project_seconds(&dir);
+            println!("open to first frame: {secs:.3} s (second open {again:.3} s)");
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("open_1000_runs_s={secs:.3}");
+            Ok(())
+        }
+    }
+}
+
+fn run_train(args: &BenchArgs) -> Result<()> {
     let tokens = (BATCH * bench_spec().context) as f64;
     println!(
         "nanoGPT CPU shape: vocab 65, block 64, batch {BATCH}, 4 layers, 4 heads, 128 wide; {} threads, {} timed steps after {} warmup",

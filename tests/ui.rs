@@ -146,3 +146,73 @@ fn a_diverging_run_fails_and_the_studio_keeps_working() {
         |app| last_step(app, 1) >= 5,
     );
 }
+
+/// Every file under `dir` with its bytes, by relative path.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn delete_then_undo_restores_a_run_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth::ui::bench::generate_project(dir.path(), 3, 40).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    let target = harness.state().runs[1].dir.clone();
+    let before = snapshot(&target);
+    assert!(before.iter().any(|(p, _)| p.ends_with("run.sqlite")));
+
+    harness.get_by_label_contains("run-0001\nfinished").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Delete").click();
+    harness.run_steps(2);
+    assert!(!target.exists(), "the folder left the project");
+    assert_eq!(harness.state().runs.len(), 2);
+    assert!(harness.state().runs.iter().all(|r| r.dir != target));
+
+    harness.get_by_label("Undo").click();
+    harness.run_steps(2);
+    assert_eq!(snapshot(&target), before, "every file back, byte for byte");
+    let restored = harness
+        .state()
+        .runs
+        .iter()
+        .find(|r| r.dir == target)
+        .expect("listed again");
+    assert_eq!(restored.name(), "run-0001");
+    assert_eq!(restored.last_step.map(|(s, _)| s), Some(40));
+}
+
+#[test]
+fn a_renamed_run_keeps_its_name_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth::ui::bench::generate_project(dir.path(), 1, 10).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    harness.state_mut().runs[0].annotations.display_name = Some("baseline".into());
+    harness.state_mut().runs[0].annotations.tags = vec!["keep".into()];
+    harness.state_mut().save_annotations(0);
+    drop(harness);
+    let harness = studio(dir.path(), small_spec(backend(), 10));
+    let run = &harness.state().runs[0];
+    assert_eq!(run.name(), "baseline");
+    assert_eq!(run.annotations.tags, vec!["keep".to_string()]);
+}

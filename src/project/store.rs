@@ -333,6 +333,22 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
+    /// Appends many steps in one transaction (imports and generated projects).
+    pub fn append_steps(&self, metrics: &[StepMetrics]) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| self.db_err(e))?;
+        for m in metrics {
+            if let Err(err) = self.append_step(m) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(err);
+            }
+        }
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.db_err(e))
+    }
+
     pub fn append_eval(&self, m: &EvalMetrics) -> Result<(), StoreError> {
         self.conn
             .execute(

@@ -8,6 +8,7 @@ use crate::train::events::AttentionSnapshot;
 use crate::train::worker::Notify;
 use crate::train::{EvalMetrics, StepMetrics};
 use crate::train::{RunControl, RunEvent, RunHandle, spawn_run};
+use crate::viz::lod::BlockIndex;
 use crate::viz::smoothing::{EmaState, SmoothingKind, tau_for_weight};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -130,6 +131,7 @@ pub struct Curves {
     pub val_secs: Vec<f64>,
     pub val: Vec<f64>,
     smooth: SmoothCache,
+    train_index: BlockIndex,
 }
 
 /// The smoothed training curve for one setting, extended incrementally while a run trains.
@@ -138,6 +140,7 @@ struct SmoothCache {
     key: Option<(SmoothingKindKey, u64, bool)>,
     state: EmaState,
     values: Vec<f64>,
+    index: BlockIndex,
 }
 
 type SmoothingKindKey = u8;
@@ -230,8 +233,25 @@ impl Curves {
                 out.iter_mut().for_each(|v| *v = v.exp());
             }
             cache.values.extend(out);
+            cache.index.extend(&cache.values);
         }
         &cache.values
+    }
+
+    /// The min/max block index of the smoothed curve (as of the last [`Curves::smoothed`]).
+    pub fn smoothed_index(&self) -> &BlockIndex {
+        &self.smooth.index
+    }
+
+    /// The min/max block index of the raw training curve, brought up to date.
+    pub fn train_index(&mut self) -> &BlockIndex {
+        self.train_index.extend(&self.train);
+        &self.train_index
+    }
+
+    /// The raw training curve's index as last refreshed by [`Curves::train_index`].
+    pub fn train_index_ref(&self) -> &BlockIndex {
+        &self.train_index
     }
 }
 
@@ -930,6 +950,22 @@ impl eframe::App for StudioApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Ok(text) = ron::to_string(&self.prefs) {
+            storage.set_string(eframe::APP_KEY, text);
+        }
+        if let Err(err) = self.project.save() {
+            log::warn!("project not saved: {err}");
+        }
+    }
+}
+
+impl StudioApp {
+    /// Lays out the whole window (what eframe calls each frame; benchmarks call it headless).
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
         egui::Panel::left("runs")
@@ -942,15 +978,6 @@ impl eframe::App for StudioApp {
             Tab::Monitor => super::monitor::monitor_ui(self, ui),
             Tab::Compare => super::compare::compare_ui(self, ui),
         });
-    }
-
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        if let Ok(text) = ron::to_string(&self.prefs) {
-            storage.set_string(eframe::APP_KEY, text);
-        }
-        if let Err(err) = self.project.save() {
-            log::warn!("project not saved: {err}");
-        }
     }
 }
 

@@ -141,6 +141,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ys: &run.curves.val,
             color: run_color(group[0]),
             style: SeriesStyle::Markers,
+            index: None,
         });
         train_series.push(Series {
             name: run.name().to_string(),
@@ -148,6 +149,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ys: run.curves.smoothed_values(),
             color: run_color(group[0]),
             style: SeriesStyle::Line { width: 1.5 },
+            index: Some(run.curves.smoothed_index()),
         });
     }
     for agg in &aggregates {
@@ -171,6 +173,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ys: &agg.train.1,
             color: agg.color,
             style: SeriesStyle::Line { width: 2.0 },
+            index: None,
         });
         let (lo, hi) = band(&agg.val);
         val_bands.push(Band {
@@ -185,6 +188,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ys: &agg.val.1,
             color: agg.color,
             style: SeriesStyle::Markers,
+            index: None,
         });
     }
     let height = (ui.available_height() * 0.36).max(180.0);

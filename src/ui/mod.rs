@@ -2,6 +2,7 @@
 //! `widgets.rs` the loss plot and attention heatmap. Only this room imports egui.
 
 mod app;
+pub mod bench;
 mod compare;
 mod dataset;
 mod monitor;

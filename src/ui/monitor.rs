@@ -248,6 +248,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         if smoothing_on {
             run.curves.smoothed(settings);
         }
+        run.curves.train_index();
         if run
             .live
             .as_ref()
@@ -278,6 +279,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             color
         },
         style: SeriesStyle::Line { width: 1.0 },
+        index: Some(curves.train_index_ref()),
     }];
     if smoothing_on {
         series.push(Series {
@@ -286,6 +288,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ys: curves.smoothed_values(),
             color,
             style: SeriesStyle::Line { width: 2.0 },
+            index: Some(curves.smoothed_index()),
         });
     }
     series.push(Series {
@@ -294,6 +297,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ys: &curves.val,
         color: egui::Color32::from_rgb(0xf2, 0x8e, 0x2b),
         style: SeriesStyle::Markers,
+        index: None,
     });
     let snapshot = run
         .live

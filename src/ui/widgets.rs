@@ -2,7 +2,7 @@
 //! heatmap.
 
 use crate::model::AttentionMaps;
-use crate::viz::lod::min_max_last;
+use crate::viz::lod::{BlockIndex, min_max_last, min_max_last_indexed};
 use egui::{Color32, Rect, Sense, Stroke, Vec2, pos2};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text};
 
@@ -39,6 +39,8 @@ pub struct Series<'a> {
     pub ys: &'a [f64],
     pub color: Color32,
     pub style: SeriesStyle,
+    /// A min/max block index of `ys`, for long series.
+    pub index: Option<&'a BlockIndex>,
 }
 
 /// A mean ± spread band.
@@ -127,10 +129,11 @@ pub fn loss_plot(
             band_ui(plot_ui, band, x_min, x_max, to_y);
         }
         for s in series {
-            let reduced: Vec<[f64; 2]> = min_max_last(s.xs, s.ys, x_min, x_max, buckets)
-                .into_iter()
-                .map(|[x, y]| [x, to_y(y)])
-                .collect();
+            let points = match s.index {
+                Some(index) => min_max_last_indexed(s.xs, s.ys, index, x_min, x_max, buckets),
+                None => min_max_last(s.xs, s.ys, x_min, x_max, buckets),
+            };
+            let reduced: Vec<[f64; 2]> = points.into_iter().map(|[x, y]| [x, to_y(y)]).collect();
             match s.style {
                 SeriesStyle::Line { width } => {
                     plot_ui.line(
