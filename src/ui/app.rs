@@ -481,7 +481,9 @@ impl StudioApp {
                 }
             })
             .unwrap_or_default();
+        // An explicit choice (flag, then environment) wins over the last project opened.
         let dir = project_dir
+            .or_else(|| std::env::var_os("HEARTH_PROJECT").map(PathBuf::from))
             .or_else(|| prefs.project_dir.clone())
             .unwrap_or_else(crate::cli::default_project_dir);
         let mut app = Self::with_project(cc.egui_ctx.clone(), &dir, prefs);

@@ -162,6 +162,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         };
         let (lo, hi) = band(&agg.train);
         train_bands.push(Band {
+            name: agg.name.clone(),
             xs: &agg.train.0,
             lo,
             hi,
@@ -177,6 +178,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         });
         let (lo, hi) = band(&agg.val);
         val_bands.push(Band {
+            name: agg.name.clone(),
             xs: &agg.val.0,
             lo,
             hi,

@@ -45,6 +45,8 @@ pub struct Series<'a> {
 
 /// A mean ± spread band.
 pub struct Band<'a> {
+    /// The legend entry it belongs to (its mean line's name).
+    pub name: String,
     pub xs: &'a [f64],
     pub lo: Vec<f64>,
     pub hi: Vec<f64>,
@@ -162,20 +164,16 @@ pub fn loss_plot(
                     if let Some((i, &y)) = best {
                         let at = [s.xs[i], to_y(y)];
                         plot_ui.points(
-                            Points::new(format!("{} best", s.name), PlotPoints::from(vec![at]))
+                            Points::new(s.name.clone(), PlotPoints::from(vec![at]))
                                 .shape(MarkerShape::Diamond)
                                 .filled(false)
                                 .radius(6.0)
                                 .color(s.color),
                         );
                         plot_ui.text(
-                            Text::new(
-                                format!("{} best", s.name),
-                                at.into(),
-                                format!("best {y:.4}"),
-                            )
-                            .anchor(egui::Align2::LEFT_BOTTOM)
-                            .color(s.color),
+                            Text::new(s.name.clone(), at.into(), format!("best {y:.4}  "))
+                                .anchor(egui::Align2::RIGHT_BOTTOM)
+                                .color(s.color),
                         );
                     }
                 }
@@ -213,9 +211,10 @@ fn band_ui(
             [band.xs[a], to_y(band.hi[a])],
         ];
         plot_ui.polygon(
-            Polygon::new("± std", PlotPoints::from(quad))
+            Polygon::new(band.name.clone(), PlotPoints::from(quad))
                 .fill_color(fill)
-                .stroke(Stroke::NONE)
+                // Zero width: nothing drawn, but the legend takes the run's colour from it.
+                .stroke(Stroke::new(0.0, band.color))
                 .allow_hover(false),
         );
     }
