@@ -432,6 +432,8 @@ pub struct StudioApp {
     pub compare_step: usize,
     /// Draw seed groups as mean ± std instead of one line per run.
     pub compare_groups: bool,
+    /// Seed groups and their aggregates, and what they were computed from.
+    pub compare_cache: Option<(super::compare::CompareKey, super::compare::Groups)>,
     /// The outcome of a chart export, once the screenshot is written.
     png_result: Option<Receiver<Result<(), String>>>,
     save_dialog: Option<(SaveKind, Receiver<Option<PathBuf>>)>,
@@ -529,6 +531,7 @@ impl StudioApp {
             compare_sort: CompareSort::ListOrder,
             compare_step: 0,
             compare_groups: true,
+            compare_cache: None,
             png_result: None,
             save_dialog: None,
             picked_folder: None,
@@ -994,4 +997,66 @@ fn write_png(path: &Path, image: &egui::ColorImage) -> std::io::Result<()> {
     writer
         .write_image_data(&bytes)
         .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_written_as_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chart.png");
+        let mut image = egui::ColorImage::filled([3, 2], egui::Color32::from_rgb(10, 20, 30));
+        image.pixels[4] = egui::Color32::WHITE;
+        write_png(&path, &image).unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (3, 2));
+        assert_eq!(&buf[..4], &[10, 20, 30, 255]);
+        assert_eq!(&buf[16..20], &[255, 255, 255, 255], "pixel (1, 1)");
+    }
+
+    #[test]
+    fn smoothed_curves_extend_as_steps_arrive() {
+        let mut curves = Curves::default();
+        let settings = SmoothSettings {
+            kind: SmoothingKind::DebiasedEma,
+            weight: 0.6,
+            log_space: false,
+        };
+        let step = |s: usize, loss: f32| StepMetrics {
+            step: s,
+            train_loss: loss,
+            lr: 0.0,
+            grad_norm: 0.0,
+            tokens_per_s: 0.0,
+            elapsed_s: s as f64,
+            tokens_seen: s as u64,
+        };
+        curves.push_step(&step(1, 4.0));
+        curves.push_step(&step(2, 3.0));
+        curves.smoothed(settings);
+        curves.push_step(&step(3, 3.5));
+        let incremental = curves.smoothed(settings).to_vec();
+        let full = crate::viz::smoothing::debiased_ema(&[4.0, 3.0, 3.5], 0.6);
+        assert_eq!(incremental, full);
+        let log_space = curves
+            .smoothed(SmoothSettings {
+                log_space: true,
+                ..settings
+            })
+            .to_vec();
+        let expected: Vec<f64> =
+            crate::viz::smoothing::debiased_ema(&[4f64.ln(), 3f64.ln(), 3.5f64.ln()], 0.6)
+                .into_iter()
+                .map(f64::exp)
+                .collect();
+        for (a, b) in log_space.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
 }

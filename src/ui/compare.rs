@@ -79,56 +79,30 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     );
 
     let axis = app.prefs.x_axis;
-    let specs: Vec<serde_json::Value> = indices
-        .iter()
-        .map(|&i| serde_json::to_value(&app.runs[i].spec).unwrap_or_default())
-        .collect();
-    let groups: Vec<Vec<usize>> = if app.compare_groups {
-        seed_groups(&specs)
-            .into_iter()
-            .map(|g| g.into_iter().map(|k| indices[k]).collect())
-            .collect()
-    } else {
-        indices.iter().map(|&i| vec![i]).collect()
+    // Groups and their mean ± std are computed at full resolution once per change (new points,
+    // other runs ticked, other smoothing or axis), not per frame.
+    let key = CompareKey {
+        runs: indices
+            .iter()
+            .map(|&i| {
+                (
+                    app.runs[i].dir.clone(),
+                    app.runs[i].curves.train.len(),
+                    app.runs[i].curves.val.len(),
+                )
+            })
+            .collect(),
+        smoothing: (settings.kind, settings.weight.to_bits(), settings.log_space),
+        axis,
+        grouped: app.compare_groups,
     };
-
-    // Group aggregates are computed at full resolution, then drawn through the same LOD layer.
-    struct Aggregate {
-        name: String,
-        color: egui::Color32,
-        train: (Vec<f64>, Vec<f64>, Vec<f64>),
-        val: (Vec<f64>, Vec<f64>, Vec<f64>),
+    if app.compare_cache.as_ref().map(|(k, _)| k) != Some(&key) {
+        let computed = compute_groups(app, &indices, axis);
+        app.compare_cache = Some((key, computed));
     }
-    let aggregates: Vec<Aggregate> = groups
-        .iter()
-        .filter(|g| g.len() > 1)
-        .map(|g| {
-            let train: Vec<(&[f64], &[f64])> = g
-                .iter()
-                .map(|&i| {
-                    (
-                        app.runs[i].curves.xs(axis),
-                        app.runs[i].curves.smoothed_values(),
-                    )
-                })
-                .collect();
-            let val: Vec<(&[f64], &[f64])> = g
-                .iter()
-                .map(|&i| {
-                    (
-                        app.runs[i].curves.val_xs(axis),
-                        app.runs[i].curves.val.as_slice(),
-                    )
-                })
-                .collect();
-            Aggregate {
-                name: format!("{} (mean of {} seeds)", app.runs[g[0]].name(), g.len()),
-                color: run_color(g[0]),
-                train: mean_std(&train),
-                val: mean_std(&val),
-            }
-        })
-        .collect();
+    let Some((_, (groups, aggregates))) = &app.compare_cache else {
+        return;
+    };
     let mut train_series = Vec::new();
     let mut val_series = Vec::new();
     let mut train_bands = Vec::new();
@@ -152,42 +126,35 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             index: Some(run.curves.smoothed_index()),
         });
     }
-    for agg in &aggregates {
-        let band = |(xs, mean, std): &(Vec<f64>, Vec<f64>, Vec<f64>)| -> (Vec<f64>, Vec<f64>) {
-            let _ = xs;
-            (
-                mean.iter().zip(std).map(|(m, s)| m - s).collect(),
-                mean.iter().zip(std).map(|(m, s)| m + s).collect(),
-            )
-        };
-        let (lo, hi) = band(&agg.train);
+    for agg in aggregates {
+        let (lo, hi) = (&agg.train.lo, &agg.train.hi);
         train_bands.push(Band {
             name: agg.name.clone(),
-            xs: &agg.train.0,
+            xs: &agg.train.xs,
             lo,
             hi,
             color: agg.color,
         });
         train_series.push(Series {
             name: agg.name.clone(),
-            xs: &agg.train.0,
-            ys: &agg.train.1,
+            xs: &agg.train.xs,
+            ys: &agg.train.mean,
             color: agg.color,
             style: SeriesStyle::Line { width: 2.0 },
             index: None,
         });
-        let (lo, hi) = band(&agg.val);
+        let (lo, hi) = (&agg.val.lo, &agg.val.hi);
         val_bands.push(Band {
             name: agg.name.clone(),
-            xs: &agg.val.0,
+            xs: &agg.val.xs,
             lo,
             hi,
             color: agg.color,
         });
         val_series.push(Series {
             name: agg.name.clone(),
-            xs: &agg.val.0,
-            ys: &agg.val.1,
+            xs: &agg.val.xs,
+            ys: &agg.val.mean,
             color: agg.color,
             style: SeriesStyle::Markers,
             index: None,
@@ -223,6 +190,79 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         settings_table_ui(app, &indices, &mut cols[0]);
         side_by_side_ui(app, &indices, &mut cols[1]);
     });
+}
+
+/// What the cached groups were computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareKey {
+    runs: Vec<(std::path::PathBuf, usize, usize)>,
+    smoothing: (crate::viz::smoothing::SmoothingKind, u64, bool),
+    axis: super::app::XAxis,
+    grouped: bool,
+}
+
+/// A mean curve with its ± std band.
+pub struct Aggregated {
+    pub xs: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub lo: Vec<f64>,
+    pub hi: Vec<f64>,
+}
+
+impl Aggregated {
+    fn new((xs, mean, std): (Vec<f64>, Vec<f64>, Vec<f64>)) -> Self {
+        let lo = mean.iter().zip(&std).map(|(m, s)| m - s).collect();
+        let hi = mean.iter().zip(&std).map(|(m, s)| m + s).collect();
+        Self { xs, mean, lo, hi }
+    }
+}
+
+/// A seed group drawn as one mean line with a band.
+pub struct GroupAggregate {
+    pub name: String,
+    pub color: egui::Color32,
+    pub train: Aggregated,
+    pub val: Aggregated,
+}
+
+/// Run groups (indices into `app.runs`) and the aggregates of groups with several runs.
+pub type Groups = (Vec<Vec<usize>>, Vec<GroupAggregate>);
+
+fn compute_groups(app: &StudioApp, indices: &[usize], axis: super::app::XAxis) -> Groups {
+    let specs: Vec<serde_json::Value> = indices
+        .iter()
+        .map(|&i| serde_json::to_value(&app.runs[i].spec).unwrap_or_default())
+        .collect();
+    let groups: Vec<Vec<usize>> = if app.compare_groups {
+        seed_groups(&specs)
+            .into_iter()
+            .map(|g| g.into_iter().map(|k| indices[k]).collect())
+            .collect()
+    } else {
+        indices.iter().map(|&i| vec![i]).collect()
+    };
+    let aggregates = groups
+        .iter()
+        .filter(|g| g.len() > 1)
+        .map(|g| {
+            let curves = |i: usize| &app.runs[i].curves;
+            let train: Vec<(&[f64], &[f64])> = g
+                .iter()
+                .map(|&i| (curves(i).xs(axis), curves(i).smoothed_values()))
+                .collect();
+            let val: Vec<(&[f64], &[f64])> = g
+                .iter()
+                .map(|&i| (curves(i).val_xs(axis), curves(i).val.as_slice()))
+                .collect();
+            GroupAggregate {
+                name: format!("{} (mean of {} seeds)", app.runs[g[0]].name(), g.len()),
+                color: run_color(g[0]),
+                train: Aggregated::new(mean_std(&train)),
+                val: Aggregated::new(mean_std(&val)),
+            }
+        })
+        .collect();
+    (groups, aggregates)
 }
 
 fn fmt_key(v: Option<f64>) -> f64 {

@@ -48,8 +48,8 @@ pub struct Band<'a> {
     /// The legend entry it belongs to (its mean line's name).
     pub name: String,
     pub xs: &'a [f64],
-    pub lo: Vec<f64>,
-    pub hi: Vec<f64>,
+    pub lo: &'a [f64],
+    pub hi: &'a [f64],
     pub color: Color32,
 }
 
