@@ -41,6 +41,11 @@ pub struct EvalArgs {
     /// Backend to evaluate on (default: the run's own).
     #[arg(long, value_parser = ["libtorch", "libtorch-cuda", "flex"])]
     pub backend: Option<String>,
+    /// Embed these pairs (TSV `text_a<TAB>text_b[<TAB>score]` or JSONL `{"a", "b", "score"}`)
+    /// and report retrieval (every `text_b` is a candidate for every `text_a`) and, with
+    /// scores, Spearman correlation.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
 }
 
 /// `hearth eval`: loads the newest checkpoint and prints the loss over every validation window;
@@ -63,10 +68,60 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     };
     backend.set_threads(crate::train::backend::default_threads());
     let device = backend.device().map_err(anyhow::Error::msg)?;
-    let corpus = Corpus::load(&spec.data)?;
+    let corpus = Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
     let model = crate::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
         .try_load_file(&checkpoint)
         .with_context(|| format!("cannot load {}", checkpoint.display()))?;
+    if let Some(path) = &args.pairs {
+        let pairs = crate::data::pairs::read_pairs(path)?;
+        let encode = |texts: Vec<&str>| -> Vec<Vec<u32>> {
+            texts
+                .into_iter()
+                .map(|t| corpus.tokenizer.encode(t))
+                .collect()
+        };
+        let a = encode(pairs.iter().map(|p| p.a.as_str()).collect());
+        let b = encode(pairs.iter().map(|p| p.b.as_str()).collect());
+        let embed_all = |texts: &[Vec<u32>]| {
+            let chunks: Vec<burn::tensor::Tensor<2>> = texts
+                .chunks(64)
+                .map(|c| {
+                    let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
+                    crate::train::steps::embed(
+                        &model,
+                        &refs,
+                        &spec.objective,
+                        &corpus.tokenizer,
+                        &device,
+                    )
+                })
+                .collect();
+            burn::tensor::Tensor::cat(chunks, 0)
+        };
+        let (ea, eb) = (embed_all(&a), embed_all(&b));
+        let sims = crate::objective::contrastive::similarities(ea, eb);
+        let n = pairs.len();
+        let r = crate::objective::metrics::retrieval(&sims, n, n);
+        let mut line = format!(
+            "pairs={n} recall_at_1={:.4} recall_at_10={:.4} mrr={:.4}",
+            r.recall_at_1, r.recall_at_10, r.mrr
+        );
+        let scored: Vec<(f64, f64)> = pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.score.map(|s| (f64::from(sims[i * n + i]), s)))
+            .collect();
+        if scored.len() >= 2 {
+            let (cos, gold): (Vec<f64>, Vec<f64>) = scored.into_iter().unzip();
+            line.push_str(&format!(
+                " spearman={:.4}",
+                crate::objective::metrics::spearman(&cos, &gold)
+            ));
+        }
+        eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        println!("{line}");
+        return Ok(());
+    }
     let windows = corpus.val.len().saturating_sub(spec.model.context + 1) / spec.model.context;
     let loss = crate::eval::full_split_loss(&model, &corpus, Split::Val, 64, &device);
     eprintln!("checkpoint of step {step}: {}", checkpoint.display());
@@ -125,6 +180,27 @@ pub struct TrainArgs {
     /// Run name.
     #[arg(long)]
     pub name: Option<String>,
+    /// What to learn.
+    #[arg(long, value_parser = ["next-token", "masked", "contrastive", "grit"])]
+    pub objective: Option<String>,
+    /// Masked: share of positions predicted per sequence.
+    #[arg(long)]
+    pub mask_rate: Option<f64>,
+    /// Contrastive / GRIT: where positives come from.
+    #[arg(long, value_parser = ["halves", "dropout", "pairs"])]
+    pub positives: Option<String>,
+    /// Contrastive / GRIT: the labelled pairs file (TSV or JSONL) for `--positives pairs`.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Contrastive / GRIT: InfoNCE temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Contrastive / GRIT: pooling of token states.
+    #[arg(long, value_parser = ["mean", "cls", "last"])]
+    pub pooling: Option<String>,
+    /// GRIT: weight of the generation loss (lambda).
+    #[arg(long)]
+    pub gen_weight: Option<f64>,
     /// Run folder to create (default: a new folder in the project's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -182,6 +258,22 @@ impl TrainArgs {
         if let Some(name) = &self.name {
             spec.name = name.clone();
         }
+        let o = &mut spec.objective;
+        if let Some(kind) = &self.objective {
+            o.kind = crate::objective::ObjectiveKind::parse(kind).expect("clap checked the name");
+        }
+        set(&mut o.mask_rate, self.mask_rate);
+        set(&mut o.temperature, self.temperature);
+        set(&mut o.gen_weight, self.gen_weight);
+        if let Some(p) = &self.positives {
+            o.positives = crate::objective::Positives::parse(p).expect("clap checked the name");
+        }
+        if let Some(p) = &self.pooling {
+            o.pooling = crate::objective::Pooling::parse(p).expect("clap checked the name");
+        }
+        if let Some(path) = &self.pairs {
+            o.pairs_file = Some(path.clone());
+        }
         Ok(spec)
     }
 }
@@ -217,6 +309,9 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     let corpus = crate::data::Corpus::load(&spec.data)?;
     corpus.check_context(spec.model.context)?;
     drop(corpus);
+    if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
+        crate::data::pairs::read_pairs(path)?;
+    }
     let dir = match &args.out {
         Some(dir) => dir.clone(),
         None => {
@@ -235,6 +330,7 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         .expect("valid template"),
     );
     let mut val = String::from("-");
+    let mut last_extra: Vec<(String, f64)> = Vec::new();
     loop {
         let event = match handle.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(event)) => event,
@@ -256,10 +352,14 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
             }
             RunEvent::Eval(e) => {
                 val = format!("{:.4}", e.val_loss);
-                let line = format!(
+                last_extra = e.extra.clone();
+                let mut line = format!(
                     "step {:>6}: train loss {:.4}, val loss {:.4}",
                     e.step, e.train_loss, e.val_loss
                 );
+                for (k, v) in &e.extra {
+                    line.push_str(&format!(", {k} {v:.4}"));
+                }
                 // A hidden bar (output not a terminal) swallows println: write the line anyway.
                 if bar.is_hidden() {
                     eprintln!("{line}");
@@ -276,10 +376,14 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
             }
             RunEvent::Finished(s) => {
                 bar.finish();
-                println!(
+                let mut line = format!(
                     "final step={} train_loss={:.4} val_loss={:.4} tokens_per_s={:.1} elapsed_s={:.1}",
                     s.step, s.train_loss, s.val_loss, s.tokens_per_s, s.elapsed_s
                 );
+                for (k, v) in &last_extra {
+                    line.push_str(&format!(" {k}={v:.4}"));
+                }
+                println!("{line}");
                 return Ok(());
             }
             RunEvent::Attention(_)

@@ -13,7 +13,7 @@ fn evals(events: &[RunEvent]) -> Vec<hearth::train::EvalMetrics> {
     events
         .iter()
         .filter_map(|e| match e {
-            RunEvent::Eval(m) => Some(*m),
+            RunEvent::Eval(m) => Some(m.clone()),
             _ => None,
         })
         .collect()
@@ -78,7 +78,7 @@ fn captured_attention_rows_sum_to_one_and_are_causal() {
         };
         let model = Gpt::new(&spec, 20, &device);
         let tokens: Vec<u32> = (0..16).map(|i| (i * 7 % 20) as u32).collect();
-        let maps = model.capture_attention(&tokens, &device);
+        let maps = model.capture_attention(&tokens, hearth::model::AttentionMode::Causal, &device);
         assert_eq!((maps.n_layer, maps.n_head, maps.seq), (2, 3, 16));
         for layer in 0..2 {
             for head in 0..3 {
@@ -302,5 +302,143 @@ fn a_resumed_run_continues_its_history_without_gaps_or_duplicates() {
     assert!(
         summary.val_loss < after.evals[0].val_loss,
         "training went on improving"
+    );
+}
+
+#[test]
+fn bidirectional_attention_sees_both_ways_and_ignores_padding() {
+    use burn::tensor::{Bool, Tensor, TensorData};
+    use hearth::model::AttentionMode;
+    let device = BackendKind::Flex.device().unwrap();
+    let spec = ModelSpec {
+        n_layer: 1,
+        n_head: 2,
+        d_model: 16,
+        context: 6,
+        ..ModelSpec::default()
+    };
+    let model = Gpt::new(&spec, 11, &device);
+    let maps = model.capture_attention(&[1, 2, 3, 4, 5, 6], AttentionMode::Bidirectional, &device);
+    let map = maps.map(0, 1);
+    assert!(map[5] > 0.0, "the first query sees the last key");
+    // Padding: changing a padded token changes nothing for the others.
+    let tokens = |last: i64| {
+        Tensor::<2, burn::tensor::Int>::from_data(
+            TensorData::new(vec![1i64, 2, 3, last], [1, 4]),
+            &device,
+        )
+    };
+    let pad = || {
+        Tensor::<2, Bool>::from_data(
+            TensorData::new(vec![false, false, false, true], [1, 4]),
+            &device,
+        )
+    };
+    let a = model
+        .hidden(tokens(7), AttentionMode::Bidirectional, Some(pad()))
+        .narrow(1, 0, 3);
+    let b = model
+        .hidden(tokens(9), AttentionMode::Bidirectional, Some(pad()))
+        .narrow(1, 0, 3);
+    let diff: f32 = (a - b).abs().max().into_scalar();
+    assert!(
+        diff < 1e-6,
+        "padded key leaked into other positions: {diff}"
+    );
+}
+
+fn run_objective(kind: hearth::objective::ObjectiveKind, steps: usize) -> Vec<RunEvent> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), steps);
+    spec.objective.kind = kind;
+    spec.train.eval_interval = steps / 3;
+    spec.optim.lr = 2e-3;
+    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{kind:?}: {:?}",
+        events.last()
+    );
+    events
+}
+
+#[test]
+fn masked_objective_learns_to_fill_in_characters() {
+    let events = run_objective(hearth::objective::ObjectiveKind::Masked, 900);
+    let curve = evals(&events);
+    let (first, last) = (&curve[0], curve.last().unwrap());
+    assert!(
+        last.val_loss < first.val_loss - 0.5,
+        "masked val loss {} -> {}",
+        first.val_loss,
+        last.val_loss
+    );
+    let acc = last
+        .metric("val_masked_acc")
+        .expect("masked accuracy reported");
+    assert!(
+        acc > 0.4,
+        "masked-character accuracy {acc} on easy generated text"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, RunEvent::Sample { .. })),
+        "a bidirectional model does not generate"
+    );
+}
+
+#[test]
+fn contrastive_objective_retrieves_the_second_half() {
+    let events = run_objective(hearth::objective::ObjectiveKind::Contrastive, 240);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, RunEvent::Warning { message, .. } if message.contains("ln(batch)"))
+        ),
+        "the initial-loss hint is shown"
+    );
+    let curve = evals(&events);
+    let (first, last) = (&curve[0], curve.last().unwrap());
+    assert!(
+        last.train_loss < first.train_loss,
+        "InfoNCE {} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    assert!(first.train_loss < 16f32.ln() + 0.5, "starts near ln(batch)");
+    let r1 = last.metric("val_recall_at_1").unwrap();
+    let r10 = last.metric("val_recall_at_10").unwrap();
+    let mrr = last.metric("val_mrr").unwrap();
+    assert!(
+        r10 >= r1 && mrr >= r1 && mrr <= 1.0,
+        "r1 {r1} r10 {r10} mrr {mrr}"
+    );
+}
+
+#[test]
+fn grit_trains_both_losses_at_once() {
+    let events = run_objective(hearth::objective::ObjectiveKind::Grit, 240);
+    let curve = evals(&events);
+    let (first, last) = (&curve[0], curve.last().unwrap());
+    assert!(
+        last.val_loss < first.val_loss - 0.3,
+        "generation loss {} -> {}",
+        first.val_loss,
+        last.val_loss
+    );
+    let emb = |e: &hearth::train::EvalMetrics| e.metric("train_emb_loss").unwrap();
+    assert!(
+        emb(last) < emb(first),
+        "embedding loss {} -> {}",
+        emb(first),
+        emb(last)
+    );
+    let total = last.metric("train_total_loss").unwrap();
+    assert!(
+        (total - (emb(last) + f64::from(last.train_loss))).abs() < 1e-4,
+        "L = L_emb + 1.0 * L_gen"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, RunEvent::Sample { .. })),
+        "GRIT still generates"
     );
 }

@@ -139,11 +139,18 @@ pub struct Batch {
 impl Corpus {
     /// Loads the text of `spec.source`, fits the tokenizer and splits.
     pub fn load(spec: &DataSpec) -> Result<Self, DataError> {
+        Self::load_for(spec, false)
+    }
+
+    /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
+    pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
         let text = match &spec.source {
             DataSource::Generated { seed, n_chars } => generated::story_text(*seed, *n_chars),
             DataSource::TextFile { path } => read_text_file(path)?,
         };
-        Ok(Self::from_text(&text, spec.tokenizer, spec.val_fraction))
+        let mut corpus = Self::from_text(&text, spec.tokenizer, spec.val_fraction);
+        corpus.tokenizer = corpus.tokenizer.with_specials(specials);
+        Ok(corpus)
     }
 
     /// Tokenizes `text` and splits it: the first `1 - val_fraction` of the tokens train.
@@ -186,6 +193,33 @@ impl Corpus {
             }
         }
         Ok(())
+    }
+
+    /// `batch_size` windows of `len` tokens at uniform random offsets, row-major.
+    pub fn sample_windows(
+        &self,
+        split: Split,
+        batch_size: usize,
+        len: usize,
+        rng: &mut StdRng,
+    ) -> Vec<i64> {
+        let ids = self.split(split);
+        let max_start = ids.len().saturating_sub(len);
+        let mut out = Vec::with_capacity(batch_size * len);
+        for _ in 0..batch_size {
+            let start = rng.random_range(0..=max_start);
+            out.extend(ids[start..start + len].iter().map(|&i| i64::from(i)));
+        }
+        out
+    }
+
+    /// Consecutive non-overlapping windows of `len` tokens of `split` (at most `limit`).
+    pub fn windows(&self, split: Split, len: usize, limit: usize) -> Vec<Vec<u32>> {
+        self.split(split)
+            .chunks_exact(len)
+            .take(limit)
+            .map(<[u32]>::to_vec)
+            .collect()
     }
 
     /// Draws `batch_size` windows at uniform random offsets, as nanoGPT's `get_batch` does.

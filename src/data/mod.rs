@@ -2,7 +2,8 @@
 
 pub mod corpus;
 pub mod generated;
+pub mod pairs;
 pub mod tokenizer;
 
 pub use corpus::{Batch, Corpus, DataError, DataSource, DataSpec, Split};
-pub use tokenizer::{Tokenizer, TokenizerKind};
+pub use tokenizer::{Special, Tokenizer, TokenizerKind};

@@ -51,12 +51,13 @@ impl CausalSelfAttention {
         }
     }
 
-    /// `x: [batch, seq, d_model]`, `mask: [seq, seq]` true above the diagonal.
+    /// `x: [batch, seq, d_model]`; `mask: [batch or 1, 1, seq or 1, seq]`, true where a query
+    /// may not look (future positions, padding).
     /// Returns the output and, when `keep_weights`, the attention weights `[batch, head, seq, seq]`.
     fn forward(
         &self,
         x: Tensor<3>,
-        mask: &Tensor<2, Bool>,
+        mask: Option<&Tensor<4, Bool>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [batch, seq, d_model] = x.dims();
@@ -73,12 +74,13 @@ impl CausalSelfAttention {
 
         // [batch, head, seq, seq]
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-        let scores = scores.mask_fill(
-            mask.clone()
-                .unsqueeze::<4>()
-                .expand([batch, self.n_head, seq, seq]),
-            f32::NEG_INFINITY,
-        );
+        let scores = match mask {
+            Some(mask) => scores.mask_fill(
+                mask.clone().expand([batch, self.n_head, seq, seq]),
+                f32::NEG_INFINITY,
+            ),
+            None => scores,
+        };
         let weights = softmax(scores, 3);
         let kept = keep_weights.then(|| weights.clone());
         let y = self.attn_dropout.forward(weights).matmul(v); // [batch, head, seq, head_dim]
@@ -127,7 +129,7 @@ impl Block {
     fn forward(
         &self,
         x: Tensor<3>,
-        mask: &Tensor<2, Bool>,
+        mask: Option<&Tensor<4, Bool>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let (attn, weights) = self
@@ -137,6 +139,15 @@ impl Block {
         let x = x.clone() + self.mlp.forward(self.ln_2.forward(x));
         (x, weights)
     }
+}
+
+/// Which positions a query may attend to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionMode {
+    /// Only itself and earlier positions (generation).
+    Causal,
+    /// Every position (masked-token and embedding objectives).
+    Bidirectional,
 }
 
 /// Attention weights captured on a probe input: `weights[layer]` is `[head, seq, seq]`
@@ -211,20 +222,50 @@ impl Gpt {
         self.context
     }
 
-    /// `tokens: [batch, seq]` with `seq <= context`; returns logits `[batch, seq, vocab]`.
+    /// `tokens: [batch, seq]` with `seq <= context`; returns logits `[batch, seq, vocab]` of
+    /// causal (next-token) attention.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.forward_inner(tokens, false).0
+        self.logits(self.hidden(tokens, AttentionMode::Causal, None))
     }
 
     /// The forward pass that also keeps every layer's attention weights. Used on probe inputs
     /// only, so training steps never pay for the copies.
-    pub fn forward_with_attention(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<4>>) {
-        self.forward_inner(tokens, true)
-    }
-
-    fn forward_inner(
+    pub fn forward_with_attention(
         &self,
         tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        let (hidden, maps) = self.hidden_inner(tokens, mode, None, true);
+        (self.logits(hidden), maps)
+    }
+
+    /// The final hidden states `[batch, seq, d_model]` (after the last LayerNorm).
+    /// `padding: [batch, seq]` marks padded positions, which no query attends to.
+    pub fn hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        self.hidden_inner(tokens, mode, padding, false).0
+    }
+
+    /// Output logits `[batch, seq, vocab]` from hidden states.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, d_model] = hidden.dims();
+        let flat = hidden.reshape([batch * seq, d_model]);
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(flat),
+            None => flat.matmul(self.tok_emb.weight.val().transpose()),
+        };
+        logits.reshape([batch, seq, self.vocab])
+    }
+
+    fn hidden_inner(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
@@ -235,26 +276,39 @@ impl Gpt {
         let mut x = self
             .dropout
             .forward(self.tok_emb.forward(tokens) + self.pos_emb.forward(positions));
-        // true strictly above the diagonal: the future positions a query may not see.
-        let mask = Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device);
+        // True where a query may not look: future positions (causal) and padded keys.
+        let causal = match mode {
+            AttentionMode::Causal => {
+                Some(Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device).reshape([1, 1, seq, seq]))
+            }
+            AttentionMode::Bidirectional => None,
+        };
+        let padded = padding.map(|p| p.reshape([batch, 1, 1, seq]));
+        let mask = match (causal, padded) {
+            (Some(c), Some(p)) => Some(
+                c.expand([batch, 1, seq, seq])
+                    .bool_or(p.expand([batch, 1, seq, seq])),
+            ),
+            (Some(c), None) => Some(c),
+            (None, Some(p)) => Some(p),
+            (None, None) => None,
+        };
         let mut maps = Vec::new();
         for block in &self.blocks {
-            let (next, weights) = block.forward(x, &mask, keep_weights);
+            let (next, weights) = block.forward(x, mask.as_ref(), keep_weights);
             x = next;
             maps.extend(weights);
         }
-        let x = self.ln_f.forward(x);
-        let d_model = x.dims()[2];
-        let flat = x.reshape([batch * seq, d_model]);
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(flat),
-            None => flat.matmul(self.tok_emb.weight.val().transpose()),
-        };
-        (logits.reshape([batch, seq, self.vocab]), maps)
+        (self.ln_f.forward(x), maps)
     }
 
     /// Runs `tokens` (one sequence) and returns its attention maps as plain numbers.
-    pub fn capture_attention(&self, tokens: &[u32], device: &Device) -> AttentionMaps {
+    pub fn capture_attention(
+        &self,
+        tokens: &[u32],
+        mode: AttentionMode,
+        device: &Device,
+    ) -> AttentionMaps {
         let seq = tokens.len().min(self.context);
         let ids: Vec<i64> = tokens[tokens.len() - seq..]
             .iter()
@@ -263,7 +317,7 @@ impl Gpt {
         let input =
             Tensor::<2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, seq]), device);
         let model = self.valid();
-        let (_, maps) = model.forward_with_attention(input);
+        let (_, maps) = model.forward_with_attention(input, mode);
         let n_layer = maps.len();
         let n_head = maps.first().map(|m| m.dims()[1]).unwrap_or(0);
         let mut weights = Vec::with_capacity(n_layer * n_head * seq * seq);

@@ -4,4 +4,4 @@ pub mod config;
 pub mod gpt;
 
 pub use config::{ModelSpec, SpecError};
-pub use gpt::{AttentionMaps, Gpt};
+pub use gpt::{AttentionMaps, AttentionMode, Gpt};

@@ -2,6 +2,7 @@
 
 use crate::data::DataSpec;
 use crate::model::{ModelSpec, SpecError};
+use crate::objective::ObjectiveSpec;
 use crate::train::{BackendKind, OptimSpec};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,7 @@ pub struct RunSpec {
     pub schema_version: u32,
     pub name: String,
     pub data: DataSpec,
+    pub objective: ObjectiveSpec,
     pub model: ModelSpec,
     pub optim: OptimSpec,
     pub train: TrainSpec,
@@ -70,6 +72,7 @@ impl Default for RunSpec {
             schema_version: SCHEMA_VERSION,
             name: "gpt".to_string(),
             data: DataSpec::default(),
+            objective: ObjectiveSpec::default(),
             model: ModelSpec::default(),
             optim: OptimSpec::default(),
             train: TrainSpec::default(),
@@ -82,6 +85,7 @@ impl RunSpec {
     pub fn validate(&self) -> Vec<SpecError> {
         let mut errors = self.model.validate();
         errors.extend(self.optim.validate());
+        errors.extend(self.objective.validate(self.model.dropout));
         let t = &self.train;
         if t.batch_size == 0 {
             errors.push(SpecError::new(

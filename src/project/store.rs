@@ -87,6 +87,8 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS evals (
     step INTEGER PRIMARY KEY, train_loss REAL NOT NULL, val_loss REAL NOT NULL,
     elapsed_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS eval_metrics (
+    step INTEGER NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (step, key));
 CREATE TABLE IF NOT EXISTS samples (step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (step INTEGER NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (step INTEGER NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
@@ -299,6 +301,7 @@ impl RunStore {
     pub fn truncate_after(&self, step: usize) -> Result<(), StoreError> {
         for table in [
             "steps",
+            "eval_metrics",
             "evals",
             "samples",
             "checkpoints",
@@ -360,8 +363,16 @@ impl RunStore {
                     m.elapsed_s
                 ],
             )
-            .map(|_| ())
-            .map_err(|e| self.db_err(e))
+            .map_err(|e| self.db_err(e))?;
+        for (key, value) in &m.extra {
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO eval_metrics VALUES (?1, ?2, ?3)",
+                    params![m.step as i64, key, value],
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
     }
 
     pub fn append_sample(&self, step: usize, text: &str) -> Result<(), StoreError> {
@@ -440,10 +451,23 @@ impl RunStore {
                     train_loss: r.get::<_, f64>(1)? as f32,
                     val_loss: r.get::<_, f64>(2)? as f32,
                     elapsed_s: r.get(3)?,
+                    extra: Vec::new(),
                 })
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
+        let mut stmt = q("SELECT step, key, value FROM eval_metrics ORDER BY step, rowid")?;
+        let extras: Vec<(usize, String, f64)> = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))?;
+        for (step, key, value) in extras {
+            if let Some(eval) = history.evals.iter_mut().find(|e| e.step == step) {
+                eval.extra.push((key, value));
+            }
+        }
         let mut stmt = q("SELECT step, text FROM samples ORDER BY rowid")?;
         history.samples = stmt
             .query_map([], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))

@@ -20,15 +20,24 @@ pub struct StepMetrics {
     pub tokens_seen: u64,
 }
 
-/// Loss estimated on held-out batches.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Loss estimated on held-out batches, and the objective's own metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
     pub step: usize,
     /// Mean loss over `eval_batches` train batches.
     pub train_loss: f32,
-    /// Mean loss over `eval_batches` validation batches.
+    /// Mean loss over `eval_batches` validation batches (the generation loss for GRIT).
     pub val_loss: f32,
     pub elapsed_s: f64,
+    /// Objective metrics by name: `val_masked_acc`, `val_recall_at_1`, `val_mrr`, ...
+    #[serde(default)]
+    pub extra: Vec<(String, f64)>,
+}
+
+impl EvalMetrics {
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
 }
 
 /// How a run ended well (finished or stopped by the user).

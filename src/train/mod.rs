@@ -5,6 +5,7 @@ pub mod backend;
 pub mod events;
 pub mod optim;
 pub mod schedule;
+pub mod steps;
 pub mod worker;
 
 pub use backend::BackendKind;

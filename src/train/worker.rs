@@ -6,10 +6,12 @@ use super::events::{
 };
 use super::optim::AdamW;
 use super::schedule::warmup_cosine;
-use crate::data::{Corpus, Split};
-use crate::eval::{estimate_loss, generate, tokens_tensor};
+use super::steps::{self, PairSet, StepData};
+use crate::data::Corpus;
+use crate::data::pairs::read_pairs;
+use crate::eval::generate;
 use crate::model::{Gpt, SpecError};
-use crate::objective::next_token;
+use crate::objective::{ObjectiveKind, Positives};
 use crate::project::{RunSpec, RunStatus, RunStore, StoreError};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -333,7 +335,36 @@ impl Worker {
         t.backend.set_threads(threads);
         self.record(self.store.set_status(&RunStatus::Running));
 
-        let corpus = Corpus::load(&spec.data).map_err(|e| Halt::Failed(e.to_string()))?;
+        let corpus = Corpus::load_for(&spec.data, spec.objective.needs_specials())
+            .map_err(|e| Halt::Failed(e.to_string()))?;
+        let pairs = match (&spec.objective.pairs_file, spec.objective.positives) {
+            (Some(path), Positives::Pairs) if spec.objective.uses_embeddings() => {
+                let pairs = read_pairs(path).map_err(|e| Halt::Failed(e.to_string()))?;
+                if pairs.len() < 2 {
+                    return Err(Halt::Failed(format!(
+                        "{}: needs at least 2 pairs",
+                        path.display()
+                    )));
+                }
+                Some(PairSet::new(
+                    &pairs,
+                    &corpus.tokenizer.clone().with_specials(true),
+                ))
+            }
+            _ => None,
+        };
+        if spec.objective.uses_embeddings() {
+            let step = self.step;
+            let batch = spec.train.batch_size as f64;
+            self.send(RunEvent::Warning {
+                step,
+                message: format!(
+                    "InfoNCE starts near ln(batch) = {:.2} (a uniform guess among {} candidates); below that the model is learning",
+                    batch.ln(),
+                    spec.train.batch_size
+                ),
+            });
+        }
         corpus
             .check_context(spec.model.context)
             .map_err(|e| Halt::Failed(e.to_string()))?;
@@ -411,21 +442,12 @@ impl Worker {
                 spec.optim.warmup_steps,
                 total_steps,
             );
-            let batch =
-                corpus.sample_batch(Split::Train, t.batch_size, spec.model.context, &mut rng);
-            let inputs = tokens_tensor(
-                batch.inputs,
-                t.batch_size,
-                spec.model.context,
-                &train_device,
-            );
-            let targets = tokens_tensor(
-                batch.targets,
-                t.batch_size,
-                spec.model.context,
-                &train_device,
-            );
-            let loss = next_token::loss(model.forward(inputs), targets);
+            let data = StepData {
+                spec: &spec,
+                corpus: &corpus,
+                pairs: pairs.as_ref(),
+            };
+            let loss = steps::train_loss(&model, &data, &mut rng, &train_device);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 return Err(Halt::Failed(format!(
@@ -462,7 +484,7 @@ impl Worker {
             let last = self.step == total_steps;
             let eval_now = self.step % t.eval_interval == 0 || last;
             if eval_now {
-                let eval = self.evaluate(&model, &corpus, &device, &active);
+                let eval = self.evaluate(&model, &corpus, pairs.as_ref(), &device, &active);
                 last_eval = Some(eval);
                 self.sample(&model, &corpus, &device);
             }
@@ -479,7 +501,7 @@ impl Worker {
 
         let eval = match last_eval {
             Some(eval) if eval.step == self.step => eval,
-            _ => self.evaluate(&model, &corpus, &device, &active),
+            _ => self.evaluate(&model, &corpus, pairs.as_ref(), &device, &active),
         };
         self.checkpoint(&model, &optim);
         Ok(RunSummary {
@@ -499,45 +521,41 @@ impl Worker {
         &mut self,
         model: &Gpt,
         corpus: &Corpus,
+        pairs: Option<&PairSet>,
         device: &Device,
         active: &ActiveClock,
     ) -> EvalMetrics {
-        let t = &self.spec.train;
+        let spec = self.spec.clone();
         let snapshot = model.valid();
-        // The same batches at every evaluation, so successive estimates differ only by the model.
-        let mut rng = StdRng::seed_from_u64(t.seed ^ 0x5eed_e7a1);
-        let train_loss = estimate_loss(
-            &snapshot,
+        // The same batches (and masks) at every evaluation, so successive estimates differ only
+        // by the model.
+        let mut rng = StdRng::seed_from_u64(spec.train.seed ^ 0x5eed_e7a1);
+        let data = StepData {
+            spec: &spec,
             corpus,
-            Split::Train,
-            t.eval_batches,
-            t.batch_size,
-            &mut rng,
-            device,
-        );
-        let val_loss = estimate_loss(
-            &snapshot,
-            corpus,
-            Split::Val,
-            t.eval_batches,
-            t.batch_size,
-            &mut rng,
-            device,
-        );
+            pairs,
+        };
+        let (train_loss, val_loss, extra) = steps::evaluate(&snapshot, &data, &mut rng, device);
         let eval = EvalMetrics {
             step: self.step,
             train_loss,
             val_loss,
             elapsed_s: active.elapsed_s(),
+            extra,
         };
         self.record(self.store.append_eval(&eval));
-        self.send(RunEvent::Eval(eval));
+        self.send(RunEvent::Eval(eval.clone()));
         eval
     }
 
     fn sample(&mut self, model: &Gpt, corpus: &Corpus, device: &Device) {
         let n = self.spec.train.sample_tokens;
-        if n == 0 {
+        // Only causally trained models generate.
+        let generates = matches!(
+            self.spec.objective.kind,
+            ObjectiveKind::NextToken | ObjectiveKind::Grit
+        );
+        if n == 0 || !generates {
             return;
         }
         let snapshot = model.valid();
@@ -561,7 +579,7 @@ impl Worker {
         if probe.is_empty() {
             return;
         }
-        let maps = model.capture_attention(probe, device);
+        let maps = model.capture_attention(probe, self.spec.objective.attention_mode(), device);
         let shown = &probe[probe.len() - maps.seq..];
         let tokens = shown
             .iter()

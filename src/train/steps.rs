@@ -1,0 +1,354 @@
+//! One training loss and one evaluation per objective: batches built from the corpus (or the
+//! pairs file), forward passes in the objective's attention mode, losses and metrics.
+
+use crate::data::pairs::Pair;
+use crate::data::{Corpus, Special, Split, Tokenizer};
+use crate::eval::{estimate_loss, tokens_tensor};
+use crate::model::{AttentionMode, Gpt};
+use crate::objective::contrastive::{info_nce, normalize, pool, similarities};
+use crate::objective::metrics::retrieval;
+use crate::objective::{ObjectiveKind, ObjectiveSpec, Positives, masked, next_token};
+use crate::project::RunSpec;
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+/// Tokenized pairs, split into training and held-out pairs (the last tenth, at least one).
+pub struct PairSet {
+    pub train: Vec<(Vec<u32>, Vec<u32>, Option<Vec<u32>>)>,
+    pub held_out: Vec<(Vec<u32>, Vec<u32>)>,
+}
+
+impl PairSet {
+    pub fn new(pairs: &[Pair], tokenizer: &Tokenizer) -> Self {
+        let encoded: Vec<_> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    tokenizer.encode(&p.a),
+                    tokenizer.encode(&p.b),
+                    p.negative.as_deref().map(|n| tokenizer.encode(n)),
+                )
+            })
+            .collect();
+        let held = (encoded.len() / 10)
+            .max(1)
+            .min(encoded.len().saturating_sub(1))
+            .max(1);
+        let split = encoded.len() - held;
+        Self {
+            held_out: encoded[split..]
+                .iter()
+                .map(|(a, b, _)| (a.clone(), b.clone()))
+                .collect(),
+            train: encoded[..split.max(1)].to_vec(),
+        }
+    }
+}
+
+/// What a step needs besides the model.
+pub struct StepData<'a> {
+    pub spec: &'a RunSpec,
+    pub corpus: &'a Corpus,
+    pub pairs: Option<&'a PairSet>,
+}
+
+/// Normalised pooled embeddings of token sequences (padded to the longest, at most `context`).
+pub fn embed(
+    model: &Gpt,
+    texts: &[&[u32]],
+    objective: &ObjectiveSpec,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Tensor<2> {
+    let context = model.context();
+    let pad = tokenizer.special(Special::Pad).unwrap_or(0);
+    let len = texts
+        .iter()
+        .map(|t| t.len().min(context))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let fixed = texts.iter().all(|t| t.len() >= len);
+    let mut ids = Vec::with_capacity(texts.len() * len);
+    let mut keep = Vec::with_capacity(texts.len() * len);
+    for t in texts {
+        let t = &t[..t.len().min(len)];
+        ids.extend(t.iter().map(|&i| i64::from(i)));
+        keep.extend(std::iter::repeat_n(1.0f32, t.len()));
+        ids.extend(std::iter::repeat_n(i64::from(pad), len - t.len()));
+        keep.extend(std::iter::repeat_n(0.0f32, len - t.len()));
+    }
+    let b = texts.len();
+    let x = tokens_tensor(ids, b, len, device);
+    let hidden;
+    let keep_tensor = if fixed {
+        hidden = model.hidden(x, AttentionMode::Bidirectional, None);
+        None
+    } else {
+        let padding: Vec<bool> = keep.iter().map(|&k| k == 0.0).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, len]), device);
+        hidden = model.hidden(x, AttentionMode::Bidirectional, Some(padding));
+        Some(Tensor::<2>::from_data(
+            TensorData::new(keep, [b, len]),
+            device,
+        ))
+    };
+    normalize(pool(hidden, keep_tensor, objective.pooling))
+}
+
+/// Query/positive(/negative) token sequences for one contrastive batch.
+fn contrastive_batch(
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+) -> (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let spec = data.spec;
+    let (b, ctx) = (spec.train.batch_size, spec.model.context);
+    match spec.objective.positives {
+        Positives::Halves | Positives::Dropout => {
+            let len = if spec.objective.positives == Positives::Halves {
+                2 * ctx
+            } else {
+                ctx
+            };
+            let flat = data.corpus.sample_windows(split, b, len, rng);
+            let rows: Vec<Vec<u32>> = flat
+                .chunks(len)
+                .map(|r| r.iter().map(|&i| i as u32).collect())
+                .collect();
+            if spec.objective.positives == Positives::Halves {
+                let q = rows.iter().map(|r| r[..ctx].to_vec()).collect();
+                let p = rows.iter().map(|r| r[ctx..].to_vec()).collect();
+                (q, p, Vec::new())
+            } else {
+                (rows.clone(), rows, Vec::new())
+            }
+        }
+        Positives::Pairs => {
+            let set = data.pairs.expect("pairs loaded for the pairs objective");
+            let mut q = Vec::new();
+            let mut p = Vec::new();
+            let mut n = Vec::new();
+            for _ in 0..b {
+                let (a, pos, neg) = &set.train[rng.random_range(0..set.train.len())];
+                q.push(a.clone());
+                p.push(pos.clone());
+                if spec.objective.hard_negatives {
+                    if let Some(neg) = neg {
+                        n.push(neg.clone());
+                    }
+                }
+            }
+            (q, p, n)
+        }
+    }
+}
+
+fn as_refs(v: &[Vec<u32>]) -> Vec<&[u32]> {
+    v.iter().map(Vec::as_slice).collect()
+}
+
+fn contrastive_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<1> {
+    let (q, p, n) = contrastive_batch(data, split, rng);
+    let tok = &data.corpus.tokenizer;
+    let obj = &data.spec.objective;
+    let eq = embed(model, &as_refs(&q), obj, tok, device);
+    let ep = embed(model, &as_refs(&p), obj, tok, device);
+    let en = (!n.is_empty()).then(|| embed(model, &as_refs(&n), obj, tok, device));
+    info_nce(eq, ep, en, obj.temperature)
+}
+
+fn masked_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (Tensor<3>, Tensor<1>, Vec<i64>) {
+    let spec = data.spec;
+    let (b, ctx) = (spec.train.batch_size, spec.model.context);
+    let ids = data.corpus.sample_windows(split, b, ctx, rng);
+    let (inputs, labels) = masked::mask_tokens(
+        &ids,
+        ctx,
+        &data.corpus.tokenizer,
+        spec.objective.mask_rate,
+        rng,
+    );
+    let logits = model.logits(model.hidden(
+        tokens_tensor(inputs, b, ctx, device),
+        AttentionMode::Bidirectional,
+        None,
+    ));
+    let loss = masked::loss(
+        logits.clone(),
+        tokens_tensor(labels.clone(), b, ctx, device),
+    );
+    (logits, loss, labels)
+}
+
+fn next_token_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<1> {
+    let spec = data.spec;
+    let (b, ctx) = (spec.train.batch_size, spec.model.context);
+    let batch = data.corpus.sample_batch(split, b, ctx, rng);
+    next_token::loss(
+        model.forward(tokens_tensor(batch.inputs, b, ctx, device)),
+        tokens_tensor(batch.targets, b, ctx, device),
+    )
+}
+
+/// The training loss of one step.
+pub fn train_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<1> {
+    match data.spec.objective.kind {
+        ObjectiveKind::NextToken => next_token_loss(model, data, Split::Train, rng, device),
+        ObjectiveKind::Masked => masked_loss(model, data, Split::Train, rng, device).1,
+        ObjectiveKind::Contrastive => contrastive_loss(model, data, Split::Train, rng, device),
+        ObjectiveKind::Grit => {
+            let emb = contrastive_loss(model, data, Split::Train, rng, device);
+            let generation = next_token_loss(model, data, Split::Train, rng, device);
+            emb + generation * data.spec.objective.gen_weight
+        }
+    }
+}
+
+/// Held-out retrieval: for text positives the consecutive windows of `2 * context` tokens of
+/// the validation split (first half queries, second half candidates), else the held-out pairs.
+pub fn retrieval_eval(
+    model: &Gpt,
+    data: &StepData<'_>,
+    device: &Device,
+) -> Option<crate::objective::metrics::Retrieval> {
+    let ctx = data.spec.model.context;
+    let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
+        match (data.spec.objective.positives, data.pairs) {
+            (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
+            _ => data
+                .corpus
+                .windows(Split::Val, 2 * ctx, 4_000)
+                .into_iter()
+                .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
+                .unzip(),
+        };
+    if queries.len() < 2 {
+        return None;
+    }
+    let embed_all = |texts: &[Vec<u32>]| {
+        let chunks: Vec<Tensor<2>> = texts
+            .chunks(64)
+            .map(|c| {
+                let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
+                embed(
+                    model,
+                    &refs,
+                    &data.spec.objective,
+                    &data.corpus.tokenizer,
+                    device,
+                )
+            })
+            .collect();
+        Tensor::cat(chunks, 0)
+    };
+    let sims = similarities(embed_all(&queries), embed_all(&candidates));
+    Some(retrieval(&sims, queries.len(), candidates.len()))
+}
+
+/// Losses and metrics of an evaluation: `(train_loss, val_loss, extra metrics)`. `model` is a
+/// validation snapshot; `rng` is seeded the same at every evaluation.
+pub fn evaluate(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (f32, f32, Vec<(String, f64)>) {
+    let spec = data.spec;
+    let batches = spec.train.eval_batches;
+    let mean = |f: &mut dyn FnMut(&mut StdRng) -> f32, rng: &mut StdRng| -> f32 {
+        (0..batches).map(|_| f64::from(f(rng))).sum::<f64>() as f32 / batches.max(1) as f32
+    };
+    let mut extra = Vec::new();
+    match spec.objective.kind {
+        ObjectiveKind::NextToken => {
+            let b = spec.train.batch_size;
+            let train = estimate_loss(model, data.corpus, Split::Train, batches, b, rng, device);
+            let val = estimate_loss(model, data.corpus, Split::Val, batches, b, rng, device);
+            (train, val, extra)
+        }
+        ObjectiveKind::Masked => {
+            let train = mean(
+                &mut |r| {
+                    masked_loss(model, data, Split::Train, r, device)
+                        .1
+                        .into_scalar()
+                },
+                rng,
+            );
+            let (mut correct, mut chosen, mut total) = (0usize, 0usize, 0.0f64);
+            for _ in 0..batches {
+                let (logits, loss, labels) = masked_loss(model, data, Split::Val, rng, device);
+                total += f64::from(loss.into_scalar::<f32>());
+                let (c, n) = masked::accuracy(logits, &labels);
+                correct += c;
+                chosen += n;
+            }
+            let val = (total / batches.max(1) as f64) as f32;
+            extra.push((
+                "val_masked_acc".to_string(),
+                correct as f64 / chosen.max(1) as f64,
+            ));
+            extra.push(("val_mlm_ppl".to_string(), f64::from(val).exp()));
+            (train, val, extra)
+        }
+        ObjectiveKind::Contrastive | ObjectiveKind::Grit => {
+            let emb_train = mean(
+                &mut |r| contrastive_loss(model, data, Split::Train, r, device).into_scalar(),
+                rng,
+            );
+            let emb_val = mean(
+                &mut |r| contrastive_loss(model, data, Split::Val, r, device).into_scalar(),
+                rng,
+            );
+            if let Some(r) = retrieval_eval(model, data, device) {
+                extra.push(("val_recall_at_1".to_string(), r.recall_at_1));
+                extra.push(("val_recall_at_10".to_string(), r.recall_at_10));
+                extra.push(("val_mrr".to_string(), r.mrr));
+            }
+            if spec.objective.kind == ObjectiveKind::Contrastive {
+                (emb_train, emb_val, extra)
+            } else {
+                let b = spec.train.batch_size;
+                let gen_train =
+                    estimate_loss(model, data.corpus, Split::Train, batches, b, rng, device);
+                let gen_val =
+                    estimate_loss(model, data.corpus, Split::Val, batches, b, rng, device);
+                extra.push(("val_emb_loss".to_string(), f64::from(emb_val)));
+                extra.push(("train_emb_loss".to_string(), f64::from(emb_train)));
+                extra.push(("train_gen_loss".to_string(), f64::from(gen_train)));
+                let w = spec.objective.gen_weight as f32;
+                extra.push((
+                    "train_total_loss".to_string(),
+                    f64::from(emb_train + w * gen_train),
+                ));
+                // The generation loss is the run's val_loss, comparable with next-token runs.
+                (gen_train, gen_val, extra)
+            }
+        }
+    }
+}
