@@ -130,6 +130,10 @@ pub struct Curves {
     pub val_tokens: Vec<f64>,
     pub val_secs: Vec<f64>,
     pub val: Vec<f64>,
+    /// Training loss estimated at each evaluation.
+    pub eval_train: Vec<f64>,
+    /// Objective metrics by name, one value per evaluation (aligned with `val_step`).
+    pub metrics: std::collections::BTreeMap<String, Vec<f64>>,
     smooth: SmoothCache,
     train_index: BlockIndex,
 }
@@ -158,6 +162,14 @@ impl Curves {
         self.val_tokens.push(e.step as f64 * tokens_per_step);
         self.val_secs.push(e.elapsed_s);
         self.val.push(f64::from(e.val_loss));
+        self.eval_train.push(f64::from(e.train_loss));
+        let n = self.val.len();
+        for (key, value) in &e.extra {
+            let column = self.metrics.entry(key.clone()).or_default();
+            // A metric missing at earlier evaluations is NaN there (not drawn).
+            column.resize(n - 1, f64::NAN);
+            column.push(*value);
+        }
     }
 
     fn from_history(history: &RunHistory, tokens_per_step: f64) -> Self {

@@ -211,6 +211,16 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 }
             }
         });
+        if let Some(eval) = run.history.as_ref().and_then(|h| h.evals.last()) {
+            if !eval.extra.is_empty() {
+                let text: Vec<String> = eval
+                    .extra
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                ui.label(format!("step {}: {}", eval.step, text.join(" · ")));
+            }
+        }
         if let RunStatus::Failed { reason } = &run.status {
             ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {reason}"));
         }
@@ -320,6 +330,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             if ui.small_button("Export chart PNG…").clicked() {
                 export_rect = Some(response.response.rect);
             }
+            metrics_plot_ui(ui, run, axis, available.y * 0.25);
             ui.label(egui::RichText::new("Latest sample").strong());
             egui::ScrollArea::vertical()
                 .id_salt("sample")
@@ -373,6 +384,81 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         let name = format!("{}-loss.png", app.runs[index].name());
         app.ask_save(SaveKind::ChartPng(rect), &name);
     }
+}
+
+/// The objective's own curves: GRIT's loss balance, or accuracy / retrieval metrics.
+fn metrics_plot_ui(ui: &mut egui::Ui, run: &super::app::RunView, axis: XAxis, height: f32) {
+    let curves = &run.curves;
+    if curves.metrics.is_empty() {
+        return;
+    }
+    let xs = curves.val_xs(axis);
+    let grit = run.spec.objective.kind == crate::objective::ObjectiveKind::Grit;
+    let weighted_gen: Vec<f64> = curves
+        .eval_train
+        .iter()
+        .map(|l| l * run.spec.objective.gen_weight)
+        .collect();
+    let mut series = Vec::new();
+    let palette = [
+        egui::Color32::from_rgb(0x4e, 0x9a, 0xf1),
+        egui::Color32::from_rgb(0xf2, 0x8e, 0x2b),
+        egui::Color32::from_rgb(0x59, 0xc1, 0x5b),
+        egui::Color32::from_rgb(0xb0, 0x7a, 0xe0),
+    ];
+    let title;
+    if grit {
+        title = "Loss balance: L_emb, lambda * L_gen and the total (train)";
+        for (k, (name, ys)) in [
+            (
+                "L_emb",
+                curves.metrics.get("train_emb_loss").map(Vec::as_slice),
+            ),
+            ("lambda * L_gen", Some(weighted_gen.as_slice())),
+            (
+                "total",
+                curves.metrics.get("train_total_loss").map(Vec::as_slice),
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(ys) = ys {
+                series.push(Series {
+                    name: name.into(),
+                    xs,
+                    ys,
+                    color: palette[k],
+                    style: SeriesStyle::Line { width: 2.0 },
+                    index: None,
+                });
+            }
+        }
+    } else {
+        title = "Objective metrics (validation)";
+        for (k, (name, ys)) in curves
+            .metrics
+            .iter()
+            .filter(|(name, _)| !name.ends_with("ppl") && !name.ends_with("loss"))
+            .enumerate()
+        {
+            series.push(Series {
+                name: name.clone(),
+                xs,
+                ys,
+                color: palette[k % palette.len()],
+                style: SeriesStyle::Line { width: 2.0 },
+                index: None,
+            });
+        }
+    }
+    ui.label(egui::RichText::new(title).strong());
+    let options = PlotOptions {
+        log_y: false,
+        height: height.max(120.0),
+        x_label: axis.label(),
+    };
+    loss_plot(ui, "monitor_metrics", &series, &[], options);
 }
 
 /// Layer and head pickers.

@@ -3,6 +3,7 @@
 
 use super::app::StudioApp;
 use crate::model::SpecError;
+use crate::objective::{ObjectiveKind, Pooling, Positives};
 use crate::train::BackendKind;
 
 /// Shows the message of `field`'s error (if any) under the widget.
@@ -31,10 +32,15 @@ fn row(
 pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     // Errors are shown live as values change, not only after a refused start.
     let live_errors = app.project.file.draft.validate();
+    let specials = if app.project.file.draft.objective.needs_specials() {
+        4
+    } else {
+        0
+    };
     let vocab = app
         .dataset
         .stats_for(&app.project.file.draft.data)
-        .map(|s| s.vocab);
+        .map(|s| s.vocab + specials);
     let spec = &mut app.project.file.draft;
     let errors = &live_errors;
     let mut start_clicked = false;
@@ -138,6 +144,102 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                         "optim.grad_clip",
                         |ui| ui.add(egui::DragValue::new(&mut o.grad_clip).speed(0.05)),
                     );
+                });
+            ui.add_space(8.0);
+            ui.label(egui::RichText::new("Objective").strong());
+            egui::Grid::new("objective_grid")
+                .num_columns(2)
+                .spacing([12.0, 6.0])
+                .show(ui, |ui| {
+                    let o = &mut spec.objective;
+                    row(ui, errors, "Objective", "objective.kind", |ui| {
+                        egui::ComboBox::from_id_salt("objective_kind")
+                            .selected_text(o.kind.name())
+                            .show_ui(ui, |ui| {
+                                for k in ObjectiveKind::ALL {
+                                    ui.selectable_value(&mut o.kind, k, k.name());
+                                }
+                            })
+                            .response
+                    });
+                    if o.kind == ObjectiveKind::Masked {
+                        row(ui, errors, "Mask rate", "objective.mask_rate", |ui| {
+                            ui.add(
+                                egui::DragValue::new(&mut o.mask_rate)
+                                    .speed(0.01)
+                                    .range(0.0..=0.9),
+                            )
+                        });
+                    }
+                    if o.uses_embeddings() {
+                        row(ui, errors, "Positives", "objective.positives", |ui| {
+                            egui::ComboBox::from_id_salt("positives")
+                                .selected_text(o.positives.name())
+                                .show_ui(ui, |ui| {
+                                    for p in Positives::ALL {
+                                        ui.selectable_value(&mut o.positives, p, p.name());
+                                    }
+                                })
+                                .response
+                        });
+                        if o.positives == Positives::Pairs {
+                            row(ui, errors, "Pairs file", "objective.pairs_file", |ui| {
+                                let mut text = o
+                                    .pairs_file
+                                    .as_ref()
+                                    .map(|p| p.display().to_string())
+                                    .unwrap_or_default();
+                                let r = ui.add(
+                                    egui::TextEdit::singleline(&mut text)
+                                        .hint_text("pairs.tsv or pairs.jsonl"),
+                                );
+                                if r.changed() {
+                                    o.pairs_file =
+                                        (!text.is_empty()).then(|| std::path::PathBuf::from(text));
+                                }
+                                r
+                            });
+                            row(
+                                ui,
+                                errors,
+                                "Hard negatives",
+                                "objective.hard_negatives",
+                                |ui| ui.checkbox(&mut o.hard_negatives, "use the third column"),
+                            );
+                        }
+                        row(ui, errors, "Temperature", "objective.temperature", |ui| {
+                            ui.add(
+                                egui::DragValue::new(&mut o.temperature)
+                                    .speed(0.005)
+                                    .range(0.001..=1.0),
+                            )
+                        });
+                        row(ui, errors, "Pooling", "objective.pooling", |ui| {
+                            egui::ComboBox::from_id_salt("pooling")
+                                .selected_text(o.pooling.name())
+                                .show_ui(ui, |ui| {
+                                    for p in Pooling::ALL {
+                                        ui.selectable_value(&mut o.pooling, p, p.name());
+                                    }
+                                })
+                                .response
+                        });
+                    }
+                    if o.kind == ObjectiveKind::Grit {
+                        row(
+                            ui,
+                            errors,
+                            "Generation weight (lambda)",
+                            "objective.gen_weight",
+                            |ui| {
+                                ui.add(
+                                    egui::DragValue::new(&mut o.gen_weight)
+                                        .speed(0.05)
+                                        .range(0.0..=100.0),
+                                )
+                            },
+                        );
+                    }
                 });
             ui.add_space(8.0);
             ui.label(egui::RichText::new("Training").strong());
