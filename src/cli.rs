@@ -201,6 +201,18 @@ pub struct TrainArgs {
     /// GRIT: weight of the generation loss (lambda).
     #[arg(long)]
     pub gen_weight: Option<f64>,
+    /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Fine-tune: multiply the learning rate and its minimum by this.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_multiplier: f64,
+    /// Fine-tune: keep the token and position embeddings fixed.
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+    /// Fine-tune: keep this many of the lowest blocks fixed.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_layers: usize,
     /// Run folder to create (default: a new folder in the project's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -273,6 +285,27 @@ impl TrainArgs {
         }
         if let Some(path) = &self.pairs {
             o.pairs_file = Some(path.clone());
+        }
+        if let Some(from) = &self.init_from {
+            // The base run's shape unless flags say otherwise.
+            if let Ok(base) = crate::project::store::read_spec(from) {
+                if self.layers.is_none()
+                    && self.heads.is_none()
+                    && self.width.is_none()
+                    && self.context.is_none()
+                {
+                    spec.model = crate::model::ModelSpec {
+                        dropout: spec.model.dropout,
+                        ..base.model
+                    };
+                }
+            }
+            spec.init = Some(crate::project::spec::InitSpec {
+                from_run: from.clone(),
+                lr_multiplier: self.lr_multiplier,
+                freeze_embeddings: self.freeze_embeddings,
+                freeze_layers: self.freeze_layers,
+            });
         }
         Ok(spec)
     }

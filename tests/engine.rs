@@ -442,3 +442,84 @@ fn grit_trains_both_losses_at_once() {
         "GRIT still generates"
     );
 }
+
+#[test]
+fn a_fine_tune_starts_from_the_base_checkpoint_and_keeps_frozen_weights() {
+    use burn::module::Module;
+    use hearth::data::DataSource;
+    use hearth::project::spec::InitSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().join("base");
+    let base = spawn_run(small_spec(BackendKind::Flex, 150), &base_dir, None).unwrap();
+    let base_events = collect_events(&base, Duration::from_secs(300));
+    let Some(RunEvent::Finished(base_summary)) = base_events.last() else {
+        panic!("base did not finish")
+    };
+    drop(base);
+
+    let mut spec = small_spec(BackendKind::Flex, 30);
+    spec.name = "fine-tune".into();
+    spec.data.source = DataSource::Generated {
+        seed: 99,
+        n_chars: 30_000,
+    };
+    spec.init = Some(InitSpec {
+        from_run: base_dir.clone(),
+        lr_multiplier: 0.1,
+        freeze_embeddings: true,
+        freeze_layers: 1,
+    });
+    let tuned_dir = dir.path().join("tuned");
+    let tuned = spawn_run(spec.clone(), &tuned_dir, None).unwrap();
+    let events = collect_events(&tuned, Duration::from_secs(300));
+    drop(tuned);
+    let first_loss = events
+        .iter()
+        .find_map(|e| match e {
+            RunEvent::Step(m) => Some(m.train_loss),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        first_loss < base_summary.train_loss + 0.5,
+        "the first fine-tuning step ({first_loss}) starts near where the base ended ({}), not from scratch",
+        base_summary.train_loss
+    );
+    let load = |run: &std::path::Path| {
+        let store = RunStore::open(run).unwrap();
+        let ckpt = store
+            .load_history()
+            .unwrap()
+            .checkpoints
+            .last()
+            .unwrap()
+            .1
+            .clone();
+        let tokenizer: hearth::data::Tokenizer =
+            serde_json::from_str(&std::fs::read_to_string(run.join("tokenizer.json")).unwrap())
+                .unwrap();
+        let device = BackendKind::Flex.device().unwrap();
+        Gpt::new(&spec.model, tokenizer.vocab_size(), &device).load_file(ckpt)
+    };
+    let before: Vec<f32> = load(&base_dir)
+        .token_embedding()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let after: Vec<f32> = load(&tuned_dir)
+        .token_embedding()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    assert_eq!(before, after, "frozen embeddings are unchanged");
+
+    let mut bad = spec.clone();
+    bad.model.d_model = 32;
+    bad.model.n_head = 2;
+    let failed = spawn_run(bad, &dir.path().join("bad"), None).unwrap();
+    let events = collect_events(&failed, Duration::from_secs(60));
+    match events.last() {
+        Some(RunEvent::Failed { reason, .. }) => assert!(reason.contains("differs"), "{reason}"),
+        other => panic!("an incompatible base must be refused: {other:?}"),
+    }
+}

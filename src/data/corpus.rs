@@ -155,7 +155,19 @@ impl Corpus {
 
     /// Tokenizes `text` and splits it: the first `1 - val_fraction` of the tokens train.
     pub fn from_text(text: &str, kind: TokenizerKind, val_fraction: f64) -> Self {
-        let tokenizer = Tokenizer::fit(kind, text);
+        Self::with_tokenizer(text, Tokenizer::fit(kind, text), val_fraction)
+    }
+
+    /// Loads `spec`'s text with an existing tokenizer (fine-tuning keeps its base run's).
+    pub fn load_with(spec: &DataSpec, tokenizer: Tokenizer) -> Result<Self, DataError> {
+        let text = match &spec.source {
+            DataSource::Generated { seed, n_chars } => generated::story_text(*seed, *n_chars),
+            DataSource::TextFile { path } => read_text_file(path)?,
+        };
+        Ok(Self::with_tokenizer(&text, tokenizer, spec.val_fraction))
+    }
+
+    fn with_tokenizer(text: &str, tokenizer: Tokenizer, val_fraction: f64) -> Self {
         let ids = tokenizer.encode(text);
         let n_train = ((ids.len() as f64) * (1.0 - val_fraction.clamp(0.0, 0.5))).round() as usize;
         let val = ids[n_train..].to_vec();

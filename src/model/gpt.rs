@@ -214,6 +214,11 @@ impl Gpt {
         }
     }
 
+    /// The token embedding matrix `[vocab, d_model]`.
+    pub fn token_embedding(&self) -> Tensor<2> {
+        self.tok_emb.weight.val()
+    }
+
     pub fn vocab(&self) -> usize {
         self.vocab
     }

@@ -53,6 +53,31 @@ impl Default for TrainSpec {
     }
 }
 
+/// Fine-tuning: start from another run's weights instead of a fresh model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InitSpec {
+    /// The run whose newest checkpoint gives the starting weights (and the tokenizer).
+    pub from_run: std::path::PathBuf,
+    /// Multiplies the learning rate and its minimum (fine-tuning usually wants less).
+    pub lr_multiplier: f64,
+    /// Keep token and position embeddings as they are.
+    pub freeze_embeddings: bool,
+    /// Keep this many of the lowest transformer blocks as they are.
+    pub freeze_layers: usize,
+}
+
+impl Default for InitSpec {
+    fn default() -> Self {
+        Self {
+            from_run: std::path::PathBuf::new(),
+            lr_multiplier: 0.1,
+            freeze_embeddings: false,
+            freeze_layers: 0,
+        }
+    }
+}
+
 /// Everything needed to reproduce a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -64,6 +89,8 @@ pub struct RunSpec {
     pub model: ModelSpec,
     pub optim: OptimSpec,
     pub train: TrainSpec,
+    /// Set for fine-tuning runs.
+    pub init: Option<InitSpec>,
 }
 
 impl Default for RunSpec {
@@ -76,6 +103,7 @@ impl Default for RunSpec {
             model: ModelSpec::default(),
             optim: OptimSpec::default(),
             train: TrainSpec::default(),
+            init: None,
         }
     }
 }
@@ -110,6 +138,23 @@ impl RunSpec {
         }
         if !(0.0..=0.5).contains(&self.data.val_fraction) || self.data.val_fraction == 0.0 {
             errors.push(SpecError::new("data.val_fraction", "must be in (0, 0.5]"));
+        }
+        if let Some(init) = &self.init {
+            if !init.from_run.join("spec.json").exists() {
+                errors.push(SpecError::new(
+                    "init.from_run",
+                    format!("{} is not a run folder", init.from_run.display()),
+                ));
+            }
+            if !(init.lr_multiplier > 0.0) {
+                errors.push(SpecError::new("init.lr_multiplier", "must be positive"));
+            }
+            if init.freeze_layers > self.model.n_layer {
+                errors.push(SpecError::new(
+                    "init.freeze_layers",
+                    "more than the model has",
+                ));
+            }
         }
         if self.name.trim().is_empty() {
             errors.push(SpecError::new("name", "a run needs a name"));

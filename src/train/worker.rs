@@ -335,8 +335,15 @@ impl Worker {
         t.backend.set_threads(threads);
         self.record(self.store.set_status(&RunStatus::Running));
 
-        let corpus = Corpus::load_for(&spec.data, spec.objective.needs_specials())
-            .map_err(|e| Halt::Failed(e.to_string()))?;
+        let base = match &spec.init {
+            Some(init) => Some(load_base(init, &spec)?),
+            None => None,
+        };
+        let corpus = match &base {
+            Some(base) => Corpus::load_with(&spec.data, base.tokenizer.clone()),
+            None => Corpus::load_for(&spec.data, spec.objective.needs_specials()),
+        }
+        .map_err(|e| Halt::Failed(e.to_string()))?;
         let pairs = match (&spec.objective.pairs_file, spec.objective.positives) {
             (Some(path), Positives::Pairs) if spec.objective.uses_embeddings() => {
                 let pairs = read_pairs(path).map_err(|e| Halt::Failed(e.to_string()))?;
@@ -383,6 +390,23 @@ impl Worker {
         let train_device = device.clone().autodiff();
         let vocab = corpus.tokenizer.vocab_size();
         let mut model = Gpt::new(&spec.model, vocab, &train_device);
+        if let (Some(base), Some(init)) = (&base, &spec.init) {
+            model = model.try_load_file(&base.checkpoint).map_err(|e| {
+                Halt::Failed(format!("cannot load {}: {e}", base.checkpoint.display()))
+            })?;
+            model = model.map(&mut Freeze {
+                path: Vec::new(),
+                embeddings: init.freeze_embeddings,
+                layers: init.freeze_layers,
+            });
+            let step = self.step;
+            self.record(self.store.append_message(
+                step,
+                "info",
+                &format!("initialised from {}", base.checkpoint.display()),
+            ));
+        }
+        let lr_scale = spec.init.as_ref().map_or(1.0, |i| i.lr_multiplier);
         let mut optim = AdamW::new(spec.optim.clone());
         let mut active = ActiveClock::start();
         let mut rng = StdRng::seed_from_u64(t.seed);
@@ -437,8 +461,8 @@ impl Worker {
             }
             let lr = warmup_cosine(
                 self.step,
-                spec.optim.lr,
-                spec.optim.min_lr,
+                spec.optim.lr * lr_scale,
+                spec.optim.min_lr * lr_scale,
                 spec.optim.warmup_steps,
                 total_steps,
             );
@@ -619,6 +643,95 @@ impl Worker {
                 step,
                 message: format!("checkpoint {} not written: {err}", path.display()),
             }),
+        }
+    }
+}
+
+/// What a fine-tuning run starts from.
+struct Base {
+    tokenizer: crate::data::Tokenizer,
+    checkpoint: PathBuf,
+}
+
+/// Reads the base run of a fine-tune and checks that it fits `spec`.
+fn load_base(init: &crate::project::spec::InitSpec, spec: &RunSpec) -> Result<Base, Halt> {
+    let fail = |message: String| Halt::Failed(format!("{}: {message}", init.from_run.display()));
+    let store = RunStore::open(&init.from_run).map_err(|e| Halt::Failed(e.to_string()))?;
+    let base_spec = store.spec().map_err(|e| Halt::Failed(e.to_string()))?;
+    if base_spec.model.n_layer != spec.model.n_layer
+        || base_spec.model.n_head != spec.model.n_head
+        || base_spec.model.d_model != spec.model.d_model
+        || base_spec.model.context != spec.model.context
+        || base_spec.model.tie_weights != spec.model.tie_weights
+        || base_spec.model.bias != spec.model.bias
+    {
+        return Err(fail(format!(
+            "its model ({} layers, {} heads, width {}, context {}) differs from this run's ({} layers, {} heads, width {}, context {})",
+            base_spec.model.n_layer,
+            base_spec.model.n_head,
+            base_spec.model.d_model,
+            base_spec.model.context,
+            spec.model.n_layer,
+            spec.model.n_head,
+            spec.model.d_model,
+            spec.model.context
+        )));
+    }
+    let text = std::fs::read_to_string(init.from_run.join("tokenizer.json"))
+        .map_err(|e| fail(format!("no tokenizer.json ({e})")))?;
+    let tokenizer: crate::data::Tokenizer =
+        serde_json::from_str(&text).map_err(|e| fail(format!("tokenizer.json: {e}")))?;
+    if spec.objective.needs_specials() && !tokenizer.has_specials() {
+        return Err(fail(format!(
+            "its vocabulary has no special tokens, which the {} objective needs",
+            spec.objective.kind.name()
+        )));
+    }
+    let history = store
+        .load_history()
+        .map_err(|e| Halt::Failed(e.to_string()))?;
+    let checkpoint = history
+        .checkpoints
+        .last()
+        .map(|(_, p)| p.clone())
+        .filter(|p| p.exists())
+        .ok_or_else(|| fail("no checkpoint to start from".to_string()))?;
+    Ok(Base {
+        tokenizer,
+        checkpoint,
+    })
+}
+
+/// Marks embeddings and the lowest blocks as not trained.
+struct Freeze {
+    path: Vec<String>,
+    embeddings: bool,
+    layers: usize,
+}
+
+impl burn::module::ModuleMapper for Freeze {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::tensor::Tensor<D>>,
+    ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+        let top = self.path.first().map(String::as_str);
+        let embedding = matches!(top, Some("tok_emb" | "pos_emb"));
+        let low_block = top == Some("blocks")
+            && self
+                .path
+                .get(1)
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i < self.layers);
+        if (self.embeddings && embedding) || low_block {
+            param.set_require_grad(false)
+        } else {
+            param
         }
     }
 }
