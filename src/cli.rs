@@ -420,6 +420,7 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
                 return Ok(());
             }
             RunEvent::Attention(_)
+            | RunEvent::EmbeddingMap(_)
             | RunEvent::Sample { .. }
             | RunEvent::Checkpoint { .. }
             | RunEvent::Paused { .. }

@@ -60,3 +60,48 @@ pub fn similarities(a: Tensor<2>, b: Tensor<2>) -> Vec<f32> {
         .try_to_vec::<f32>()
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::tensor::{Device, Distribution};
+
+    #[derive(Module, Debug)]
+    struct Free {
+        q: Param<Tensor<2>>,
+        p: Param<Tensor<2>>,
+    }
+
+    /// Free vectors trained with InfoNCE separate: the loss falls from about ln(batch).
+    #[test]
+    fn info_nce_gradients_pull_pairs_together() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let mut model = Free {
+            q: Param::from_tensor(Tensor::random(
+                [8, 16],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )),
+            p: Param::from_tensor(Tensor::random(
+                [8, 16],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )),
+        };
+        let mut optim = crate::train::AdamW::new(crate::train::OptimSpec {
+            weight_decay: 0.0,
+            ..crate::train::OptimSpec::default()
+        });
+        let loss_of = |m: &Free| info_nce(normalize(m.q.val()), normalize(m.p.val()), None, 0.05);
+        let first: f32 = loss_of(&model).into_scalar();
+        for _ in 0..100 {
+            let loss = loss_of(&model);
+            let grads = loss.backward();
+            model = optim.step(model, &grads, 0.05).0;
+        }
+        let last: f32 = loss_of(&model).into_scalar();
+        assert!(last < 0.1 * first, "InfoNCE {first} -> {last}");
+    }
+}

@@ -6,7 +6,7 @@
 
 use super::spec::RunSpec;
 use crate::model::AttentionMaps;
-use crate::train::events::AttentionSnapshot;
+use crate::train::events::{AttentionSnapshot, EmbeddingSnapshot};
 use crate::train::{EvalMetrics, RunSummary, StepMetrics};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS evals (
     elapsed_s REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS eval_metrics (
     step INTEGER NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (step, key));
+CREATE TABLE IF NOT EXISTS embedding_maps (step INTEGER PRIMARY KEY, snapshot TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (step INTEGER NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (step INTEGER NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
@@ -258,6 +259,35 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
+    pub fn append_embedding_map(&self, snapshot: &EmbeddingSnapshot) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO embedding_maps VALUES (?1, ?2)",
+                params![
+                    snapshot.step as i64,
+                    serde_json::to_string(snapshot).expect("serializes")
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Every embedding map, in step order.
+    pub fn embedding_maps(&self) -> Result<Vec<EmbeddingSnapshot>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT snapshot FROM embedding_maps ORDER BY step")
+            .map_err(|e| self.db_err(e))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect())
+    }
+
     /// Steps that have an attention snapshot, ascending.
     pub fn attention_steps(&self) -> Result<Vec<usize>, StoreError> {
         let mut stmt = self
@@ -306,6 +336,7 @@ impl RunStore {
             "samples",
             "checkpoints",
             "attention",
+            "embedding_maps",
             "messages",
         ] {
             self.conn

@@ -107,6 +107,7 @@ pub fn spawn_run(
         step: 0,
         receiver_gone: false,
         resume: None,
+        last_map: None,
     };
     let thread = std::thread::Builder::new()
         .name(name)
@@ -191,6 +192,7 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
         step: point.step,
         receiver_gone: false,
         resume: Some(point),
+        last_map: None,
     };
     let thread = std::thread::Builder::new()
         .name(name)
@@ -206,6 +208,8 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
 
 struct Worker {
     resume: Option<ResumePoint>,
+    /// The previous embedding map, to keep the projection's orientation.
+    last_map: Option<Vec<[f32; 2]>>,
     spec: RunSpec,
     store: RunStore,
     events: Sender<RunEvent>,
@@ -569,7 +573,64 @@ impl Worker {
         };
         self.record(self.store.append_eval(&eval));
         self.send(RunEvent::Eval(eval.clone()));
+        if spec.objective.uses_embeddings() {
+            self.embedding_map(&snapshot, &data, device);
+        }
         eval
+    }
+
+    /// Embeds the probe set (the first validation windows: query halves and their positive
+    /// halves), projects it to 2-D and sends it.
+    fn embedding_map(&mut self, model: &Gpt, data: &StepData<'_>, device: &Device) {
+        const PROBES: usize = 100;
+        let ctx = data.spec.model.context;
+        let windows = data
+            .corpus
+            .windows(crate::data::Split::Val, 2 * ctx, PROBES);
+        if windows.len() < 3 {
+            return;
+        }
+        let mut texts: Vec<Vec<u32>> = windows.iter().map(|w| w[..ctx].to_vec()).collect();
+        texts.extend(windows.iter().map(|w| w[ctx..].to_vec()));
+        let groups: Vec<u8> = (0..texts.len())
+            .map(|i| u8::from(i >= windows.len()))
+            .collect();
+        let chunks: Vec<burn::tensor::Tensor<2>> = texts
+            .chunks(64)
+            .map(|c| {
+                let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
+                steps::embed(
+                    model,
+                    &refs,
+                    &data.spec.objective,
+                    &data.corpus.tokenizer,
+                    device,
+                )
+            })
+            .collect();
+        let embeddings = burn::tensor::Tensor::cat(chunks, 0);
+        let [n, d] = embeddings.dims();
+        let values = embeddings
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let mut points = crate::viz::pca::pca_2d(&values, n, d);
+        if let Some(previous) = &self.last_map {
+            crate::viz::pca::align(previous, &mut points);
+        }
+        self.last_map = Some(points.clone());
+        let snapshot = crate::train::events::EmbeddingSnapshot {
+            step: self.step,
+            points,
+            groups,
+            texts: texts
+                .iter()
+                .map(|t| data.corpus.tokenizer.decode(t))
+                .collect(),
+        };
+        self.record(self.store.append_embedding_map(&snapshot));
+        self.send(RunEvent::EmbeddingMap(snapshot));
     }
 
     fn sample(&mut self, model: &Gpt, corpus: &Corpus, device: &Device) {

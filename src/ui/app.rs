@@ -4,7 +4,7 @@ use super::dataset::DatasetState;
 use crate::model::SpecError;
 use crate::project::Annotations;
 use crate::project::{Project, RunEntry, RunHistory, RunSpec, RunStatus, RunStore};
-use crate::train::events::AttentionSnapshot;
+use crate::train::events::{AttentionSnapshot, EmbeddingSnapshot};
 use crate::train::worker::Notify;
 use crate::train::{EvalMetrics, StepMetrics};
 use crate::train::{RunControl, RunEvent, RunHandle, spawn_run};
@@ -281,6 +281,8 @@ pub struct RunView {
     pub checked: bool,
     pub error: Option<String>,
     pub annotations: Annotations,
+    /// Embedding maps of the probe set, in step order.
+    pub embedding_maps: Vec<EmbeddingSnapshot>,
     /// Attention snapshot read from the store: `(requested step, snapshot at or before it)`.
     pub stored_attention: Option<(usize, Option<AttentionSnapshot>)>,
 }
@@ -307,6 +309,7 @@ impl RunView {
             error: None,
             annotations: entry.annotations,
             stored_attention: None,
+            embedding_maps: Vec::new(),
         }
     }
 
@@ -331,6 +334,9 @@ impl RunView {
     pub fn ensure_history(&mut self) {
         if self.history.is_some() {
             return;
+        }
+        if let Ok(maps) = RunStore::open(&self.dir).and_then(|s| s.embedding_maps()) {
+            self.embedding_maps = maps;
         }
         match RunStore::open(&self.dir).and_then(|s| s.load_history()) {
             Ok(history) => {
@@ -388,6 +394,7 @@ impl RunView {
                     live.attention = Some(snapshot);
                 }
             }
+            RunEvent::EmbeddingMap(map) => self.embedding_maps.push(map),
             RunEvent::Sample { step, text } => history.samples.push((step, text)),
             RunEvent::Checkpoint { step, path } => history.checkpoints.push((step, path)),
             RunEvent::Warning { step, message } => {
@@ -432,6 +439,8 @@ pub struct StudioApp {
     pub attention_layer: usize,
     pub attention_head: usize,
     pub compare_differences_only: bool,
+    /// Which embedding map the monitor shows (`None`: the newest).
+    pub embedding_map_index: Option<usize>,
     /// The heatmap texture and the (run, step, layer, head) key it shows.
     pub attention_texture: Option<(u64, egui::TextureHandle)>,
     /// Textures of the side-by-side attention maps on the compare page.
@@ -537,6 +546,7 @@ impl StudioApp {
             attention_layer: 0,
             attention_head: 0,
             compare_differences_only: false,
+            embedding_map_index: None,
             attention_texture: None,
             compare_textures: [None, None],
             trash: Vec::new(),
@@ -619,6 +629,7 @@ impl StudioApp {
                     error: None,
                     annotations: Annotations::default(),
                     stored_attention: None,
+                    embedding_maps: Vec::new(),
                 });
                 let index = self.runs.len() - 1;
                 self.selected = Some(index);

@@ -275,6 +275,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         attention_layer,
         attention_head,
         attention_texture,
+        embedding_map_index,
         ..
     } = app;
     let run = &runs[index];
@@ -349,6 +350,15 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         });
         ui.separator();
         ui.vertical(|ui| {
+            if !run.embedding_maps.is_empty() {
+                embedding_map_ui(
+                    ui,
+                    &run.embedding_maps,
+                    embedding_map_index,
+                    available.y * 0.45,
+                );
+                ui.separator();
+            }
             ui.label(egui::RichText::new("Attention on the probe text").strong());
             let Some(snap) = snapshot else {
                 ui.label(egui::RichText::new("Attention maps appear while the run trains.").weak());
@@ -384,6 +394,82 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         let name = format!("{}-loss.png", app.runs[index].name());
         app.ask_save(SaveKind::ChartPng(rect), &name);
     }
+}
+
+/// The probe set's embeddings in 2-D, queries and their positives, with a slider over the
+/// snapshots; hovering a point shows its text.
+fn embedding_map_ui(
+    ui: &mut egui::Ui,
+    maps: &[crate::train::events::EmbeddingSnapshot],
+    index: &mut Option<usize>,
+    height: f32,
+) {
+    let last = maps.len() - 1;
+    let mut shown = index.unwrap_or(last).min(last);
+    ui.horizontal(|ui| {
+        ui.label(egui::RichText::new("Embedding map").strong());
+        let label = ui.label("snapshot");
+        if ui
+            .add(
+                egui::Slider::new(&mut shown, 0..=last)
+                    .custom_formatter(|v, _| format!("step {}", maps[v as usize].step)),
+            )
+            .labelled_by(label.id)
+            .changed()
+        {
+            // Back at the newest: follow new snapshots again.
+            *index = (shown != last).then_some(shown);
+        }
+    });
+    let map = &maps[shown];
+    let (queries, positives): (Vec<usize>, Vec<usize>) =
+        (0..map.points.len()).partition(|&i| map.groups[i] == 0);
+    let to_points = |ids: &[usize]| -> Vec<[f64; 2]> {
+        ids.iter()
+            .map(|&i| [f64::from(map.points[i][0]), f64::from(map.points[i][1])])
+            .collect()
+    };
+    let texts =
+        |ids: &[usize]| -> Vec<String> { ids.iter().map(|&i| map.texts[i].clone()).collect() };
+    let (query_texts, positive_texts) = (texts(&queries), texts(&positives));
+    egui_plot::Plot::new("embedding_map")
+        .height(height.max(160.0))
+        .data_aspect(1.0)
+        .legend(egui_plot::Legend::default())
+        .show_axes([false, false])
+        .label_formatter(move |hover| match hover {
+            egui_plot::HoverPosition::NearDataPoint {
+                plot_name, index, ..
+            } => {
+                let texts = if *plot_name == "query halves" {
+                    &query_texts
+                } else {
+                    &positive_texts
+                };
+                texts
+                    .get(*index)
+                    .map(|t| format!("{plot_name} #{index}\n{}", t.replace('\n', " ")))
+            }
+            egui_plot::HoverPosition::Elsewhere { .. } => None,
+        })
+        .show(ui, |plot_ui| {
+            plot_ui.points(
+                egui_plot::Points::new(
+                    "query halves",
+                    egui_plot::PlotPoints::from(to_points(&queries)),
+                )
+                .color(egui::Color32::from_rgb(0x4e, 0x9a, 0xf1))
+                .radius(3.0),
+            );
+            plot_ui.points(
+                egui_plot::Points::new(
+                    "positive halves",
+                    egui_plot::PlotPoints::from(to_points(&positives)),
+                )
+                .color(egui::Color32::from_rgb(0xf2, 0x8e, 0x2b))
+                .radius(3.0),
+            );
+        });
 }
 
 /// The objective's own curves: GRIT's loss balance, or accuracy / retrieval metrics.

@@ -2,4 +2,5 @@
 
 pub mod groups;
 pub mod lod;
+pub mod pca;
 pub mod smoothing;
