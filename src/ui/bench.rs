@@ -143,6 +143,7 @@ pub fn plot_benchmark(runs: usize, points: usize, frames: usize) -> (f64, FrameS
                 log_y: false,
                 height: 600.0,
                 x_label: "step",
+                y_label: "loss",
             };
             loss_plot(ui, "bench_plot", &series, &[], options);
         });

@@ -167,6 +167,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             log_y,
             height,
             x_label: axis.label(),
+            y_label: "loss",
         };
         cols[0].label(egui::RichText::new("Validation loss").strong());
         loss_plot(

@@ -326,6 +326,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 log_y,
                 height: (available.y * 0.62).max(200.0),
                 x_label: axis.label(),
+                y_label: "loss",
             };
             let response = loss_plot(ui, "monitor_loss", &series, &[], options);
             if ui.small_button("Export chart PNG…").clicked() {
@@ -543,6 +544,7 @@ fn metrics_plot_ui(ui: &mut egui::Ui, run: &super::app::RunView, axis: XAxis, he
         log_y: false,
         height: height.max(120.0),
         x_label: axis.label(),
+        y_label: if grit { "loss" } else { "value" },
     };
     loss_plot(ui, "monitor_metrics", &series, &[], options);
 }

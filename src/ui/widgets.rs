@@ -58,6 +58,8 @@ pub struct PlotOptions {
     pub log_y: bool,
     pub height: f32,
     pub x_label: &'static str,
+    /// The y axis title ("loss" unless given).
+    pub y_label: &'static str,
 }
 
 fn x_range(series: &[Series<'_>]) -> Option<(f64, f64)> {
@@ -86,11 +88,16 @@ pub fn loss_plot(
     let to_y = move |y: f64| if log_y { y.max(1e-12).log10() } else { y };
     let from_y = move |y: f64| if log_y { 10f64.powf(y) } else { y };
     let x_label = options.x_label;
+    let y_label = options.y_label;
     let plot = Plot::new(id)
         .height(options.height)
         .legend(Legend::default())
         .x_axis_label(x_label)
-        .y_axis_label(if log_y { "loss (log scale)" } else { "loss" })
+        .y_axis_label(if log_y {
+            format!("{} (log scale)", options.y_label)
+        } else {
+            options.y_label.to_string()
+        })
         .link_cursor(egui::Id::unique("loss_plots"), [true, false])
         .y_axis_formatter(move |mark, _| format!("{:.3}", from_y(mark.value)))
         .label_formatter(move |hover| {
@@ -101,14 +108,14 @@ pub fn loss_plot(
                     ..
                 } => {
                     format!(
-                        "{plot_name}\n{x_label} {:.0}\nloss {:.4}",
+                        "{plot_name}\n{x_label} {:.0}\n{y_label} {:.4}",
                         position.x,
                         from_y(position.y)
                     )
                 }
                 egui_plot::HoverPosition::Elsewhere { position } => {
                     format!(
-                        "{x_label} {:.0}\nloss {:.4}",
+                        "{x_label} {:.0}\n{y_label} {:.4}",
                         position.x,
                         from_y(position.y)
                     )
