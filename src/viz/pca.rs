@@ -109,7 +109,7 @@ mod tests {
             spread(0) > 100.0 * spread(1),
             "first axis carries the spread"
         );
-        // Projection on the first axis is +-(t * sqrt 2).
+        // Projection on the first axis is +-(t - mean t) * sqrt 2, and mean t = -0.5.
         assert!(
             (p[0][0].abs() - 25.0 * 2f32.sqrt()).abs() < 0.2,
             "{:?}",
