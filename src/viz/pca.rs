@@ -111,7 +111,7 @@ mod tests {
         );
         // Projection on the first axis is +-(t - mean t) * sqrt 2, and mean t = -0.5.
         assert!(
-            (p[0][0].abs() - 25.0 * 2f32.sqrt()).abs() < 0.2,
+            (p[0][0].abs() - 24.5 * 2f32.sqrt()).abs() < 0.01,
             "{:?}",
             p[0]
         );
