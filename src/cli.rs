@@ -421,6 +421,8 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
             }
             RunEvent::Attention(_)
             | RunEvent::EmbeddingMap(_)
+            | RunEvent::ContrastiveBatch(_)
+            | RunEvent::MaskedProbe(_)
             | RunEvent::Sample { .. }
             | RunEvent::Checkpoint { .. }
             | RunEvent::Paused { .. }

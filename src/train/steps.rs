@@ -229,6 +229,92 @@ pub fn train_loss(
     }
 }
 
+/// Similarities of one validation batch and each query's margin over its hardest negative.
+pub fn contrastive_view(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+    step: usize,
+) -> crate::train::events::ContrastiveBatch {
+    let (q, p, _) = contrastive_batch(data, Split::Val, rng);
+    let tok = &data.corpus.tokenizer;
+    let obj = &data.spec.objective;
+    let sims = similarities(
+        embed(model, &as_refs(&q), obj, tok, device),
+        embed(model, &as_refs(&p), obj, tok, device),
+    );
+    let n = q.len();
+    let margins = (0..n)
+        .map(|i| {
+            let row = &sims[i * n..(i + 1) * n];
+            let hardest = row
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, &s)| s)
+                .fold(f32::NEG_INFINITY, f32::max);
+            row[i] - hardest
+        })
+        .collect();
+    crate::train::events::ContrastiveBatch {
+        step,
+        sims,
+        n,
+        margins,
+    }
+}
+
+/// The first validation window with positions masked (fixed by `rng`) and the model's top three
+/// predictions at each.
+pub fn masked_view(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+    step: usize,
+) -> crate::train::events::MaskedProbe {
+    let ctx = data.spec.model.context;
+    let tok = &data.corpus.tokenizer;
+    let ids: Vec<i64> = data.corpus.val[..ctx.min(data.corpus.val.len())]
+        .iter()
+        .map(|&i| i64::from(i))
+        .collect();
+    let len = ids.len();
+    let (inputs, labels) = masked::mask_tokens(&ids, len, tok, data.spec.objective.mask_rate, rng);
+    let logits = model.logits(model.hidden(
+        tokens_tensor(inputs, 1, len, device),
+        AttentionMode::Bidirectional,
+        None,
+    ));
+    let vocab = logits.dims()[2];
+    let probs = burn::tensor::activation::softmax(logits.reshape([len, vocab]), 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let masked: Vec<usize> = (0..len).filter(|&t| labels[t] != masked::IGNORE).collect();
+    let predictions = masked
+        .iter()
+        .map(|&t| {
+            let row = &probs[t * vocab..(t + 1) * vocab];
+            let mut order: Vec<usize> = (0..vocab).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            order
+                .iter()
+                .take(3)
+                .map(|&k| (tok.token_label(k as u32), row[k]))
+                .collect()
+        })
+        .collect();
+    crate::train::events::MaskedProbe {
+        step,
+        tokens: ids.iter().map(|&i| tok.token_label(i as u32)).collect(),
+        masked,
+        predictions,
+    }
+}
+
 /// Held-out retrieval: for text positives the consecutive windows of `2 * context` tokens of
 /// the validation split (first half queries, second half candidates), else the held-out pairs.
 pub fn retrieval_eval(

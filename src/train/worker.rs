@@ -575,6 +575,12 @@ impl Worker {
         self.send(RunEvent::Eval(eval.clone()));
         if spec.objective.uses_embeddings() {
             self.embedding_map(&snapshot, &data, device);
+            let view = steps::contrastive_view(&snapshot, &data, &mut rng, device, self.step);
+            self.send(RunEvent::ContrastiveBatch(view));
+        }
+        if spec.objective.kind == ObjectiveKind::Masked {
+            let view = steps::masked_view(&snapshot, &data, &mut rng, device, self.step);
+            self.send(RunEvent::MaskedProbe(view));
         }
         eval
     }

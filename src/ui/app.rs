@@ -281,6 +281,9 @@ pub struct RunView {
     pub checked: bool,
     pub error: Option<String>,
     pub annotations: Annotations,
+    /// The latest contrastive batch view and masked probe (runs training in this session).
+    pub contrastive_view: Option<crate::train::events::ContrastiveBatch>,
+    pub masked_view: Option<crate::train::events::MaskedProbe>,
     /// Embedding maps of the probe set, in step order.
     pub embedding_maps: Vec<EmbeddingSnapshot>,
     /// Attention snapshot read from the store: `(requested step, snapshot at or before it)`.
@@ -310,6 +313,8 @@ impl RunView {
             annotations: entry.annotations,
             stored_attention: None,
             embedding_maps: Vec::new(),
+            contrastive_view: None,
+            masked_view: None,
         }
     }
 
@@ -395,6 +400,8 @@ impl RunView {
                 }
             }
             RunEvent::EmbeddingMap(map) => self.embedding_maps.push(map),
+            RunEvent::ContrastiveBatch(view) => self.contrastive_view = Some(view),
+            RunEvent::MaskedProbe(view) => self.masked_view = Some(view),
             RunEvent::Sample { step, text } => history.samples.push((step, text)),
             RunEvent::Checkpoint { step, path } => history.checkpoints.push((step, path)),
             RunEvent::Warning { step, message } => {
@@ -439,6 +446,8 @@ pub struct StudioApp {
     pub attention_layer: usize,
     pub attention_head: usize,
     pub compare_differences_only: bool,
+    /// The contrastive batch heatmap's texture.
+    pub contrastive_texture: Option<(u64, egui::TextureHandle)>,
     /// Which embedding map the monitor shows (`None`: the newest).
     pub embedding_map_index: Option<usize>,
     /// The heatmap texture and the (run, step, layer, head) key it shows.
@@ -547,6 +556,7 @@ impl StudioApp {
             attention_head: 0,
             compare_differences_only: false,
             embedding_map_index: None,
+            contrastive_texture: None,
             attention_texture: None,
             compare_textures: [None, None],
             trash: Vec::new(),
@@ -630,6 +640,8 @@ impl StudioApp {
                     annotations: Annotations::default(),
                     stored_attention: None,
                     embedding_maps: Vec::new(),
+                    contrastive_view: None,
+                    masked_view: None,
                 });
                 let index = self.runs.len() - 1;
                 self.selected = Some(index);

@@ -276,6 +276,7 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         attention_head,
         attention_texture,
         embedding_map_index,
+        contrastive_texture,
         ..
     } = app;
     let run = &runs[index];
@@ -343,52 +344,76 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                         ui.add(egui::Label::new(egui::RichText::new(text).monospace()).wrap());
                     }
                     None => {
-                        ui.label(
-                            egui::RichText::new("A sample appears at each evaluation.").weak(),
-                        );
+                        use crate::objective::ObjectiveKind;
+                        let text = match run.spec.objective.kind {
+                            ObjectiveKind::NextToken | ObjectiveKind::Grit => {
+                                "A sample appears at each evaluation."
+                            }
+                            ObjectiveKind::Masked | ObjectiveKind::Contrastive => {
+                                "This objective trains a bidirectional model, which does not generate text."
+                            }
+                        };
+                        ui.label(egui::RichText::new(text).weak());
                     }
                 });
         });
         ui.separator();
         ui.vertical(|ui| {
-            if !run.embedding_maps.is_empty() {
-                embedding_map_ui(
-                    ui,
-                    &run.embedding_maps,
-                    embedding_map_index,
-                    available.y * 0.45,
-                );
-                ui.separator();
-            }
-            ui.label(egui::RichText::new("Attention on the probe text").strong());
-            let Some(snap) = snapshot else {
-                ui.label(egui::RichText::new("Attention maps appear while the run trains.").weak());
-                return;
-            };
-            let maps = &snap.maps;
-            *attention_layer = (*attention_layer).min(maps.n_layer.saturating_sub(1));
-            *attention_head = (*attention_head).min(maps.n_head.saturating_sub(1));
-            layer_head_ui(
-                ui,
-                attention_layer,
-                attention_head,
-                maps.n_layer,
-                maps.n_head,
-            );
-            ui.label(egui::RichText::new(format!("step {}", snap.step)).weak());
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            (&run.dir, snap.step, *attention_layer, *attention_head).hash(&mut hasher);
-            attention_heatmap(
-                ui,
-                maps,
-                &snap.tokens,
-                *attention_layer,
-                *attention_head,
-                attention_texture,
-                hasher.finish(),
-                f32::INFINITY,
-            );
-            ui.label(egui::RichText::new("rows: query position · columns: key position").weak());
+            egui::ScrollArea::vertical()
+                .id_salt("monitor_right")
+                .show(ui, |ui| {
+                    if !run.embedding_maps.is_empty() {
+                        embedding_map_ui(
+                            ui,
+                            &run.embedding_maps,
+                            embedding_map_index,
+                            available.y * 0.4,
+                        );
+                        ui.separator();
+                    }
+                    if let Some(view) = &run.contrastive_view {
+                        contrastive_view_ui(ui, view, contrastive_texture);
+                        ui.separator();
+                    }
+                    if let Some(view) = &run.masked_view {
+                        masked_view_ui(ui, view);
+                        ui.separator();
+                    }
+                    ui.label(egui::RichText::new("Attention on the probe text").strong());
+                    let Some(snap) = snapshot else {
+                        ui.label(
+                            egui::RichText::new("Attention maps appear while the run trains.")
+                                .weak(),
+                        );
+                        return;
+                    };
+                    let maps = &snap.maps;
+                    *attention_layer = (*attention_layer).min(maps.n_layer.saturating_sub(1));
+                    *attention_head = (*attention_head).min(maps.n_head.saturating_sub(1));
+                    layer_head_ui(
+                        ui,
+                        attention_layer,
+                        attention_head,
+                        maps.n_layer,
+                        maps.n_head,
+                    );
+                    ui.label(egui::RichText::new(format!("step {}", snap.step)).weak());
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    (&run.dir, snap.step, *attention_layer, *attention_head).hash(&mut hasher);
+                    attention_heatmap(
+                        ui,
+                        maps,
+                        &snap.tokens,
+                        *attention_layer,
+                        *attention_head,
+                        attention_texture,
+                        hasher.finish(),
+                        f32::INFINITY,
+                    );
+                    ui.label(
+                        egui::RichText::new("rows: query position · columns: key position").weak(),
+                    );
+                });
         });
     });
     if let Some(rect) = export_rect {
@@ -471,6 +496,113 @@ fn embedding_map_ui(
                 .radius(3.0),
             );
         });
+}
+
+/// One validation batch: similarity heatmap (diagonal = positives) and each query's margin.
+fn contrastive_view_ui(
+    ui: &mut egui::Ui,
+    view: &crate::train::events::ContrastiveBatch,
+    texture: &mut Option<(u64, egui::TextureHandle)>,
+) {
+    let wins = view.margins.iter().filter(|&&m| m > 0.0).count();
+    let mean = view.margins.iter().sum::<f32>() / view.margins.len().max(1) as f32;
+    ui.label(egui::RichText::new("Contrastive batch").strong());
+    ui.label(
+        egui::RichText::new(format!(
+            "step {}: the positive beats the hardest negative for {wins} of {} queries (mean margin {mean:+.3})",
+            view.step, view.n
+        ))
+        .weak(),
+    );
+    ui.horizontal_top(|ui| {
+        let maps = crate::model::AttentionMaps {
+            n_layer: 1,
+            n_head: 1,
+            seq: view.n,
+            // Cosine similarity in [-1, 1] shown on the heat scale's [0, 1].
+            weights: view.sims.iter().map(|s| (s + 1.0) / 2.0).collect(),
+        };
+        let labels: Vec<String> = (0..view.n).map(|i| i.to_string()).collect();
+        ui.vertical(|ui| {
+            ui.set_width(170.0);
+            attention_heatmap(ui, &maps, &labels, 0, 0, texture, view.step as u64, 160.0);
+            ui.label(
+                egui::RichText::new("rows: queries · columns: candidates")
+                    .weak()
+                    .small(),
+            );
+        });
+        let points: Vec<[f64; 2]> = view
+            .margins
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| [i as f64, f64::from(m)])
+            .collect();
+        egui_plot::Plot::new("margins")
+            .height(180.0)
+            .x_axis_label("query")
+            .y_axis_label("margin")
+            .show(ui, |plot_ui| {
+                plot_ui.hline(egui_plot::HLine::new("zero", 0.0).color(ui_weak()));
+                plot_ui.points(
+                    egui_plot::Points::new("margin", egui_plot::PlotPoints::from(points))
+                        .radius(3.0)
+                        .color(egui::Color32::from_rgb(0x59, 0xc1, 0x5b)),
+                );
+            });
+    });
+}
+
+fn ui_weak() -> egui::Color32 {
+    egui::Color32::from_gray(110)
+}
+
+/// The probe text with its masked positions highlighted; hover one for the top predictions.
+fn masked_view_ui(ui: &mut egui::Ui, view: &crate::train::events::MaskedProbe) {
+    ui.label(egui::RichText::new("Masked-token probe").strong());
+    let correct = view
+        .masked
+        .iter()
+        .zip(&view.predictions)
+        .filter(|(t, p)| p.first().is_some_and(|(tok, _)| *tok == view.tokens[**t]))
+        .count();
+    ui.label(
+        egui::RichText::new(format!(
+            "step {}: top prediction right at {correct} of {} masked positions (hover a highlighted token)",
+            view.step,
+            view.masked.len()
+        ))
+        .weak(),
+    );
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        for (t, token) in view.tokens.iter().enumerate() {
+            match view.masked.iter().position(|&m| m == t) {
+                Some(k) => {
+                    let preds = &view.predictions[k];
+                    let right = preds.first().is_some_and(|(tok, _)| tok == token);
+                    let color = if right {
+                        egui::Color32::from_rgb(0x2e, 0x7d, 0x32)
+                    } else {
+                        egui::Color32::from_rgb(0xb7, 0x1c, 0x1c)
+                    };
+                    let text = egui::RichText::new(token)
+                        .monospace()
+                        .background_color(color)
+                        .color(egui::Color32::WHITE);
+                    let tip: Vec<String> = preds
+                        .iter()
+                        .map(|(tok, p)| format!("'{tok}' {:.1}%", p * 100.0))
+                        .collect();
+                    ui.label(text)
+                        .on_hover_text(format!("masked '{token}'\npredicted: {}", tip.join(", ")));
+                }
+                None => {
+                    ui.label(egui::RichText::new(token).monospace());
+                }
+            }
+        }
+    });
 }
 
 /// The objective's own curves: GRIT's loss balance, or accuracy / retrieval metrics.
