@@ -140,6 +140,10 @@ pub struct TrainArgs {
     /// Text file to train on (default: built-in generated text).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Instruction data to fine-tune on: JSONL `{"prompt", "response"}` or TSV
+    /// `prompt<TAB>response`; the loss covers the responses only.
+    #[arg(long, conflicts_with = "data")]
+    pub prompt_response: Option<PathBuf>,
     #[arg(long, value_parser = ["char", "byte"])]
     pub tokenizer: Option<String>,
     #[arg(long)]
@@ -237,6 +241,9 @@ impl TrainArgs {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "run".into());
             }
+        }
+        if let Some(path) = &self.prompt_response {
+            spec.data.source = DataSource::PromptResponse { path: path.clone() };
         }
         if let Some(t) = &self.tokenizer {
             spec.data.tokenizer = if t == "byte" {

@@ -523,3 +523,40 @@ fn a_fine_tune_starts_from_the_base_checkpoint_and_keeps_frozen_weights() {
         other => panic!("an incompatible base must be refused: {other:?}"),
     }
 }
+
+#[test]
+fn supervised_fine_tuning_learns_the_responses() {
+    use hearth::data::DataSource;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sums.jsonl");
+    let lines: Vec<String> = (0..400)
+        .map(|i| {
+            let (a, b) = (i % 10, (i * 7) % 10);
+            format!("{{\"prompt\": \"{a}+{b}=\", \"response\": \"{}\"}}", a + b)
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), 300);
+    spec.data.source = DataSource::PromptResponse { path };
+    spec.model.context = 8;
+    spec.train.eval_interval = 100;
+    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(300));
+    let curve = evals(&events);
+    let (first, last) = (&curve[0], curve.last().unwrap());
+    assert!(
+        last.val_loss < 0.5 * first.val_loss,
+        "response loss {} -> {}",
+        first.val_loss,
+        last.val_loss
+    );
+    assert!(last.metric("val_response_loss").is_some());
+    let sample = events.iter().rev().find_map(|e| match e {
+        RunEvent::Sample { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    assert!(
+        sample.is_some_and(|s| s.contains('=')),
+        "the sample continues a validation prompt"
+    );
+}

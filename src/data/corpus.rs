@@ -15,6 +15,9 @@ pub enum DataSource {
     Generated { seed: u64, n_chars: usize },
     /// A UTF-8 text file.
     TextFile { path: PathBuf },
+    /// Instruction data: JSONL `{"prompt": .., "response": ..}` or TSV `prompt<TAB>response`.
+    /// Each example is `prompt \n response \n`; the loss covers the response only.
+    PromptResponse { path: PathBuf },
 }
 
 impl Default for DataSource {
@@ -33,6 +36,9 @@ impl DataSource {
                 format!("generated stories ({n_chars} chars, seed {seed})")
             }
             DataSource::TextFile { path } => path.display().to_string(),
+            DataSource::PromptResponse { path } => {
+                format!("prompt/response pairs in {}", path.display())
+            }
         }
     }
 }
@@ -57,8 +63,17 @@ impl Default for DataSpec {
     }
 }
 
+/// One instruction example: its tokens and how many of them are prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub ids: Vec<u32>,
+    pub prompt_len: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    #[error(transparent)]
+    Pairs(#[from] super::pairs::PairsError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -79,6 +94,23 @@ pub enum DataError {
         context: usize,
         needed: usize,
     },
+}
+
+/// The text of a source, and for instruction data its (prompt, response) pairs.
+#[allow(clippy::type_complexity)]
+fn source_text(source: &DataSource) -> Result<(String, Option<Vec<(String, String)>>), DataError> {
+    Ok(match source {
+        DataSource::Generated { seed, n_chars } => (generated::story_text(*seed, *n_chars), None),
+        DataSource::TextFile { path } => (read_text_file(path)?, None),
+        DataSource::PromptResponse { path } => {
+            let pairs: Vec<(String, String)> = super::pairs::read_pairs(path)?
+                .into_iter()
+                .map(|p| (p.a, p.b))
+                .collect();
+            let text: String = pairs.iter().map(|(p, r)| format!("{p}\n{r}\n")).collect();
+            (text, Some(pairs))
+        }
+    })
 }
 
 /// Reads a UTF-8 text file; an invalid byte is reported with its line number.
@@ -123,6 +155,9 @@ pub struct Corpus {
     pub n_chars: usize,
     /// The first characters of the text, for previews.
     pub preview: String,
+    /// Instruction examples (prompt/response sources), split like the text.
+    pub examples_train: Vec<Example>,
+    pub examples_val: Vec<Example>,
 }
 
 /// One batch of next-token examples: `inputs[b][t]` predicts `targets[b][t]`.
@@ -144,13 +179,69 @@ impl Corpus {
 
     /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
     pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
-        let text = match &spec.source {
-            DataSource::Generated { seed, n_chars } => generated::story_text(*seed, *n_chars),
-            DataSource::TextFile { path } => read_text_file(path)?,
-        };
-        let mut corpus = Self::from_text(&text, spec.tokenizer, spec.val_fraction);
-        corpus.tokenizer = corpus.tokenizer.with_specials(specials);
+        let (text, examples) = source_text(&spec.source)?;
+        let tokenizer =
+            Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some());
+        let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
+        if let Some(examples) = examples {
+            corpus.set_examples(&examples, spec.val_fraction);
+        }
         Ok(corpus)
+    }
+
+    /// Tokenizes prompt/response pairs; the last `val_fraction` of them (at least one) validate.
+    fn set_examples(&mut self, pairs: &[(String, String)], val_fraction: f64) {
+        let examples: Vec<Example> = pairs
+            .iter()
+            .map(|(prompt, response)| {
+                let prompt_ids = self.tokenizer.encode(&format!("{prompt}\n"));
+                let mut ids = prompt_ids.clone();
+                ids.extend(self.tokenizer.encode(&format!("{response}\n")));
+                Example {
+                    prompt_len: prompt_ids.len(),
+                    ids,
+                }
+            })
+            .collect();
+        let n_val = ((examples.len() as f64 * val_fraction).round() as usize)
+            .clamp(1, examples.len().saturating_sub(1).max(1));
+        let split = examples.len() - n_val;
+        self.examples_val = examples[split..].to_vec();
+        self.examples_train = examples[..split.max(1)].to_vec();
+    }
+
+    pub fn is_instructions(&self) -> bool {
+        !self.examples_train.is_empty()
+    }
+
+    /// Instruction batches: inputs `[batch, context]` (padded) and next-token labels that are
+    /// [`crate::objective::masked::IGNORE`] except on response tokens.
+    pub fn sample_instruction_batch(
+        &self,
+        split: Split,
+        batch_size: usize,
+        context: usize,
+        rng: &mut StdRng,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let examples = match split {
+            Split::Train => &self.examples_train,
+            Split::Val => &self.examples_val,
+        };
+        let pad = i64::from(self.tokenizer.special(super::Special::Pad).unwrap_or(0));
+        let mut inputs = Vec::with_capacity(batch_size * context);
+        let mut labels = Vec::with_capacity(batch_size * context);
+        for _ in 0..batch_size {
+            let ex = &examples[rng.random_range(0..examples.len())];
+            for t in 0..context {
+                inputs.push(ex.ids.get(t).map_or(pad, |&i| i64::from(i)));
+                let next = t + 1;
+                labels.push(match ex.ids.get(next) {
+                    Some(&id) if next >= ex.prompt_len => i64::from(id),
+                    _ => crate::objective::masked::IGNORE,
+                });
+            }
+        }
+        (inputs, labels)
     }
 
     /// Tokenizes `text` and splits it: the first `1 - val_fraction` of the tokens train.
@@ -160,11 +251,12 @@ impl Corpus {
 
     /// Loads `spec`'s text with an existing tokenizer (fine-tuning keeps its base run's).
     pub fn load_with(spec: &DataSpec, tokenizer: Tokenizer) -> Result<Self, DataError> {
-        let text = match &spec.source {
-            DataSource::Generated { seed, n_chars } => generated::story_text(*seed, *n_chars),
-            DataSource::TextFile { path } => read_text_file(path)?,
-        };
-        Ok(Self::with_tokenizer(&text, tokenizer, spec.val_fraction))
+        let (text, examples) = source_text(&spec.source)?;
+        let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
+        if let Some(examples) = examples {
+            corpus.set_examples(&examples, spec.val_fraction);
+        }
+        Ok(corpus)
     }
 
     fn with_tokenizer(text: &str, tokenizer: Tokenizer, val_fraction: f64) -> Self {
@@ -179,6 +271,8 @@ impl Corpus {
             val,
             n_chars: text.chars().count(),
             preview: text.chars().take(2_000).collect(),
+            examples_train: Vec::new(),
+            examples_val: Vec::new(),
         }
     }
 
@@ -291,6 +385,43 @@ mod tests {
                 &y[..15],
                 "row {row}: targets are inputs shifted left"
             );
+        }
+    }
+
+    #[test]
+    fn instruction_batches_train_on_responses_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sft.tsv");
+        std::fs::write(&path, "hi\tyo\nab\tcd\nxy\tzz\n").unwrap();
+        let spec = DataSpec {
+            source: DataSource::PromptResponse { path },
+            tokenizer: TokenizerKind::Char,
+            val_fraction: 0.34,
+        };
+        let corpus = Corpus::load(&spec).unwrap();
+        assert_eq!(
+            (corpus.examples_train.len(), corpus.examples_val.len()),
+            (2, 1)
+        );
+        let mut rng = StdRng::seed_from_u64(1);
+        let (inputs, labels) = corpus.sample_instruction_batch(Split::Train, 8, 8, &mut rng);
+        let tok = &corpus.tokenizer;
+        let pad = i64::from(tok.special(crate::data::Special::Pad).unwrap());
+        for row in 0..8 {
+            let x = &inputs[row * 8..(row + 1) * 8];
+            let y = &labels[row * 8..(row + 1) * 8];
+            // "ab\ncd\n": prompt is 3 tokens; targets of positions 2..5 are "c", "d", "\n".
+            let predicted: Vec<usize> = (0..8)
+                .filter(|&t| y[t] != crate::objective::masked::IGNORE)
+                .collect();
+            assert_eq!(
+                predicted,
+                vec![2, 3, 4],
+                "only the response tokens are targets"
+            );
+            assert_eq!(&x[6..], &[pad, pad], "padded past the example");
+            let text = tok.decode(&predicted.iter().map(|&t| y[t] as u32).collect::<Vec<_>>());
+            assert!(text == "yo\n" || text == "cd\n", "{text:?}");
         }
     }
 

@@ -57,9 +57,9 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
                 field(names).and_then(|x| x.as_str().map(str::to_string))
             };
             Pair {
-                a: text(&["a", "query", "text_a"])
+                a: text(&["a", "query", "text_a", "prompt"])
                     .ok_or_else(|| err("missing field \"a\" (or \"query\")".into()))?,
-                b: text(&["b", "positive", "text_b"])
+                b: text(&["b", "positive", "text_b", "response"])
                     .ok_or_else(|| err("missing field \"b\" (or \"positive\")".into()))?,
                 negative: text(&["negative", "neg"]),
                 score: field(&["score"]).and_then(|x| x.as_f64()),

@@ -203,6 +203,14 @@ fn next_token_loss(
 ) -> Tensor<1> {
     let spec = data.spec;
     let (b, ctx) = (spec.train.batch_size, spec.model.context);
+    if data.corpus.is_instructions() {
+        // Supervised fine-tuning: the loss covers response tokens only.
+        let (inputs, labels) = data.corpus.sample_instruction_batch(split, b, ctx, rng);
+        return masked::loss(
+            model.forward(tokens_tensor(inputs, b, ctx, device)),
+            tokens_tensor(labels, b, ctx, device),
+        );
+    }
     let batch = data.corpus.sample_batch(split, b, ctx, rng);
     next_token::loss(
         model.forward(tokens_tensor(batch.inputs, b, ctx, device)),
@@ -371,6 +379,18 @@ pub fn evaluate(
     };
     let mut extra = Vec::new();
     match spec.objective.kind {
+        ObjectiveKind::NextToken if data.corpus.is_instructions() => {
+            let train = mean(
+                &mut |r| next_token_loss(model, data, Split::Train, r, device).into_scalar(),
+                rng,
+            );
+            let val = mean(
+                &mut |r| next_token_loss(model, data, Split::Val, r, device).into_scalar(),
+                rng,
+            );
+            extra.push(("val_response_loss".to_string(), f64::from(val)));
+            (train, val, extra)
+        }
         ObjectiveKind::NextToken => {
             let b = spec.train.batch_size;
             let train = estimate_loss(model, data.corpus, Split::Train, batches, b, rng, device);

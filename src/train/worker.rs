@@ -651,7 +651,11 @@ impl Worker {
         }
         let snapshot = model.valid();
         let mut rng = StdRng::seed_from_u64(self.spec.train.seed.wrapping_add(self.step as u64));
-        let prompt = &corpus.val[..1];
+        // Instruction data: continue the first validation prompt; else the validation text.
+        let prompt = match corpus.examples_val.first() {
+            Some(ex) => &ex.ids[..ex.prompt_len],
+            None => &corpus.val[..1],
+        };
         let ids = generate(&snapshot, prompt, n, 1.0, &mut rng, device);
         let text = corpus.tokenizer.decode(&[prompt, ids.as_slice()].concat());
         let step = self.step;

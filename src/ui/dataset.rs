@@ -108,8 +108,13 @@ pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.add_space(6.0);
     let data = &mut app.project.file.draft.data;
     let is_file = matches!(data.source, DataSource::TextFile { .. });
+    let is_instructions = matches!(data.source, DataSource::PromptResponse { .. });
     ui.horizontal(|ui| {
-        if ui.radio(!is_file, "Built-in generated text").clicked() && is_file {
+        if ui
+            .radio(!is_file && !is_instructions, "Built-in generated text")
+            .clicked()
+            && (is_file || is_instructions)
+        {
             data.source = DataSource::default();
         }
         if ui.radio(is_file, "Text file").clicked() && !is_file {
@@ -136,7 +141,7 @@ pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     .labelled_by(label.id);
                     ui.end_row();
                 }
-                DataSource::TextFile { path } => {
+                DataSource::TextFile { path } | DataSource::PromptResponse { path } => {
                     let label = ui.label("File");
                     ui.horizontal(|ui| {
                         let mut text = path.display().to_string();
