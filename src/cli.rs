@@ -83,20 +83,13 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         let a = encode(pairs.iter().map(|p| p.a.as_str()).collect());
         let b = encode(pairs.iter().map(|p| p.b.as_str()).collect());
         let embed_all = |texts: &[Vec<u32>]| {
-            let chunks: Vec<burn::tensor::Tensor<2>> = texts
-                .chunks(64)
-                .map(|c| {
-                    let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
-                    crate::train::steps::embed(
-                        &model,
-                        &refs,
-                        &spec.objective,
-                        &corpus.tokenizer,
-                        &device,
-                    )
-                })
-                .collect();
-            burn::tensor::Tensor::cat(chunks, 0)
+            crate::train::steps::embed_all(
+                &model,
+                texts,
+                &spec.objective,
+                &corpus.tokenizer,
+                &device,
+            )
         };
         let (ea, eb) = (embed_all(&a), embed_all(&b));
         let sims = crate::objective::contrastive::similarities(ea, eb);

@@ -97,6 +97,21 @@ pub fn embed(
     normalize(pool(hidden, keep_tensor, objective.pooling))
 }
 
+/// [`embed`] for any number of texts, 64 at a time: `[texts, d_model]`.
+pub fn embed_all(
+    model: &Gpt,
+    texts: &[Vec<u32>],
+    objective: &ObjectiveSpec,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Tensor<2> {
+    let chunks: Vec<Tensor<2>> = texts
+        .chunks(64)
+        .map(|c| embed(model, &as_refs(c), objective, tokenizer, device))
+        .collect();
+    Tensor::cat(chunks, 0)
+}
+
 /// Query/positive(/negative) token sequences for one contrastive batch.
 fn contrastive_batch(
     data: &StepData<'_>,

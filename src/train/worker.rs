@@ -95,6 +95,17 @@ pub fn spawn_run(
         return Err(SpawnError::Invalid(errors));
     }
     let store = RunStore::create(dir, &spec)?;
+    start(spec, store, dir, None, notify)
+}
+
+/// Starts the worker thread on an open store (`resume`: where a resumed run picks up).
+fn start(
+    spec: RunSpec,
+    store: RunStore,
+    dir: &Path,
+    resume: Option<ResumePoint>,
+    notify: Option<Notify>,
+) -> Result<RunHandle, SpawnError> {
     let (event_tx, event_rx) = channel();
     let (control_tx, control_rx) = channel();
     let name = format!("hearth-run-{}", spec.name);
@@ -104,9 +115,9 @@ pub fn spawn_run(
         events: event_tx,
         control: control_rx,
         notify,
-        step: 0,
+        step: resume.as_ref().map_or(0, |p| p.step),
         receiver_gone: false,
-        resume: None,
+        resume,
         last_map: None,
     };
     let thread = std::thread::Builder::new()
@@ -180,30 +191,7 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
         }));
     }
     store.truncate_after(point.step)?;
-    let (event_tx, event_rx) = channel();
-    let (control_tx, control_rx) = channel();
-    let name = format!("hearth-run-{}", spec.name);
-    let worker = Worker {
-        spec,
-        store,
-        events: event_tx,
-        control: control_rx,
-        notify,
-        step: point.step,
-        receiver_gone: false,
-        resume: Some(point),
-        last_map: None,
-    };
-    let thread = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || worker.run())
-        .map_err(SpawnError::Thread)?;
-    Ok(RunHandle {
-        dir: dir.to_path_buf(),
-        events: event_rx,
-        control: control_tx,
-        thread: Some(thread),
-    })
+    start(spec, store, dir, Some(point), notify)
 }
 
 struct Worker {
