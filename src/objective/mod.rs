@@ -149,9 +149,15 @@ impl ObjectiveSpec {
         }
     }
 
-    /// Whether the tokenizer must reserve `[pad] [mask] [cls] [sep]`.
+    /// Whether the tokenizer must reserve `[pad] [mask] [cls] [sep]`: masking needs `[mask]`,
+    /// labelled pairs need `[pad]`; windows of text need neither, so a contrastive or GRIT run on
+    /// text can start from a next-token run's checkpoint.
     pub fn needs_specials(&self) -> bool {
-        !matches!(self.kind, ObjectiveKind::NextToken)
+        match self.kind {
+            ObjectiveKind::NextToken => false,
+            ObjectiveKind::Masked => true,
+            ObjectiveKind::Contrastive | ObjectiveKind::Grit => self.positives == Positives::Pairs,
+        }
     }
 
     pub fn uses_embeddings(&self) -> bool {
