@@ -348,9 +348,18 @@ fn bidirectional_attention_sees_both_ways_and_ignores_padding() {
 }
 
 fn run_objective(kind: hearth::objective::ObjectiveKind, steps: usize) -> Vec<RunEvent> {
+    run_objective_with(kind, steps, |_| {})
+}
+
+fn run_objective_with(
+    kind: hearth::objective::ObjectiveKind,
+    steps: usize,
+    adjust: impl FnOnce(&mut hearth::project::RunSpec),
+) -> Vec<RunEvent> {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = small_spec(BackendKind::preferred(), steps);
     spec.objective.kind = kind;
+    adjust(&mut spec);
     spec.train.eval_interval = steps / 3;
     spec.optim.lr = 2e-3;
     let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
@@ -387,9 +396,15 @@ fn masked_objective_learns_to_fill_in_characters() {
     );
 }
 
+/// Dropout twins (SimCSE): the two views of a text must find each other among the batch.
+/// (Half-window positives of generated sentences share almost nothing, so they cannot show
+/// learning; their loss is checked against PyTorch in `tests/objectives.rs`.)
 #[test]
-fn contrastive_objective_retrieves_the_second_half() {
-    let events = run_objective(hearth::objective::ObjectiveKind::Contrastive, 240);
+fn contrastive_objective_learns_dropout_twins_and_reports_retrieval() {
+    let events = run_objective_with(hearth::objective::ObjectiveKind::Contrastive, 240, |spec| {
+        spec.objective.positives = hearth::objective::Positives::Dropout;
+        spec.model.dropout = 0.1;
+    });
     assert!(
         events.iter().any(
             |e| matches!(e, RunEvent::Warning { message, .. } if message.contains("ln(batch)"))
@@ -399,12 +414,11 @@ fn contrastive_objective_retrieves_the_second_half() {
     let curve = evals(&events);
     let (first, last) = (&curve[0], curve.last().unwrap());
     assert!(
-        last.train_loss < first.train_loss,
-        "InfoNCE {} -> {}",
+        last.train_loss < 0.5 * 16f32.ln(),
+        "InfoNCE {} -> {} should fall well below ln(batch)",
         first.train_loss,
         last.train_loss
     );
-    assert!(first.train_loss < 16f32.ln() + 0.5, "starts near ln(batch)");
     let r1 = last.metric("val_recall_at_1").unwrap();
     let r10 = last.metric("val_recall_at_10").unwrap();
     let mrr = last.metric("val_mrr").unwrap();
