@@ -110,7 +110,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     for group in groups.iter().filter(|g| g.len() == 1) {
         let run = &app.runs[group[0]];
         val_series.push(Series {
-            name: run.name().to_string(),
+            name: legend_name(app, group[0]),
             xs: run.curves.val_xs(axis),
             ys: &run.curves.val,
             color: run_color(group[0]),
@@ -118,7 +118,7 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             index: None,
         });
         train_series.push(Series {
-            name: run.name().to_string(),
+            name: legend_name(app, group[0]),
             xs: run.curves.xs(axis),
             ys: run.curves.smoothed_values(),
             color: run_color(group[0]),
@@ -189,7 +189,9 @@ pub fn compare_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.separator();
     ui.columns(2, |cols| {
         settings_table_ui(app, &indices, &mut cols[0]);
-        side_by_side_ui(app, &indices, &mut cols[1]);
+        egui::ScrollArea::vertical()
+            .id_salt("side_by_side")
+            .show(&mut cols[1], |ui| side_by_side_ui(app, &indices, ui));
     });
 }
 
@@ -266,6 +268,22 @@ fn compute_groups(app: &StudioApp, indices: &[usize], axis: super::app::XAxis) -
     (groups, aggregates)
 }
 
+/// A run's name for legends, with its list position when another ticked run has the same name
+/// (legend entries of equal names would merge).
+fn legend_name(app: &StudioApp, i: usize) -> String {
+    let name = app.runs[i].name();
+    let clashes = app
+        .runs
+        .iter()
+        .enumerate()
+        .any(|(j, r)| j != i && r.checked && r.name() == name);
+    if clashes {
+        format!("{name} #{}", i + 1)
+    } else {
+        name.to_string()
+    }
+}
+
 fn fmt_key(v: Option<f64>) -> f64 {
     v.unwrap_or(f64::INFINITY)
 }
@@ -323,7 +341,7 @@ fn settings_table_ui(app: &mut StudioApp, indices: &[usize], ui: &mut egui::Ui) 
                     ui.label(egui::RichText::new("setting").strong());
                     for &i in indices {
                         ui.label(
-                            egui::RichText::new(app.runs[i].name())
+                            egui::RichText::new(legend_name(app, i))
                                 .strong()
                                 .color(run_color(i)),
                         );
@@ -456,6 +474,22 @@ fn side_by_side_ui(app: &mut StudioApp, indices: &[usize], ui: &mut egui::Ui) {
                 );
             } else {
                 ui.label(egui::RichText::new("no attention snapshot stored").weak());
+            }
+            let run = &app.runs[i];
+            let map = run
+                .embedding_maps
+                .iter()
+                .rev()
+                .find(|m| m.step <= step)
+                .or(run.embedding_maps.first());
+            if let Some(map) = map {
+                ui.label(egui::RichText::new(format!("embedding map at step {}", map.step)).weak());
+                super::monitor::embedding_scatter_ui(
+                    ui,
+                    &format!("compare_embedding_{k}"),
+                    map,
+                    200.0,
+                );
             }
         }
     });

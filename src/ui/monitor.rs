@@ -447,7 +447,16 @@ fn embedding_map_ui(
             *index = (shown != last).then_some(shown);
         }
     });
-    let map = &maps[shown];
+    embedding_scatter_ui(ui, "embedding_map", &maps[shown], height);
+}
+
+/// One embedding map as a scatter of query and positive halves; hover a point for its text.
+pub fn embedding_scatter_ui(
+    ui: &mut egui::Ui,
+    id: &str,
+    map: &crate::train::events::EmbeddingSnapshot,
+    height: f32,
+) {
     let (queries, positives): (Vec<usize>, Vec<usize>) =
         (0..map.points.len()).partition(|&i| map.groups[i] == 0);
     let to_points = |ids: &[usize]| -> Vec<[f64; 2]> {
@@ -458,7 +467,7 @@ fn embedding_map_ui(
     let texts =
         |ids: &[usize]| -> Vec<String> { ids.iter().map(|&i| map.texts[i].clone()).collect() };
     let (query_texts, positive_texts) = (texts(&queries), texts(&positives));
-    egui_plot::Plot::new("embedding_map")
+    egui_plot::Plot::new(id)
         .height(height.max(160.0))
         .data_aspect(1.0)
         .legend(egui_plot::Legend::default())
