@@ -216,3 +216,52 @@ fn a_renamed_run_keeps_its_name_after_reopening() {
     assert_eq!(run.name(), "baseline");
     assert_eq!(run.annotations.tags, vec!["keep".to_string()]);
 }
+
+#[test]
+fn fine_tune_from_a_finished_run_starts_from_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = hearth::project::Project::open_or_create(dir.path()).unwrap();
+    let base = hearth::train::spawn_run(
+        small_spec(backend(), 150),
+        &project.new_run_dir("base"),
+        None,
+    )
+    .unwrap();
+    let events = common::collect_events(&base, Duration::from_secs(120));
+    drop(base);
+    let Some(hearth::train::RunEvent::Finished(summary)) = events.last() else {
+        panic!("base run did not finish")
+    };
+
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    harness.get_by_label_contains("small\nfinished").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune from here").click();
+    harness.run_steps(2);
+    let init = harness
+        .state()
+        .project
+        .file
+        .draft
+        .init
+        .clone()
+        .expect("the setup page holds a fine-tune");
+    assert_eq!(init.from_run, harness.state().runs[0].dir);
+    harness.get_by_label_contains("Learning-rate multiplier");
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the fine-tune's first step",
+        |app| last_step(app, 1) >= 1,
+    );
+    let first = harness.state().runs[1].history.as_ref().unwrap().steps[0].train_loss;
+    assert!(
+        first < summary.train_loss + 0.5,
+        "starts near the base run's loss {}: {first}",
+        summary.train_loss
+    );
+}

@@ -742,6 +742,22 @@ impl StudioApp {
         self.prefs.tab = Tab::Setup;
     }
 
+    /// Starts a fine-tuning variant of a finished run on the setup page: same shape, its newest
+    /// checkpoint as the starting point, a tenth of the learning rate.
+    pub fn fine_tune_from(&mut self, index: usize) {
+        let Some(run) = self.runs.get(index) else {
+            return;
+        };
+        let mut spec = run.spec.clone();
+        spec.name = format!("{}-fine-tune", run.name());
+        spec.init = Some(crate::project::spec::InitSpec {
+            from_run: run.dir.clone(),
+            ..Default::default()
+        });
+        self.project.file.draft = spec;
+        self.prefs.tab = Tab::Setup;
+    }
+
     /// Continues a stopped or failed run from its last checkpoint.
     pub fn resume_run(&mut self, index: usize) {
         let Some(run) = self.runs.get_mut(index) else {

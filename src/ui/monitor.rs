@@ -115,6 +115,14 @@ fn manage_ui(app: &mut StudioApp, index: usize, ui: &mut egui::Ui) {
                 {
                     action = Some(StudioApp::clone_settings);
                 }
+                if !live
+                    && ui
+                        .button("Fine-tune from here")
+                        .on_hover_text("A new run starting from this run's newest checkpoint")
+                        .clicked()
+                {
+                    action = Some(StudioApp::fine_tune_from);
+                }
                 if resumable && ui.button("Resume from checkpoint").clicked() {
                     action = Some(StudioApp::resume_run);
                 }

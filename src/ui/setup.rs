@@ -146,6 +146,58 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     );
                 });
             ui.add_space(8.0);
+            if spec.init.is_some() {
+                ui.label(egui::RichText::new("Fine-tuning").strong());
+                let mut clear = false;
+                egui::Grid::new("init_grid")
+                    .num_columns(2)
+                    .spacing([12.0, 6.0])
+                    .show(ui, |ui| {
+                        let init = spec.init.as_mut().expect("checked above");
+                        ui.label("Starts from");
+                        ui.horizontal(|ui| {
+                            ui.label(
+                                egui::RichText::new(init.from_run.display().to_string()).weak(),
+                            );
+                            field_error(ui, errors, "init.from_run");
+                            clear = ui.small_button("Train from scratch instead").clicked();
+                        });
+                        ui.end_row();
+                        row(
+                            ui,
+                            errors,
+                            "Learning-rate multiplier",
+                            "init.lr_multiplier",
+                            |ui| {
+                                ui.add(
+                                    egui::DragValue::new(&mut init.lr_multiplier)
+                                        .speed(0.01)
+                                        .range(0.0..=10.0),
+                                )
+                            },
+                        );
+                        row(
+                            ui,
+                            errors,
+                            "Freeze embeddings",
+                            "init.freeze_embeddings",
+                            |ui| ui.checkbox(&mut init.freeze_embeddings, ""),
+                        );
+                        row(
+                            ui,
+                            errors,
+                            "Freeze lowest blocks",
+                            "init.freeze_layers",
+                            |ui| {
+                                ui.add(egui::DragValue::new(&mut init.freeze_layers).range(0..=64))
+                            },
+                        );
+                    });
+                if clear {
+                    spec.init = None;
+                }
+                ui.add_space(8.0);
+            }
             ui.label(egui::RichText::new("Objective").strong());
             egui::Grid::new("objective_grid")
                 .num_columns(2)
