@@ -359,23 +359,16 @@ pub fn retrieval_eval(
     if queries.len() < 2 {
         return None;
     }
-    let embed_all = |texts: &[Vec<u32>]| {
-        let chunks: Vec<Tensor<2>> = texts
-            .chunks(64)
-            .map(|c| {
-                let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
-                embed(
-                    model,
-                    &refs,
-                    &data.spec.objective,
-                    &data.corpus.tokenizer,
-                    device,
-                )
-            })
-            .collect();
-        Tensor::cat(chunks, 0)
+    let embed_set = |texts: &[Vec<u32>]| {
+        embed_all(
+            model,
+            texts,
+            &data.spec.objective,
+            &data.corpus.tokenizer,
+            device,
+        )
     };
-    let sims = similarities(embed_all(&queries), embed_all(&candidates));
+    let sims = similarities(embed_set(&queries), embed_set(&candidates));
     Some(retrieval(&sims, queries.len(), candidates.len()))
 }
 

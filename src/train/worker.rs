@@ -589,20 +589,13 @@ impl Worker {
         let groups: Vec<u8> = (0..texts.len())
             .map(|i| u8::from(i >= windows.len()))
             .collect();
-        let chunks: Vec<burn::tensor::Tensor<2>> = texts
-            .chunks(64)
-            .map(|c| {
-                let refs: Vec<&[u32]> = c.iter().map(Vec::as_slice).collect();
-                steps::embed(
-                    model,
-                    &refs,
-                    &data.spec.objective,
-                    &data.corpus.tokenizer,
-                    device,
-                )
-            })
-            .collect();
-        let embeddings = burn::tensor::Tensor::cat(chunks, 0);
+        let embeddings = steps::embed_all(
+            model,
+            &texts,
+            &data.spec.objective,
+            &data.corpus.tokenizer,
+            device,
+        );
         let [n, d] = embeddings.dims();
         let values = embeddings
             .into_data()

@@ -118,6 +118,20 @@ pub struct LiveRun {
     pub started: Instant,
 }
 
+impl LiveRun {
+    /// A run just started: its size and device arrive with the `Started` event.
+    fn new(handle: RunHandle, total_steps: usize) -> Self {
+        Self {
+            handle,
+            total_steps,
+            n_params: 0,
+            device: String::new(),
+            attention: None,
+            started: Instant::now(),
+        }
+    }
+}
+
 /// A run's curves as columns, appended as events arrive (never rebuilt per frame).
 #[derive(Debug, Default, Clone)]
 pub struct Curves {
@@ -627,14 +641,7 @@ impl StudioApp {
                     last_step: None,
                     history: Some(RunHistory::default()),
                     curves: Curves::default(),
-                    live: Some(LiveRun {
-                        handle,
-                        total_steps,
-                        n_params: 0,
-                        device: String::new(),
-                        attention: None,
-                        started: Instant::now(),
-                    }),
+                    live: Some(LiveRun::new(handle, total_steps)),
                     checked: false,
                     error: None,
                     annotations: Annotations::default(),
@@ -770,14 +777,7 @@ impl StudioApp {
                 run.history = None;
                 run.ensure_history();
                 run.status = RunStatus::Running;
-                run.live = Some(LiveRun {
-                    handle,
-                    total_steps,
-                    n_params: 0,
-                    device: String::new(),
-                    attention: None,
-                    started: Instant::now(),
-                });
+                run.live = Some(LiveRun::new(handle, total_steps));
             }
             Err(err) => self.messages.push(format!("cannot resume: {err}")),
         }
