@@ -155,10 +155,14 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     .show(ui, |ui| {
                         let init = spec.init.as_mut().expect("checked above");
                         ui.label("Starts from");
-                        ui.horizontal(|ui| {
-                            ui.label(
-                                egui::RichText::new(init.from_run.display().to_string()).weak(),
-                            );
+                        ui.vertical(|ui| {
+                            let name = init
+                                .from_run
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            ui.label(egui::RichText::new(name).weak())
+                                .on_hover_text(init.from_run.display().to_string());
                             field_error(ui, errors, "init.from_run");
                             clear = ui.small_button("Train from scratch instead").clicked();
                         });
