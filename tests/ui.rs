@@ -251,6 +251,9 @@ fn fine_tune_from_a_finished_run_starts_from_its_weights() {
         .expect("the setup page holds a fine-tune");
     assert_eq!(init.from_run, harness.state().runs[0].dir);
     harness.get_by_label_contains("Learning-rate multiplier");
+    // The longer setup page scrolls: bring the button into view first, as a user would.
+    harness.get_by_label("Start run").scroll_to_me();
+    harness.run_steps(3);
     harness.get_by_label("Start run").click();
     step_until(
         &mut harness,
