@@ -354,10 +354,12 @@ impl RunView {
         if self.history.is_some() {
             return;
         }
-        if let Ok(maps) = RunStore::open(&self.dir).and_then(|s| s.embedding_maps()) {
-            self.embedding_maps = maps;
-        }
-        match RunStore::open(&self.dir).and_then(|s| s.load_history()) {
+        // One open of the store for both reads.
+        let loaded = RunStore::open(&self.dir).and_then(|store| {
+            self.embedding_maps = store.embedding_maps()?;
+            store.load_history()
+        });
+        match loaded {
             Ok(history) => {
                 self.curves = Curves::from_history(&history, self.tokens_per_step());
                 self.history = Some(history);

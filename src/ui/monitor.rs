@@ -267,12 +267,9 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             run.curves.smoothed(settings);
         }
         run.curves.train_index();
-        if run
-            .live
-            .as_ref()
-            .and_then(|l| l.attention.as_ref())
-            .is_none()
-        {
+        // Finished runs show the last stored snapshot; live runs wait for the worker's (reading
+        // the store on every new step would put I/O on the UI thread for nothing).
+        if run.live.is_none() {
             let last = run.last_step.map(|(s, _)| s).unwrap_or(0);
             run.attention_near(last);
         }
