@@ -98,12 +98,24 @@ impl ModuleMapper for SetWeights {
     }
 }
 
-struct ReadParams {
+/// Reads every parameter (or, with `grads`, its gradient) in PyTorch's name and layout.
+struct Read<'a> {
     path: Path,
+    grads: Option<&'a Gradients>,
     out: Vec<(String, Vec<f32>)>,
 }
 
-impl ModuleVisitor for ReadParams {
+impl<'a> Read<'a> {
+    fn new(grads: Option<&'a Gradients>) -> Self {
+        Self {
+            path: Path::default(),
+            grads,
+            out: Vec::new(),
+        }
+    }
+}
+
+impl ModuleVisitor for Read<'_> {
     fn enter_module(&mut self, name: &str, _: &str) {
         self.path.enter(name);
     }
@@ -112,50 +124,22 @@ impl ModuleVisitor for ReadParams {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let (name, transposed) = torch_name(&self.path.leaf());
-        let mut value = param.val();
+        let mut value = match self.grads {
+            Some(grads) => param
+                .val()
+                .grad(grads)
+                .unwrap_or_else(|| panic!("{name} has no gradient")),
+            None => param.val(),
+        };
         if transposed {
             value = value.transpose();
         }
-        self.out.push((
-            name,
-            value
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        ));
-    }
-}
-
-struct ReadGrads<'a> {
-    path: Path,
-    grads: &'a Gradients,
-    out: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for ReadGrads<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.enter(name);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let (name, transposed) = torch_name(&self.path.leaf());
-        let mut grad = param
-            .val()
-            .grad(self.grads)
-            .unwrap_or_else(|| panic!("{name} has no gradient"));
-        if transposed {
-            grad = grad.transpose();
-        }
-        self.out.push((
-            name,
-            grad.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        ));
+        let values = value
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        self.out.push((name, values));
     }
 }
 
@@ -233,10 +217,7 @@ fn check(device: Device, label: &str) {
             "{label}: grad norm {got} vs {want}"
         );
     }
-    let mut reader = ReadParams {
-        path: Path::default(),
-        out: Vec::new(),
-    };
+    let mut reader = Read::new(None);
     model.visit(&mut reader);
     for (name, got) in reader.out {
         let want = adamw["params"][&name].as_array().unwrap();
@@ -251,11 +232,7 @@ fn check(device: Device, label: &str) {
 }
 
 fn check_grads(model: &Gpt, grads: &Gradients, fixture: &Value, label: &str) {
-    let mut reader = ReadGrads {
-        path: Path::default(),
-        grads,
-        out: Vec::new(),
-    };
+    let mut reader = Read::new(Some(grads));
     model.visit(&mut reader);
     for (name, got) in reader.out {
         let want: Vec<f64> = fixture["grads"][&name]
