@@ -31,6 +31,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Evaluate a run's final checkpoint on its whole validation split.
     Eval(EvalArgs),
+    /// Build a dataset (sources, mixing, split, tokenizer, transform) and save it in the project.
+    Dataset(crate::dataset_cli::DatasetArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -46,6 +48,67 @@ pub struct EvalArgs {
     /// scores, Spearman correlation.
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Retrieval-aware runs: exact match on the validation questions with no document, the
+    /// right document, distractors only, or an edited right document (a renamed argument).
+    #[arg(long, value_parser = ["no-document", "right-document", "distractors-only", "edited"])]
+    pub raft: Option<String>,
+    /// Symbol-tuning runs: accuracy on the held-out prompts with natural labels, symbols or
+    /// flipped labels.
+    #[arg(long, value_parser = ["natural", "symbols", "flipped"])]
+    pub labels: Option<String>,
+    /// Prompts evaluated with `--raft` or `--labels` (at most).
+    #[arg(long, default_value_t = 400)]
+    pub limit: usize,
+}
+
+/// Evaluation prompts of a run's dataset under `--raft` or `--labels`.
+fn variant_examples(
+    spec: &RunSpec,
+    args: &EvalArgs,
+    tokenizer: &crate::data::Tokenizer,
+) -> Result<Option<(String, Vec<crate::data::record::TextExample>)>> {
+    use crate::data::dataset::{Dataset, TransformSpec};
+    use crate::data::transforms::{self, RaftEval, SymbolOptions};
+    if args.raft.is_none() && args.labels.is_none() {
+        return Ok(None);
+    }
+    let DataSource::Dataset { recipe, .. } = &spec.data.source else {
+        bail!("--raft and --labels evaluate runs trained on a dataset recipe");
+    };
+    let ds = Dataset::build(recipe, Some(tokenizer.clone()), &|_, _| {})?;
+    let records = &ds.val_records;
+    match (&recipe.transform, &args.raft, &args.labels) {
+        (TransformSpec::Raft { options }, Some(cond), _) => {
+            let condition = match cond.as_str() {
+                "no-document" => RaftEval::NoDocument,
+                "right-document" => RaftEval::RightDocument,
+                "distractors-only" => RaftEval::DistractorsOnly,
+                _ => RaftEval::Edited,
+            };
+            // At least one distractor, so runs trained without any are scored on the same set.
+            let options = transforms::RaftOptions {
+                distractors: options.distractors.max(1),
+                ..options.clone()
+            };
+            let examples =
+                transforms::raft_eval(records, &options, condition).map_err(anyhow::Error::msg)?;
+            Ok(Some((format!("raft={cond}"), examples)))
+        }
+        (TransformSpec::Symbols { recipe: r }, _, Some(labels)) => {
+            let options = SymbolOptions {
+                mode: crate::dataset_cli::label_mode(labels),
+                seed: r.options.seed ^ 0xe7a1,
+                ..r.options.clone()
+            };
+            let examples = transforms::symbol_prompts(records, &options, args.limit)
+                .map_err(anyhow::Error::msg)?;
+            Ok(Some((format!("labels={labels}"), examples)))
+        }
+        (t, _, _) => bail!(
+            "this run's dataset uses {}: --raft needs retrieval-aware data, --labels symbol tuning",
+            t.label()
+        ),
+    }
 }
 
 /// `hearth eval`: loads the newest checkpoint and prints the loss over every validation window;
@@ -72,6 +135,23 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let model = crate::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
         .try_load_file(&checkpoint)
         .with_context(|| format!("cannot load {}", checkpoint.display()))?;
+    if let Some((what, examples)) = variant_examples(&spec, args, &corpus.tokenizer)? {
+        let encoded: Vec<crate::data::corpus::Example> = examples
+            .iter()
+            .take(args.limit)
+            .map(|e| {
+                let mut ids = corpus.tokenizer.encode(&e.prompt);
+                let prompt_len = ids.len();
+                ids.extend(corpus.tokenizer.encode(&e.answer));
+                crate::data::corpus::Example { ids, prompt_len }
+            })
+            .collect();
+        let em =
+            crate::train::steps::exact_match(&model, &corpus, &encoded, encoded.len(), &device);
+        eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        println!("{what} exact_match={em:.4} examples={}", encoded.len());
+        return Ok(());
+    }
     if let Some(path) = &args.pairs {
         let pairs = crate::data::pairs::read_pairs(path)?;
         let encode = |texts: Vec<&str>| -> Vec<Vec<u32>> {
@@ -133,11 +213,15 @@ pub struct TrainArgs {
     /// Text file to train on (default: built-in generated text).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// A dataset saved by `hearth dataset` or the studio (its folder or `dataset.json`).
+    #[arg(long, conflicts_with_all = ["data", "prompt_response"])]
+    pub dataset: Option<PathBuf>,
     /// Instruction data to fine-tune on: JSONL `{"prompt", "response"}` or TSV
     /// `prompt<TAB>response`; the loss covers the responses only.
     #[arg(long, conflicts_with = "data")]
     pub prompt_response: Option<PathBuf>,
-    #[arg(long, value_parser = ["char", "byte"])]
+    /// `char`, `byte`, `bpe` or `bpe:N` (a BPE vocabulary of N tokens trained on the data).
+    #[arg(long)]
     pub tokenizer: Option<String>,
     #[arg(long)]
     pub layers: Option<usize>,
@@ -178,7 +262,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// What to learn.
-    #[arg(long, value_parser = ["next-token", "masked", "contrastive", "grit"])]
+    #[arg(long, value_parser = ["next-token", "masked", "contrastive", "grit", "linkbert"])]
     pub objective: Option<String>,
     /// Masked: share of positions predicted per sequence.
     #[arg(long)]
@@ -238,12 +322,17 @@ impl TrainArgs {
         if let Some(path) = &self.prompt_response {
             spec.data.source = DataSource::PromptResponse { path: path.clone() };
         }
+        if let Some(path) = &self.dataset {
+            spec.data.source = crate::dataset_cli::dataset_source(path)?;
+            if self.name.is_none() && self.spec.is_none() {
+                spec.name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into());
+            }
+        }
         if let Some(t) = &self.tokenizer {
-            spec.data.tokenizer = if t == "byte" {
-                TokenizerKind::Byte
-            } else {
-                TokenizerKind::Char
-            };
+            spec.data.tokenizer = TokenizerKind::parse(t).map_err(anyhow::Error::msg)?;
         }
         let m = &mut spec.model;
         set(&mut m.n_layer, self.layers);
@@ -339,7 +428,7 @@ pub fn train(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         bail!("invalid settings:\n{}", lines.join("\n"));
     }
     // Read the data up front so a bad file fails before any run folder is created.
-    let corpus = crate::data::Corpus::load(&spec.data)?;
+    let corpus = crate::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
     corpus.check_context(spec.model.context)?;
     drop(corpus);
     if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod dataset_cli;
 pub mod eval;
 pub mod model;
 pub mod objective;

@@ -9,5 +9,6 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Train(args)) => hearth::cli::train(args, cli.project.clone()),
         Some(Command::Bench(args)) => hearth::bench::run(args),
         Some(Command::Eval(args)) => hearth::cli::eval(args),
+        Some(Command::Dataset(args)) => hearth::dataset_cli::run(args, cli.project.clone()),
     }
 }

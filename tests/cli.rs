@@ -118,3 +118,152 @@ fn impossible_settings_exit_non_zero_naming_the_field() {
         "{stderr}"
     );
 }
+
+/// Every file under `dir` with its bytes.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn dataset_builds_headless_trains_and_a_bad_source_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, hearth::data::generated::story_text(2, 4_000)).unwrap();
+    let out = hearth()
+        .arg("--project")
+        .arg(&project)
+        .args(["dataset", "--name", "zoo", "--source", "gen:api_zoo#60#1"])
+        .arg("--source")
+        .arg(format!("text:{}#paragraphs", notes.display()))
+        .args(["--weight", "3", "--weight", "1", "--transform", "raft"])
+        .args(["--split", "random", "--context", "200", "--batch", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The text source has no question field: RAFT names the record and the field.
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("notes.txt:") && stderr.contains("question"),
+        "{stderr}"
+    );
+    assert!(!project.join("datasets").exists(), "nothing saved");
+
+    let out = hearth()
+        .arg("--project")
+        .arg(&project)
+        .args(["dataset", "--name", "zoo", "--source", "gen:api_zoo#60#1"])
+        .args([
+            "--transform",
+            "raft",
+            "--split",
+            "random",
+            "--context",
+            "200",
+        ])
+        .args(["--batch", "4", "--p-oracle", "0.8", "--distractors", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("retrieval-aware (RAFT)"), "{stdout}");
+    assert!(
+        stdout.contains("leakage: no validation document"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("a: «"),
+        "the answer is marked as the target: {stdout}"
+    );
+    let saved = project.join("datasets/zoo");
+    assert!(saved.join("dataset.json").exists() && saved.join("tokenizer.json").exists());
+
+    // A bad source later: the message names file and line; the project is untouched.
+    let before = files(&project);
+    let bad = dir.path().join("cut.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"question\": \"q\", \"answer\": \"a\"}\n{\"question\": \"q2\", \"ans",
+    )
+    .unwrap();
+    let out = hearth()
+        .arg("--project")
+        .arg(&project)
+        .args([
+            "dataset",
+            "--name",
+            "zoo",
+            "--transform",
+            "raft",
+            "--source",
+        ])
+        .arg(format!("jsonl:{}", bad.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cut.jsonl:2: not a JSON object"),
+        "{stderr}"
+    );
+    assert_eq!(files(&project), before, "nothing in the project changed");
+
+    // The saved dataset trains headless; exact match is reported at each evaluation.
+    let out = hearth()
+        .arg("--project")
+        .arg(&project)
+        .args(["train", "--dataset"])
+        .arg(&saved)
+        .args([
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--width",
+            "32",
+            "--context",
+            "200",
+        ])
+        .args([
+            "--batch",
+            "4",
+            "--steps",
+            "6",
+            "--eval-interval",
+            "3",
+            "--eval-batches",
+            "1",
+        ])
+        .args(["--backend", "flex", "--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("final step=6") && last.contains("val_exact_match="),
+        "{last}"
+    );
+}

@@ -27,6 +27,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             dropout: 0.0,
             tie_weights: true,
             bias: false,
+            relation_classes: 0,
         },
         optim: OptimSpec {
             lr: 3e-3,

@@ -156,6 +156,7 @@ fn check(device: Device, label: &str) {
         dropout: 0.0,
         tie_weights: true,
         bias: false,
+        relation_classes: 0,
     };
     let model = Gpt::new(&spec, get("vocab"), &device);
     let mut setter = SetWeights {

@@ -18,6 +18,13 @@ pub enum DataSource {
     /// Instruction data: JSONL `{"prompt": .., "response": ..}` or TSV `prompt<TAB>response`.
     /// Each example is `prompt \n response \n`; the loss covers the response only.
     PromptResponse { path: PathBuf },
+    /// A dataset recipe (see [`super::dataset`]), kept whole so the run can rebuild it.
+    Dataset {
+        recipe: Box<super::DatasetRecipe>,
+        /// The project folder it was saved in; its tokenizer is reused from there.
+        #[serde(default)]
+        folder: Option<PathBuf>,
+    },
 }
 
 impl Default for DataSource {
@@ -39,6 +46,12 @@ impl DataSource {
             DataSource::PromptResponse { path } => {
                 format!("prompt/response pairs in {}", path.display())
             }
+            DataSource::Dataset { recipe, .. } => format!(
+                "dataset {} ({} sources, {})",
+                recipe.name,
+                recipe.sources.len(),
+                recipe.transform.label()
+            ),
         }
     }
 }
@@ -61,6 +74,15 @@ impl Default for DataSpec {
             val_fraction: 0.1,
         }
     }
+}
+
+/// One LinkBERT pair: segment tokens and the relation class (see
+/// [`super::record::Relation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationExample {
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+    pub relation: u8,
 }
 
 /// One instruction example: its tokens and how many of them are prompt.
@@ -87,6 +109,8 @@ pub enum DataError {
     },
     #[error("{path}: the file is empty")]
     Empty { path: PathBuf },
+    #[error(transparent)]
+    Dataset(#[from] super::dataset::DatasetError),
     #[error("{what}: {tokens} tokens is too short for context {context} (needs at least {needed})")]
     TooShort {
         what: String,
@@ -102,6 +126,7 @@ fn source_text(source: &DataSource) -> Result<(String, Option<Vec<(String, Strin
     Ok(match source {
         DataSource::Generated { seed, n_chars } => (generated::story_text(*seed, *n_chars), None),
         DataSource::TextFile { path } => (read_text_file(path)?, None),
+        DataSource::Dataset { .. } => unreachable!("datasets load through Corpus::from_dataset"),
         DataSource::PromptResponse { path } => {
             let pairs: Vec<(String, String)> = super::pairs::read_pairs(path)?
                 .into_iter()
@@ -158,6 +183,9 @@ pub struct Corpus {
     /// Instruction examples (prompt/response sources), split like the text.
     pub examples_train: Vec<Example>,
     pub examples_val: Vec<Example>,
+    /// LinkBERT pairs (datasets with the LinkBERT transform).
+    pub relations_train: Vec<RelationExample>,
+    pub relations_val: Vec<RelationExample>,
 }
 
 /// One batch of next-token examples: `inputs[b][t]` predicts `targets[b][t]`.
@@ -179,6 +207,11 @@ impl Corpus {
 
     /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
     pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
+        if let DataSource::Dataset { recipe, folder } = &spec.source {
+            let saved = folder.as_deref().and_then(super::dataset::saved_tokenizer);
+            let ds = super::Dataset::build(recipe, saved, &|_, _| {})?;
+            return Ok(Self::from_dataset(&ds, specials));
+        }
         let (text, examples) = source_text(&spec.source)?;
         let tokenizer =
             Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some());
@@ -210,6 +243,128 @@ impl Corpus {
         self.examples_train = examples[..split.max(1)].to_vec();
     }
 
+    /// The corpus of a built dataset: its token streams, and its examples or pairs.
+    pub fn from_dataset(ds: &super::Dataset, specials: bool) -> Self {
+        use super::dataset::Content;
+        let tokenizer = if specials && !ds.tokenizer.has_specials() {
+            ds.tokenizer.clone().with_specials(true)
+        } else {
+            ds.tokenizer.clone()
+        };
+        let mut corpus = Self {
+            tokenizer,
+            train: Vec::new(),
+            val: Vec::new(),
+            n_chars: ds.sources.iter().map(|s| s.chars).sum(),
+            preview: String::new(),
+            examples_train: Vec::new(),
+            examples_val: Vec::new(),
+            relations_train: Vec::new(),
+            relations_val: Vec::new(),
+        };
+        match &ds.content {
+            Content::Text { train, val } => {
+                corpus.train = train.clone();
+                corpus.val = val.clone();
+            }
+            Content::Examples { train, val } => {
+                let encode = |examples: &[super::record::TextExample]| -> Vec<Example> {
+                    examples
+                        .iter()
+                        .map(|e| {
+                            let mut ids = corpus.tokenizer.encode(&e.prompt);
+                            let prompt_len = ids.len();
+                            ids.extend(corpus.tokenizer.encode(&e.answer));
+                            Example { ids, prompt_len }
+                        })
+                        .collect()
+                };
+                corpus.examples_train = encode(train);
+                corpus.examples_val = encode(val);
+                corpus.train = corpus
+                    .examples_train
+                    .iter()
+                    .flat_map(|e| e.ids.clone())
+                    .collect();
+                corpus.val = corpus
+                    .examples_val
+                    .iter()
+                    .flat_map(|e| e.ids.clone())
+                    .collect();
+            }
+            Content::Relations { train, val } => {
+                let encode = |pairs: &[super::record::RelationPair]| -> Vec<RelationExample> {
+                    pairs
+                        .iter()
+                        .map(|p| RelationExample {
+                            a: corpus.tokenizer.encode(&p.a),
+                            b: corpus.tokenizer.encode(&p.b),
+                            relation: p.relation as u8,
+                        })
+                        .collect()
+                };
+                corpus.relations_train = encode(train);
+                corpus.relations_val = encode(val);
+                let stream = |r: &[RelationExample]| -> Vec<u32> {
+                    r.iter()
+                        .flat_map(|p| p.a.iter().chain(&p.b).copied())
+                        .collect()
+                };
+                corpus.train = stream(&corpus.relations_train);
+                corpus.val = stream(&corpus.relations_val);
+            }
+        }
+        let head: Vec<u32> = corpus.train.iter().take(2_000).copied().collect();
+        corpus.preview = corpus.tokenizer.decode(&head);
+        corpus
+    }
+
+    pub fn is_relations(&self) -> bool {
+        !self.relations_train.is_empty()
+    }
+
+    /// LinkBERT batches: rows `[cls] a [sep] b [sep]` padded to `context` (each segment cut to
+    /// fit) and the relation of each row.
+    pub fn sample_relation_batch(
+        &self,
+        split: Split,
+        batch_size: usize,
+        context: usize,
+        rng: &mut StdRng,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let pairs = match split {
+            Split::Train => &self.relations_train,
+            Split::Val => &self.relations_val,
+        };
+        let sp = |s| {
+            i64::from(
+                self.tokenizer
+                    .special(s)
+                    .expect("LinkBERT needs special tokens"),
+            )
+        };
+        let (cls, sep, pad) = (
+            sp(super::Special::Cls),
+            sp(super::Special::Sep),
+            sp(super::Special::Pad),
+        );
+        let half = context.saturating_sub(3) / 2;
+        let mut rows = Vec::with_capacity(batch_size * context);
+        let mut labels = Vec::with_capacity(batch_size);
+        for _ in 0..batch_size {
+            let p = &pairs[rng.random_range(0..pairs.len())];
+            let row_start = rows.len();
+            rows.push(cls);
+            rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.resize(row_start + context, pad);
+            labels.push(i64::from(p.relation));
+        }
+        (rows, labels)
+    }
+
     pub fn is_instructions(&self) -> bool {
         !self.examples_train.is_empty()
     }
@@ -232,7 +387,13 @@ impl Corpus {
         let mut labels = Vec::with_capacity(batch_size * context);
         for _ in 0..batch_size {
             let ex = &examples[rng.random_range(0..examples.len())];
-            for t in 0..context {
+            // A long example keeps its end (the answer), dropping the start of the prompt.
+            let start = ex
+                .ids
+                .len()
+                .saturating_sub(context + 1)
+                .min(ex.prompt_len.saturating_sub(1));
+            for t in start..start + context {
                 inputs.push(ex.ids.get(t).map_or(pad, |&i| i64::from(i)));
                 let next = t + 1;
                 labels.push(match ex.ids.get(next) {
@@ -251,6 +412,11 @@ impl Corpus {
 
     /// Loads `spec`'s text with an existing tokenizer (fine-tuning keeps its base run's).
     pub fn load_with(spec: &DataSpec, tokenizer: Tokenizer) -> Result<Self, DataError> {
+        if let DataSource::Dataset { recipe, .. } = &spec.source {
+            let specials = tokenizer.has_specials();
+            let ds = super::Dataset::build(recipe, Some(tokenizer), &|_, _| {})?;
+            return Ok(Self::from_dataset(&ds, specials));
+        }
         let (text, examples) = source_text(&spec.source)?;
         let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
         if let Some(examples) = examples {
@@ -273,6 +439,8 @@ impl Corpus {
             preview: text.chars().take(2_000).collect(),
             examples_train: Vec::new(),
             examples_val: Vec::new(),
+            relations_train: Vec::new(),
+            relations_val: Vec::new(),
         }
     }
 

@@ -1,9 +1,16 @@
 //! Sources -> documents -> tokenizer -> batches.
 
 pub mod corpus;
+pub mod dataset;
 pub mod generated;
+pub mod generators;
 pub mod pairs;
+pub mod preview;
+pub mod record;
+pub mod sources;
 pub mod tokenizer;
+pub mod transforms;
 
-pub use corpus::{Batch, Corpus, DataError, DataSource, DataSpec, Split};
+pub use corpus::{Batch, Corpus, DataError, DataSource, DataSpec, RelationExample, Split};
+pub use dataset::{Dataset, DatasetRecipe};
 pub use tokenizer::{Special, Tokenizer, TokenizerKind};

@@ -1,7 +1,9 @@
-//! Tokenizers: characters seen in a corpus, or raw bytes.
+//! Tokenizers: characters seen in a corpus, raw bytes, or byte-level BPE trained on the corpus
+//! with Hugging Face's `tokenizers`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 /// Which tokenizer a dataset uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -12,16 +14,124 @@ pub enum TokenizerKind {
     Char,
     /// One token per byte: a fixed vocabulary of 256 that needs no fitting.
     Byte,
+    /// Byte-level BPE (as GPT-2) trained on the corpus up to `vocab_size` tokens.
+    Bpe { vocab_size: usize },
 }
 
 impl TokenizerKind {
-    pub const ALL: [TokenizerKind; 2] = [TokenizerKind::Char, TokenizerKind::Byte];
+    pub const ALL: [TokenizerKind; 3] = [
+        TokenizerKind::Char,
+        TokenizerKind::Byte,
+        TokenizerKind::Bpe { vocab_size: 512 },
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             TokenizerKind::Char => "char",
             TokenizerKind::Byte => "byte",
+            TokenizerKind::Bpe { .. } => "bpe",
         }
+    }
+
+    /// Parses `char`, `byte`, `bpe` (512 tokens) or `bpe:N`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "char" => Ok(TokenizerKind::Char),
+            "byte" => Ok(TokenizerKind::Byte),
+            "bpe" => Ok(TokenizerKind::Bpe { vocab_size: 512 }),
+            _ => match text.strip_prefix("bpe:").map(str::parse::<usize>) {
+                Some(Ok(vocab_size)) if vocab_size > 256 => Ok(TokenizerKind::Bpe { vocab_size }),
+                Some(_) => Err(format!(
+                    "tokenizer \"{text}\": a BPE vocabulary needs more than 256 tokens"
+                )),
+                None => Err(format!(
+                    "tokenizer \"{text}\": expected char, byte, bpe or bpe:<vocab size>"
+                )),
+            },
+        }
+    }
+}
+
+/// A trained BPE model: its Hugging Face JSON (saved) and the loaded tokenizer (built on first
+/// use).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BpeModel {
+    /// `tokenizers`' own JSON serialization.
+    pub json: String,
+    #[serde(skip)]
+    loaded: Arc<OnceLock<tokenizers::Tokenizer>>,
+}
+
+impl std::fmt::Debug for BpeModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BpeModel({} tokens)", self.vocab_size())
+    }
+}
+
+impl PartialEq for BpeModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+impl Eq for BpeModel {}
+
+impl BpeModel {
+    /// Trains byte-level BPE on `texts` up to `vocab_size` tokens (at least the 256 bytes).
+    pub fn train<'a>(texts: impl Iterator<Item = &'a str> + Send, vocab_size: usize) -> Self {
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::models::bpe::{BPE, BpeTrainer};
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let byte_level = ByteLevel::new(false, false, true);
+        let mut trainer: TrainerWrapper = BpeTrainer::builder()
+            .vocab_size(vocab_size.max(257))
+            .min_frequency(2)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build()
+            .into();
+        let mut tok = tokenizers::Tokenizer::new(BPE::default());
+        tok.with_pre_tokenizer(Some(byte_level));
+        tok.with_decoder(Some(byte_level));
+        tok.train(&mut trainer, texts)
+            .expect("BPE training on in-memory text cannot fail");
+        let json = tok
+            .to_string(false)
+            .expect("a trained tokenizer serializes");
+        Self::from_json(json).expect("a tokenizer just serialized loads back")
+    }
+
+    /// Loads a saved model, checking it parses.
+    pub fn from_json(json: String) -> Result<Self, String> {
+        let tok: tokenizers::Tokenizer = json.parse().map_err(|e| format!("{e}"))?;
+        let loaded = OnceLock::new();
+        let _ = loaded.set(tok);
+        Ok(Self {
+            json,
+            loaded: Arc::new(loaded),
+        })
+    }
+
+    fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        self.loaded.get_or_init(|| {
+            self.json
+                .parse()
+                .expect("the BPE model was checked when it was loaded")
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer().get_vocab_size(true)
+    }
+
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.tokenizer()
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer().decode(ids, false).unwrap_or_default()
     }
 }
 
@@ -41,6 +151,11 @@ pub enum Tokenizer {
         #[serde(default)]
         specials: bool,
     },
+    Bpe {
+        model: BpeModel,
+        #[serde(default)]
+        specials: bool,
+    },
 }
 
 /// The reserved tokens, in id order after the base vocabulary.
@@ -57,22 +172,33 @@ const SPECIAL_NAMES: [&str; 4] = ["[pad]", "[mask]", "[cls]", "[sep]"];
 impl Tokenizer {
     /// Fits a tokenizer of `kind` to `text`.
     pub fn fit(kind: TokenizerKind, text: &str) -> Self {
+        Self::fit_texts(kind, &[text])
+    }
+
+    /// Fits a tokenizer of `kind` to several texts (documents).
+    pub fn fit_texts(kind: TokenizerKind, texts: &[&str]) -> Self {
         match kind {
             TokenizerKind::Char => {
-                let set: BTreeSet<char> = text.chars().collect();
+                let set: BTreeSet<char> = texts.iter().flat_map(|t| t.chars()).collect();
                 Tokenizer::Char {
                     chars: set.into_iter().collect(),
                     specials: false,
                 }
             }
             TokenizerKind::Byte => Tokenizer::Byte { specials: false },
+            TokenizerKind::Bpe { vocab_size } => Tokenizer::Bpe {
+                model: BpeModel::train(texts.iter().copied(), vocab_size),
+                specials: false,
+            },
         }
     }
 
     /// The same tokenizer with (or without) the reserved special tokens.
     pub fn with_specials(mut self, on: bool) -> Self {
         match &mut self {
-            Tokenizer::Char { specials, .. } | Tokenizer::Byte { specials } => *specials = on,
+            Tokenizer::Char { specials, .. }
+            | Tokenizer::Byte { specials }
+            | Tokenizer::Bpe { specials, .. } => *specials = on,
         }
         self
     }
@@ -81,6 +207,9 @@ impl Tokenizer {
         match self {
             Tokenizer::Char { .. } => TokenizerKind::Char,
             Tokenizer::Byte { .. } => TokenizerKind::Byte,
+            Tokenizer::Bpe { model, .. } => TokenizerKind::Bpe {
+                vocab_size: model.vocab_size(),
+            },
         }
     }
 
@@ -89,12 +218,15 @@ impl Tokenizer {
         match self {
             Tokenizer::Char { chars, .. } => chars.len(),
             Tokenizer::Byte { .. } => 256,
+            Tokenizer::Bpe { model, .. } => model.vocab_size(),
         }
     }
 
     pub fn has_specials(&self) -> bool {
         match self {
-            Tokenizer::Char { specials, .. } | Tokenizer::Byte { specials } => *specials,
+            Tokenizer::Char { specials, .. }
+            | Tokenizer::Byte { specials }
+            | Tokenizer::Bpe { specials, .. } => *specials,
         }
     }
 
@@ -125,6 +257,7 @@ impl Tokenizer {
                 .filter_map(|c| chars.binary_search(&c).ok().map(|i| i as u32))
                 .collect(),
             Tokenizer::Byte { .. } => text.bytes().map(u32::from).collect(),
+            Tokenizer::Bpe { model, .. } => model.encode(text),
         }
     }
 
@@ -145,6 +278,7 @@ impl Tokenizer {
                     let bytes: Vec<u8> = run.iter().map(|&i| i.min(255) as u8).collect();
                     out.push_str(&String::from_utf8_lossy(&bytes));
                 }
+                Tokenizer::Bpe { model, .. } => out.push_str(&model.decode(run)),
             }
             run.clear();
         };
@@ -202,6 +336,40 @@ mod tests {
             !old.has_specials(),
             "files written before specials still load"
         );
+    }
+
+    #[test]
+    fn bpe_round_trip_and_reload() {
+        let text = crate::data::generated::story_text(3, 20_000);
+        let kind = TokenizerKind::parse("bpe:300").unwrap();
+        let tok = Tokenizer::fit(kind, &text).with_specials(true);
+        assert_eq!(tok.base_size(), 300, "trained up to the chosen vocabulary");
+        let ids = tok.encode(&text);
+        assert!(
+            ids.len() * 10 < text.len() * 6,
+            "merges compress the text: {} tokens for {} bytes",
+            ids.len(),
+            text.len()
+        );
+        assert_eq!(tok.decode(&ids), text, "lossless round trip");
+        let unseen = "Zebra quartz, \u{e9}t\u{e9}! 42\n\ttabs";
+        assert_eq!(
+            tok.decode(&tok.encode(unseen)),
+            unseen,
+            "bytes cover unseen text"
+        );
+        let pad = tok.special(Special::Pad).unwrap();
+        assert_eq!(pad, 300);
+        assert!(tok.encode(&text).iter().all(|&i| i < 300));
+        let saved = serde_json::to_string(&tok).unwrap();
+        let back: Tokenizer = serde_json::from_str(&saved).unwrap();
+        assert_eq!(back, tok);
+        assert_eq!(
+            back.encode(unseen),
+            tok.encode(unseen),
+            "a reloaded model encodes the same"
+        );
+        assert!(TokenizerKind::parse("bpe:100").is_err());
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct ModelSpec {
     pub tie_weights: bool,
     /// Biases in linear layers and layer norms.
     pub bias: bool,
+    /// Classes of the sentence-pair relation head on the first position (LinkBERT: 3); 0 for
+    /// none. Set from the objective when a run starts.
+    pub relation_classes: usize,
 }
 
 impl Default for ModelSpec {
@@ -48,6 +51,7 @@ impl Default for ModelSpec {
             dropout: 0.0,
             tie_weights: true,
             bias: false,
+            relation_classes: 0,
         }
     }
 }

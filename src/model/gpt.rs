@@ -180,6 +180,8 @@ pub struct Gpt {
     ln_f: LayerNorm,
     /// `None` when the head shares the token embedding.
     lm_head: Option<Linear>,
+    /// The relation classifier on the first position's state (LinkBERT).
+    relation_head: Option<Linear>,
     context: usize,
     vocab: usize,
 }
@@ -209,6 +211,8 @@ impl Gpt {
                 .collect(),
             ln_f: layer_norm(spec.d_model, spec.bias, device),
             lm_head: (!spec.tie_weights).then(|| linear(spec.d_model, vocab, false, 0.02, device)),
+            relation_head: (spec.relation_classes > 0)
+                .then(|| linear(spec.d_model, spec.relation_classes, true, 0.02, device)),
             context: spec.context,
             vocab,
         }
@@ -264,6 +268,14 @@ impl Gpt {
             None => flat.matmul(self.tok_emb.weight.val().transpose()),
         };
         logits.reshape([batch, seq, self.vocab])
+    }
+
+    /// Relation logits `[batch, classes]` from the first position of `hidden`; `None` without
+    /// a relation head.
+    pub fn relation_logits(&self, hidden: Tensor<3>) -> Option<Tensor<2>> {
+        let head = self.relation_head.as_ref()?;
+        let [batch, _, d_model] = hidden.dims();
+        Some(head.forward(hidden.slice([0..batch, 0..1]).reshape([batch, d_model])))
     }
 
     fn hidden_inner(

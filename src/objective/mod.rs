@@ -23,14 +23,20 @@ pub enum ObjectiveKind {
     /// One model, both: embedding rows (bidirectional, InfoNCE) and generation rows (causal,
     /// next-token) in every step; `L = L_emb + gen_weight * L_gen`.
     Grit,
+    /// LinkBERT (Yasunaga et al., 2022): masked tokens over `[cls] A [sep] B [sep]` pairs plus
+    /// a 3-way relation head (B follows A, is random, or comes from a document A links to);
+    /// `L = L_mlm + L_relation`. Needs a dataset with the LinkBERT transform.
+    #[serde(rename = "linkbert")]
+    LinkBert,
 }
 
 impl ObjectiveKind {
-    pub const ALL: [ObjectiveKind; 4] = [
+    pub const ALL: [ObjectiveKind; 5] = [
         ObjectiveKind::NextToken,
         ObjectiveKind::Masked,
         ObjectiveKind::Contrastive,
         ObjectiveKind::Grit,
+        ObjectiveKind::LinkBert,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +45,7 @@ impl ObjectiveKind {
             ObjectiveKind::Masked => "masked",
             ObjectiveKind::Contrastive => "contrastive",
             ObjectiveKind::Grit => "grit",
+            ObjectiveKind::LinkBert => "linkbert",
         }
     }
 
@@ -143,9 +150,10 @@ impl ObjectiveSpec {
     pub fn attention_mode(&self) -> AttentionMode {
         match self.kind {
             ObjectiveKind::NextToken => AttentionMode::Causal,
-            ObjectiveKind::Masked | ObjectiveKind::Contrastive | ObjectiveKind::Grit => {
-                AttentionMode::Bidirectional
-            }
+            ObjectiveKind::Masked
+            | ObjectiveKind::Contrastive
+            | ObjectiveKind::Grit
+            | ObjectiveKind::LinkBert => AttentionMode::Bidirectional,
         }
     }
 
@@ -155,7 +163,7 @@ impl ObjectiveSpec {
     pub fn needs_specials(&self) -> bool {
         match self.kind {
             ObjectiveKind::NextToken => false,
-            ObjectiveKind::Masked => true,
+            ObjectiveKind::Masked | ObjectiveKind::LinkBert => true,
             ObjectiveKind::Contrastive | ObjectiveKind::Grit => self.positives == Positives::Pairs,
         }
     }
@@ -166,7 +174,9 @@ impl ObjectiveSpec {
 
     pub fn validate(&self, dropout: f64) -> Vec<SpecError> {
         let mut errors = Vec::new();
-        if self.kind == ObjectiveKind::Masked && !(self.mask_rate > 0.0 && self.mask_rate < 1.0) {
+        if matches!(self.kind, ObjectiveKind::Masked | ObjectiveKind::LinkBert)
+            && !(self.mask_rate > 0.0 && self.mask_rate < 1.0)
+        {
             errors.push(SpecError::new(
                 "objective.mask_rate",
                 "must be between 0 and 1",

@@ -209,6 +209,39 @@ fn masked_loss(
     (logits, loss, labels)
 }
 
+/// LinkBERT: masked tokens over `[cls] a [sep] b [sep]` rows plus the relation of each row.
+/// Returns `(total loss, relation logits, relation labels)`.
+fn linkbert_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (Tensor<1>, Tensor<2>, Vec<i64>) {
+    let spec = data.spec;
+    let (b, ctx) = (spec.train.batch_size, spec.model.context);
+    let tok = &data.corpus.tokenizer;
+    let (rows, relations) = data.corpus.sample_relation_batch(split, b, ctx, rng);
+    let (inputs, labels) = masked::mask_tokens(&rows, ctx, tok, spec.objective.mask_rate, rng);
+    let pad = i64::from(tok.special(Special::Pad).expect("LinkBERT reserves [pad]"));
+    let padding: Vec<bool> = rows.iter().map(|&t| t == pad).collect();
+    let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, ctx]), device);
+    let hidden = model.hidden(
+        tokens_tensor(inputs, b, ctx, device),
+        AttentionMode::Bidirectional,
+        Some(padding),
+    );
+    let relation_logits = model
+        .relation_logits(hidden.clone())
+        .expect("a LinkBERT run's model has a relation head");
+    let mlm = masked::loss(model.logits(hidden), tokens_tensor(labels, b, ctx, device));
+    let relation = masked::loss(
+        relation_logits.clone().reshape([b, 1, 3]),
+        tokens_tensor(relations.clone(), b, 1, device),
+    );
+    (mlm + relation, relation_logits, relations)
+}
+
 fn next_token_loss(
     model: &Gpt,
     data: &StepData<'_>,
@@ -243,6 +276,7 @@ pub fn train_loss(
     match data.spec.objective.kind {
         ObjectiveKind::NextToken => next_token_loss(model, data, Split::Train, rng, device),
         ObjectiveKind::Masked => masked_loss(model, data, Split::Train, rng, device).1,
+        ObjectiveKind::LinkBert => linkbert_loss(model, data, Split::Train, rng, device).0,
         ObjectiveKind::Contrastive => contrastive_loss(model, data, Split::Train, rng, device),
         ObjectiveKind::Grit => {
             let emb = contrastive_loss(model, data, Split::Train, rng, device);
@@ -372,6 +406,97 @@ pub fn retrieval_eval(
     Some(retrieval(&sims, queries.len(), candidates.len()))
 }
 
+/// Share of `examples` (the first `limit`) whose answer greedy decoding reproduces exactly:
+/// the model continues each prompt until it writes a newline (or the answer's length plus a
+/// few tokens), and the text must equal the answer.
+pub fn exact_match(
+    model: &Gpt,
+    corpus: &Corpus,
+    examples: &[crate::data::corpus::Example],
+    limit: usize,
+    device: &Device,
+) -> f64 {
+    let examples = &examples[..limit.min(examples.len())];
+    if examples.is_empty() {
+        return 0.0;
+    }
+    let answers: Vec<String> = examples
+        .iter()
+        .map(|e| corpus.tokenizer.decode(&e.ids[e.prompt_len..]))
+        .collect();
+    let prompts: Vec<Vec<u32>> = examples
+        .iter()
+        .map(|e| e.ids[..e.prompt_len].to_vec())
+        .collect();
+    let max_new = examples
+        .iter()
+        .map(|e| e.ids.len() - e.prompt_len)
+        .max()
+        .unwrap_or(1)
+        + 4;
+    let outputs = greedy_until_newline(model, corpus, &prompts, max_new, device);
+    let hits = outputs
+        .iter()
+        .zip(&answers)
+        .filter(|(out, answer)| out.trim_end() == answer.trim_end())
+        .count();
+    hits as f64 / examples.len() as f64
+}
+
+/// Greedy continuations of `prompts` (batched), each stopped after a newline or `max_new`
+/// tokens; prompts longer than the context keep their end.
+pub fn greedy_until_newline(
+    model: &Gpt,
+    corpus: &Corpus,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    device: &Device,
+) -> Vec<String> {
+    let ctx = model.context();
+    let tok = &corpus.tokenizer;
+    let pad = tok.special(Special::Pad).unwrap_or(0);
+    let mut outputs = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(32) {
+        let mut seqs: Vec<Vec<u32>> = chunk.to_vec();
+        let mut done = vec![false; seqs.len()];
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); seqs.len()];
+        for _ in 0..max_new {
+            if done.iter().all(|&d| d) {
+                break;
+            }
+            let lens: Vec<usize> = seqs.iter().map(|s| s.len().min(ctx)).collect();
+            let len = lens.iter().copied().max().unwrap_or(1).max(1);
+            let mut flat = Vec::with_capacity(seqs.len() * len);
+            for s in &seqs {
+                let w = &s[s.len().saturating_sub(ctx)..];
+                flat.extend(w.iter().map(|&i| i64::from(i)));
+                flat.extend(std::iter::repeat_n(i64::from(pad), len - w.len()));
+            }
+            let n = seqs.len();
+            let logits = model.forward(tokens_tensor(flat, n, len, device));
+            let next = logits
+                .argmax(2)
+                .reshape([n, len])
+                .into_data()
+                .convert::<i64>();
+            let next = next.as_slice::<i64>().unwrap_or_default().to_vec();
+            for (i, &w_len) in lens.iter().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                let id = next[i * len + w_len - 1] as u32;
+                generated[i].push(id);
+                seqs[i].push(id);
+                if tok.decode(&[id]).contains('\n') || tok.is_special(id) {
+                    done[i] = true;
+                }
+            }
+        }
+        outputs.extend(generated.iter().map(|g| tok.decode(g)));
+    }
+    outputs
+}
+
 /// Losses and metrics of an evaluation: `(train_loss, val_loss, extra metrics)`. `model` is a
 /// validation snapshot; `rng` is seeded the same at every evaluation.
 pub fn evaluate(
@@ -397,7 +522,37 @@ pub fn evaluate(
                 rng,
             );
             extra.push(("val_response_loss".to_string(), f64::from(val)));
+            let em = exact_match(model, data.corpus, &data.corpus.examples_val, 64, device);
+            extra.push(("val_exact_match".to_string(), em));
             (train, val, extra)
+        }
+        ObjectiveKind::LinkBert => {
+            let train = mean(
+                &mut |r| {
+                    linkbert_loss(model, data, Split::Train, r, device)
+                        .0
+                        .into_scalar()
+                },
+                rng,
+            );
+            let (mut total, mut correct, mut n) = (0.0f64, 0usize, 0usize);
+            for _ in 0..batches {
+                let (loss, logits, labels) = linkbert_loss(model, data, Split::Val, rng, device);
+                total += f64::from(loss.into_scalar::<f32>());
+                let predicted = logits.argmax(1).into_data().convert::<i64>();
+                let predicted = predicted.as_slice::<i64>().unwrap_or_default();
+                correct += predicted
+                    .iter()
+                    .zip(&labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                n += labels.len();
+            }
+            extra.push((
+                "val_relation_acc".to_string(),
+                correct as f64 / n.max(1) as f64,
+            ));
+            (train, (total / batches.max(1) as f64) as f32, extra)
         }
         ObjectiveKind::NextToken => {
             let b = spec.train.batch_size;

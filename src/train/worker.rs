@@ -90,6 +90,12 @@ pub fn spawn_run(
     dir: &Path,
     notify: Option<Notify>,
 ) -> Result<RunHandle, SpawnError> {
+    let mut spec = spec;
+    spec.model.relation_classes = if spec.objective.kind == ObjectiveKind::LinkBert {
+        3
+    } else {
+        0
+    };
     let errors = spec.validate();
     if !errors.is_empty() {
         return Err(SpawnError::Invalid(errors));
@@ -336,6 +342,11 @@ impl Worker {
             None => Corpus::load_for(&spec.data, spec.objective.needs_specials()),
         }
         .map_err(|e| Halt::Failed(e.to_string()))?;
+        if spec.objective.kind == ObjectiveKind::LinkBert && !corpus.is_relations() {
+            return Err(Halt::Failed(
+                "the LinkBERT objective needs a dataset with the LinkBERT transform".to_string(),
+            ));
+        }
         let pairs = match (&spec.objective.pairs_file, spec.objective.positives) {
             (Some(path), Positives::Pairs) if spec.objective.uses_embeddings() => {
                 let pairs = read_pairs(path).map_err(|e| Halt::Failed(e.to_string()))?;

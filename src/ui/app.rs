@@ -1001,7 +1001,8 @@ impl eframe::App for StudioApp {
                 self.messages.push(err);
             }
         }
-        self.dataset.poll(&self.project.file.draft.data);
+        let key = super::dataset::preview_key(self);
+        self.dataset.poll(&key);
         if self.picked_folder.is_some() || self.save_dialog.is_some() || self.dataset.is_loading() {
             ctx.request_repaint_after(Duration::from_millis(100));
         }

@@ -1,10 +1,31 @@
-//! Dataset page: pick built-in text or a text file, see its size, vocabulary, split and a
-//! preview. Loading runs in a background thread.
+//! Dataset page: a quick pick (built-in text or one text file) or the builder (several sources
+//! with weights, de-duplication, split, tokenizer, transform). Statistics, the leakage report and
+//! the first batch exactly as the model will see it appear on the right; building runs in a
+//! background thread with progress, and errors show inline naming the file and line.
 
 use super::app::StudioApp;
+use crate::data::dataset::{
+    self, Dataset, DatasetRecipe, Leak, SourceSpec, SourceStats, SplitMode, TransformSpec,
+};
+use crate::data::preview::{PreviewRow, first_batch};
+use crate::data::sources::{DocSplit, Generator, SourceKind};
+use crate::data::transforms::{DistractorMode, LabelMode};
 use crate::data::{Corpus, DataSource, DataSpec, TokenizerKind};
+use crate::objective::ObjectiveSpec;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+
+/// Statistics of a built dataset recipe.
+#[derive(Debug, Clone)]
+pub struct RecipeStats {
+    pub sources: Vec<SourceStats>,
+    pub leakage: Option<Vec<Leak>>,
+    pub train: usize,
+    pub val: usize,
+    pub unit: &'static str,
+    pub epoch_tokens: usize,
+}
 
 /// What the page knows about the draft's data.
 #[derive(Debug, Clone)]
@@ -13,19 +34,111 @@ pub struct DatasetStats {
     pub vocab: usize,
     pub train_tokens: usize,
     pub val_tokens: usize,
-    pub preview: String,
+    pub steps_per_epoch: usize,
+    /// The first training batch of a run with the draft's settings.
+    pub rows: Vec<PreviewRow>,
+    pub recipe: Option<RecipeStats>,
+    /// The built dataset (for recipes), saved as it is by "Save dataset".
+    pub built: Option<Arc<Dataset>>,
+}
+
+/// Everything the statistics and preview depend on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewKey {
+    pub data: DataSpec,
+    pub objective: ObjectiveSpec,
+    pub batch: usize,
+    pub context: usize,
+    pub seed: u64,
+}
+
+/// What a file dialog was opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    QuickTextFile,
+    SourceFile,
+    SourceFolder,
+    PairsFile,
 }
 
 #[derive(Default)]
 pub struct DatasetState {
-    /// The spec the stats (or error) describe.
-    pub loaded_for: Option<DataSpec>,
+    /// The key the stats (or error) describe.
+    pub loaded_for: Option<PreviewKey>,
     pub stats: Option<DatasetStats>,
     pub error: Option<String>,
-    loading: Option<(DataSpec, Receiver<Result<DatasetStats, String>>)>,
-    picking: Option<Receiver<Option<PathBuf>>>,
+    loading: Option<(PreviewKey, Receiver<Result<DatasetStats, String>>)>,
+    /// Stage and fraction of the build in progress.
+    progress: Arc<Mutex<(String, f64)>>,
+    picking: Option<(Pick, Receiver<Option<PathBuf>>)>,
     /// A file chosen in the dialog, applied to the draft on the next frame.
-    pub picked: Option<PathBuf>,
+    picked: Option<(Pick, PathBuf)>,
+    /// Where the builder's recipe was last saved, and the recipe saved there.
+    saved: Option<(PathBuf, DatasetRecipe)>,
+    pub message: Option<String>,
+}
+
+/// Builds the draft's data and its first batch (in the loading thread).
+fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, String> {
+    let report = |stage: &str, frac: f64| {
+        if let Ok(mut p) = progress.lock() {
+            *p = (stage.to_string(), frac);
+        }
+    };
+    let specials = key.objective.needs_specials();
+    let (corpus, recipe, steps, built) = match &key.data.source {
+        DataSource::Dataset { recipe, folder } => {
+            let saved = folder.as_deref().and_then(dataset::saved_tokenizer);
+            let ds = Dataset::build(recipe, saved, &report).map_err(|e| e.to_string())?;
+            let (train, val, unit) = ds.sizes();
+            let stats = RecipeStats {
+                sources: ds.sources.clone(),
+                leakage: ds.leakage.clone(),
+                train,
+                val,
+                unit,
+                epoch_tokens: ds.epoch_tokens(),
+            };
+            let steps = ds.steps_per_epoch(key.batch, key.context);
+            (
+                Corpus::from_dataset(&ds, specials),
+                Some(stats),
+                steps,
+                Some(Arc::new(ds)),
+            )
+        }
+        _ => {
+            report("reading", 0.0);
+            let corpus = Corpus::load_for(&key.data, specials).map_err(|e| e.to_string())?;
+            let steps = corpus
+                .train
+                .len()
+                .div_ceil((key.batch * key.context).max(1));
+            (corpus, None, steps, None)
+        }
+    };
+    report("first batch", 1.0);
+    let mut spec = crate::project::RunSpec::default();
+    spec.data = key.data.clone();
+    spec.objective = key.objective.clone();
+    spec.train.batch_size = key.batch;
+    spec.train.seed = key.seed;
+    spec.model.context = key.context;
+    let rows = if corpus.check_context(key.context).is_ok() || corpus.is_instructions() {
+        first_batch(&corpus, &spec, 8)
+    } else {
+        Vec::new()
+    };
+    Ok(DatasetStats {
+        n_chars: corpus.n_chars,
+        vocab: corpus.tokenizer.vocab_size(),
+        train_tokens: corpus.train.len(),
+        val_tokens: corpus.val.len(),
+        steps_per_epoch: steps,
+        rows,
+        recipe,
+        built,
+    })
 }
 
 impl DatasetState {
@@ -33,88 +146,187 @@ impl DatasetState {
         self.loading.is_some() || self.picking.is_some()
     }
 
-    /// Stats for `spec` when they are loaded and current.
-    pub fn stats_for(&self, spec: &DataSpec) -> Option<&DatasetStats> {
-        (self.loaded_for.as_ref() == Some(spec))
+    /// Stats for `key` when they are loaded and current.
+    pub fn stats_for(&self, key: &PreviewKey) -> Option<&DatasetStats> {
+        (self.loaded_for.as_ref() == Some(key))
             .then_some(self.stats.as_ref())
             .flatten()
     }
 
-    /// Collects finished loads and starts one when `spec` changed.
-    pub fn poll(&mut self, spec: &DataSpec) {
-        if let Some(rx) = &self.picking {
-            if let Ok(choice) = rx.try_recv() {
-                self.picking = None;
-                self.picked = choice;
-            }
+    /// The vocabulary of the last load of `spec`'s data and objective (whatever the batch).
+    pub fn vocab_for(&self, spec: &crate::project::RunSpec) -> Option<usize> {
+        let key = self.loaded_for.as_ref()?;
+        (key.data == spec.data && key.objective.needs_specials() == spec.objective.needs_specials())
+            .then(|| self.stats.as_ref().map(|s| s.vocab))
+            .flatten()
+    }
+
+    /// Collects finished loads and dialogs, and starts a load when `key` changed.
+    pub fn poll(&mut self, key: &PreviewKey) {
+        if let Some((pick, rx)) = &self.picking
+            && let Ok(choice) = rx.try_recv()
+        {
+            self.picked = choice.map(|p| (*pick, p));
+            self.picking = None;
         }
-        if let Some((for_spec, rx)) = &self.loading {
-            if let Ok(result) = rx.try_recv() {
-                self.loaded_for = Some(for_spec.clone());
-                match result {
-                    Ok(stats) => {
-                        self.stats = Some(stats);
-                        self.error = None;
-                    }
-                    Err(err) => {
-                        self.stats = None;
-                        self.error = Some(err);
-                    }
+        if let Some((for_key, rx)) = &self.loading
+            && let Ok(result) = rx.try_recv()
+        {
+            self.loaded_for = Some(for_key.clone());
+            match result {
+                Ok(stats) => {
+                    self.stats = Some(stats);
+                    self.error = None;
                 }
-                self.loading = None;
+                Err(err) => {
+                    self.stats = None;
+                    self.error = Some(err);
+                }
             }
+            self.loading = None;
         }
-        let current = self.loaded_for.as_ref() == Some(spec)
-            || self.loading.as_ref().is_some_and(|(s, _)| s == spec);
-        if !current {
+        let current = self.loaded_for.as_ref() == Some(key)
+            || self.loading.as_ref().is_some_and(|(k, _)| k == key);
+        if !current && self.loading.is_none() {
             let (tx, rx) = channel();
-            let for_spec = spec.clone();
+            let for_key = key.clone();
+            let progress = Arc::clone(&self.progress);
             std::thread::spawn(move || {
-                let result = Corpus::load(&for_spec)
-                    .map(|c| DatasetStats {
-                        n_chars: c.n_chars,
-                        vocab: c.tokenizer.vocab_size(),
-                        train_tokens: c.train.len(),
-                        val_tokens: c.val.len(),
-                        preview: c.preview,
-                    })
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(result);
+                let _ = tx.send(load(&for_key, &progress));
             });
-            self.loading = Some((spec.clone(), rx));
+            self.loading = Some((key.clone(), rx));
         }
     }
 
-    fn pick_file(&mut self) {
+    fn pick(&mut self, pick: Pick) {
         let (tx, rx) = channel();
         std::thread::spawn(move || {
-            let choice = rfd::FileDialog::new()
-                .set_title("Open a text file")
-                .add_filter("Text", &["txt", "md", "text", "csv", "tsv"])
-                .add_filter("All files", &["*"])
-                .pick_file();
+            let dialog = rfd::FileDialog::new();
+            let choice = match pick {
+                Pick::SourceFolder => dialog.set_title("Add a folder of documents").pick_folder(),
+                Pick::PairsFile => dialog
+                    .set_title("Add a pairs file")
+                    .add_filter("Pairs", &["tsv", "jsonl", "json"])
+                    .add_filter("All files", &["*"])
+                    .pick_file(),
+                Pick::QuickTextFile | Pick::SourceFile => dialog
+                    .set_title("Open a data file")
+                    .add_filter(
+                        "Text and tables",
+                        &["txt", "md", "text", "jsonl", "json", "csv", "tsv"],
+                    )
+                    .add_filter("All files", &["*"])
+                    .pick_file(),
+            };
             let _ = tx.send(choice);
         });
-        self.picking = Some(rx);
+        self.picking = Some((pick, rx));
+    }
+}
+
+/// The key of the draft's data page.
+pub fn preview_key(app: &StudioApp) -> PreviewKey {
+    let d = &app.project.file.draft;
+    PreviewKey {
+        data: d.data.clone(),
+        objective: d.objective.clone(),
+        batch: d.train.batch_size,
+        context: d.model.context,
+        seed: d.train.seed,
+    }
+}
+
+fn apply_pick(app: &mut StudioApp, pick: Pick, path: PathBuf) {
+    let data = &mut app.project.file.draft.data;
+    if pick == Pick::QuickTextFile {
+        data.source = DataSource::TextFile { path };
+        return;
+    }
+    let source = match pick {
+        Pick::SourceFolder => SourceKind::Folder {
+            path,
+            glob: "*.txt;*.md".to_string(),
+            documents: DocSplit::Whole,
+        },
+        Pick::PairsFile => SourceKind::Pairs { path },
+        _ => SourceKind::for_file(path),
+    };
+    if let DataSource::Dataset { recipe, .. } = &mut data.source {
+        recipe.sources.push(SourceSpec::new(source));
     }
 }
 
 pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    if let Some(path) = app.dataset.picked.take() {
-        app.project.file.draft.data.source = DataSource::TextFile { path };
+    if let Some((pick, path)) = app.dataset.picked.take() {
+        apply_pick(app, pick, path);
     }
     ui.heading("Dataset");
-    ui.label("What the next run trains on. The last part of the text is held out for validation.");
-    ui.add_space(6.0);
-    let data = &mut app.project.file.draft.data;
-    let is_file = matches!(data.source, DataSource::TextFile { .. });
-    let is_instructions = matches!(data.source, DataSource::PromptResponse { .. });
+    let builder = matches!(
+        app.project.file.draft.data.source,
+        DataSource::Dataset { .. }
+    );
     ui.horizontal(|ui| {
         if ui
-            .radio(!is_file && !is_instructions, "Built-in generated text")
+            .radio(!builder, "Quick: built-in text or one file")
             .clicked()
-            && (is_file || is_instructions)
+            && builder
         {
+            app.project.file.draft.data.source = DataSource::default();
+        }
+        if ui
+            .radio(builder, "Builder: sources, mixing, transforms")
+            .clicked()
+            && !builder
+        {
+            let recipe = app
+                .dataset
+                .saved
+                .as_ref()
+                .map(|(_, r)| r.clone())
+                .unwrap_or_else(starter_recipe);
+            app.project.file.draft.data.source = DataSource::Dataset {
+                recipe: Box::new(recipe),
+                folder: None,
+            };
+        }
+    });
+    ui.add_space(4.0);
+    let key = preview_key(app);
+    ui.columns(2, |cols| {
+        egui::ScrollArea::vertical()
+            .id_salt("dataset_left")
+            .show(&mut cols[0], |ui| {
+                if builder {
+                    builder_ui(app, ui);
+                } else {
+                    quick_ui(app, ui);
+                }
+            });
+        egui::ScrollArea::vertical()
+            .id_salt("dataset_right")
+            .show(&mut cols[1], |ui| results_ui(app, &key, ui));
+    });
+}
+
+/// A recipe to start the builder from: the built-in stories.
+fn starter_recipe() -> DatasetRecipe {
+    DatasetRecipe {
+        name: "mix".to_string(),
+        sources: vec![SourceSpec::new(SourceKind::Generated {
+            generator: Generator::Stories,
+            seed: 1,
+            size: 200_000,
+        })],
+        ..DatasetRecipe::default()
+    }
+}
+
+fn quick_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    ui.label("What the next run trains on. The last part of the text is held out for validation.");
+    let data = &mut app.project.file.draft.data;
+    let is_file = matches!(data.source, DataSource::TextFile { .. });
+    ui.horizontal(|ui| {
+        if ui.radio(!is_file, "Built-in generated text").clicked() && is_file {
             data.source = DataSource::default();
         }
         if ui.radio(is_file, "Text file").clicked() && !is_file {
@@ -123,6 +335,7 @@ pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             };
         }
     });
+    let mut open_dialog = false;
     egui::Grid::new("dataset_grid")
         .num_columns(2)
         .spacing([12.0, 6.0])
@@ -144,80 +357,563 @@ pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 DataSource::TextFile { path } | DataSource::PromptResponse { path } => {
                     let label = ui.label("File");
                     ui.horizontal(|ui| {
-                        let mut text = path.display().to_string();
-                        if ui
-                            .add(
-                                egui::TextEdit::singleline(&mut text)
-                                    .desired_width(360.0)
-                                    .hint_text("/path/to/text.txt"),
-                            )
-                            .labelled_by(label.id)
-                            .changed()
-                        {
-                            *path = PathBuf::from(text);
-                        }
-                        if ui.button("Open text file…").clicked() {
-                            app.dataset.pick_file();
-                        }
+                        path_edit(ui, path, label.id, "/path/to/text.txt");
+                        open_dialog = ui.button("Open text file…").clicked();
                     });
                     ui.end_row();
                 }
+                DataSource::Dataset { .. } => {}
             }
             let label = ui.label("Tokenizer");
-            egui::ComboBox::from_id_salt("tokenizer")
-                .selected_text(data.tokenizer.label())
-                .show_ui(ui, |ui| {
-                    for kind in TokenizerKind::ALL {
-                        ui.selectable_value(&mut data.tokenizer, kind, kind.label());
-                    }
-                })
-                .response
-                .labelled_by(label.id);
+            tokenizer_ui(ui, &mut data.tokenizer, label.id);
             ui.end_row();
             let label = ui.label("Validation share");
             ui.add(egui::Slider::new(&mut data.val_fraction, 0.01..=0.5).fixed_decimals(2))
                 .labelled_by(label.id);
             ui.end_row();
         });
-    ui.separator();
-    let spec = app.project.file.draft.data.clone();
-    if let Some(stats) = app.dataset.stats_for(&spec) {
-        egui::Grid::new("dataset_stats")
+    if open_dialog {
+        app.dataset.pick(Pick::QuickTextFile);
+    }
+}
+
+fn path_edit(ui: &mut egui::Ui, path: &mut PathBuf, label: egui::Id, hint: &str) {
+    let mut text = path.display().to_string();
+    if ui
+        .add(
+            egui::TextEdit::singleline(&mut text)
+                .desired_width(260.0)
+                .hint_text(hint),
+        )
+        .labelled_by(label)
+        .changed()
+    {
+        *path = PathBuf::from(text);
+    }
+}
+
+fn tokenizer_ui(ui: &mut egui::Ui, kind: &mut TokenizerKind, label: egui::Id) {
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt(("tokenizer", label))
+            .selected_text(kind.label())
+            .show_ui(ui, |ui| {
+                for k in TokenizerKind::ALL {
+                    if ui
+                        .selectable_label(kind.label() == k.label(), k.label())
+                        .clicked()
+                        && kind.label() != k.label()
+                    {
+                        *kind = k;
+                    }
+                }
+            })
+            .response
+            .labelled_by(label);
+        if let TokenizerKind::Bpe { vocab_size } = kind {
+            let l = ui.label("vocabulary");
+            ui.add(
+                egui::DragValue::new(vocab_size)
+                    .range(257..=65_536)
+                    .speed(8),
+            )
+            .labelled_by(l.id);
+        }
+    });
+}
+
+/// A comma-separated list of names.
+fn list_edit(ui: &mut egui::Ui, list: &mut Vec<String>, label: egui::Id, hint: &str) {
+    let mut text = list.join(", ");
+    if ui
+        .add(
+            egui::TextEdit::singleline(&mut text)
+                .desired_width(200.0)
+                .hint_text(hint),
+        )
+        .labelled_by(label)
+        .changed()
+    {
+        *list = text
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+}
+
+fn text_field(ui: &mut egui::Ui, name: &str, value: &mut String) {
+    let label = ui.label(name);
+    ui.add(egui::TextEdit::singleline(value).desired_width(200.0))
+        .labelled_by(label.id);
+    ui.end_row();
+}
+
+fn source_ui(ui: &mut egui::Ui, i: usize, s: &mut SourceSpec) -> bool {
+    let mut remove = false;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.label(egui::RichText::new(format!("{}. {}", i + 1, s.source.describe())).strong());
+            if ui.small_button("Remove").clicked() {
+                remove = true;
+            }
+        });
+        egui::Grid::new(("source", i))
             .num_columns(2)
+            .spacing([10.0, 4.0])
             .show(ui, |ui| {
-                ui.label("Size");
-                ui.label(format!("{} characters", thousands(stats.n_chars)));
+                let label = ui.label("Weight");
+                ui.add(
+                    egui::DragValue::new(&mut s.weight)
+                        .range(0.01..=100.0)
+                        .speed(0.05)
+                        .fixed_decimals(2),
+                )
+                .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Vocabulary");
-                ui.label(format!(
-                    "{} tokens ({})",
-                    stats.vocab,
-                    spec.tokenizer.label()
-                ));
-                ui.end_row();
-                ui.label("Split");
-                ui.label(format!(
+                match &mut s.source {
+                    SourceKind::Text { path, documents } => {
+                        let label = ui.label("File");
+                        path_edit(ui, path, label.id, "/path/to/file.txt");
+                        ui.end_row();
+                        doc_split_ui(ui, documents, i);
+                    }
+                    SourceKind::Folder {
+                        path,
+                        glob,
+                        documents,
+                    } => {
+                        let label = ui.label("Folder");
+                        path_edit(ui, path, label.id, "/path/to/folder");
+                        ui.end_row();
+                        text_field(ui, "File names", glob);
+                        doc_split_ui(ui, documents, i);
+                    }
+                    SourceKind::Jsonl { path, fields } => {
+                        let label = ui.label("File");
+                        path_edit(ui, path, label.id, "/path/to/data.jsonl");
+                        ui.end_row();
+                        let label = ui.label("Fields");
+                        list_edit(ui, fields, label.id, "all fields");
+                        ui.end_row();
+                    }
+                    SourceKind::Table { path, columns } => {
+                        let label = ui.label("File");
+                        path_edit(ui, path, label.id, "/path/to/table.csv");
+                        ui.end_row();
+                        let label = ui.label("Columns");
+                        list_edit(ui, columns, label.id, "all columns");
+                        ui.end_row();
+                    }
+                    SourceKind::Pairs { path } => {
+                        let label = ui.label("File");
+                        path_edit(ui, path, label.id, "/path/to/pairs.tsv");
+                        ui.end_row();
+                    }
+                    SourceKind::Generated {
+                        generator,
+                        seed,
+                        size,
+                    } => {
+                        let label = ui.label(generator.size_unit().0);
+                        ui.add(egui::DragValue::new(size).range(1..=50_000_000))
+                            .labelled_by(label.id);
+                        ui.end_row();
+                        let label = ui.label("Seed");
+                        ui.add(egui::DragValue::new(seed)).labelled_by(label.id);
+                        ui.end_row();
+                    }
+                }
+            });
+    });
+    remove
+}
+
+fn doc_split_ui(ui: &mut egui::Ui, documents: &mut DocSplit, i: usize) {
+    let label = ui.label("Documents");
+    egui::ComboBox::from_id_salt(("documents", i))
+        .selected_text(documents.label())
+        .show_ui(ui, |ui| {
+            for d in DocSplit::ALL {
+                ui.selectable_value(documents, d, d.label());
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    ui.end_row();
+}
+
+fn transform_ui(ui: &mut egui::Ui, transform: &mut TransformSpec) {
+    let label = ui.label("Transform");
+    egui::ComboBox::from_id_salt("transform")
+        .selected_text(transform.label())
+        .width(220.0)
+        .show_ui(ui, |ui| {
+            for t in TransformSpec::all_defaults() {
+                let same = t.label() == transform.label();
+                if ui.selectable_label(same, t.label()).clicked() && !same {
+                    *transform = t;
+                }
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    ui.end_row();
+    match transform {
+        TransformSpec::None => {}
+        TransformSpec::Sft { options } => {
+            text_field(ui, "Prompt field", &mut options.prompt_field);
+            text_field(ui, "Response field", &mut options.response_field);
+            let label = ui.label("Template");
+            ui.add(
+                egui::TextEdit::multiline(&mut options.template)
+                    .desired_rows(3)
+                    .desired_width(240.0)
+                    .code_editor(),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+        }
+        TransformSpec::Raft { options } => {
+            text_field(ui, "Question field", &mut options.question_field);
+            text_field(ui, "Answer field", &mut options.answer_field);
+            text_field(ui, "Document field", &mut options.document_field);
+            let label = ui.label("P(right document)");
+            ui.add(egui::Slider::new(&mut options.p_oracle, 0.0..=1.0).fixed_decimals(2))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Distractors");
+            ui.add(egui::DragValue::new(&mut options.distractors).range(0..=8))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Distractor choice");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut options.mode, DistractorMode::Random, "random");
+                ui.radio_value(&mut options.mode, DistractorMode::Bm25, "hardest (BM25)");
+            })
+            .response
+            .labelled_by(label.id);
+            ui.end_row();
+        }
+        TransformSpec::Symbols { recipe } => {
+            text_field(ui, "Input field", &mut recipe.options.input_field);
+            text_field(ui, "Label field", &mut recipe.options.label_field);
+            text_field(ui, "Task field", &mut recipe.options.task_field);
+            text_field(ui, "Held-out task", &mut recipe.held_out_task);
+            let label = ui.label("Examples per prompt");
+            ui.add(egui::DragValue::new(&mut recipe.options.k_shot).range(1..=16))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Labels");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut recipe.options.mode, LabelMode::Symbols, "symbols");
+                ui.radio_value(&mut recipe.options.mode, LabelMode::Natural, "natural");
+                ui.radio_value(&mut recipe.options.mode, LabelMode::Flipped, "flipped");
+            })
+            .response
+            .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Training prompts");
+            ui.add(egui::DragValue::new(&mut recipe.train_prompts).range(1..=1_000_000))
+                .labelled_by(label.id);
+            ui.end_row();
+        }
+        TransformSpec::LinkBert { recipe } => {
+            text_field(ui, "Title field", &mut recipe.options.title_field);
+            text_field(ui, "Text field", &mut recipe.options.text_field);
+            let label = ui.label("Segment characters");
+            ui.add(egui::DragValue::new(&mut recipe.options.segment_chars).range(16..=4_000))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Pairs");
+            ui.add(egui::DragValue::new(&mut recipe.pairs).range(3..=1_000_000))
+                .labelled_by(label.id);
+            ui.end_row();
+        }
+    }
+}
+
+fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let project_dir = app.project.dir.clone();
+    let DataSource::Dataset { recipe, folder } = &mut app.project.file.draft.data.source else {
+        return;
+    };
+    let before = recipe.as_ref().clone();
+    let mut pick = None;
+    ui.label(egui::RichText::new("Sources").strong());
+    let mut removed = None;
+    for (i, s) in recipe.sources.iter_mut().enumerate() {
+        if source_ui(ui, i, s) {
+            removed = Some(i);
+        }
+    }
+    if let Some(i) = removed {
+        recipe.sources.remove(i);
+    }
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Add file…").clicked() {
+            pick = Some(Pick::SourceFile);
+        }
+        if ui.button("Add folder…").clicked() {
+            pick = Some(Pick::SourceFolder);
+        }
+        if ui.button("Add pairs file…").clicked() {
+            pick = Some(Pick::PairsFile);
+        }
+        ui.menu_button("Add generated data", |ui| {
+            for g in Generator::ALL {
+                if ui.button(g.label()).clicked() {
+                    recipe.sources.push(SourceSpec::new(SourceKind::Generated {
+                        generator: g,
+                        seed: 1,
+                        size: g.size_unit().1,
+                    }));
+                    ui.close();
+                }
+            }
+        });
+    });
+    ui.add_space(6.0);
+    ui.label(egui::RichText::new("Assembly").strong());
+    egui::Grid::new("assembly")
+        .num_columns(2)
+        .spacing([12.0, 6.0])
+        .show(ui, |ui| {
+            text_field(ui, "Name", &mut recipe.name);
+            let label = ui.label("Remove duplicates");
+            ui.checkbox(&mut recipe.dedup, "exact copies (the first stays)")
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Split");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut recipe.split.mode, SplitMode::Contiguous, "contiguous");
+                ui.radio_value(
+                    &mut recipe.split.mode,
+                    SplitMode::RandomDocuments,
+                    "random by document",
+                );
+            })
+            .response
+            .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Validation share");
+            ui.add(egui::Slider::new(&mut recipe.split.val_fraction, 0.01..=0.5).fixed_decimals(2))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut recipe.split.seed))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Tokenizer");
+            tokenizer_ui(ui, &mut recipe.tokenizer, label.id);
+            ui.end_row();
+            let label = ui.label("Epoch size");
+            ui.horizontal(|ui| {
+                let mut custom = recipe.epoch_size.is_some();
+                if ui.checkbox(&mut custom, "fixed").changed() {
+                    recipe.epoch_size = custom.then_some(100_000);
+                }
+                match &mut recipe.epoch_size {
+                    Some(n) => {
+                        ui.add(egui::DragValue::new(n).range(1..=usize::MAX).speed(100));
+                    }
+                    None => {
+                        ui.label(egui::RichText::new("every source once").weak());
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+            ui.end_row();
+            transform_ui(ui, &mut recipe.transform);
+        });
+    for err in recipe.validate() {
+        ui.colored_label(ui.visuals().error_fg_color, err.to_string());
+    }
+    ui.add_space(6.0);
+    // A recipe edited after it was saved no longer matches the saved tokenizer.
+    if *recipe.as_ref() != before {
+        *folder = None;
+    }
+    let save = ui
+        .button("Save dataset")
+        .on_hover_text("Writes the recipe and its tokenizer under the project's datasets/ folder");
+    let save_clicked = save.clicked();
+    if let Some(m) = &app.dataset.message {
+        ui.label(egui::RichText::new(m).weak());
+    }
+    if save_clicked {
+        let recipe = recipe.as_ref().clone();
+        let dir = dataset::dataset_dir(&project_dir, &recipe.name);
+        // The dataset built in the background for exactly this recipe is what gets saved.
+        let built = app
+            .dataset
+            .stats
+            .as_ref()
+            .and_then(|s| s.built.clone())
+            .filter(|ds| ds.recipe == recipe);
+        app.dataset.message = Some(match built {
+            None => "The dataset is still building (or has an error): save when it is ready."
+                .to_string(),
+            Some(ds) => match dataset::save(&dir, &ds) {
+                Ok(()) => {
+                    *folder = Some(dir.clone());
+                    app.dataset.saved = Some((dir.clone(), recipe));
+                    format!("Saved to {}", dir.display())
+                }
+                Err(e) => format!("Not saved: {}: {e}", dir.display()),
+            },
+        });
+    }
+    if let Some(p) = pick {
+        app.dataset.pick(p);
+    }
+}
+
+fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
+    let state = &app.dataset;
+    let stats = match state.stats_for(key) {
+        Some(stats) => stats,
+        None => {
+            if state.loaded_for.as_ref() == Some(key)
+                && let Some(err) = &state.error
+            {
+                ui.colored_label(ui.visuals().error_fg_color, err);
+            } else {
+                let (stage, frac) = state.progress.lock().map(|p| p.clone()).unwrap_or_default();
+                ui.add(
+                    egui::ProgressBar::new(frac as f32)
+                        .text(format!("{stage} {:.0}%", frac * 100.0))
+                        .animate(true),
+                );
+            }
+            return;
+        }
+    };
+    egui::Grid::new("dataset_stats")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("Size");
+            ui.label(format!("{} characters", thousands(stats.n_chars)));
+            ui.end_row();
+            ui.label("Vocabulary");
+            ui.label(format!("{} tokens", stats.vocab));
+            ui.end_row();
+            ui.label("Split");
+            match &stats.recipe {
+                Some(r) if r.unit != "tokens" => ui.label(format!(
+                    "train {} {} · validation {} {}",
+                    thousands(r.train),
+                    r.unit,
+                    thousands(r.val),
+                    r.unit
+                )),
+                _ => ui.label(format!(
                     "train {} tokens · validation {} tokens",
                     thousands(stats.train_tokens),
                     thousands(stats.val_tokens)
-                ));
-                ui.end_row();
-            });
+                )),
+            };
+            ui.end_row();
+            ui.label("Epoch");
+            ui.label(format!(
+                "{} steps at batch {} and context {}",
+                thousands(stats.steps_per_epoch),
+                key.batch,
+                key.context
+            ));
+            ui.end_row();
+        });
+    if let Some(r) = &stats.recipe {
         ui.add_space(4.0);
-        ui.label(egui::RichText::new("Preview").strong());
-        egui::ScrollArea::vertical()
-            .max_height(ui.available_height() - 8.0)
+        ui.label(egui::RichText::new("Sources").strong());
+        let total = r.epoch_tokens.max(1) as f64;
+        egui::Grid::new("source_stats")
+            .num_columns(6)
+            .striped(true)
             .show(ui, |ui| {
-                ui.add(egui::Label::new(egui::RichText::new(&stats.preview).monospace()).wrap());
+                for h in [
+                    "source",
+                    "records",
+                    "duplicates",
+                    "train / val",
+                    "tokens",
+                    "epoch share",
+                ] {
+                    ui.label(egui::RichText::new(h).weak());
+                }
+                ui.end_row();
+                for s in &r.sources {
+                    ui.label(&s.label);
+                    ui.label(thousands(s.records));
+                    ui.label(thousands(s.duplicates));
+                    ui.label(format!("{} / {}", s.train_records, s.val_records));
+                    ui.label(thousands(s.train_tokens));
+                    ui.label(format!(
+                        "{} ({:.0}%)",
+                        thousands(s.epoch_tokens),
+                        100.0 * s.epoch_tokens as f64 / total
+                    ));
+                    ui.end_row();
+                }
             });
-    } else if app.dataset.loaded_for.as_ref() == Some(&spec) {
-        if let Some(err) = &app.dataset.error {
-            ui.colored_label(ui.visuals().error_fg_color, err);
-        }
-    } else {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Reading…");
+        match &r.leakage {
+            None => ui.label(
+                egui::RichText::new("Leakage: not checked (contiguous split of text)").weak(),
+            ),
+            Some(l) if l.is_empty() => ui.label("Leakage: no validation document is also in train"),
+            Some(l) => {
+                let text = format!(
+                    "Leakage: {} validation documents also in train (first: {} = {})",
+                    l.len(),
+                    l[0].val_origin,
+                    l[0].train_origin
+                );
+                ui.colored_label(ui.visuals().warn_fg_color, text)
+            }
+        };
+    }
+    ui.add_space(6.0);
+    ui.label(egui::RichText::new("First batch, as the model sees it").strong());
+    ui.label(
+        egui::RichText::new(
+            "Highlighted tokens are the ones the loss is computed on; grey ones are context only.",
+        )
+        .weak(),
+    );
+    if stats.rows.is_empty() {
+        ui.label("Too little data for one batch at this context length.");
+    }
+    for (i, row) in stats.rows.iter().enumerate() {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            let mut job = egui::text::LayoutJob::default();
+            let font = egui::FontId::monospace(12.0);
+            let strong = ui.visuals().strong_text_color();
+            let weak = ui.visuals().weak_text_color();
+            let highlight = ui.visuals().selection.bg_fill.gamma_multiply(0.6);
+            for t in &row.tokens {
+                let format = if t.target {
+                    egui::TextFormat {
+                        font_id: font.clone(),
+                        color: strong,
+                        background: highlight,
+                        ..Default::default()
+                    }
+                } else {
+                    egui::TextFormat {
+                        font_id: font.clone(),
+                        color: weak,
+                        ..Default::default()
+                    }
+                };
+                job.append(&t.text, 0.0, format);
+            }
+            job.wrap.max_width = ui.available_width();
+            ui.label(egui::RichText::new(format!("row {}", i + 1)).small().weak());
+            ui.label(job);
+            if let Some(label) = &row.label {
+                ui.label(format!("relation: {label}"));
+            }
         });
     }
 }

@@ -354,7 +354,9 @@ pub fn monitor_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                             ObjectiveKind::NextToken | ObjectiveKind::Grit => {
                                 "A sample appears at each evaluation."
                             }
-                            ObjectiveKind::Masked | ObjectiveKind::Contrastive => {
+                            ObjectiveKind::Masked
+                            | ObjectiveKind::Contrastive
+                            | ObjectiveKind::LinkBert => {
                                 "This objective trains a bidirectional model, which does not generate text."
                             }
                         };

@@ -32,15 +32,7 @@ fn row(
 pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     // Errors are shown live as values change, not only after a refused start.
     let live_errors = app.project.file.draft.validate();
-    let specials = if app.project.file.draft.objective.needs_specials() {
-        4
-    } else {
-        0
-    };
-    let vocab = app
-        .dataset
-        .stats_for(&app.project.file.draft.data)
-        .map(|s| s.vocab + specials);
+    let vocab = app.dataset.vocab_for(&app.project.file.draft);
     let spec = &mut app.project.file.draft;
     let errors = &live_errors;
     let mut start_clicked = false;
