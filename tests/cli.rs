@@ -155,10 +155,10 @@ fn dataset_builds_headless_trains_and_a_bad_source_touches_nothing() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The text source has no question field: RAFT names the record and the field.
+    // The text source has none of RAFT's fields: the message names the record and the field.
     assert!(!out.status.success(), "{stdout}");
     assert!(
-        stderr.contains("notes.txt:") && stderr.contains("question"),
+        stderr.contains("notes.txt:1: no field \"document\""),
         "{stderr}"
     );
     assert!(!project.join("datasets").exists(), "nothing saved");
