@@ -136,6 +136,8 @@ const STEM_CODAS: &[&str] = &["b", "g", "k", "m", "nk", "p", "sh", "t", "x", "z"
 struct Arg {
     name: String,
     values: String,
+    /// Every value the argument accepts.
+    choices: Vec<String>,
     value: String,
 }
 
@@ -164,6 +166,7 @@ fn random_arg(rng: &mut StdRng, name: &str, pool: Option<&[&str]>) -> Arg {
             Arg {
                 name: name.to_string(),
                 values: format!("{lo} to {hi}"),
+                choices: (lo..=hi).map(|v| v.to_string()).collect(),
                 value: rng.random_range(lo..=hi).to_string(),
             }
         }
@@ -172,14 +175,19 @@ fn random_arg(rng: &mut StdRng, name: &str, pool: Option<&[&str]>) -> Arg {
             Arg {
                 name: name.to_string(),
                 values: format!("{}, {} or {}", allowed[0], allowed[1], allowed[2]),
+                choices: allowed.iter().map(|v| v.to_string()).collect(),
                 value: allowed[rng.random_range(0..allowed.len())].to_string(),
             }
         }
     }
 }
 
-/// `n_functions` invented functions (at most [`MAX_FUNCTIONS`]), one record each, with origin
-/// `api_zoo:<i>` and the fields:
+/// Requests generated per function (with different argument values); a random split by record
+/// then validates on new requests for functions seen in training.
+pub const QUESTIONS_PER_FUNCTION: usize = 4;
+
+/// `n_functions` invented functions (at most [`MAX_FUNCTIONS`]), [`QUESTIONS_PER_FUNCTION`]
+/// records each, with origin `api_zoo:<i>.<j>` and the fields:
 ///
 /// - `function`: a unique name `<stem>_<object>` (e.g. `grox_widget`), the stem invented;
 /// - `document`: `name(args): purpose.` then the values each argument takes, e.g.
@@ -236,29 +244,45 @@ pub fn api_zoo(seed: u64, n_functions: usize) -> Vec<Record> {
             }
         };
         let purpose = format!("{action_doc} a {}", qualified(qual_doc, object_doc));
-        let values: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
-        let question = format!(
-            "{action_q} a {}: {}",
-            qualified(qual_q, object_q),
-            values.join(", ")
-        );
         let document = signature_doc(&function, &purpose, &args);
-        let answer = call(&function, &args);
         let renamed = rng.random_range(0..args.len());
-        args[renamed].name = EDIT_NAMES[rng.random_range(0..EDIT_NAMES.len())].to_string();
-        let document_edited = signature_doc(&function, &purpose, &args);
-        let answer_edited = call(&function, &args);
-        records.push(Record::new(
-            format!("api_zoo:{i}"),
-            fields(&[
-                ("function", function),
-                ("document", document),
-                ("question", question),
-                ("answer", answer),
-                (EDITED_DOCUMENT_FIELD, document_edited),
-                (EDITED_ANSWER_FIELD, answer_edited),
-            ]),
-        ));
+        let mut edited_args: Vec<Arg> = args
+            .iter()
+            .map(|a| Arg {
+                name: a.name.clone(),
+                values: a.values.clone(),
+                choices: a.choices.clone(),
+                value: a.value.clone(),
+            })
+            .collect();
+        edited_args[renamed].name = EDIT_NAMES[rng.random_range(0..EDIT_NAMES.len())].to_string();
+        let document_edited = signature_doc(&function, &purpose, &edited_args);
+        for j in 0..QUESTIONS_PER_FUNCTION {
+            if j > 0 {
+                // Another request for the same function: new values.
+                for (a, e) in args.iter_mut().zip(&mut edited_args) {
+                    a.value = a.choices[rng.random_range(0..a.choices.len())].clone();
+                    e.value = a.value.clone();
+                }
+            }
+            let values: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
+            let question = format!(
+                "{action_q} a {}: {}",
+                qualified(qual_q, object_q),
+                values.join(", ")
+            );
+            records.push(Record::new(
+                format!("api_zoo:{i}.{j}"),
+                fields(&[
+                    ("function", function.clone()),
+                    ("document", document.clone()),
+                    ("question", question),
+                    ("answer", call(&function, &args)),
+                    (EDITED_DOCUMENT_FIELD, document_edited.clone()),
+                    (EDITED_ANSWER_FIELD, call(&function, &edited_args)),
+                ]),
+            ));
+        }
     }
     records
 }
@@ -621,8 +645,11 @@ mod tests {
     #[test]
     fn api_zoo_functions_are_unique_and_documented() {
         let recs = api_zoo(7, 300);
-        assert_eq!(recs.len(), 300);
-        assert_eq!(api_zoo(7, 100_000).len(), MAX_FUNCTIONS);
+        assert_eq!(recs.len(), 300 * QUESTIONS_PER_FUNCTION);
+        assert_eq!(
+            api_zoo(7, 100_000).len(),
+            MAX_FUNCTIONS * QUESTIONS_PER_FUNCTION
+        );
         let names: BTreeSet<&str> = recs.iter().map(|r| field(r, "function")).collect();
         assert_eq!(names.len(), 300);
         let questions: BTreeSet<&str> = recs
@@ -630,6 +657,11 @@ mod tests {
             .map(|r| field(r, "question").split(':').next().unwrap())
             .collect();
         assert_eq!(questions.len(), 300, "every purpose is distinct");
+        let requests: BTreeSet<&str> = recs.iter().map(|r| field(r, "question")).collect();
+        assert!(
+            requests.len() > 300 * 2,
+            "requests for one function differ in their values"
+        );
         for r in &recs {
             let name = field(r, "function");
             let doc = field(r, "document");
