@@ -12,10 +12,10 @@ H="$CARGO_TARGET_DIR/debug/hearth"
 OUT="${OUT:-$(mktemp -d)}"
 P="$OUT/project"
 WHAT="${1:-all}"
-STEPS="${STEPS:-1500}"
+STEPS="${STEPS:-600}"
 echo "results in $OUT"
 
-model=(--layers 4 --heads 4 --width 128 --lr 1e-3 --min-lr 1e-4 --warmup 100 --threads 1
+model=(--layers 4 --heads 4 --width 128 --lr 2e-3 --min-lr 2e-4 --warmup 50 --threads 1
        --backend libtorch --eval-batches 4)
 
 if [[ $WHAT == raft || $WHAT == all ]]; then
@@ -23,13 +23,13 @@ if [[ $WHAT == raft || $WHAT == all ]]; then
   # distractor).
   for cfg in "closed 0 0" "oracle 1 0" "raft 0.8 1"; do
     set -- $cfg
-    "$H" --project "$P" dataset --name "zoo-$1" --source "gen:api_zoo#${ZOO:-150}#1" \
-      --transform raft --p-oracle "$2" --distractors "$3" --split random --seed 1 \
-      --context 320 --batch 16 --preview 1 > "$OUT/dataset-zoo-$1.txt"
+    "$H" --project "$P" dataset --name "zoo-$1" --source "gen:api_zoo#${ZOO:-60}#1" \
+      --transform raft --p-oracle "$2" --distractors "$3" --split random --val-fraction 0.25 --seed 1 \
+      --context 256 --batch 8 --preview 1 > "$OUT/dataset-zoo-$1.txt"
   done
   train() {
     "$H" --project "$P" train --dataset "$P/datasets/zoo-$1" --name "zoo-$1" --out "$P/runs/zoo-$1" \
-      "${model[@]}" --context 320 --batch 16 --steps "$STEPS" --eval-interval 250 \
+      "${model[@]}" --context 256 --batch 8 --steps "$STEPS" --eval-interval 200 \
       > "$OUT/train-zoo-$1.txt" 2>&1
   }
   train closed & train oracle & wait
@@ -46,13 +46,13 @@ fi
 if [[ $WHAT == symbols || $WHAT == all ]]; then
   for labels in symbols natural; do
     "$H" --project "$P" dataset --name "tasks-$labels" --source "gen:class_tasks#300#1" \
-      --transform symbols --labels "$labels" --count 8000 --context 128 --batch 32 \
+      --transform symbols --labels "$labels" --count 8000 --context 96 --batch 16 \
       --preview 1 > "$OUT/dataset-tasks-$labels.txt"
   done
   train_sym() {
     "$H" --project "$P" train --dataset "$P/datasets/tasks-$1" --name "tasks-$1" \
-      --out "$P/runs/tasks-$1" "${model[@]}" --context 128 --batch 32 --steps "$STEPS" \
-      --eval-interval 250 > "$OUT/train-tasks-$1.txt" 2>&1
+      --out "$P/runs/tasks-$1" "${model[@]}" --context 96 --batch 16 --steps "$STEPS" \
+      --eval-interval 200 > "$OUT/train-tasks-$1.txt" 2>&1
   }
   train_sym symbols & train_sym natural & wait
   for run in symbols natural; do
@@ -65,9 +65,9 @@ fi
 
 if [[ $WHAT == linkbert || $WHAT == all ]]; then
   "$H" --project "$P" dataset --name links --source "gen:linked_docs#160#1" --transform linkbert \
-    --count 12000 --split random --seed 1 --context 256 --batch 16 --preview 1 \
+    --count 6000 --split random --seed 1 --context 192 --batch 16 --preview 1 \
     > "$OUT/dataset-links.txt"
   "$H" --project "$P" train --dataset "$P/datasets/links" --name links --out "$P/runs/links" \
-    "${model[@]}" --objective linkbert --context 256 --batch 16 --steps "$STEPS" \
-    --eval-interval 250 --eval-batches 16 2>&1 | tee "$OUT/train-links.txt" | tail -1
+    "${model[@]}" --objective linkbert --context 192 --batch 16 --steps "$STEPS" \
+    --eval-interval 200 2>&1 | tee "$OUT/train-links.txt" | tail -1
 fi

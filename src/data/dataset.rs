@@ -20,7 +20,7 @@ pub const DATASET_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceSpec {
     pub source: SourceKind,
-    /// Relative weight in the training mix (the shares are the weights over their sum).
+    /// How many times the source is seen per epoch: 1 once, 3 three times, 0.5 its first half.
     #[serde(default = "one")]
     pub weight: f64,
 }
@@ -168,8 +168,8 @@ pub struct DatasetRecipe {
     pub dedup: bool,
     pub split: SplitSpec,
     pub tokenizer: TokenizerKind,
-    /// Size of a training epoch: tokens for text, examples for the other transforms. `None`:
-    /// every source once, so the shares follow the sources' sizes unless weights differ.
+    /// Size of a training epoch: tokens for text, examples for the other transforms; the
+    /// weighted sources are scaled to fill it. `None`: each source `weight` times.
     pub epoch_size: Option<usize>,
     pub transform: TransformSpec,
 }
@@ -349,20 +349,22 @@ fn hash_of(text: &str) -> u64 {
     h.finish()
 }
 
-/// How many items each source contributes to an epoch of `total` items, following the weights.
+/// How many items each source contributes to an epoch: `weight` times its own size (1: once,
+/// 0.5: half of it, 3: three times), all scaled so the epoch holds `total` items when given.
 pub fn mix_counts(weights: &[f64], natural: &[usize], total: Option<usize>) -> Vec<usize> {
-    let total = total.unwrap_or_else(|| natural.iter().sum());
-    let sum: f64 = weights.iter().sum();
-    weights
+    let weighted: Vec<f64> = weights
         .iter()
         .zip(natural)
-        .map(|(w, &n)| {
-            if n == 0 {
-                0
-            } else {
-                ((w / sum) * total as f64).round() as usize
-            }
-        })
+        .map(|(w, &n)| w * n as f64)
+        .collect();
+    let sum: f64 = weighted.iter().sum();
+    let scale = match total {
+        Some(t) if sum > 0.0 => t as f64 / sum,
+        _ => 1.0,
+    };
+    weighted
+        .iter()
+        .map(|x| (x * scale).round() as usize)
         .collect()
 }
 
@@ -463,11 +465,12 @@ impl Dataset {
         // 4. Transform, tokenize, mix.
         let (tokenizer, content) = match &recipe.transform {
             TransformSpec::None => {
-                // Documents follow each other on new lines.
+                // Documents are separated by a newline (paragraphs end in one, so a blank
+                // line separates them).
                 let docs_text = |recs: &[Record]| -> String {
                     let mut s = String::new();
                     for r in recs {
-                        if !s.is_empty() && !s.ends_with('\n') {
+                        if !s.is_empty() {
                             s.push('\n');
                         }
                         s.push_str(&r.text());
@@ -805,13 +808,14 @@ mod tests {
         for leak in &leaks {
             assert!(leak.val_origin.contains(".txt:"), "{leak:?}");
         }
-        // Weights 1:3 over the natural total.
+        // Source b is seen three times per epoch, a once.
         let (e0, e1) = (ds.sources[0].epoch_tokens, ds.sources[1].epoch_tokens);
-        let share = e1 as f64 / (e0 + e1) as f64;
-        assert!((share - 0.75).abs() < 0.01, "share {share}");
-        assert!(
-            e1 > ds.sources[1].train_tokens,
-            "the small source is repeated"
+        assert_eq!(e0, ds.sources[0].train_tokens);
+        assert_eq!(e1, 3 * ds.sources[1].train_tokens);
+        assert_eq!(
+            mix_counts(&[1.0, 3.0], &[100, 50], Some(500)),
+            vec![200, 300],
+            "a fixed epoch keeps the weighted proportions"
         );
         let Content::Text { train, .. } = &ds.content else {
             panic!("text content")

@@ -35,7 +35,7 @@ impl DocSplit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Generator {
-    /// Generated story sentences, one document per paragraph.
+    /// Generated story sentences, one document per line.
     Stories,
     /// Invented functions with documentation, paraphrased instructions and calls.
     ApiZoo,
@@ -243,6 +243,7 @@ fn documents(path: &Path, text: &str, split: DocSplit) -> Vec<Record> {
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| Record::text_only(origin(i + 1), l))
             .collect(),
+        // A paragraph keeps its final newline, so joined documents keep the blank line.
         DocSplit::Paragraphs => {
             let mut out = Vec::new();
             let mut current: Vec<&str> = Vec::new();
@@ -250,7 +251,7 @@ fn documents(path: &Path, text: &str, split: DocSplit) -> Vec<Record> {
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     if !current.is_empty() {
-                        out.push(Record::text_only(origin(first), current.join("\n")));
+                        out.push(Record::text_only(origin(first), current.join("\n") + "\n"));
                         current.clear();
                     }
                 } else {
@@ -261,7 +262,7 @@ fn documents(path: &Path, text: &str, split: DocSplit) -> Vec<Record> {
                 }
             }
             if !current.is_empty() {
-                out.push(Record::text_only(origin(first), current.join("\n")));
+                out.push(Record::text_only(origin(first), current.join("\n") + "\n"));
             }
             out
         }
@@ -496,7 +497,7 @@ pub fn read_source(
                 Generator::Stories => documents(
                     Path::new("stories"),
                     &super::generated::story_text(*seed, *size),
-                    DocSplit::Paragraphs,
+                    DocSplit::Lines,
                 ),
                 Generator::ApiZoo => super::generators::api_zoo(*seed, *size),
                 Generator::ClassTasks => super::generators::class_tasks(*seed, *size),

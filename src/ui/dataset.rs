@@ -37,6 +37,8 @@ pub struct DatasetStats {
     pub steps_per_epoch: usize,
     /// The first training batch of a run with the draft's settings.
     pub rows: Vec<PreviewRow>,
+    /// Training examples longer than the context (their start is cut off).
+    pub too_long: usize,
     pub recipe: Option<RecipeStats>,
     /// The built dataset (for recipes), saved as it is by "Save dataset".
     pub built: Option<Arc<Dataset>>,
@@ -76,6 +78,8 @@ pub struct DatasetState {
     /// Where the builder's recipe was last saved, and the recipe saved there.
     saved: Option<(PathBuf, DatasetRecipe)>,
     pub message: Option<String>,
+    /// A path typed into the builder's "Path" field.
+    typed_path: String,
 }
 
 /// Builds the draft's data and its first batch (in the loading thread).
@@ -129,7 +133,13 @@ fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStat
     } else {
         Vec::new()
     };
+    let too_long = corpus
+        .examples_train
+        .iter()
+        .filter(|e| e.ids.len() > key.context + 1)
+        .count();
     Ok(DatasetStats {
+        too_long,
         n_chars: corpus.n_chars,
         vocab: corpus.tokenizer.vocab_size(),
         train_tokens: corpus.train.len(),
@@ -304,7 +314,11 @@ pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             });
         egui::ScrollArea::vertical()
             .id_salt("dataset_right")
-            .show(&mut cols[1], |ui| results_ui(app, &key, ui));
+            .show(&mut cols[1], |ui| {
+                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                    results_ui(app, &key, ui)
+                })
+            });
     });
 }
 
@@ -649,6 +663,30 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     if let Some(i) = removed {
         recipe.sources.remove(i);
     }
+    ui.horizontal(|ui| {
+        let label = ui.label("Path");
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut app.dataset.typed_path)
+                    .desired_width(240.0)
+                    .hint_text("a file or folder to add"),
+            )
+            .labelled_by(label.id);
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Add path").clicked() || enter) && !app.dataset.typed_path.trim().is_empty() {
+            let path = PathBuf::from(app.dataset.typed_path.trim());
+            app.dataset.typed_path.clear();
+            recipe.sources.push(SourceSpec::new(if path.is_dir() {
+                SourceKind::Folder {
+                    path,
+                    glob: "*.txt;*.md".to_string(),
+                    documents: DocSplit::Whole,
+                }
+            } else {
+                SourceKind::for_file(path)
+            }));
+        }
+    });
     ui.horizontal_wrapped(|ui| {
         if ui.button("Add file…").clicked() {
             pick = Some(Pick::SourceFile);
@@ -734,10 +772,15 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     if *recipe.as_ref() != before {
         *folder = None;
     }
-    let save = ui
-        .button("Save dataset")
-        .on_hover_text("Writes the recipe and its tokenizer under the project's datasets/ folder");
-    let save_clicked = save.clicked();
+    let save_clicked = ui
+        .horizontal(|ui| {
+            ui.button("Save dataset")
+                .on_hover_text(
+                    "Writes the recipe and its tokenizer under the project's datasets/ folder",
+                )
+                .clicked()
+        })
+        .inner;
     if let Some(m) = &app.dataset.message {
         ui.label(egui::RichText::new(m).weak());
     }
@@ -777,7 +820,10 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
             if state.loaded_for.as_ref() == Some(key)
                 && let Some(err) = &state.error
             {
-                ui.colored_label(ui.visuals().error_fg_color, err);
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("Cannot build the dataset: {err}"),
+                );
             } else {
                 let (stage, frac) = state.progress.lock().map(|p| p.clone()).unwrap_or_default();
                 ui.add(
@@ -846,7 +892,11 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
                     ui.label(&s.label);
                     ui.label(thousands(s.records));
                     ui.label(thousands(s.duplicates));
-                    ui.label(format!("{} / {}", s.train_records, s.val_records));
+                    if r.leakage.is_some() {
+                        ui.label(format!("{} / {}", s.train_records, s.val_records));
+                    } else {
+                        ui.label("by tokens");
+                    }
                     ui.label(thousands(s.train_tokens));
                     ui.label(format!(
                         "{} ({:.0}%)",
@@ -882,6 +932,19 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
     );
     if stats.rows.is_empty() {
         ui.label("Too little data for one batch at this context length.");
+    }
+    if stats.too_long > 0 {
+        let share = 100.0 * stats.too_long as f64
+            / stats.recipe.as_ref().map_or(1, |r| r.train.max(1)) as f64;
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "{} training examples ({share:.0}%) are longer than the context ({} tokens): \
+                 their start is cut off. Raise the context on the Run setup page.",
+                thousands(stats.too_long),
+                key.context
+            ),
+        );
     }
     for (i, row) in stats.rows.iter().enumerate() {
         egui::Frame::group(ui.style()).show(ui, |ui| {
