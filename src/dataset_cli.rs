@@ -344,7 +344,7 @@ pub fn report(ds: &Dataset, batch: usize, context: usize) -> String {
 }
 
 /// The first batch a run with this dataset would see, as marked text rows.
-pub fn preview_lines(ds: &Dataset, batch: usize, context: usize, rows: usize) -> Vec<String> {
+pub fn preview_lines(ds: Dataset, batch: usize, context: usize, rows: usize) -> Vec<String> {
     let mut spec = RunSpec::default();
     spec.train.batch_size = batch;
     spec.model.context = context;
@@ -371,17 +371,18 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
     })?;
     bar.finish_and_clear();
     print!("{}", report(&ds, args.batch, args.context));
-    if args.preview > 0 {
-        println!("first batch («» marks the tokens the loss is computed on):");
-        for line in preview_lines(&ds, args.batch, args.context, args.preview) {
-            println!("  {}", line.replace('\n', "\\n"));
-        }
-    }
     if !args.dry_run {
         let project = project.unwrap_or_else(crate::cli::default_project_dir);
         let dir = dataset::dataset_dir(&project, &recipe.name);
-        dataset::save(&dir, &ds).with_context(|| format!("cannot save {}", dir.display()))?;
+        dataset::save(&dir, &ds.recipe, &ds.tokenizer)
+            .with_context(|| format!("cannot save {}", dir.display()))?;
         println!("saved {}", dir.display());
+    }
+    if args.preview > 0 {
+        println!("first batch («» marks the tokens the loss is computed on):");
+        for line in preview_lines(ds, args.batch, args.context, args.preview) {
+            println!("  {}", line.replace('\n', "\\n"));
+        }
     }
     Ok(())
 }

@@ -268,3 +268,66 @@ fn fine_tune_from_a_finished_run_starts_from_its_weights() {
         summary.train_loss
     );
 }
+
+#[test]
+fn the_dataset_builder_mixes_sources_and_shows_the_first_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(
+        &notes,
+        "first note\n\nsecond note\n\nthird note\n\nfourth note\n",
+    )
+    .unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    // The tab (the page's heading has the same text).
+    harness.get_all_by_label("Dataset").next().unwrap().click();
+    harness.run_steps(2);
+    harness
+        .get_by_label("Builder: sources, mixing, transforms")
+        .click();
+    harness.run_steps(2);
+    harness.get_by_label("Path").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_label("Path")
+        .type_text(&notes.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Add path").click();
+    harness.run_steps(2);
+    let sources = |app: &StudioApp| match &app.project.file.draft.data.source {
+        hearth::data::DataSource::Dataset { recipe, .. } => recipe.sources.len(),
+        _ => 0,
+    };
+    assert_eq!(
+        sources(harness.state()),
+        2,
+        "built-in stories plus the file"
+    );
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the dataset statistics",
+        |app| {
+            app.dataset
+                .stats
+                .as_ref()
+                .is_some_and(|s| s.recipe.as_ref().is_some_and(|r| r.sources.len() == 2))
+        },
+    );
+    // The source's box and its row of statistics.
+    assert!(harness.get_all_by_label_contains("notes.txt").count() >= 2);
+    harness.get_by_label("First batch, as the model sees it");
+    harness.get_by_label("row 1");
+    // A transform the sources cannot feed: the error names the record and the field.
+    if let hearth::data::DataSource::Dataset { recipe, .. } =
+        &mut harness.state_mut().project.file.draft.data.source
+    {
+        recipe.transform = hearth::data::dataset::TransformSpec::Raft {
+            options: Default::default(),
+        };
+    }
+    step_until(&mut harness, Duration::from_secs(60), "the error", |app| {
+        app.dataset.error.is_some()
+    });
+    harness.get_by_label_contains("no field \"document\"");
+}

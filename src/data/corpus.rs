@@ -210,7 +210,7 @@ impl Corpus {
         if let DataSource::Dataset { recipe, folder } = &spec.source {
             let saved = folder.as_deref().and_then(super::dataset::saved_tokenizer);
             let ds = super::Dataset::build(recipe, saved, &|_, _| {})?;
-            return Ok(Self::from_dataset(&ds, specials));
+            return Ok(Self::from_dataset(ds, specials));
         }
         let (text, examples) = source_text(&spec.source)?;
         let tokenizer =
@@ -244,7 +244,7 @@ impl Corpus {
     }
 
     /// The corpus of a built dataset: its token streams, and its examples or pairs.
-    pub fn from_dataset(ds: &super::Dataset, specials: bool) -> Self {
+    pub fn from_dataset(ds: super::Dataset, specials: bool) -> Self {
         use super::dataset::Content;
         let tokenizer = if specials && !ds.tokenizer.has_specials() {
             ds.tokenizer.clone().with_specials(true)
@@ -263,9 +263,11 @@ impl Corpus {
             relations_val: Vec::new(),
         };
         match &ds.content {
-            Content::Text { train, val } => {
-                corpus.train = train.clone();
-                corpus.val = val.clone();
+            Content::Text { .. } => {
+                if let Content::Text { train, val } = ds.content {
+                    corpus.train = train;
+                    corpus.val = val;
+                }
             }
             Content::Examples { train, val } => {
                 let encode = |examples: &[super::record::TextExample]| -> Vec<Example> {
@@ -415,7 +417,7 @@ impl Corpus {
         if let DataSource::Dataset { recipe, .. } = &spec.source {
             let specials = tokenizer.has_specials();
             let ds = super::Dataset::build(recipe, Some(tokenizer), &|_, _| {})?;
-            return Ok(Self::from_dataset(&ds, specials));
+            return Ok(Self::from_dataset(ds, specials));
         }
         let (text, examples) = source_text(&spec.source)?;
         let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);

@@ -428,12 +428,12 @@ impl Dataset {
             let mut seen = std::collections::HashSet::new();
             for (recs, st) in per_source.iter_mut().zip(&mut stats) {
                 let before = recs.len();
-                recs.retain(|r| seen.insert(hash_of(&r.text())));
+                recs.retain(|r| seen.insert(hash_of(&r.text_ref())));
                 st.duplicates = before - recs.len();
             }
         }
         for (recs, st) in per_source.iter().zip(&mut stats) {
-            st.chars = recs.iter().map(|r| r.text().len()).sum();
+            st.chars = recs.iter().map(|r| r.text_ref().len()).sum();
         }
         let text_stream = matches!(recipe.transform, TransformSpec::None);
         // 3. Split by document (a contiguous text split happens on tokens, below).
@@ -446,13 +446,13 @@ impl Dataset {
             }
             _ => None,
         };
-        for (i, recs) in per_source.iter().enumerate() {
+        for (i, recs) in per_source.into_iter().enumerate() {
             let (train, val) = if token_split {
-                (recs.clone(), Vec::new())
+                (recs, Vec::new())
             } else if let Some((field, task)) = &held_out {
-                transforms::split_by_task(recs, field, task)
+                transforms::split_by_task(&recs, field, task)
             } else {
-                split_records(recs, &recipe.split, i as u64)
+                split_records(&recs, &recipe.split, i as u64)
             };
             stats[i].train_records = train.len();
             stats[i].val_records = val.len();
@@ -466,19 +466,32 @@ impl Dataset {
         let (tokenizer, content) = match &recipe.transform {
             TransformSpec::None => {
                 // Documents are separated by a newline (paragraphs end in one, so a blank
-                // line separates them).
-                let docs_text = |recs: &[Record]| -> String {
+                // line separates them). Records are consumed: a large file is not copied.
+                let docs_text = |recs: Vec<Record>| -> String {
+                    if recs.len() == 1 {
+                        return recs
+                            .into_iter()
+                            .next()
+                            .map(Record::into_text)
+                            .unwrap_or_default();
+                    }
                     let mut s = String::new();
                     for r in recs {
                         if !s.is_empty() {
                             s.push('\n');
                         }
-                        s.push_str(&r.text());
+                        s.push_str(&r.text_ref());
                     }
                     s
                 };
-                let train_text: Vec<String> = train_recs.iter().map(|r| docs_text(r)).collect();
-                let val_text: Vec<String> = val_recs.iter().map(|r| docs_text(r)).collect();
+                let train_text: Vec<String> = std::mem::take(&mut train_recs)
+                    .into_iter()
+                    .map(docs_text)
+                    .collect();
+                let val_text: Vec<String> = std::mem::take(&mut val_recs)
+                    .into_iter()
+                    .map(docs_text)
+                    .collect();
                 progress("fitting the tokenizer", 1.0);
                 let tokenizer = tokenizer.unwrap_or_else(|| {
                     let texts: Vec<&str> = train_text
@@ -491,8 +504,9 @@ impl Dataset {
                 progress("tokenizing", 1.0);
                 let mut train_ids: Vec<Vec<u32>> = Vec::with_capacity(n_sources);
                 let mut val = Vec::new();
-                for (t, v) in train_text.iter().zip(&val_text) {
-                    let mut ids = encode_chunked(&tokenizer, t);
+                for (t, v) in train_text.into_iter().zip(&val_text) {
+                    let mut ids = encode_chunked(&tokenizer, &t);
+                    drop(t);
                     if token_split {
                         let n_train = ((ids.len() as f64) * (1.0 - recipe.split.val_fraction))
                             .round() as usize;
@@ -505,11 +519,16 @@ impl Dataset {
                 }
                 let natural: Vec<usize> = train_ids.iter().map(Vec::len).collect();
                 let counts = mix_counts(&weights, &natural, recipe.epoch_size);
-                let mut train = Vec::with_capacity(counts.iter().sum());
-                for ((ids, &count), st) in train_ids.iter().zip(&counts).zip(&mut stats) {
+                let mut train: Vec<u32> = Vec::new();
+                for ((ids, &count), st) in train_ids.into_iter().zip(&counts).zip(&mut stats) {
                     st.train_tokens = ids.len();
                     st.epoch_tokens = count;
-                    train.extend(cycle_take(ids, count));
+                    if train.is_empty() && count == ids.len() {
+                        // A source seen once is used as it is, not copied.
+                        train = ids;
+                    } else {
+                        train.extend(cycle_take(&ids, count));
+                    }
                 }
                 (tokenizer, Content::Text { train, val })
             }
@@ -622,7 +641,11 @@ impl Dataset {
 /// Encodes a long text in line-aligned pieces (bounded working memory for BPE).
 fn encode_chunked(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
     const PIECE: usize = 1 << 20;
-    let mut out = Vec::new();
+    // Reserved once: growing by doubling would hold two copies of a large corpus at once.
+    let mut out = Vec::with_capacity(match tokenizer.kind() {
+        TokenizerKind::Bpe { .. } => text.len() / 3,
+        _ => text.len(),
+    });
     let mut rest = text;
     while !rest.is_empty() {
         let mut end = rest.len().min(PIECE);
@@ -726,10 +749,10 @@ fn transform_examples(
 
 /// Saves a built dataset's recipe and tokenizer into `dir` (created); files are written under
 /// temporary names and renamed, so a failed save leaves what was there.
-pub fn save(dir: &Path, dataset: &Dataset) -> std::io::Result<()> {
+pub fn save(dir: &Path, recipe: &DatasetRecipe, tokenizer: &Tokenizer) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    write_json(&dir.join(TOKENIZER_FILE), &dataset.tokenizer)?;
-    write_json(&dir.join(DATASET_FILE), &dataset.recipe)
+    write_json(&dir.join(TOKENIZER_FILE), tokenizer)?;
+    write_json(&dir.join(DATASET_FILE), recipe)
 }
 
 /// Writes pretty JSON under a temporary name, then renames it into place.

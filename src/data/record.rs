@@ -40,8 +40,26 @@ impl Record {
     /// The values of every field joined by newlines: what the model reads when no transform
     /// gives the record a structure.
     pub fn text(&self) -> String {
-        let values: Vec<&str> = self.fields.iter().map(|(_, v)| v.as_str()).collect();
-        values.join("\n")
+        self.text_ref().into_owned()
+    }
+
+    /// [`Record::text`] without a copy when the record has a single field.
+    pub fn text_ref(&self) -> std::borrow::Cow<'_, str> {
+        match self.fields.as_slice() {
+            [(_, v)] => std::borrow::Cow::Borrowed(v.as_str()),
+            fields => {
+                let values: Vec<&str> = fields.iter().map(|(_, v)| v.as_str()).collect();
+                std::borrow::Cow::Owned(values.join("\n"))
+            }
+        }
+    }
+
+    /// The text, taking the single field's value out instead of copying it.
+    pub fn into_text(mut self) -> String {
+        if self.fields.len() == 1 {
+            return self.fields.pop().map(|(_, v)| v).unwrap_or_default();
+        }
+        self.text()
     }
 }
 

@@ -233,9 +233,10 @@ fn count_newlines(bytes: &[u8]) -> usize {
 }
 
 /// Cuts a file's text into documents; `origin` of each is `path:first line`.
-fn documents(path: &Path, text: &str, split: DocSplit) -> Vec<Record> {
+fn documents(path: &Path, text: String, split: DocSplit) -> Vec<Record> {
     let origin = |line: usize| format!("{}:{line}", path.display());
     match split {
+        // The text moves into the record (a large file is not copied).
         DocSplit::Whole => vec![Record::text_only(origin(1), text)],
         DocSplit::Lines => text
             .lines()
@@ -442,7 +443,7 @@ pub fn read_source(
 ) -> Result<Vec<Record>, SourceError> {
     match source {
         SourceKind::Text { path, documents: d } => {
-            Ok(documents(path, &read_text_streaming(path, progress)?, *d))
+            Ok(documents(path, read_text_streaming(path, progress)?, *d))
         }
         SourceKind::Folder {
             path,
@@ -454,7 +455,7 @@ pub fn read_source(
             let mut out = Vec::new();
             for (i, file) in files.iter().enumerate() {
                 let text = read_text_streaming(file, &|_, _| {})?;
-                let mut docs = documents(file, &text, *d);
+                let mut docs = documents(file, text, *d);
                 // A document of a folder is titled by its file name (for links between them).
                 if *d == DocSplit::Whole {
                     let stem = file
@@ -496,7 +497,7 @@ pub fn read_source(
             let records = match generator {
                 Generator::Stories => documents(
                     Path::new("stories"),
-                    &super::generated::story_text(*seed, *size),
+                    super::generated::story_text(*seed, *size),
                     DocSplit::Lines,
                 ),
                 Generator::ApiZoo => super::generators::api_zoo(*seed, *size),

@@ -40,8 +40,8 @@ pub struct DatasetStats {
     /// Training examples longer than the context (their start is cut off).
     pub too_long: usize,
     pub recipe: Option<RecipeStats>,
-    /// The built dataset (for recipes), saved as it is by "Save dataset".
-    pub built: Option<Arc<Dataset>>,
+    /// The recipe built and its tokenizer, saved as they are by "Save dataset".
+    pub built: Option<Arc<(DatasetRecipe, crate::data::Tokenizer)>>,
 }
 
 /// Everything the statistics and preview depend on.
@@ -104,11 +104,12 @@ fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStat
                 epoch_tokens: ds.epoch_tokens(),
             };
             let steps = ds.steps_per_epoch(key.batch, key.context);
+            let built = Arc::new((ds.recipe.clone(), ds.tokenizer.clone()));
             (
-                Corpus::from_dataset(&ds, specials),
+                Corpus::from_dataset(ds, specials),
                 Some(stats),
                 steps,
-                Some(Arc::new(ds)),
+                Some(built),
             )
         }
         _ => {
@@ -793,11 +794,11 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .stats
             .as_ref()
             .and_then(|s| s.built.clone())
-            .filter(|ds| ds.recipe == recipe);
+            .filter(|built| built.0 == recipe);
         app.dataset.message = Some(match built {
             None => "The dataset is still building (or has an error): save when it is ready."
                 .to_string(),
-            Some(ds) => match dataset::save(&dir, &ds) {
+            Some(built) => match dataset::save(&dir, &built.0, &built.1) {
                 Ok(()) => {
                     *folder = Some(dir.clone());
                     app.dataset.saved = Some((dir.clone(), recipe));
