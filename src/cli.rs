@@ -131,7 +131,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     };
     backend.set_threads(crate::train::backend::default_threads());
     let device = backend.device().map_err(anyhow::Error::msg)?;
-    let corpus = Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
+    // The run's own tokenizer: the one its checkpoints were trained with.
+    let corpus = match crate::project::store::read_tokenizer(&args.run) {
+        Some(tokenizer) => Corpus::load_with(&spec.data, tokenizer)?,
+        None => Corpus::load_for(&spec.data, spec.objective.needs_specials())?,
+    };
     let model = crate::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
         .try_load_file(&checkpoint)
         .with_context(|| format!("cannot load {}", checkpoint.display()))?;

@@ -396,6 +396,44 @@ fn masked_objective_learns_to_fill_in_characters() {
     );
 }
 
+/// A BPE vocabulary is trained once, saved with the dataset, and the run (and so its
+/// checkpoints) uses exactly that tokenizer.
+#[test]
+fn a_saved_bpe_tokenizer_is_reused_by_runs() {
+    use hearth::data::dataset::{self, Dataset, DatasetRecipe, SourceSpec};
+    use hearth::data::sources::{Generator, SourceKind};
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = DatasetRecipe {
+        sources: vec![SourceSpec::new(SourceKind::Generated {
+            generator: Generator::Stories,
+            seed: 5,
+            size: 30_000,
+        })],
+        tokenizer: hearth::data::TokenizerKind::Bpe { vocab_size: 320 },
+        ..DatasetRecipe::default()
+    };
+    let built = Dataset::build(&recipe, None, &|_, _| {}).unwrap();
+    let folder = dir.path().join("datasets/stories");
+    dataset::save(&folder, &built.recipe, &built.tokenizer).unwrap();
+    let mut spec = small_spec(BackendKind::Flex, 4);
+    spec.data.source = hearth::data::DataSource::Dataset {
+        recipe: Box::new(recipe),
+        folder: Some(folder.clone()),
+    };
+    let run = dir.path().join("run");
+    let handle = spawn_run(spec, &run, None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(120));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{:?}",
+        events.last()
+    );
+    let saved = hearth::data::dataset::saved_tokenizer(&folder).unwrap();
+    let used = hearth::project::store::read_tokenizer(&run).unwrap();
+    assert_eq!(used, saved, "the run trained with the dataset's tokenizer");
+    assert_eq!(used.base_size(), 320);
+}
+
 /// LinkBERT on generated linked documents: the joint loss falls and the relation accuracy is
 /// reported from the relation head.
 #[test]

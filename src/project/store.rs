@@ -526,6 +526,12 @@ impl RunStore {
 }
 
 /// Reads `spec.json` of a run folder.
+/// The tokenizer a run saved (`tokenizer.json`), if it has one that reads.
+pub fn read_tokenizer(dir: &Path) -> Option<crate::data::Tokenizer> {
+    let text = std::fs::read_to_string(dir.join("tokenizer.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 pub fn read_spec(dir: &Path) -> Result<RunSpec, StoreError> {
     let path = dir.join(RunStore::SPEC_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {

@@ -337,9 +337,16 @@ impl Worker {
             Some(init) => Some(load_base(init, &spec)?),
             None => None,
         };
-        let corpus = match &base {
-            Some(base) => Corpus::load_with(&spec.data, base.tokenizer.clone()),
-            None => Corpus::load_for(&spec.data, spec.objective.needs_specials()),
+        // A resumed run keeps the tokenizer it was saved with (a BPE vocabulary is not trained
+        // again); a fine-tune takes its base run's.
+        let saved = self
+            .resume
+            .as_ref()
+            .and_then(|_| crate::project::store::read_tokenizer(self.store.dir()));
+        let corpus = match (&base, saved) {
+            (Some(base), _) => Corpus::load_with(&spec.data, base.tokenizer.clone()),
+            (None, Some(tokenizer)) => Corpus::load_with(&spec.data, tokenizer),
+            (None, None) => Corpus::load_for(&spec.data, spec.objective.needs_specials()),
         }
         .map_err(|e| Halt::Failed(e.to_string()))?;
         if spec.objective.kind == ObjectiveKind::LinkBert && !corpus.is_relations() {

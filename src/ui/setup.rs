@@ -210,7 +210,7 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                             })
                             .response
                     });
-                    if o.kind == ObjectiveKind::Masked {
+                    if matches!(o.kind, ObjectiveKind::Masked | ObjectiveKind::LinkBert) {
                         row(ui, errors, "Mask rate", "objective.mask_rate", |ui| {
                             ui.add(
                                 egui::DragValue::new(&mut o.mask_rate)
