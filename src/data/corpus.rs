@@ -47,9 +47,10 @@ impl DataSource {
                 format!("prompt/response pairs in {}", path.display())
             }
             DataSource::Dataset { recipe, .. } => format!(
-                "dataset {} ({} sources, {})",
+                "dataset {} ({} source{}, {})",
                 recipe.name,
                 recipe.sources.len(),
+                if recipe.sources.len() == 1 { "" } else { "s" },
                 recipe.transform.label()
             ),
         }

@@ -172,6 +172,13 @@ impl DatasetState {
             .flatten()
     }
 
+    /// The error of the last load of `data`, if it failed.
+    pub fn error_for(&self, data: &DataSpec) -> Option<String> {
+        (self.loaded_for.as_ref()?.data == *data)
+            .then(|| self.error.clone())
+            .flatten()
+    }
+
     /// Collects finished loads and dialogs, and starts a load when `key` changed.
     pub fn poll(&mut self, key: &PreviewKey) {
         if let Some((pick, rx)) = &self.picking

@@ -33,11 +33,14 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     // Errors are shown live as values change, not only after a refused start.
     let live_errors = app.project.file.draft.validate();
     let vocab = app.dataset.vocab_for(&app.project.file.draft);
+    let data_error = app.dataset.error_for(&app.project.file.draft.data);
+    let data_label = format!("Data: {}", app.project.file.draft.data.source.describe());
     let spec = &mut app.project.file.draft;
     let errors = &live_errors;
     let mut start_clicked = false;
     let mut reset_clicked = false;
     ui.heading("Run setup");
+    ui.label(egui::RichText::new(data_label).weak());
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.columns(2, |cols| {
             let ui = &mut cols[0];
@@ -93,9 +96,19 @@ pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                             mem as f64 / 1e6
                         ));
                     }
-                    None => {
-                        ui.label("Parameter count appears once the dataset is read.");
-                    }
+                    None => match &data_error {
+                        Some(err) => {
+                            ui.colored_label(
+                                ui.visuals().error_fg_color,
+                                format!(
+                                    "The dataset cannot be built (see the Dataset page): {err}"
+                                ),
+                            );
+                        }
+                        None => {
+                            ui.label("Parameter count appears once the dataset is read.");
+                        }
+                    },
                 }
             }
 
