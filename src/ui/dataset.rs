@@ -661,6 +661,55 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     };
     let before = recipe.as_ref().clone();
     let mut pick = None;
+    // Saved datasets of the project (read when the list opens).
+    let mut opened: Option<PathBuf> = None;
+    ui.horizontal(|ui| {
+        let label = ui.label("Saved datasets");
+        egui::ComboBox::from_id_salt("saved_datasets")
+            .selected_text(match folder.as_ref() {
+                Some(f) => f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                None => "open a saved dataset".to_string(),
+            })
+            .show_ui(ui, |ui| {
+                let mut dirs: Vec<PathBuf> = std::fs::read_dir(project_dir.join("datasets"))
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| p.join(dataset::DATASET_FILE).exists())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                dirs.sort();
+                if dirs.is_empty() {
+                    ui.label("None yet: Save dataset puts one here.");
+                }
+                for dir in dirs {
+                    let name = dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if ui.selectable_label(false, name).clicked() {
+                        opened = Some(dir);
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    let opened = opened.and_then(|dir| match DatasetRecipe::load(&dir) {
+        Ok(saved) => {
+            *recipe = Box::new(saved);
+            Some(dir)
+        }
+        Err(e) => {
+            app.dataset.message = Some(format!("Cannot open: {e}"));
+            None
+        }
+    });
+    ui.add_space(4.0);
     ui.label(egui::RichText::new("Sources").strong());
     let mut removed = None;
     for (i, s) in recipe.sources.iter_mut().enumerate() {
@@ -779,6 +828,10 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     // A recipe edited after it was saved no longer matches the saved tokenizer.
     if *recipe.as_ref() != before {
         *folder = None;
+    }
+    if let Some(dir) = opened {
+        // An opened dataset reuses its saved tokenizer.
+        *folder = Some(dir);
     }
     let save_clicked = ui
         .horizontal(|ui| {
