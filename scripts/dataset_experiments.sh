@@ -70,4 +70,5 @@ if [[ $WHAT == linkbert || $WHAT == all ]]; then
   "$H" --project "$P" train --dataset "$P/datasets/links" --name links --out "$P/runs/links" \
     "${model[@]}" --objective linkbert --context 192 --batch 16 --steps "$STEPS" \
     --eval-interval 200 2>&1 | tee "$OUT/train-links.txt" | tail -1
+  "$H" eval --run "$P/runs/links" 2>/dev/null | tail -1 | tee "$OUT/linkbert.txt"
 fi

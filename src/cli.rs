@@ -139,6 +139,16 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let model = crate::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
         .try_load_file(&checkpoint)
         .with_context(|| format!("cannot load {}", checkpoint.display()))?;
+    if spec.objective.kind == crate::objective::ObjectiveKind::LinkBert {
+        let (acc, per, n) =
+            crate::train::steps::relation_accuracy(&model, &corpus, spec.model.context, &device);
+        eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        println!(
+            "relation_acc={acc:.4} next_acc={:.4} random_acc={:.4} linked_acc={:.4} pairs={n}",
+            per[0], per[1], per[2]
+        );
+        return Ok(());
+    }
     if let Some((what, examples)) = variant_examples(&spec, args, &corpus.tokenizer)? {
         let encoded: Vec<crate::data::corpus::Example> = examples
             .iter()

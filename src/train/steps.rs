@@ -406,6 +406,58 @@ pub fn retrieval_eval(
     Some(retrieval(&sims, queries.len(), candidates.len()))
 }
 
+/// Relation accuracy of a LinkBERT model over every validation pair (inputs unmasked): overall
+/// and per relation (next, random, linked), with the number of pairs.
+pub fn relation_accuracy(
+    model: &Gpt,
+    corpus: &Corpus,
+    context: usize,
+    device: &Device,
+) -> (f64, [f64; 3], usize) {
+    let tok = &corpus.tokenizer;
+    let sp = |s| i64::from(tok.special(s).expect("LinkBERT reserves special tokens"));
+    let (cls, sep, pad) = (sp(Special::Cls), sp(Special::Sep), sp(Special::Pad));
+    let half = context.saturating_sub(3) / 2;
+    let (mut hits, mut counts) = ([0usize; 3], [0usize; 3]);
+    for chunk in corpus.relations_val.chunks(64) {
+        let mut rows = Vec::with_capacity(chunk.len() * context);
+        for p in chunk {
+            let start = rows.len();
+            rows.push(cls);
+            rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.resize(start + context, pad);
+        }
+        let n = chunk.len();
+        let padding: Vec<bool> = rows.iter().map(|&t| t == pad).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [n, context]), device);
+        let hidden = model.hidden(
+            tokens_tensor(rows, n, context, device),
+            AttentionMode::Bidirectional,
+            Some(padding),
+        );
+        let Some(logits) = model.relation_logits(hidden) else {
+            break;
+        };
+        let predicted = logits.argmax(1).into_data().convert::<i64>();
+        let predicted = predicted.as_slice::<i64>().unwrap_or_default();
+        for (p, &guess) in chunk.iter().zip(predicted) {
+            let r = usize::from(p.relation);
+            counts[r] += 1;
+            hits[r] += usize::from(guess == i64::from(p.relation));
+        }
+    }
+    let total: usize = counts.iter().sum();
+    let per = [0, 1, 2].map(|r| hits[r] as f64 / counts[r].max(1) as f64);
+    (
+        hits.iter().sum::<usize>() as f64 / total.max(1) as f64,
+        per,
+        total,
+    )
+}
+
 /// Share of `examples` (the first `limit`) whose answer greedy decoding reproduces exactly:
 /// the model continues each prompt until it writes a newline (or the answer's length plus a
 /// few tokens), and the text must equal the answer.
