@@ -153,12 +153,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         let encoded: Vec<crate::data::corpus::Example> = examples
             .iter()
             .take(args.limit)
-            .map(|e| {
-                let mut ids = corpus.tokenizer.encode(&e.prompt);
-                let prompt_len = ids.len();
-                ids.extend(corpus.tokenizer.encode(&e.answer));
-                crate::data::corpus::Example { ids, prompt_len }
-            })
+            .map(|e| crate::data::corpus::Example::encode(&corpus.tokenizer, &e.prompt, &e.answer))
             .collect();
         let em =
             crate::train::steps::exact_match(&model, &corpus, &encoded, encoded.len(), &device);

@@ -93,6 +93,16 @@ pub struct Example {
     pub prompt_len: usize,
 }
 
+impl Example {
+    /// Tokenizes a prompt and the answer that follows it.
+    pub fn encode(tokenizer: &Tokenizer, prompt: &str, answer: &str) -> Self {
+        let mut ids = tokenizer.encode(prompt);
+        let prompt_len = ids.len();
+        ids.extend(tokenizer.encode(answer));
+        Self { ids, prompt_len }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(transparent)]
@@ -208,14 +218,26 @@ impl Corpus {
 
     /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
     pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
+        Self::load_inner(spec, None, specials)
+    }
+
+    /// Loads `spec` with `tokenizer`, or fits one (with specials when `specials`).
+    fn load_inner(
+        spec: &DataSpec,
+        tokenizer: Option<Tokenizer>,
+        specials: bool,
+    ) -> Result<Self, DataError> {
         if let DataSource::Dataset { recipe, folder } = &spec.source {
-            let saved = folder.as_deref().and_then(super::dataset::saved_tokenizer);
-            let ds = super::Dataset::build(recipe, saved, &|_, _| {})?;
+            // A given tokenizer wins over the one saved with the dataset.
+            let tokenizer =
+                tokenizer.or_else(|| folder.as_deref().and_then(super::dataset::saved_tokenizer));
+            let ds = super::Dataset::build(recipe, tokenizer, &|_, _| {})?;
             return Ok(Self::from_dataset(ds, specials));
         }
         let (text, examples) = source_text(&spec.source)?;
-        let tokenizer =
-            Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some());
+        let tokenizer = tokenizer.unwrap_or_else(|| {
+            Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some())
+        });
         let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
         if let Some(examples) = examples {
             corpus.set_examples(&examples, spec.val_fraction);
@@ -228,13 +250,11 @@ impl Corpus {
         let examples: Vec<Example> = pairs
             .iter()
             .map(|(prompt, response)| {
-                let prompt_ids = self.tokenizer.encode(&format!("{prompt}\n"));
-                let mut ids = prompt_ids.clone();
-                ids.extend(self.tokenizer.encode(&format!("{response}\n")));
-                Example {
-                    prompt_len: prompt_ids.len(),
-                    ids,
-                }
+                Example::encode(
+                    &self.tokenizer,
+                    &format!("{prompt}\n"),
+                    &format!("{response}\n"),
+                )
             })
             .collect();
         let n_val = ((examples.len() as f64 * val_fraction).round() as usize)
@@ -274,12 +294,7 @@ impl Corpus {
                 let encode = |examples: &[super::record::TextExample]| -> Vec<Example> {
                     examples
                         .iter()
-                        .map(|e| {
-                            let mut ids = corpus.tokenizer.encode(&e.prompt);
-                            let prompt_len = ids.len();
-                            ids.extend(corpus.tokenizer.encode(&e.answer));
-                            Example { ids, prompt_len }
-                        })
+                        .map(|e| Example::encode(&corpus.tokenizer, &e.prompt, &e.answer))
                         .collect()
                 };
                 corpus.examples_train = encode(train);
@@ -339,6 +354,19 @@ impl Corpus {
             Split::Train => &self.relations_train,
             Split::Val => &self.relations_val,
         };
+        let chosen: Vec<&RelationExample> = (0..batch_size)
+            .map(|_| &pairs[rng.random_range(0..pairs.len())])
+            .collect();
+        self.relation_rows(&chosen, context)
+    }
+
+    /// Rows `[cls] a [sep] b [sep]` of `pairs`, each segment cut to half the context and the
+    /// row padded to `context`, and the relation of each row.
+    pub fn relation_rows(
+        &self,
+        pairs: &[&RelationExample],
+        context: usize,
+    ) -> (Vec<i64>, Vec<i64>) {
         let sp = |s| {
             i64::from(
                 self.tokenizer
@@ -352,10 +380,8 @@ impl Corpus {
             sp(super::Special::Pad),
         );
         let half = context.saturating_sub(3) / 2;
-        let mut rows = Vec::with_capacity(batch_size * context);
-        let mut labels = Vec::with_capacity(batch_size);
-        for _ in 0..batch_size {
-            let p = &pairs[rng.random_range(0..pairs.len())];
+        let mut rows = Vec::with_capacity(pairs.len() * context);
+        for p in pairs {
             let row_start = rows.len();
             rows.push(cls);
             rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
@@ -363,8 +389,8 @@ impl Corpus {
             rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
             rows.push(sep);
             rows.resize(row_start + context, pad);
-            labels.push(i64::from(p.relation));
         }
+        let labels = pairs.iter().map(|p| i64::from(p.relation)).collect();
         (rows, labels)
     }
 
@@ -415,17 +441,8 @@ impl Corpus {
 
     /// Loads `spec`'s text with an existing tokenizer (fine-tuning keeps its base run's).
     pub fn load_with(spec: &DataSpec, tokenizer: Tokenizer) -> Result<Self, DataError> {
-        if let DataSource::Dataset { recipe, .. } = &spec.source {
-            let specials = tokenizer.has_specials();
-            let ds = super::Dataset::build(recipe, Some(tokenizer), &|_, _| {})?;
-            return Ok(Self::from_dataset(ds, specials));
-        }
-        let (text, examples) = source_text(&spec.source)?;
-        let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
-        if let Some(examples) = examples {
-            corpus.set_examples(&examples, spec.val_fraction);
-        }
-        Ok(corpus)
+        let specials = tokenizer.has_specials();
+        Self::load_inner(spec, Some(tokenizer), specials)
     }
 
     fn with_tokenizer(text: &str, tokenizer: Tokenizer, val_fraction: f64) -> Self {

@@ -209,6 +209,31 @@ fn masked_loss(
     (logits, loss, labels)
 }
 
+/// Bidirectional hidden states of LinkBERT `inputs` (the `rows`, possibly masked), no query
+/// attending to the rows' padding.
+fn relation_hidden(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    rows: &[i64],
+    inputs: Vec<i64>,
+    context: usize,
+    device: &Device,
+) -> Tensor<3> {
+    let pad = i64::from(
+        tokenizer
+            .special(Special::Pad)
+            .expect("LinkBERT reserves [pad]"),
+    );
+    let n = rows.len() / context;
+    let padding: Vec<bool> = rows.iter().map(|&t| t == pad).collect();
+    let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [n, context]), device);
+    model.hidden(
+        tokens_tensor(inputs, n, context, device),
+        AttentionMode::Bidirectional,
+        Some(padding),
+    )
+}
+
 /// LinkBERT: masked tokens over `[cls] a [sep] b [sep]` rows plus the relation of each row.
 /// Returns `(total loss, relation logits, relation labels)`.
 fn linkbert_loss(
@@ -223,14 +248,7 @@ fn linkbert_loss(
     let tok = &data.corpus.tokenizer;
     let (rows, relations) = data.corpus.sample_relation_batch(split, b, ctx, rng);
     let (inputs, labels) = masked::mask_tokens(&rows, ctx, tok, spec.objective.mask_rate, rng);
-    let pad = i64::from(tok.special(Special::Pad).expect("LinkBERT reserves [pad]"));
-    let padding: Vec<bool> = rows.iter().map(|&t| t == pad).collect();
-    let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, ctx]), device);
-    let hidden = model.hidden(
-        tokens_tensor(inputs, b, ctx, device),
-        AttentionMode::Bidirectional,
-        Some(padding),
-    );
+    let hidden = relation_hidden(model, tok, &rows, inputs, ctx, device);
     let relation_logits = model
         .relation_logits(hidden.clone())
         .expect("a LinkBERT run's model has a relation head");
@@ -414,29 +432,17 @@ pub fn relation_accuracy(
     context: usize,
     device: &Device,
 ) -> (f64, [f64; 3], usize) {
-    let tok = &corpus.tokenizer;
-    let sp = |s| i64::from(tok.special(s).expect("LinkBERT reserves special tokens"));
-    let (cls, sep, pad) = (sp(Special::Cls), sp(Special::Sep), sp(Special::Pad));
-    let half = context.saturating_sub(3) / 2;
     let (mut hits, mut counts) = ([0usize; 3], [0usize; 3]);
     for chunk in corpus.relations_val.chunks(64) {
-        let mut rows = Vec::with_capacity(chunk.len() * context);
-        for p in chunk {
-            let start = rows.len();
-            rows.push(cls);
-            rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
-            rows.push(sep);
-            rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
-            rows.push(sep);
-            rows.resize(start + context, pad);
-        }
-        let n = chunk.len();
-        let padding: Vec<bool> = rows.iter().map(|&t| t == pad).collect();
-        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [n, context]), device);
-        let hidden = model.hidden(
-            tokens_tensor(rows, n, context, device),
-            AttentionMode::Bidirectional,
-            Some(padding),
+        let pairs: Vec<&crate::data::RelationExample> = chunk.iter().collect();
+        let (rows, _) = corpus.relation_rows(&pairs, context);
+        let hidden = relation_hidden(
+            model,
+            &corpus.tokenizer,
+            &rows,
+            rows.clone(),
+            context,
+            device,
         );
         let Some(logits) = model.relation_logits(hidden) else {
             break;
@@ -591,14 +597,10 @@ pub fn evaluate(
             for _ in 0..batches {
                 let (loss, logits, labels) = linkbert_loss(model, data, Split::Val, rng, device);
                 total += f64::from(loss.into_scalar::<f32>());
-                let predicted = logits.argmax(1).into_data().convert::<i64>();
-                let predicted = predicted.as_slice::<i64>().unwrap_or_default();
-                correct += predicted
-                    .iter()
-                    .zip(&labels)
-                    .filter(|(p, l)| p == l)
-                    .count();
-                n += labels.len();
+                let rows = labels.len();
+                let (c, chosen) = masked::accuracy(logits.reshape([rows, 1, 3]), &labels);
+                correct += c;
+                n += chosen;
             }
             extra.push((
                 "val_relation_acc".to_string(),
