@@ -297,7 +297,7 @@ fn set<T>(field: &mut T, value: Option<T>) {
 }
 
 /// A multi-line report of a built dataset: sizes, per-source statistics, leakage.
-pub fn report(ds: &Dataset, batch: usize, context: usize) -> String {
+pub fn report(ds: &Dataset) -> String {
     let mut out = String::new();
     let (train, val, unit) = ds.sizes();
     out.push_str(&format!(
@@ -308,9 +308,8 @@ pub fn report(ds: &Dataset, batch: usize, context: usize) -> String {
         ds.tokenizer.vocab_size()
     ));
     out.push_str(&format!(
-        "train {train} {unit}, validation {val} {unit}; {} tokens per epoch = {} steps at batch {batch}, context {context}\n",
-        ds.epoch_tokens(),
-        ds.steps_per_epoch(batch, context)
+        "train {train} {unit}, validation {val} {unit}; {} tokens per epoch\n",
+        ds.epoch_tokens()
     ));
     for s in &ds.sources {
         out.push_str(&format!(
@@ -343,19 +342,19 @@ pub fn report(ds: &Dataset, batch: usize, context: usize) -> String {
     out
 }
 
-/// The first batch a run with this dataset would see, as marked text rows.
-pub fn preview_lines(ds: Dataset, batch: usize, context: usize, rows: usize) -> Vec<String> {
+/// The corpus a run with this dataset trains on, and a spec with `batch` and `context` (and
+/// the LinkBERT objective for LinkBERT pairs).
+fn run_view(ds: Dataset, batch: usize, context: usize) -> (Corpus, RunSpec) {
     let mut spec = RunSpec::default();
     spec.train.batch_size = batch;
     spec.model.context = context;
     if matches!(ds.content, Content::Relations { .. }) {
         spec.objective.kind = crate::objective::ObjectiveKind::LinkBert;
     }
-    let corpus = Corpus::from_dataset(ds, spec.objective.needs_specials());
-    crate::data::preview::first_batch(&corpus, &spec, rows)
-        .iter()
-        .map(|r| r.marked_text())
-        .collect()
+    (
+        Corpus::from_dataset(ds, spec.objective.needs_specials()),
+        spec,
+    )
 }
 
 /// `hearth dataset`.
@@ -370,7 +369,7 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
         bar.set_message(stage.to_string());
     })?;
     bar.finish_and_clear();
-    print!("{}", report(&ds, args.batch, args.context));
+    print!("{}", report(&ds));
     if !args.dry_run {
         let project = project.unwrap_or_else(crate::cli::default_project_dir);
         let dir = dataset::dataset_dir(&project, &recipe.name);
@@ -378,10 +377,17 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
             .with_context(|| format!("cannot save {}", dir.display()))?;
         println!("saved {}", dir.display());
     }
+    let (corpus, spec) = run_view(ds, args.batch, args.context);
+    println!(
+        "{} steps per epoch at batch {}, context {}",
+        corpus.steps_per_epoch(args.batch, args.context),
+        args.batch,
+        args.context
+    );
     if args.preview > 0 {
         println!("first batch («» marks the tokens the loss is computed on):");
-        for line in preview_lines(ds, args.batch, args.context, args.preview) {
-            println!("  {}", line.replace('\n', "\\n"));
+        for row in crate::data::preview::first_batch(&corpus, &spec, args.preview) {
+            println!("  {}", row.marked_text().replace('\n', "\\n"));
         }
     }
     Ok(())

@@ -337,6 +337,19 @@ impl Corpus {
         corpus
     }
 
+    /// Optimizer steps in one epoch of the training split: examples (or pairs) over the batch
+    /// size, or tokens over batch size times context for text.
+    pub fn steps_per_epoch(&self, batch_size: usize, context: usize) -> usize {
+        let (items, per_step) = if self.is_relations() {
+            (self.relations_train.len(), batch_size)
+        } else if self.is_instructions() {
+            (self.examples_train.len(), batch_size)
+        } else {
+            (self.train.len(), batch_size * context)
+        };
+        items.div_ceil(per_step.max(1))
+    }
+
     pub fn is_relations(&self) -> bool {
         !self.relations_train.is_empty()
     }

@@ -626,16 +626,6 @@ impl Dataset {
             Content::Relations { train, val } => (train.len(), val.len(), "pairs"),
         }
     }
-
-    /// Optimizer steps in one epoch at this batch size and context.
-    pub fn steps_per_epoch(&self, batch_size: usize, context: usize) -> usize {
-        let (train, _, _) = self.sizes();
-        let per_step = match self.content {
-            Content::Text { .. } => batch_size * context,
-            _ => batch_size,
-        };
-        train.div_ceil(per_step.max(1))
-    }
 }
 
 /// Encodes a long text in line-aligned pieces (bounded working memory for BPE).
@@ -847,7 +837,8 @@ mod tests {
         // Rebuilding the recipe gives the same dataset.
         let again = Dataset::build(&recipe, None, &|_, _| {}).unwrap();
         assert_eq!(again.content, ds.content);
-        assert_eq!(ds.steps_per_epoch(4, 8), train.len().div_ceil(32));
+        let steps = crate::data::Corpus::from_dataset(ds.clone(), false).steps_per_epoch(4, 8);
+        assert_eq!(steps, train.len().div_ceil(32));
     }
 
     #[test]

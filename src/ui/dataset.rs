@@ -27,21 +27,35 @@ pub struct RecipeStats {
     pub epoch_tokens: usize,
 }
 
-/// What the page knows about the draft's data.
+/// What the page knows about the draft's data (built in the loading thread).
 #[derive(Debug, Clone)]
 pub struct DatasetStats {
     pub n_chars: usize,
     pub vocab: usize,
     pub train_tokens: usize,
     pub val_tokens: usize,
-    pub steps_per_epoch: usize,
-    /// The first training batch of a run with the draft's settings.
-    pub rows: Vec<PreviewRow>,
-    /// Training examples longer than the context (their start is cut off).
-    pub too_long: usize,
     pub recipe: Option<RecipeStats>,
     /// The recipe built and its tokenizer, saved as they are by "Save dataset".
     pub built: Option<Arc<(DatasetRecipe, crate::data::Tokenizer)>>,
+    /// The corpus the first-batch preview is drawn from.
+    corpus: Arc<Corpus>,
+}
+
+/// The first batch and the epoch at the draft's batch size and context (derived from the
+/// loaded corpus, so changing them rebuilds nothing).
+#[derive(Debug, Clone)]
+pub struct BatchPreview {
+    pub rows: Vec<PreviewRow>,
+    pub steps_per_epoch: usize,
+    /// Training examples longer than the context (their start is cut off).
+    pub too_long: usize,
+}
+
+/// What a build depends on: the data and whether the objective reserves special tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataKey {
+    pub data: DataSpec,
+    pub specials: bool,
 }
 
 /// Everything the statistics and preview depend on.
@@ -52,6 +66,15 @@ pub struct PreviewKey {
     pub batch: usize,
     pub context: usize,
     pub seed: u64,
+}
+
+impl PreviewKey {
+    fn data_key(&self) -> DataKey {
+        DataKey {
+            data: self.data.clone(),
+            specials: self.objective.needs_specials(),
+        }
+    }
 }
 
 /// What a file dialog was opened for.
@@ -65,11 +88,13 @@ enum Pick {
 
 #[derive(Default)]
 pub struct DatasetState {
-    /// The key the stats (or error) describe.
-    pub loaded_for: Option<PreviewKey>,
+    /// The data the stats (or error) describe.
+    pub loaded_for: Option<DataKey>,
     pub stats: Option<DatasetStats>,
     pub error: Option<String>,
-    loading: Option<(PreviewKey, Receiver<Result<DatasetStats, String>>)>,
+    loading: Option<(DataKey, Receiver<Result<DatasetStats, String>>)>,
+    /// The preview of the loaded corpus at the key's batch, context, seed and objective.
+    preview: Option<(PreviewKey, BatchPreview)>,
     /// Stage and fraction of the build in progress.
     progress: Arc<Mutex<(String, f64)>>,
     picking: Option<(Pick, Receiver<Option<PathBuf>>)>,
@@ -82,15 +107,14 @@ pub struct DatasetState {
     typed_path: String,
 }
 
-/// Builds the draft's data and its first batch (in the loading thread).
-fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, String> {
+/// Builds the draft's data (in the loading thread).
+fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, String> {
     let report = |stage: &str, frac: f64| {
         if let Ok(mut p) = progress.lock() {
             *p = (stage.to_string(), frac);
         }
     };
-    let specials = key.objective.needs_specials();
-    let (corpus, recipe, steps, built) = match &key.data.source {
+    let (corpus, recipe, built) = match &key.data.source {
         DataSource::Dataset { recipe, folder } => {
             let saved = folder.as_deref().and_then(dataset::saved_tokenizer);
             let ds = Dataset::build(recipe, saved, &report).map_err(|e| e.to_string())?;
@@ -103,26 +127,32 @@ fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStat
                 unit,
                 epoch_tokens: ds.epoch_tokens(),
             };
-            let steps = ds.steps_per_epoch(key.batch, key.context);
             let built = Arc::new((ds.recipe.clone(), ds.tokenizer.clone()));
             (
-                Corpus::from_dataset(ds, specials),
+                Corpus::from_dataset(ds, key.specials),
                 Some(stats),
-                steps,
                 Some(built),
             )
         }
         _ => {
             report("reading", 0.0);
-            let corpus = Corpus::load_for(&key.data, specials).map_err(|e| e.to_string())?;
-            let steps = corpus
-                .train
-                .len()
-                .div_ceil((key.batch * key.context).max(1));
-            (corpus, None, steps, None)
+            let corpus = Corpus::load_for(&key.data, key.specials).map_err(|e| e.to_string())?;
+            (corpus, None, None)
         }
     };
-    report("first batch", 1.0);
+    Ok(DatasetStats {
+        n_chars: corpus.n_chars,
+        vocab: corpus.tokenizer.vocab_size(),
+        train_tokens: corpus.train.len(),
+        val_tokens: corpus.val.len(),
+        recipe,
+        built,
+        corpus: Arc::new(corpus),
+    })
+}
+
+/// The first batch of a run with `key`'s settings on `corpus`.
+fn batch_preview(corpus: &Corpus, key: &PreviewKey) -> BatchPreview {
     let mut spec = crate::project::RunSpec::default();
     spec.data = key.data.clone();
     spec.objective = key.objective.clone();
@@ -130,26 +160,19 @@ fn load(key: &PreviewKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStat
     spec.train.seed = key.seed;
     spec.model.context = key.context;
     let rows = if corpus.check_context(key.context).is_ok() || corpus.is_instructions() {
-        first_batch(&corpus, &spec, 8)
+        first_batch(corpus, &spec, 8)
     } else {
         Vec::new()
     };
-    let too_long = corpus
-        .examples_train
-        .iter()
-        .filter(|e| e.ids.len() > key.context + 1)
-        .count();
-    Ok(DatasetStats {
-        too_long,
-        n_chars: corpus.n_chars,
-        vocab: corpus.tokenizer.vocab_size(),
-        train_tokens: corpus.train.len(),
-        val_tokens: corpus.val.len(),
-        steps_per_epoch: steps,
+    BatchPreview {
         rows,
-        recipe,
-        built,
-    })
+        steps_per_epoch: corpus.steps_per_epoch(key.batch, key.context),
+        too_long: corpus
+            .examples_train
+            .iter()
+            .filter(|e| e.ids.len() > key.context + 1)
+            .count(),
+    }
 }
 
 impl DatasetState {
@@ -157,17 +180,20 @@ impl DatasetState {
         self.loading.is_some() || self.picking.is_some()
     }
 
-    /// Stats for `key` when they are loaded and current.
-    pub fn stats_for(&self, key: &PreviewKey) -> Option<&DatasetStats> {
-        (self.loaded_for.as_ref() == Some(key))
-            .then_some(self.stats.as_ref())
-            .flatten()
+    /// Stats and preview for `key` when they are loaded and current.
+    pub fn stats_for(&self, key: &PreviewKey) -> Option<(&DatasetStats, &BatchPreview)> {
+        let (for_key, preview) = self.preview.as_ref()?;
+        (for_key == key).then_some(())?;
+        Some((self.stats.as_ref()?, preview))
     }
 
     /// The vocabulary of the last load of `spec`'s data and objective (whatever the batch).
     pub fn vocab_for(&self, spec: &crate::project::RunSpec) -> Option<usize> {
-        let key = self.loaded_for.as_ref()?;
-        (key.data == spec.data && key.objective.needs_specials() == spec.objective.needs_specials())
+        let key = DataKey {
+            data: spec.data.clone(),
+            specials: spec.objective.needs_specials(),
+        };
+        (self.loaded_for.as_ref() == Some(&key))
             .then(|| self.stats.as_ref().map(|s| s.vocab))
             .flatten()
     }
@@ -179,7 +205,8 @@ impl DatasetState {
             .flatten()
     }
 
-    /// Collects finished loads and dialogs, and starts a load when `key` changed.
+    /// Collects finished loads and dialogs, starts a load when the data changed, and redraws
+    /// the preview when only the batch, context, seed or objective changed.
     pub fn poll(&mut self, key: &PreviewKey) {
         if let Some((pick, rx)) = &self.picking
             && let Ok(choice) = rx.try_recv()
@@ -201,18 +228,24 @@ impl DatasetState {
                     self.error = Some(err);
                 }
             }
+            self.preview = None;
             self.loading = None;
         }
-        let current = self.loaded_for.as_ref() == Some(key)
-            || self.loading.as_ref().is_some_and(|(k, _)| k == key);
-        if !current && self.loading.is_none() {
+        let data_key = key.data_key();
+        if self.loaded_for.as_ref() == Some(&data_key) {
+            if let Some(stats) = &self.stats
+                && self.preview.as_ref().is_none_or(|(k, _)| k != key)
+            {
+                self.preview = Some((key.clone(), batch_preview(&stats.corpus, key)));
+            }
+        } else if self.loading.is_none() {
             let (tx, rx) = channel();
-            let for_key = key.clone();
+            let for_key = data_key.clone();
             let progress = Arc::clone(&self.progress);
             std::thread::spawn(move || {
                 let _ = tx.send(load(&for_key, &progress));
             });
-            self.loading = Some((key.clone(), rx));
+            self.loading = Some((data_key, rx));
         }
     }
 
@@ -875,10 +908,10 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
 fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
     let state = &app.dataset;
-    let stats = match state.stats_for(key) {
-        Some(stats) => stats,
+    let (stats, preview) = match state.stats_for(key) {
+        Some(found) => found,
         None => {
-            if state.loaded_for.as_ref() == Some(key)
+            if state.loaded_for.as_ref() == Some(&key.data_key())
                 && let Some(err) = &state.error
             {
                 ui.colored_label(
@@ -924,7 +957,7 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
             ui.label("Epoch");
             ui.label(format!(
                 "{} steps at batch {} and context {}",
-                thousands(stats.steps_per_epoch),
+                thousands(preview.steps_per_epoch),
                 key.batch,
                 key.context
             ));
@@ -991,23 +1024,23 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
         )
         .weak(),
     );
-    if stats.rows.is_empty() {
+    if preview.rows.is_empty() {
         ui.label("Too little data for one batch at this context length.");
     }
-    if stats.too_long > 0 {
-        let share = 100.0 * stats.too_long as f64
+    if preview.too_long > 0 {
+        let share = 100.0 * preview.too_long as f64
             / stats.recipe.as_ref().map_or(1, |r| r.train.max(1)) as f64;
         ui.colored_label(
             ui.visuals().warn_fg_color,
             format!(
                 "{} training examples ({share:.0}%) are longer than the context ({} tokens): \
                  their start is cut off. Raise the context on the Run setup page.",
-                thousands(stats.too_long),
+                thousands(preview.too_long),
                 key.context
             ),
         );
     }
-    for (i, row) in stats.rows.iter().enumerate() {
+    for (i, row) in preview.rows.iter().enumerate() {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
             let mut job = egui::text::LayoutJob::default();
