@@ -96,7 +96,8 @@ fn variant_examples(
         }
         (TransformSpec::Symbols { recipe: r }, _, Some(labels)) => {
             let options = SymbolOptions {
-                mode: crate::dataset_cli::label_mode(labels),
+                mode: crate::data::transforms::LabelMode::parse(labels)
+                    .expect("clap checked the name"),
                 seed: r.options.seed ^ 0xe7a1,
                 ..r.options.clone()
             };

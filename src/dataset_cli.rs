@@ -5,7 +5,7 @@ use crate::data::dataset::{
     self, Content, Dataset, DatasetRecipe, SourceSpec, SplitMode, TransformSpec,
 };
 use crate::data::sources::{DocSplit, Generator, SourceKind};
-use crate::data::transforms::{DistractorMode, RaftOptions, SftOptions};
+use crate::data::transforms::{DistractorMode, LabelMode, RaftOptions, SftOptions};
 use crate::data::{Corpus, DataSource, TokenizerKind};
 use crate::project::RunSpec;
 use anyhow::{Context, Result, bail};
@@ -257,7 +257,7 @@ impl DatasetArgs {
                 set(&mut r.held_out_task, self.held_out.clone());
                 set(&mut r.train_prompts, self.count);
                 if let Some(l) = &self.labels {
-                    r.options.mode = label_mode(l);
+                    r.options.mode = LabelMode::parse(l).expect("clap checked the name");
                 }
             }
             TransformSpec::LinkBert { recipe: r } => {
@@ -277,16 +277,6 @@ pub fn transform_name(t: &TransformSpec) -> &'static str {
         TransformSpec::Raft { .. } => "raft",
         TransformSpec::Symbols { .. } => "symbols",
         TransformSpec::LinkBert { .. } => "linkbert",
-    }
-}
-
-/// Parses a symbol-tuning label mode name.
-pub fn label_mode(name: &str) -> crate::data::transforms::LabelMode {
-    use crate::data::transforms::LabelMode;
-    match name {
-        "natural" => LabelMode::Natural,
-        "flipped" => LabelMode::Flipped,
-        _ => LabelMode::Symbols,
     }
 }
 

@@ -432,6 +432,18 @@ fn a_saved_bpe_tokenizer_is_reused_by_runs() {
     let used = hearth::project::store::read_tokenizer(&run).unwrap();
     assert_eq!(used, saved, "the run trained with the dataset's tokenizer");
     assert_eq!(used.base_size(), 320);
+    // A recipe edited since it was saved fits its own tokenizer.
+    let mut edited = built.recipe.clone();
+    edited.tokenizer = hearth::data::TokenizerKind::Bpe { vocab_size: 300 };
+    let data = hearth::data::DataSpec {
+        source: hearth::data::DataSource::Dataset {
+            recipe: Box::new(edited),
+            folder: Some(folder.clone()),
+        },
+        ..hearth::data::DataSpec::default()
+    };
+    let corpus = hearth::data::Corpus::load(&data).unwrap();
+    assert_eq!(corpus.tokenizer.base_size(), 300);
 }
 
 /// LinkBERT on generated linked documents: the joint loss falls and the relation accuracy is

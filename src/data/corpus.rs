@@ -21,7 +21,8 @@ pub enum DataSource {
     /// A dataset recipe (see [`super::dataset`]), kept whole so the run can rebuild it.
     Dataset {
         recipe: Box<super::DatasetRecipe>,
-        /// The project folder it was saved in; its tokenizer is reused from there.
+        /// The project folder it was saved in; its tokenizer is reused from there while the
+        /// recipe is the one saved.
         #[serde(default)]
         folder: Option<PathBuf>,
     },
@@ -229,8 +230,11 @@ impl Corpus {
     ) -> Result<Self, DataError> {
         if let DataSource::Dataset { recipe, folder } = &spec.source {
             // A given tokenizer wins over the one saved with the dataset.
-            let tokenizer =
-                tokenizer.or_else(|| folder.as_deref().and_then(super::dataset::saved_tokenizer));
+            let tokenizer = tokenizer.or_else(|| {
+                folder
+                    .as_deref()
+                    .and_then(|dir| super::dataset::saved_tokenizer_for(dir, recipe))
+            });
             let ds = super::Dataset::build(recipe, tokenizer, &|_, _| {})?;
             return Ok(Self::from_dataset(ds, specials));
         }

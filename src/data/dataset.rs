@@ -759,6 +759,13 @@ pub fn saved_tokenizer(dir: &Path) -> Option<Tokenizer> {
     serde_json::from_str(&text).ok()
 }
 
+/// The tokenizer saved in `dir` when `dir` holds exactly `recipe` (a recipe edited since it was
+/// saved fits its own tokenizer).
+pub fn saved_tokenizer_for(dir: &Path, recipe: &DatasetRecipe) -> Option<Tokenizer> {
+    let saved = DatasetRecipe::load(dir).ok()?;
+    (saved == *recipe).then(|| saved_tokenizer(dir)).flatten()
+}
+
 /// Where a dataset named `name` is saved in a project.
 pub fn dataset_dir(project: &Path, name: &str) -> PathBuf {
     let safe: String = name

@@ -392,6 +392,18 @@ pub enum LabelMode {
     Flipped,
 }
 
+impl LabelMode {
+    /// Parses `natural`, `symbols` or `flipped`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "natural" => Some(LabelMode::Natural),
+            "symbols" => Some(LabelMode::Symbols),
+            "flipped" => Some(LabelMode::Flipped),
+            _ => None,
+        }
+    }
+}
+
 /// Options of [`symbol_prompts`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -116,7 +116,9 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
     };
     let (corpus, recipe, built) = match &key.data.source {
         DataSource::Dataset { recipe, folder } => {
-            let saved = folder.as_deref().and_then(dataset::saved_tokenizer);
+            let saved = folder
+                .as_deref()
+                .and_then(|dir| dataset::saved_tokenizer_for(dir, recipe));
             let ds = Dataset::build(recipe, saved, &report).map_err(|e| e.to_string())?;
             let (train, val, unit) = ds.sizes();
             let stats = RecipeStats {
@@ -692,7 +694,6 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     let DataSource::Dataset { recipe, folder } = &mut app.project.file.draft.data.source else {
         return;
     };
-    let before = recipe.as_ref().clone();
     let mut pick = None;
     // Saved datasets of the project (read when the list opens).
     let mut opened: Option<PathBuf> = None;
@@ -858,10 +859,6 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ui.colored_label(ui.visuals().error_fg_color, err.to_string());
     }
     ui.add_space(6.0);
-    // A recipe edited after it was saved no longer matches the saved tokenizer.
-    if *recipe.as_ref() != before {
-        *folder = None;
-    }
     if let Some(dir) = opened {
         // An opened dataset reuses its saved tokenizer.
         *folder = Some(dir);
