@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/hearth/target
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bench libtorch flex train-shakespeare
+.PHONY: run test bench libtorch flex headless train-shakespeare
 run:
 	$(ENV) cargo run --bin hearth
 
@@ -16,6 +16,10 @@ bench:
 libtorch:
 	$(ENV) python -c "import torch; print('torch', torch.__version__, torch.__file__)"
 
-# Pure-Rust build without LibTorch (Flex backend only).
+# Pure-Rust build without LibTorch (Flex backend only), with the studio.
 flex:
-	cargo run --no-default-features --bin hearth
+	cargo run --no-default-features --features studio --bin hearth
+
+# Headless command line: LibTorch, no studio, no GUI library linked (for cluster nodes).
+headless:
+	$(ENV) cargo build --no-default-features --features libtorch --bin hearth

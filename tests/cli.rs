@@ -10,7 +10,7 @@ fn hearth() -> Command {
 fn train_prints_the_final_line_and_writes_a_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("text.txt");
-    std::fs::write(&data, hearth::data::generated::story_text(5, 30_000)).unwrap();
+    std::fs::write(&data, hearth_engine::data::generated::story_text(5, 30_000)).unwrap();
     let out_dir = dir.path().join("run");
     let out = hearth()
         .args(["train", "--data"])
@@ -69,8 +69,93 @@ fn train_prints_the_final_line_and_writes_a_run_folder() {
     assert_eq!(fields[1], "step=30");
     let val: f64 = fields[3].trim_start_matches("val_loss=").parse().unwrap();
     assert!(val.is_finite() && val > 0.0);
-    let entry = hearth::project::RunEntry::load(&out_dir).unwrap();
+    let entry = hearth_engine::project::RunEntry::load(&out_dir).unwrap();
     assert_eq!(entry.last_step.map(|(s, _)| s), Some(30));
+
+    // The run's final checkpoint evaluates headless on the whole validation split.
+    let out = hearth()
+        .args(["eval", "--backend", "flex", "--threads", "1", "--run"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("val_loss=") && last.contains(" windows="),
+        "last line: {last}"
+    );
+}
+
+#[test]
+fn a_headless_run_uses_every_core_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let out = hearth()
+        .args(["train", "--layers", "1", "--heads", "2", "--width", "16"])
+        .args(["--context", "8", "--batch", "2", "--steps", "2"])
+        .args(["--eval-batches", "1", "--backend", "flex", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entry = hearth_engine::project::RunEntry::load(&out_dir).unwrap();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert_eq!(
+        entry.spec.train.threads, cores,
+        "all cores, not all but one"
+    );
+}
+
+#[test]
+fn choices_are_listed_and_checked_by_the_parser() {
+    let out = hearth().args(["train", "-h"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let objectives: Vec<String> = hearth_engine::objective::ObjectiveKind::all()
+        .iter()
+        .map(|k| k.name().to_string())
+        .collect();
+    assert!(
+        help.contains(&format!("[possible values: {}]", objectives.join(", "))),
+        "every registered objective is listed: {help}"
+    );
+    assert!(
+        help.contains("[possible values: libtorch, libtorch-cuda, flex]"),
+        "{help}"
+    );
+    let out = hearth()
+        .args(["train", "--objective", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'nope'") && stderr.contains("next-token"),
+        "{stderr}"
+    );
+    let out = hearth().args(["eval", "-h"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("[possible values: no-document, right-document, distractors-only, edited]")
+            && help.contains("[possible values: natural, symbols, flipped]"),
+        "{help}"
+    );
+    let out = hearth().args(["dataset", "-h"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("[possible values: none, sft, raft, symbols, linkbert]")
+            && help.contains("[possible values: contiguous, random]"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -142,7 +227,7 @@ fn dataset_builds_headless_trains_and_a_bad_source_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("project");
     let notes = dir.path().join("notes.txt");
-    std::fs::write(&notes, hearth::data::generated::story_text(2, 4_000)).unwrap();
+    std::fs::write(&notes, hearth_engine::data::generated::story_text(2, 4_000)).unwrap();
     let out = hearth()
         .arg("--project")
         .arg(&project)

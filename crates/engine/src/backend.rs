@@ -1,0 +1,131 @@
+//! Backends a run can train on, chosen per run at run time.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// Where a run computes; on the command line and in spec files `libtorch`, `libtorch-cuda` and
+/// `flex`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// LibTorch on the CPU (the primary backend).
+    #[default]
+    Libtorch,
+    /// LibTorch on the first CUDA GPU.
+    LibtorchCuda,
+    /// Burn's pure-Rust CPU backend: needs no system library.
+    Flex,
+}
+
+impl BackendKind {
+    /// Every backend, built in or not, in the order the studio lists them.
+    pub const ALL: [BackendKind; 3] = [
+        BackendKind::Libtorch,
+        BackendKind::LibtorchCuda,
+        BackendKind::Flex,
+    ];
+
+    /// The name used on the command line and in spec files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Libtorch => "libtorch",
+            BackendKind::LibtorchCuda => "libtorch-cuda",
+            BackendKind::Flex => "flex",
+        }
+    }
+
+    /// The name shown in the studio and in a run's device line.
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Libtorch => "LibTorch CPU",
+            BackendKind::LibtorchCuda => "LibTorch CUDA",
+            BackendKind::Flex => "Flex (pure Rust)",
+        }
+    }
+
+    /// Whether this build and machine can run the backend.
+    pub fn is_available(self) -> bool {
+        match self {
+            BackendKind::Flex => true,
+            #[cfg(feature = "libtorch")]
+            BackendKind::Libtorch => true,
+            #[cfg(feature = "libtorch")]
+            BackendKind::LibtorchCuda => tch::Cuda::is_available(),
+            #[cfg(not(feature = "libtorch"))]
+            BackendKind::Libtorch | BackendKind::LibtorchCuda => false,
+        }
+    }
+
+    /// The backends this build and machine can run, in [`BackendKind::ALL`] order.
+    pub fn available() -> Vec<BackendKind> {
+        Self::ALL.into_iter().filter(|b| b.is_available()).collect()
+    }
+
+    /// The default for new runs: LibTorch when built in, otherwise Flex.
+    pub fn preferred() -> Self {
+        if BackendKind::Libtorch.is_available() {
+            BackendKind::Libtorch
+        } else {
+            BackendKind::Flex
+        }
+    }
+
+    /// The device (without autodiff). Errors when the backend is not available here.
+    #[allow(deprecated)] // burn marks its LibTorch backend deprecated; it remains the fastest CPU path here.
+    pub fn device(self) -> Result<Device, String> {
+        if !self.is_available() {
+            return Err(format!(
+                "backend {} is not available in this build or on this machine",
+                self.name()
+            ));
+        }
+        Ok(match self {
+            BackendKind::Flex => Device::flex(),
+            #[cfg(feature = "libtorch")]
+            BackendKind::Libtorch => Device::libtorch(),
+            #[cfg(feature = "libtorch")]
+            BackendKind::LibtorchCuda => Device::libtorch_cuda(0),
+            #[cfg(not(feature = "libtorch"))]
+            _ => unreachable!("checked by is_available"),
+        })
+    }
+
+    /// Sets the intra-op thread count for work issued from the calling thread. LibTorch keeps
+    /// this per thread (OpenMP), so each run worker sets its own.
+    pub fn set_threads(self, threads: usize) {
+        #[cfg(feature = "libtorch")]
+        if matches!(self, BackendKind::Libtorch | BackendKind::LibtorchCuda) {
+            tch::set_num_threads(threads.max(1) as i32);
+        }
+        let _ = threads;
+    }
+}
+
+/// The cores this process may use (2 when the system does not say).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Threads a run uses by default: all cores but one, so the studio keeps a core.
+pub fn default_threads() -> usize {
+    available_cores().saturating_sub(1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn command_line_names_are_the_spec_file_names() {
+        for b in BackendKind::ALL {
+            let value = b.to_possible_value().expect("no backend is hidden");
+            assert_eq!(value.get_name(), b.name());
+            let json = serde_json::to_string(&b).unwrap();
+            assert_eq!(json, format!("\"{}\"", b.name()));
+        }
+        assert_eq!(BackendKind::value_variants(), BackendKind::ALL);
+    }
+}

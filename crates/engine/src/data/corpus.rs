@@ -1,0 +1,696 @@
+//! A text source turned into a tokenized train/val split, and the random batches drawn from it.
+
+use super::generated;
+use super::tokenizer::{Tokenizer, TokenizerKind};
+use rand::Rng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Label of a position that is not predicted (no loss, not counted in accuracy).
+pub const IGNORE: i64 = -1;
+
+/// Where a dataset's text comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// Built-in generated sentences (see [`generated::story_text`]).
+    Generated {
+        /// Seed of the generator.
+        seed: u64,
+        /// Characters generated.
+        n_chars: usize,
+    },
+    /// A UTF-8 text file.
+    TextFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Instruction data: JSONL `{"prompt": .., "response": ..}` or TSV `prompt<TAB>response`.
+    /// Each example is `prompt \n response \n`; the loss covers the response only.
+    PromptResponse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A dataset recipe (see [`super::dataset`]), kept whole so the run can rebuild it.
+    Dataset {
+        /// The recipe.
+        recipe: Box<super::DatasetRecipe>,
+        /// The project folder it was saved in; its tokenizer is reused from there while the
+        /// recipe is the one saved.
+        #[serde(default)]
+        folder: Option<PathBuf>,
+    },
+}
+
+impl Default for DataSource {
+    fn default() -> Self {
+        DataSource::Generated {
+            seed: 1,
+            n_chars: 200_000,
+        }
+    }
+}
+
+impl DataSource {
+    /// A one-line description for run lists and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Generated { seed, n_chars } => {
+                format!("generated stories ({n_chars} chars, seed {seed})")
+            }
+            DataSource::TextFile { path } => path.display().to_string(),
+            DataSource::PromptResponse { path } => {
+                format!("prompt/response pairs in {}", path.display())
+            }
+            DataSource::Dataset { recipe, .. } => format!(
+                "dataset {} ({} source{}, {})",
+                recipe.name,
+                recipe.sources.len(),
+                if recipe.sources.len() == 1 { "" } else { "s" },
+                recipe.transform.label()
+            ),
+        }
+    }
+}
+
+/// What a run trains on: a source, a tokenizer and the validation share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataSpec {
+    /// Where the text comes from.
+    pub source: DataSource,
+    /// The tokenizer fitted to it (a dataset source uses its recipe's instead).
+    pub tokenizer: TokenizerKind,
+    /// The last `val_fraction` of the text is validation (contiguous, as nanoGPT splits).
+    pub val_fraction: f64,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        Self {
+            source: DataSource::default(),
+            tokenizer: TokenizerKind::Char,
+            val_fraction: 0.1,
+        }
+    }
+}
+
+/// One LinkBERT pair: segment tokens and the relation class (see
+/// [`super::record::Relation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationExample {
+    /// Tokens of segment A.
+    pub a: Vec<u32>,
+    /// Tokens of segment B.
+    pub b: Vec<u32>,
+    /// The relation's class id.
+    pub relation: u8,
+}
+
+/// One instruction example: its tokens and how many of them are prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Prompt tokens, then answer tokens.
+    pub ids: Vec<u32>,
+    /// How many of `ids` are prompt (not trained on).
+    pub prompt_len: usize,
+}
+
+impl Example {
+    /// Tokenizes a prompt and the answer that follows it.
+    pub fn encode(tokenizer: &Tokenizer, prompt: &str, answer: &str) -> Self {
+        let mut ids = tokenizer.encode(prompt);
+        let prompt_len = ids.len();
+        ids.extend(tokenizer.encode(answer));
+        Self { ids, prompt_len }
+    }
+}
+
+/// Why a run's data cannot load.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A pairs file (prompt/response data) is unreadable or malformed.
+    #[error(transparent)]
+    Pairs(#[from] super::pairs::PairsError),
+    /// A file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// A text file is not UTF-8.
+    #[error("{path}:{line}: invalid UTF-8 at byte {byte_offset}")]
+    InvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Line of the first invalid byte (from 1).
+        line: usize,
+        /// Offset of the first invalid byte.
+        byte_offset: usize,
+    },
+    /// A text file has no bytes.
+    #[error("{path}: the file is empty")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A dataset recipe does not build.
+    #[error(transparent)]
+    Dataset(#[from] super::dataset::DatasetError),
+    /// A split holds fewer tokens than one window of the context.
+    #[error("{what}: {tokens} tokens is too short for context {context} (needs at least {needed})")]
+    TooShort {
+        /// Which split (`train split`, `validation split`).
+        what: String,
+        /// Tokens it holds.
+        tokens: usize,
+        /// The model's context length.
+        context: usize,
+        /// Tokens one window needs.
+        needed: usize,
+    },
+}
+
+/// The text of a source, and for instruction data its (prompt, response) pairs.
+#[allow(clippy::type_complexity)]
+fn source_text(source: &DataSource) -> Result<(String, Option<Vec<(String, String)>>), DataError> {
+    Ok(match source {
+        DataSource::Generated { seed, n_chars } => (generated::story_text(*seed, *n_chars), None),
+        DataSource::TextFile { path } => (read_text_file(path)?, None),
+        DataSource::Dataset { .. } => unreachable!("datasets load through Corpus::from_dataset"),
+        DataSource::PromptResponse { path } => {
+            let pairs: Vec<(String, String)> = super::pairs::read_pairs(path)?
+                .into_iter()
+                .map(|p| (p.a, p.b))
+                .collect();
+            let text: String = pairs.iter().map(|(p, r)| format!("{p}\n{r}\n")).collect();
+            (text, Some(pairs))
+        }
+    })
+}
+
+/// Reads a UTF-8 text file; an invalid byte is reported with its line number.
+pub fn read_text_file(path: &Path) -> Result<String, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let byte_offset = err.utf8_error().valid_up_to();
+        let line = 1 + err.as_bytes()[..byte_offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        DataError::InvalidUtf8 {
+            path: path.to_path_buf(),
+            line,
+            byte_offset,
+        }
+    })
+}
+
+/// A train or validation split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The training split.
+    Train,
+    /// The validation split.
+    Val,
+}
+
+/// A tokenized corpus, split into train and validation.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// The tokenizer the tokens were encoded with.
+    pub tokenizer: Tokenizer,
+    /// Training tokens.
+    pub train: Vec<u32>,
+    /// Validation tokens.
+    pub val: Vec<u32>,
+    /// Characters in the source text.
+    pub n_chars: usize,
+    /// The first characters of the text, for previews.
+    pub preview: String,
+    /// Instruction examples (prompt/response sources), split like the text.
+    pub examples_train: Vec<Example>,
+    /// Validation instruction examples.
+    pub examples_val: Vec<Example>,
+    /// LinkBERT pairs (datasets with the LinkBERT transform).
+    pub relations_train: Vec<RelationExample>,
+    /// Validation LinkBERT pairs.
+    pub relations_val: Vec<RelationExample>,
+}
+
+/// One batch of next-token examples: `inputs[b][t]` predicts `targets[b][t]`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Rows.
+    pub batch_size: usize,
+    /// Positions per row.
+    pub context: usize,
+    /// Row-major `[batch_size, context]`.
+    pub inputs: Vec<i64>,
+    /// Row-major `[batch_size, context]`.
+    pub targets: Vec<i64>,
+}
+
+impl Corpus {
+    /// Loads the text of `spec.source`, fits the tokenizer and splits.
+    pub fn load(spec: &DataSpec) -> Result<Self, DataError> {
+        Self::load_for(spec, false)
+    }
+
+    /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
+    pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
+        Self::load_inner(spec, None, specials)
+    }
+
+    /// Loads `spec` with `tokenizer`, or fits one (with specials when `specials`).
+    fn load_inner(
+        spec: &DataSpec,
+        tokenizer: Option<Tokenizer>,
+        specials: bool,
+    ) -> Result<Self, DataError> {
+        if let DataSource::Dataset { recipe, folder } = &spec.source {
+            // A given tokenizer wins over the one saved with the dataset.
+            let tokenizer = tokenizer.or_else(|| {
+                folder
+                    .as_deref()
+                    .and_then(|dir| super::dataset::saved_tokenizer_for(dir, recipe))
+            });
+            let ds = super::Dataset::build(recipe, tokenizer, &|_, _| {})?;
+            return Ok(Self::from_dataset(ds, specials));
+        }
+        let (text, examples) = source_text(&spec.source)?;
+        let tokenizer = tokenizer.unwrap_or_else(|| {
+            Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some())
+        });
+        let mut corpus = Self::with_tokenizer(&text, tokenizer, spec.val_fraction);
+        if let Some(examples) = examples {
+            corpus.set_examples(&examples, spec.val_fraction);
+        }
+        Ok(corpus)
+    }
+
+    /// Tokenizes prompt/response pairs; the last `val_fraction` of them (at least one) validate.
+    fn set_examples(&mut self, pairs: &[(String, String)], val_fraction: f64) {
+        let examples: Vec<Example> = pairs
+            .iter()
+            .map(|(prompt, response)| {
+                Example::encode(
+                    &self.tokenizer,
+                    &format!("{prompt}\n"),
+                    &format!("{response}\n"),
+                )
+            })
+            .collect();
+        let n_val = ((examples.len() as f64 * val_fraction).round() as usize)
+            .clamp(1, examples.len().saturating_sub(1).max(1));
+        let split = examples.len() - n_val;
+        self.examples_val = examples[split..].to_vec();
+        self.examples_train = examples[..split.max(1)].to_vec();
+    }
+
+    /// The corpus of a built dataset: its token streams, and its examples or pairs.
+    pub fn from_dataset(ds: super::Dataset, specials: bool) -> Self {
+        use super::dataset::Content;
+        let tokenizer = if specials && !ds.tokenizer.has_specials() {
+            ds.tokenizer.clone().with_specials(true)
+        } else {
+            ds.tokenizer.clone()
+        };
+        let mut corpus = Self {
+            tokenizer,
+            train: Vec::new(),
+            val: Vec::new(),
+            n_chars: ds.sources.iter().map(|s| s.chars).sum(),
+            preview: String::new(),
+            examples_train: Vec::new(),
+            examples_val: Vec::new(),
+            relations_train: Vec::new(),
+            relations_val: Vec::new(),
+        };
+        match &ds.content {
+            Content::Text { .. } => {
+                if let Content::Text { train, val } = ds.content {
+                    corpus.train = train;
+                    corpus.val = val;
+                }
+            }
+            Content::Examples { train, val } => {
+                let encode = |examples: &[super::record::TextExample]| -> Vec<Example> {
+                    examples
+                        .iter()
+                        .map(|e| Example::encode(&corpus.tokenizer, &e.prompt, &e.answer))
+                        .collect()
+                };
+                corpus.examples_train = encode(train);
+                corpus.examples_val = encode(val);
+                corpus.train = corpus
+                    .examples_train
+                    .iter()
+                    .flat_map(|e| e.ids.clone())
+                    .collect();
+                corpus.val = corpus
+                    .examples_val
+                    .iter()
+                    .flat_map(|e| e.ids.clone())
+                    .collect();
+            }
+            Content::Relations { train, val } => {
+                let encode = |pairs: &[super::record::RelationPair]| -> Vec<RelationExample> {
+                    pairs
+                        .iter()
+                        .map(|p| RelationExample {
+                            a: corpus.tokenizer.encode(&p.a),
+                            b: corpus.tokenizer.encode(&p.b),
+                            relation: p.relation as u8,
+                        })
+                        .collect()
+                };
+                corpus.relations_train = encode(train);
+                corpus.relations_val = encode(val);
+                let stream = |r: &[RelationExample]| -> Vec<u32> {
+                    r.iter()
+                        .flat_map(|p| p.a.iter().chain(&p.b).copied())
+                        .collect()
+                };
+                corpus.train = stream(&corpus.relations_train);
+                corpus.val = stream(&corpus.relations_val);
+            }
+        }
+        let head: Vec<u32> = corpus.train.iter().take(2_000).copied().collect();
+        corpus.preview = corpus.tokenizer.decode(&head);
+        corpus
+    }
+
+    /// Optimizer steps in one epoch of the training split: examples (or pairs) over the batch
+    /// size, or tokens over batch size times context for text.
+    pub fn steps_per_epoch(&self, batch_size: usize, context: usize) -> usize {
+        let (items, per_step) = if self.is_relations() {
+            (self.relations_train.len(), batch_size)
+        } else if self.is_instructions() {
+            (self.examples_train.len(), batch_size)
+        } else {
+            (self.train.len(), batch_size * context)
+        };
+        items.div_ceil(per_step.max(1))
+    }
+
+    /// Whether the corpus holds LinkBERT pairs.
+    pub fn is_relations(&self) -> bool {
+        !self.relations_train.is_empty()
+    }
+
+    /// LinkBERT batches: rows `[cls] a [sep] b [sep]` padded to `context` (each segment cut to
+    /// fit) and the relation of each row.
+    pub fn sample_relation_batch(
+        &self,
+        split: Split,
+        batch_size: usize,
+        context: usize,
+        rng: &mut StdRng,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let pairs = match split {
+            Split::Train => &self.relations_train,
+            Split::Val => &self.relations_val,
+        };
+        let chosen: Vec<&RelationExample> = (0..batch_size)
+            .map(|_| &pairs[rng.random_range(0..pairs.len())])
+            .collect();
+        self.relation_rows(&chosen, context)
+    }
+
+    /// Rows `[cls] a [sep] b [sep]` of `pairs`, each segment cut to half the context and the
+    /// row padded to `context`, and the relation of each row.
+    pub fn relation_rows(
+        &self,
+        pairs: &[&RelationExample],
+        context: usize,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let sp = |s| {
+            i64::from(
+                self.tokenizer
+                    .special(s)
+                    .expect("LinkBERT needs special tokens"),
+            )
+        };
+        let (cls, sep, pad) = (
+            sp(super::Special::Cls),
+            sp(super::Special::Sep),
+            sp(super::Special::Pad),
+        );
+        let half = context.saturating_sub(3) / 2;
+        let mut rows = Vec::with_capacity(pairs.len() * context);
+        for p in pairs {
+            let row_start = rows.len();
+            rows.push(cls);
+            rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
+            rows.push(sep);
+            rows.resize(row_start + context, pad);
+        }
+        let labels = pairs.iter().map(|p| i64::from(p.relation)).collect();
+        (rows, labels)
+    }
+
+    /// Whether the corpus holds prompt / answer examples.
+    pub fn is_instructions(&self) -> bool {
+        !self.examples_train.is_empty()
+    }
+
+    /// Instruction batches: inputs `[batch, context]` (padded) and next-token labels that are
+    /// [`IGNORE`] except on response tokens.
+    pub fn sample_instruction_batch(
+        &self,
+        split: Split,
+        batch_size: usize,
+        context: usize,
+        rng: &mut StdRng,
+    ) -> (Vec<i64>, Vec<i64>) {
+        let examples = match split {
+            Split::Train => &self.examples_train,
+            Split::Val => &self.examples_val,
+        };
+        let pad = i64::from(self.tokenizer.special(super::Special::Pad).unwrap_or(0));
+        let mut inputs = Vec::with_capacity(batch_size * context);
+        let mut labels = Vec::with_capacity(batch_size * context);
+        for _ in 0..batch_size {
+            let ex = &examples[rng.random_range(0..examples.len())];
+            // A long example keeps its end (the answer), dropping the start of the prompt.
+            let start = ex
+                .ids
+                .len()
+                .saturating_sub(context + 1)
+                .min(ex.prompt_len.saturating_sub(1));
+            for t in start..start + context {
+                inputs.push(ex.ids.get(t).map_or(pad, |&i| i64::from(i)));
+                let next = t + 1;
+                labels.push(match ex.ids.get(next) {
+                    Some(&id) if next >= ex.prompt_len => i64::from(id),
+                    _ => IGNORE,
+                });
+            }
+        }
+        (inputs, labels)
+    }
+
+    /// Tokenizes `text` and splits it: the first `1 - val_fraction` of the tokens train.
+    pub fn from_text(text: &str, kind: TokenizerKind, val_fraction: f64) -> Self {
+        Self::with_tokenizer(text, Tokenizer::fit(kind, text), val_fraction)
+    }
+
+    /// Loads `spec`'s text with an existing tokenizer (fine-tuning keeps its base run's).
+    pub fn load_with(spec: &DataSpec, tokenizer: Tokenizer) -> Result<Self, DataError> {
+        let specials = tokenizer.has_specials();
+        Self::load_inner(spec, Some(tokenizer), specials)
+    }
+
+    fn with_tokenizer(text: &str, tokenizer: Tokenizer, val_fraction: f64) -> Self {
+        let ids = tokenizer.encode(text);
+        let n_train = ((ids.len() as f64) * (1.0 - val_fraction.clamp(0.0, 0.5))).round() as usize;
+        let val = ids[n_train..].to_vec();
+        let mut train = ids;
+        train.truncate(n_train);
+        Self {
+            tokenizer,
+            train,
+            val,
+            n_chars: text.chars().count(),
+            preview: text.chars().take(2_000).collect(),
+            examples_train: Vec::new(),
+            examples_val: Vec::new(),
+            relations_train: Vec::new(),
+            relations_val: Vec::new(),
+        }
+    }
+
+    /// The tokens of one split.
+    pub fn split(&self, split: Split) -> &[u32] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+        }
+    }
+
+    /// Fails when either split cannot hold one example of `context + 1` tokens.
+    pub fn check_context(&self, context: usize) -> Result<(), DataError> {
+        for (what, ids) in [
+            ("train split", &self.train),
+            ("validation split", &self.val),
+        ] {
+            if ids.len() < context + 2 {
+                return Err(DataError::TooShort {
+                    what: what.to_string(),
+                    tokens: ids.len(),
+                    context,
+                    needed: context + 2,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `batch_size` windows of `len` tokens at uniform random offsets, row-major.
+    pub fn sample_windows(
+        &self,
+        split: Split,
+        batch_size: usize,
+        len: usize,
+        rng: &mut StdRng,
+    ) -> Vec<i64> {
+        let ids = self.split(split);
+        let max_start = ids.len().saturating_sub(len);
+        let mut out = Vec::with_capacity(batch_size * len);
+        for _ in 0..batch_size {
+            let start = rng.random_range(0..=max_start);
+            out.extend(ids[start..start + len].iter().map(|&i| i64::from(i)));
+        }
+        out
+    }
+
+    /// Consecutive non-overlapping windows of `len` tokens of `split` (at most `limit`).
+    pub fn windows(&self, split: Split, len: usize, limit: usize) -> Vec<Vec<u32>> {
+        self.split(split)
+            .chunks_exact(len)
+            .take(limit)
+            .map(<[u32]>::to_vec)
+            .collect()
+    }
+
+    /// Draws `batch_size` windows at uniform random offsets, as nanoGPT's `get_batch` does.
+    pub fn sample_batch(
+        &self,
+        split: Split,
+        batch_size: usize,
+        context: usize,
+        rng: &mut StdRng,
+    ) -> Batch {
+        let ids = self.split(split);
+        let max_start = ids.len() - context - 1;
+        let mut inputs = Vec::with_capacity(batch_size * context);
+        let mut targets = Vec::with_capacity(batch_size * context);
+        for _ in 0..batch_size {
+            let start = rng.random_range(0..=max_start);
+            inputs.extend(ids[start..start + context].iter().map(|&i| i64::from(i)));
+            targets.extend(
+                ids[start + 1..start + context + 1]
+                    .iter()
+                    .map(|&i| i64::from(i)),
+            );
+        }
+        Batch {
+            batch_size,
+            context,
+            inputs,
+            targets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn split_is_contiguous_ninety_ten() {
+        let text: String = (0..1000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let corpus = Corpus::from_text(&text, TokenizerKind::Char, 0.1);
+        assert_eq!(corpus.train.len(), 900);
+        assert_eq!(corpus.val.len(), 100);
+        assert_eq!(corpus.tokenizer.decode(&corpus.val), &text[900..]);
+    }
+
+    #[test]
+    fn batch_targets_are_inputs_shifted_by_one() {
+        let corpus = Corpus::from_text(&generated::story_text(1, 5_000), TokenizerKind::Char, 0.1);
+        let mut rng = StdRng::seed_from_u64(0);
+        let batch = corpus.sample_batch(Split::Train, 4, 16, &mut rng);
+        for row in 0..4 {
+            let x = &batch.inputs[row * 16..(row + 1) * 16];
+            let y = &batch.targets[row * 16..(row + 1) * 16];
+            assert_eq!(
+                &x[1..],
+                &y[..15],
+                "row {row}: targets are inputs shifted left"
+            );
+        }
+    }
+
+    #[test]
+    fn instruction_batches_train_on_responses_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sft.tsv");
+        std::fs::write(&path, "hi\tyo\nab\tcd\nxy\tzz\n").unwrap();
+        let spec = DataSpec {
+            source: DataSource::PromptResponse { path },
+            tokenizer: TokenizerKind::Char,
+            val_fraction: 0.34,
+        };
+        let corpus = Corpus::load(&spec).unwrap();
+        assert_eq!(
+            (corpus.examples_train.len(), corpus.examples_val.len()),
+            (2, 1)
+        );
+        let mut rng = StdRng::seed_from_u64(1);
+        let (inputs, labels) = corpus.sample_instruction_batch(Split::Train, 8, 8, &mut rng);
+        let tok = &corpus.tokenizer;
+        let pad = i64::from(tok.special(crate::data::Special::Pad).unwrap());
+        for row in 0..8 {
+            let x = &inputs[row * 8..(row + 1) * 8];
+            let y = &labels[row * 8..(row + 1) * 8];
+            // "ab\ncd\n": prompt is 3 tokens; targets of positions 2..5 are "c", "d", "\n".
+            let predicted: Vec<usize> = (0..8).filter(|&t| y[t] != IGNORE).collect();
+            assert_eq!(
+                predicted,
+                vec![2, 3, 4],
+                "only the response tokens are targets"
+            );
+            assert_eq!(&x[6..], &[pad, pad], "padded past the example");
+            let text = tok.decode(&predicted.iter().map(|&t| y[t] as u32).collect::<Vec<_>>());
+            assert!(text == "yo\n" || text == "cd\n", "{text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.txt");
+        std::fs::write(&path, b"line one\nline two\nbad \xff byte\n").unwrap();
+        let err = read_text_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.txt:3:"),
+            "message names file and line: {err}"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Sentence embeddings: token states pooled to one vector per text, scaled to unit length, and
+//! the cosine similarities between them.
+
+use super::tokens_tensor;
+use crate::data::{Special, Tokenizer};
+use crate::model::{AttentionMode, Gpt};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// How token states become one embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// The mean over the non-padding positions.
+    #[default]
+    Mean,
+    /// The first position (a `[cls]` token when the text starts with one).
+    Cls,
+    /// The last non-padding position.
+    Last,
+}
+
+impl Pooling {
+    /// Every pooling, in the order the studio lists them.
+    pub const ALL: [Pooling; 3] = [Pooling::Mean, Pooling::Cls, Pooling::Last];
+
+    /// The name used on the command line and in spec files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Last => "last",
+        }
+    }
+
+    /// The pooling of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Pools hidden states `[batch, seq, d]` to `[batch, d]`. `keep: [batch, seq]` is 1 for real
+/// tokens and 0 for padding (`None`: no padding).
+pub fn pool(hidden: Tensor<3>, keep: Option<Tensor<2>>, pooling: Pooling) -> Tensor<2> {
+    let [batch, seq, d] = hidden.dims();
+    match (pooling, keep) {
+        (Pooling::Mean, None) => hidden.mean_dim(1).reshape([batch, d]),
+        (Pooling::Mean, Some(keep)) => {
+            let weights = keep.clone().reshape([batch, seq, 1]);
+            let summed = (hidden * weights).sum_dim(1).reshape([batch, d]);
+            summed / keep.sum_dim(1).clamp_min(1.0)
+        }
+        (Pooling::Cls, _) => hidden.narrow(1, 0, 1).reshape([batch, d]),
+        (Pooling::Last, None) => hidden.narrow(1, seq - 1, 1).reshape([batch, d]),
+        (Pooling::Last, Some(keep)) => {
+            // Index of the last real token of each row.
+            let last = (keep.sum_dim(1) - 1.0).clamp_min(0.0).int(); // [batch, 1]
+            let index = last.reshape([batch, 1, 1]).expand([batch, 1, d]);
+            hidden.gather(1, index).reshape([batch, d])
+        }
+    }
+}
+
+/// Rows scaled to unit length (as `torch.nn.functional.normalize`, eps 1e-12).
+pub fn normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+/// Cosine similarities of normalised `a: [n, d]` against `b: [m, d]`, row-major `[n, m]`.
+pub fn similarities(a: Tensor<2>, b: Tensor<2>) -> Vec<f32> {
+    a.matmul(b.transpose())
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Normalised pooled embeddings `[texts, d_model]` of token sequences (bidirectional
+/// attention; padded to the longest, at most the model's context).
+pub fn embed(
+    model: &Gpt,
+    texts: &[&[u32]],
+    pooling: Pooling,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Tensor<2> {
+    let context = model.context();
+    let pad = tokenizer.special(Special::Pad).unwrap_or(0);
+    let len = texts
+        .iter()
+        .map(|t| t.len().min(context))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let fixed = texts.iter().all(|t| t.len() >= len);
+    let mut ids = Vec::with_capacity(texts.len() * len);
+    let mut keep = Vec::with_capacity(texts.len() * len);
+    for t in texts {
+        let t = &t[..t.len().min(len)];
+        ids.extend(t.iter().map(|&i| i64::from(i)));
+        keep.extend(std::iter::repeat_n(1.0f32, t.len()));
+        ids.extend(std::iter::repeat_n(i64::from(pad), len - t.len()));
+        keep.extend(std::iter::repeat_n(0.0f32, len - t.len()));
+    }
+    let b = texts.len();
+    let x = tokens_tensor(ids, b, len, device);
+    let hidden;
+    let keep_tensor = if fixed {
+        hidden = model.hidden(x, AttentionMode::Bidirectional, None);
+        None
+    } else {
+        let padding: Vec<bool> = keep.iter().map(|&k| k == 0.0).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padding, [b, len]), device);
+        hidden = model.hidden(x, AttentionMode::Bidirectional, Some(padding));
+        Some(Tensor::<2>::from_data(
+            TensorData::new(keep, [b, len]),
+            device,
+        ))
+    };
+    normalize(pool(hidden, keep_tensor, pooling))
+}
+
+/// [`embed`] for any number of texts, 64 at a time: `[texts, d_model]`.
+pub fn embed_all(
+    model: &Gpt,
+    texts: &[Vec<u32>],
+    pooling: Pooling,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Tensor<2> {
+    let chunks: Vec<Tensor<2>> = texts
+        .chunks(64)
+        .map(|c| embed(model, &as_refs(c), pooling, tokenizer, device))
+        .collect();
+    Tensor::cat(chunks, 0)
+}
+
+/// Borrowed views of owned token sequences, as [`embed`] takes them.
+pub fn as_refs(texts: &[Vec<u32>]) -> Vec<&[u32]> {
+    texts.iter().map(Vec::as_slice).collect()
+}

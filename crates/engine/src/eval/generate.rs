@@ -1,0 +1,114 @@
+//! Text generation: sampling at a temperature, and batched greedy decoding to the end of a line.
+
+use super::tokens_tensor;
+use crate::data::{Corpus, Special};
+use crate::model::Gpt;
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use rand::Rng;
+use rand::rngs::StdRng;
+
+/// Samples `n_tokens` continuing `prompt` at temperature `temperature` (1.0 = the model's own
+/// distribution). Returns the new tokens only.
+pub fn generate(
+    model: &Gpt,
+    prompt: &[u32],
+    n_tokens: usize,
+    temperature: f64,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Vec<u32> {
+    let context = model.context();
+    let mut ids: Vec<u32> = prompt.to_vec();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    let start = ids.len();
+    for _ in 0..n_tokens {
+        let window = &ids[ids.len().saturating_sub(context)..];
+        let seq = window.len();
+        let input = tokens_tensor(
+            window.iter().map(|&t| i64::from(t)).collect(),
+            1,
+            seq,
+            device,
+        );
+        let logits = model.forward(input); // [1, seq, vocab]
+        let vocab = logits.dims()[2];
+        let last = logits.narrow(1, seq - 1, 1).reshape([vocab]);
+        let probs = softmax(last / temperature.max(1e-6), 0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        ids.push(sample_index(&probs, rng) as u32);
+    }
+    ids.split_off(start)
+}
+
+/// Draws an index from a probability vector.
+pub fn sample_index(probs: &[f32], rng: &mut StdRng) -> usize {
+    let total: f32 = probs.iter().sum();
+    let mut r = rng.random::<f32>() * total;
+    for (i, &p) in probs.iter().enumerate() {
+        r -= p;
+        if r <= 0.0 {
+            return i;
+        }
+    }
+    probs.len().saturating_sub(1)
+}
+
+/// Greedy continuations of `prompts` (batched), each stopped after a newline or `max_new`
+/// tokens; prompts longer than the context keep their end.
+pub fn greedy_until_newline(
+    model: &Gpt,
+    corpus: &Corpus,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    device: &Device,
+) -> Vec<String> {
+    let ctx = model.context();
+    let tok = &corpus.tokenizer;
+    let pad = tok.special(Special::Pad).unwrap_or(0);
+    let mut outputs = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(32) {
+        let mut seqs: Vec<Vec<u32>> = chunk.to_vec();
+        let mut done = vec![false; seqs.len()];
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); seqs.len()];
+        for _ in 0..max_new {
+            if done.iter().all(|&d| d) {
+                break;
+            }
+            let lens: Vec<usize> = seqs.iter().map(|s| s.len().min(ctx)).collect();
+            let len = lens.iter().copied().max().unwrap_or(1).max(1);
+            let mut flat = Vec::with_capacity(seqs.len() * len);
+            for s in &seqs {
+                let w = &s[s.len().saturating_sub(ctx)..];
+                flat.extend(w.iter().map(|&i| i64::from(i)));
+                flat.extend(std::iter::repeat_n(i64::from(pad), len - w.len()));
+            }
+            let n = seqs.len();
+            let logits = model.forward(tokens_tensor(flat, n, len, device));
+            let next = logits
+                .argmax(2)
+                .reshape([n, len])
+                .into_data()
+                .convert::<i64>();
+            let next = next.as_slice::<i64>().unwrap_or_default().to_vec();
+            for (i, &w_len) in lens.iter().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                let id = next[i * len + w_len - 1] as u32;
+                generated[i].push(id);
+                seqs[i].push(id);
+                if tok.decode(&[id]).contains('\n') || tok.is_special(id) {
+                    done[i] = true;
+                }
+            }
+        }
+        outputs.extend(generated.iter().map(|g| tok.decode(g)));
+    }
+    outputs
+}

@@ -1,0 +1,116 @@
+//! Retrieval and correlation metrics.
+
+use super::embed::{Pooling, embed_all, similarities};
+use crate::data::Tokenizer;
+use crate::model::Gpt;
+use burn::tensor::Device;
+
+/// Retrieval quality of queries against candidates, where candidate `i` is query `i`'s match.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retrieval {
+    /// Share of queries whose match ranks first.
+    pub recall_at_1: f64,
+    /// Share of queries whose match ranks among the first ten.
+    pub recall_at_10: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+}
+
+/// `sims` is `[n, m]` row-major (`m >= n`). A query's rank is one plus the number of candidates
+/// scoring strictly higher than its match (ties count in the query's favour).
+pub fn retrieval(sims: &[f32], n: usize, m: usize) -> Retrieval {
+    let mut hits_1 = 0usize;
+    let mut hits_10 = 0usize;
+    let mut rr = 0.0f64;
+    for i in 0..n {
+        let row = &sims[i * m..(i + 1) * m];
+        let target = row[i];
+        let rank = 1 + row.iter().filter(|&&s| s > target).count();
+        hits_1 += usize::from(rank <= 1);
+        hits_10 += usize::from(rank <= 10);
+        rr += 1.0 / rank as f64;
+    }
+    let n_f = n.max(1) as f64;
+    Retrieval {
+        recall_at_1: hits_1 as f64 / n_f,
+        recall_at_10: hits_10 as f64 / n_f,
+        mrr: rr / n_f,
+    }
+}
+
+/// Retrieval of `candidates` by `queries` (candidate `i` matches query `i`) through the model's
+/// embeddings; `None` with fewer than two queries, where ranking means nothing.
+pub fn embedded_retrieval(
+    model: &Gpt,
+    queries: &[Vec<u32>],
+    candidates: &[Vec<u32>],
+    pooling: Pooling,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Option<Retrieval> {
+    if queries.len() < 2 {
+        return None;
+    }
+    let embed_set = |texts: &[Vec<u32>]| embed_all(model, texts, pooling, tokenizer, device);
+    let sims = similarities(embed_set(queries), embed_set(candidates));
+    Some(retrieval(&sims, queries.len(), candidates.len()))
+}
+
+/// Ranks from 1, ties sharing their average rank.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut out = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            out[k] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman's rank correlation (Pearson correlation of average ranks).
+pub fn spearman(xs: &[f64], ys: &[f64]) -> f64 {
+    let (rx, ry) = (ranks(xs), ranks(ys));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    if vx == 0.0 || vy == 0.0 {
+        0.0
+    } else {
+        cov / (vx * vy).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retrieval_by_hand() {
+        // Query 0's match ranks 1st, query 1's 3rd, query 2's 2nd.
+        let sims = [0.9, 0.1, 0.2, 0.5, 0.1, 0.7, 0.3, 0.8, 0.6];
+        let r = retrieval(&sims, 3, 3);
+        assert_eq!(r.recall_at_1, 1.0 / 3.0);
+        assert_eq!(r.recall_at_10, 1.0);
+        assert!((r.mrr - (1.0 + 1.0 / 3.0 + 0.5) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn spearman_by_hand() {
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // Ties: ranks x = [1.5, 1.5, 3], y = [1, 2, 3].
+        let expected = 0.866_025_403_784_438_6;
+        assert!((spearman(&[5.0, 5.0, 7.0], &[1.0, 2.0, 3.0]) - expected).abs() < 1e-12);
+    }
+}

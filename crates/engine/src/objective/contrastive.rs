@@ -1,0 +1,358 @@
+//! Embedding similarity: pooled, L2-normalised encodings trained with InfoNCE over in-batch
+//! negatives (plus optional hard negatives) at a temperature. Evaluations report retrieval of
+//! held-out positives and show the embedding map and one batch's similarities.
+
+use super::step::{StepData, mean_of_batches};
+use super::{EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, Positives};
+use crate::data::Split;
+use crate::eval::embed::as_refs;
+use crate::eval::{Retrieval, embed, embed_all, embedded_retrieval, similarities};
+use crate::events::{ContrastiveBatch, EmbeddingSnapshot};
+use crate::model::{AttentionMode, Gpt, SpecError};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+impl MetricKey {
+    /// Embedding objectives: the share of held-out queries whose positive ranks first.
+    pub const VAL_RECALL_AT_1: MetricKey = MetricKey::new("val_recall_at_1");
+    /// Embedding objectives: the share of held-out queries whose positive ranks in the top ten.
+    pub const VAL_RECALL_AT_10: MetricKey = MetricKey::new("val_recall_at_10");
+    /// Embedding objectives: the mean reciprocal rank of the held-out positives.
+    pub const VAL_MRR: MetricKey = MetricKey::new("val_mrr");
+}
+
+/// Texts of the embedding map: this many validation windows, each as a query and a positive.
+const MAP_PROBES: usize = 100;
+
+/// Validation windows scored for retrieval at each evaluation (at most).
+const RETRIEVAL_WINDOWS: usize = 4_000;
+
+/// InfoNCE: row `i` of `queries` should pick row `i` of `positives` among all positives (and
+/// all hard negatives). Inputs are normalised embeddings `[batch, d]` / `[m, d]`.
+pub fn info_nce(
+    queries: Tensor<2>,
+    positives: Tensor<2>,
+    hard_negatives: Option<Tensor<2>>,
+    temperature: f64,
+) -> Tensor<1> {
+    let [batch, _] = queries.dims();
+    let candidates = match hard_negatives {
+        Some(hard) => Tensor::cat(vec![positives, hard], 0),
+        None => positives,
+    };
+    let logits = queries.matmul(candidates.transpose()) / temperature; // [batch, batch + m]
+    let device = logits.device();
+    let targets = Tensor::<1, Int>::arange(0..batch as i64, &device).reshape([batch, 1]);
+    log_softmax(logits, 1).gather(1, targets).mean().neg()
+}
+
+/// Query, positive and hard-negative token sequences of one batch.
+type Triples = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>);
+
+/// Query/positive(/negative) token sequences for one contrastive batch of `split`.
+fn batch(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Triples {
+    let (b, ctx) = (data.batch_size, data.context);
+    let spec = data.objective;
+    match spec.positives {
+        Positives::Halves | Positives::Dropout => {
+            let len = if spec.positives == Positives::Halves {
+                2 * ctx
+            } else {
+                ctx
+            };
+            let flat = data.corpus.sample_windows(split, b, len, rng);
+            let rows: Vec<Vec<u32>> = flat
+                .chunks(len)
+                .map(|r| r.iter().map(|&i| i as u32).collect())
+                .collect();
+            if spec.positives == Positives::Halves {
+                let q = rows.iter().map(|r| r[..ctx].to_vec()).collect();
+                let p = rows.iter().map(|r| r[ctx..].to_vec()).collect();
+                (q, p, Vec::new())
+            } else {
+                (rows.clone(), rows, Vec::new())
+            }
+        }
+        Positives::Pairs => {
+            let set = data
+                .pairs
+                .expect("the worker loads the pairs file of a pairs objective before training");
+            let mut q = Vec::new();
+            let mut p = Vec::new();
+            let mut n = Vec::new();
+            for _ in 0..b {
+                let (a, pos, neg) = &set.train[rng.random_range(0..set.train.len())];
+                q.push(a.clone());
+                p.push(pos.clone());
+                if spec.hard_negatives {
+                    if let Some(neg) = neg {
+                        n.push(neg.clone());
+                    }
+                }
+            }
+            (q, p, n)
+        }
+    }
+}
+
+/// The InfoNCE loss of one batch of `split` drawn with `rng`.
+pub fn batch_loss(
+    model: &Gpt,
+    data: &StepData<'_>,
+    split: Split,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<1> {
+    let (q, p, n) = batch(data, split, rng);
+    let tok = &data.corpus.tokenizer;
+    let pooling = data.objective.pooling;
+    let eq = embed(model, &as_refs(&q), pooling, tok, device);
+    let ep = embed(model, &as_refs(&p), pooling, tok, device);
+    let en = (!n.is_empty()).then(|| embed(model, &as_refs(&n), pooling, tok, device));
+    info_nce(eq, ep, en, data.objective.temperature)
+}
+
+/// Similarities of one validation batch and each query's margin over its hardest negative.
+pub fn batch_view(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+    step: usize,
+) -> ContrastiveBatch {
+    let (q, p, _) = batch(data, Split::Val, rng);
+    let tok = &data.corpus.tokenizer;
+    let pooling = data.objective.pooling;
+    let sims = similarities(
+        embed(model, &as_refs(&q), pooling, tok, device),
+        embed(model, &as_refs(&p), pooling, tok, device),
+    );
+    let n = q.len();
+    let margins = (0..n)
+        .map(|i| {
+            let row = &sims[i * n..(i + 1) * n];
+            let hardest = row
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, &s)| s)
+                .fold(f32::NEG_INFINITY, f32::max);
+            row[i] - hardest
+        })
+        .collect();
+    ContrastiveBatch {
+        step,
+        sims,
+        n,
+        margins,
+    }
+}
+
+/// The probe set (the first validation windows: query halves and their positive halves)
+/// embedded and projected to 2-D, axes as PCA leaves them; `None` with too few windows.
+pub fn embedding_map(
+    model: &Gpt,
+    data: &StepData<'_>,
+    device: &Device,
+    step: usize,
+) -> Option<EmbeddingSnapshot> {
+    let ctx = data.context;
+    let windows = data.corpus.windows(Split::Val, 2 * ctx, MAP_PROBES);
+    if windows.len() < 3 {
+        return None;
+    }
+    let mut texts: Vec<Vec<u32>> = windows.iter().map(|w| w[..ctx].to_vec()).collect();
+    texts.extend(windows.iter().map(|w| w[ctx..].to_vec()));
+    let groups: Vec<u8> = (0..texts.len())
+        .map(|i| u8::from(i >= windows.len()))
+        .collect();
+    let embeddings = embed_all(
+        model,
+        &texts,
+        data.objective.pooling,
+        &data.corpus.tokenizer,
+        device,
+    );
+    let [n, d] = embeddings.dims();
+    let values = embeddings
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    Some(EmbeddingSnapshot {
+        step,
+        points: crate::viz::pca::pca_2d(&values, n, d),
+        groups,
+        texts: texts
+            .iter()
+            .map(|t| data.corpus.tokenizer.decode(t))
+            .collect(),
+    })
+}
+
+/// Held-out retrieval: for text positives the consecutive windows of `2 * context` tokens of
+/// the validation split (first half queries, second half candidates), else the held-out pairs.
+pub fn held_out_retrieval(model: &Gpt, data: &StepData<'_>, device: &Device) -> Option<Retrieval> {
+    let ctx = data.context;
+    let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
+        match (data.objective.positives, data.pairs) {
+            (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
+            _ => data
+                .corpus
+                .windows(Split::Val, 2 * ctx, RETRIEVAL_WINDOWS)
+                .into_iter()
+                .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
+                .unzip(),
+        };
+    embedded_retrieval(
+        model,
+        &queries,
+        &candidates,
+        data.objective.pooling,
+        &data.corpus.tokenizer,
+        device,
+    )
+}
+
+/// The retrieval metrics of [`held_out_retrieval`], in the order they are reported.
+pub fn retrieval_metrics(retrieval: Option<Retrieval>) -> Vec<(MetricKey, f64)> {
+    match retrieval {
+        Some(r) => vec![
+            (MetricKey::VAL_RECALL_AT_1, r.recall_at_1),
+            (MetricKey::VAL_RECALL_AT_10, r.recall_at_10),
+            (MetricKey::VAL_MRR, r.mrr),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// The embedding options' checks, shared by the objectives that embed.
+pub fn validate_embedding(spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    if !(spec.temperature > 0.0 && spec.temperature.is_finite()) {
+        errors.push(SpecError::new("objective.temperature", "must be positive"));
+    }
+    if spec.positives == Positives::Pairs && spec.pairs_file.is_none() {
+        errors.push(SpecError::new(
+            "objective.pairs_file",
+            "pairs positives need a pairs file",
+        ));
+    }
+    if spec.positives == Positives::Dropout && dropout == 0.0 {
+        errors.push(SpecError::new(
+            "objective.positives",
+            "dropout twins need dropout above 0 (model.dropout), or the two views are identical",
+        ));
+    }
+    errors
+}
+
+/// What InfoNCE starts near, so a user reads the first losses right.
+pub fn start_note(data: &StepData<'_>) -> String {
+    let batch = data.batch_size as f64;
+    format!(
+        "InfoNCE starts near ln(batch) = {:.2} (a uniform guess among {} candidates); below that the model is learning",
+        batch.ln(),
+        data.batch_size
+    )
+}
+
+/// The views of an embedding objective: the embedding map, then one validation batch's
+/// similarities.
+pub fn views(
+    model: &Gpt,
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    device: &Device,
+    step: usize,
+) -> Vec<EvalView> {
+    let mut views = Vec::new();
+    if let Some(map) = embedding_map(model, data, device, step) {
+        views.push(EvalView::EmbeddingMap(map));
+    }
+    views.push(EvalView::ContrastiveBatch(batch_view(
+        model, data, rng, device, step,
+    )));
+    views
+}
+
+/// Sentence embeddings trained with InfoNCE ([`ObjectiveKind::CONTRASTIVE`]).
+pub struct Contrastive;
+
+impl Objective for Contrastive {
+    fn kind(&self) -> ObjectiveKind {
+        ObjectiveKind::CONTRASTIVE
+    }
+
+    fn attention_mode(&self) -> AttentionMode {
+        AttentionMode::Bidirectional
+    }
+
+    fn needs_specials(&self, spec: &ObjectiveSpec) -> bool {
+        // Labelled pairs have uneven lengths, padded with `[pad]`; windows of text need none.
+        spec.positives == Positives::Pairs
+    }
+
+    fn uses_embeddings(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> {
+        validate_embedding(spec, dropout)
+    }
+
+    fn start_note(&self, data: &StepData<'_>) -> Option<String> {
+        Some(start_note(data))
+    }
+
+    fn metrics(&self) -> &'static [MetricKey] {
+        &[
+            MetricKey::VAL_RECALL_AT_1,
+            MetricKey::VAL_RECALL_AT_10,
+            MetricKey::VAL_MRR,
+        ]
+    }
+
+    fn train_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1> {
+        batch_loss(model, data, Split::Train, rng, device)
+    }
+
+    fn evaluate(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Evaluation {
+        let train_loss = mean_of_batches(data, rng, |r| {
+            batch_loss(model, data, Split::Train, r, device).into_scalar()
+        });
+        let val_loss = mean_of_batches(data, rng, |r| {
+            batch_loss(model, data, Split::Val, r, device).into_scalar()
+        });
+        Evaluation {
+            train_loss,
+            val_loss,
+            metrics: retrieval_metrics(held_out_retrieval(model, data, device)),
+        }
+    }
+
+    fn views(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+        step: usize,
+    ) -> Vec<EvalView> {
+        views(model, data, rng, device, step)
+    }
+}

@@ -1,0 +1,134 @@
+//! GRIT: one model, both embedding rows (bidirectional, InfoNCE) and generation rows (causal,
+//! next-token) in every step; `L = L_emb + gen_weight * L_gen`. The run's losses are the
+//! generation losses, comparable with next-token runs; the embedding losses and the weighted
+//! total are extra metrics beside the retrieval ones.
+
+use super::step::{StepData, mean_of_batches};
+use super::{EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec};
+use super::{contrastive, next_token};
+use crate::data::Split;
+use crate::eval::estimate_loss;
+use crate::model::{AttentionMode, Gpt, SpecError};
+use burn::tensor::{Device, Tensor};
+use rand::rngs::StdRng;
+
+impl MetricKey {
+    /// GRIT: the embedding (InfoNCE) loss on validation batches.
+    pub const VAL_EMB_LOSS: MetricKey = MetricKey::new("val_emb_loss");
+    /// GRIT: the embedding (InfoNCE) loss on training batches.
+    pub const TRAIN_EMB_LOSS: MetricKey = MetricKey::new("train_emb_loss");
+    /// GRIT: the generation (next-token) loss on training batches.
+    pub const TRAIN_GEN_LOSS: MetricKey = MetricKey::new("train_gen_loss");
+    /// GRIT: the loss it trains on, `train_emb_loss + gen_weight * train_gen_loss`.
+    pub const TRAIN_TOTAL_LOSS: MetricKey = MetricKey::new("train_total_loss");
+}
+
+/// Embedding and generation in one model ([`ObjectiveKind::GRIT`]).
+pub struct Grit;
+
+impl Objective for Grit {
+    fn kind(&self) -> ObjectiveKind {
+        ObjectiveKind::GRIT
+    }
+
+    fn attention_mode(&self) -> AttentionMode {
+        // The probe shows the embedding rows' attention.
+        AttentionMode::Bidirectional
+    }
+
+    fn needs_specials(&self, spec: &ObjectiveSpec) -> bool {
+        contrastive::Contrastive.needs_specials(spec)
+    }
+
+    fn uses_embeddings(&self) -> bool {
+        true
+    }
+
+    fn generates_text(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> {
+        let mut errors = contrastive::validate_embedding(spec, dropout);
+        // NaN is refused too.
+        if spec.gen_weight.is_nan() || spec.gen_weight < 0.0 {
+            errors.push(SpecError::new("objective.gen_weight", "must be at least 0"));
+        }
+        errors
+    }
+
+    fn start_note(&self, data: &StepData<'_>) -> Option<String> {
+        Some(contrastive::start_note(data))
+    }
+
+    fn metrics(&self) -> &'static [MetricKey] {
+        &[
+            MetricKey::VAL_RECALL_AT_1,
+            MetricKey::VAL_RECALL_AT_10,
+            MetricKey::VAL_MRR,
+            MetricKey::VAL_EMB_LOSS,
+            MetricKey::TRAIN_EMB_LOSS,
+            MetricKey::TRAIN_GEN_LOSS,
+            MetricKey::TRAIN_TOTAL_LOSS,
+        ]
+    }
+
+    fn train_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1> {
+        let emb = contrastive::batch_loss(model, data, Split::Train, rng, device);
+        let generation = next_token::batch_loss(model, data, Split::Train, rng, device);
+        emb + generation * data.objective.gen_weight
+    }
+
+    fn evaluate(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Evaluation {
+        let emb_train = mean_of_batches(data, rng, |r| {
+            contrastive::batch_loss(model, data, Split::Train, r, device).into_scalar()
+        });
+        let emb_val = mean_of_batches(data, rng, |r| {
+            contrastive::batch_loss(model, data, Split::Val, r, device).into_scalar()
+        });
+        let mut metrics =
+            contrastive::retrieval_metrics(contrastive::held_out_retrieval(model, data, device));
+        let (batches, b) = (data.eval_batches, data.batch_size);
+        let gen_train = estimate_loss(model, data.corpus, Split::Train, batches, b, rng, device);
+        let gen_val = estimate_loss(model, data.corpus, Split::Val, batches, b, rng, device);
+        let w = data.objective.gen_weight as f32;
+        metrics.extend([
+            (MetricKey::VAL_EMB_LOSS, f64::from(emb_val)),
+            (MetricKey::TRAIN_EMB_LOSS, f64::from(emb_train)),
+            (MetricKey::TRAIN_GEN_LOSS, f64::from(gen_train)),
+            (
+                MetricKey::TRAIN_TOTAL_LOSS,
+                f64::from(emb_train + w * gen_train),
+            ),
+        ]);
+        // The generation loss is the run's val_loss, comparable with next-token runs.
+        Evaluation {
+            train_loss: gen_train,
+            val_loss: gen_val,
+            metrics,
+        }
+    }
+
+    fn views(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+        step: usize,
+    ) -> Vec<EvalView> {
+        contrastive::views(model, data, rng, device, step)
+    }
+}

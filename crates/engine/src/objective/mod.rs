@@ -1,0 +1,456 @@
+//! Training objectives behind one trait, one file each, and the settings that choose between
+//! them.
+//!
+//! An [`Objective`] turns a model and the run's data ([`StepData`]) into a training loss, an
+//! [`Evaluation`] (losses and named metrics) and the views the studio draws at evaluations. The
+//! run worker asks the [`registry`] for the objective a run names and knows nothing else about
+//! it; adding an objective is one file here and one line in the registry (or a call to
+//! [`register`] at run time).
+
+pub mod contrastive;
+pub mod grit;
+pub mod linkbert;
+pub mod masked;
+pub mod next_token;
+pub mod registry;
+pub mod step;
+
+pub use crate::eval::Pooling;
+pub use registry::{lookup, register};
+pub use step::{PairSet, StepData, mean_of_batches};
+
+use crate::data::Corpus;
+use crate::events::{ContrastiveBatch, EmbeddingSnapshot, MaskedProbe};
+use crate::model::{AttentionMode, Gpt, SpecError};
+use burn::tensor::{Device, Tensor};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a run learns: a loss per training step, losses and metrics per evaluation, and the
+/// views it offers at evaluations. Implementations are stateless; the registry shares one of
+/// each between all runs, so they must be `Send + Sync`.
+///
+/// Randomness comes only from the `rng` arguments, so a run is reproducible from its seed:
+/// an implementation must draw from it in the same order every time.
+pub trait Objective: Send + Sync {
+    /// The name runs choose this objective by.
+    fn kind(&self) -> ObjectiveKind;
+
+    /// The attention the objective trains (and the attention probe shows).
+    fn attention_mode(&self) -> AttentionMode;
+
+    /// Whether the tokenizer must reserve `[pad] [mask] [cls] [sep]` for a run with `spec`.
+    fn needs_specials(&self, _spec: &ObjectiveSpec) -> bool {
+        false
+    }
+
+    /// Whether the model is trained to embed texts: the run then loads the pairs file of
+    /// `positives = pairs`, and the embedding options of [`ObjectiveSpec`] apply.
+    fn uses_embeddings(&self) -> bool {
+        false
+    }
+
+    /// Whether the trained model generates text, so the worker writes a sample at each
+    /// evaluation.
+    fn generates_text(&self) -> bool {
+        false
+    }
+
+    /// Classes of the sentence-pair relation head the model needs on its first position (0: no
+    /// head).
+    fn relation_classes(&self) -> usize {
+        0
+    }
+
+    /// The settings in `spec` this objective cannot train with, each naming its field
+    /// (`dropout`: the model's dropout).
+    fn validate(&self, _spec: &ObjectiveSpec, _dropout: f64) -> Vec<SpecError> {
+        Vec::new()
+    }
+
+    /// Checks that the loaded corpus has what the objective trains on.
+    fn check_corpus(&self, _corpus: &Corpus) -> Result<(), ObjectiveError> {
+        Ok(())
+    }
+
+    /// A note for the user when training starts (sent as a warning event), e.g. what the
+    /// loss starts near.
+    fn start_note(&self, _data: &StepData<'_>) -> Option<String> {
+        None
+    }
+
+    /// Every metric [`Objective::evaluate`] may report, in the order it reports them.
+    fn metrics(&self) -> &'static [MetricKey] {
+        &[]
+    }
+
+    /// The loss of one training step on a batch it draws from `data` with `rng`; `model` is the
+    /// autodiff model, so the loss carries the graph.
+    fn train_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1>;
+
+    /// Losses and metrics of an evaluation. `model` is a validation snapshot; `rng` is seeded
+    /// the same at every evaluation, so successive estimates differ only by the model.
+    fn evaluate(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Evaluation;
+
+    /// The views offered at an evaluation at `step`, drawn after [`Objective::evaluate`] with
+    /// the same `rng`. The worker sends each as an event (and stores embedding maps).
+    fn views(
+        &self,
+        _model: &Gpt,
+        _data: &StepData<'_>,
+        _rng: &mut StdRng,
+        _device: &Device,
+        _step: usize,
+    ) -> Vec<EvalView> {
+        Vec::new()
+    }
+
+    /// The first training batch as the model reads it, for the data preview, when it is not
+    /// next-token text or instruction data (which the preview shows itself). It must draw from
+    /// `rng` exactly as [`Objective::train_loss`] does, and not at all when it returns `None`.
+    fn preview_batch(&self, _data: &StepData<'_>, _rng: &mut StdRng) -> Option<PreviewBatch> {
+        None
+    }
+}
+
+/// Losses and metrics of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss over the evaluation's train batches.
+    pub train_loss: f32,
+    /// Mean loss over the evaluation's validation batches (the number runs are compared by).
+    pub val_loss: f32,
+    /// The objective's own metrics, in the order it reports them.
+    pub metrics: Vec<(MetricKey, f64)>,
+}
+
+impl Evaluation {
+    /// The metrics as the run history stores them (by name).
+    pub fn named_metrics(&self) -> Vec<(String, f64)> {
+        self.metrics
+            .iter()
+            .map(|(key, value)| (key.name().to_string(), *value))
+            .collect()
+    }
+}
+
+/// The name of a metric an objective reports at evaluations (`val_masked_acc`), as stored in
+/// the run history and shown by the studio. Built-in objectives declare theirs as associated
+/// constants in their own files (`MetricKey::VAL_MASKED_ACC` in `masked.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricKey(&'static str);
+
+impl MetricKey {
+    /// A key by name (`val_` or `train_` first, then what it measures).
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// The name stored in the run history.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for MetricKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A view an objective offers at an evaluation: the payload of the run event that carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalView {
+    /// The probe set embedded and projected to 2-D; the worker aligns its axes with the
+    /// previous map before sending and storing it.
+    EmbeddingMap(EmbeddingSnapshot),
+    /// Similarities in one validation batch.
+    ContrastiveBatch(ContrastiveBatch),
+    /// Predictions on a masked probe.
+    MaskedProbe(MaskedProbe),
+}
+
+/// A training batch as the model reads it, for the data preview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewBatch {
+    /// Row-major `[rows, row_len]` token ids (with masks applied).
+    pub inputs: Vec<i64>,
+    /// Per position of `inputs`: the loss is computed on this token.
+    pub targets: Vec<bool>,
+    /// Tokens per row.
+    pub row_len: usize,
+    /// A class label per row (LinkBERT's relation), or empty.
+    pub row_labels: Vec<String>,
+}
+
+/// Why an objective cannot train on what it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectiveError {
+    /// The loaded data lacks what the objective trains on.
+    #[error("the {objective} objective needs {needs}")]
+    UnsuitedData {
+        /// The objective as the user knows it (`LinkBERT`).
+        objective: String,
+        /// What the data must have (`a dataset with the LinkBERT transform`).
+        needs: String,
+    },
+}
+
+/// The name of what a run learns, as written on the command line and in spec files
+/// (`"next-token"`). Built-in objectives have constants; [`ObjectiveKind::objective`] finds the
+/// implementation in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ObjectiveKind(Cow<'static, str>);
+
+impl ObjectiveKind {
+    /// Causal language modelling.
+    pub const NEXT_TOKEN: Self = Self(Cow::Borrowed("next-token"));
+    /// BERT-style masked-token prediction with bidirectional attention.
+    pub const MASKED: Self = Self(Cow::Borrowed("masked"));
+    /// Sentence embeddings trained with InfoNCE.
+    pub const CONTRASTIVE: Self = Self(Cow::Borrowed("contrastive"));
+    /// One model, both: embedding rows (bidirectional, InfoNCE) and generation rows (causal,
+    /// next-token) in every step; `L = L_emb + gen_weight * L_gen`.
+    pub const GRIT: Self = Self(Cow::Borrowed("grit"));
+    /// LinkBERT (Yasunaga et al., 2022): masked tokens over `[cls] A [sep] B [sep]` pairs plus
+    /// a 3-way relation head (B follows A, is random, or comes from a document A links to);
+    /// `L = L_mlm + L_relation`. Needs a dataset with the LinkBERT transform.
+    pub const LINKBERT: Self = Self(Cow::Borrowed("linkbert"));
+
+    /// The objectives Hearth ships, in the order the studio lists them.
+    pub const BUILT_IN: [ObjectiveKind; 5] = [
+        Self::NEXT_TOKEN,
+        Self::MASKED,
+        Self::CONTRASTIVE,
+        Self::GRIT,
+        Self::LINKBERT,
+    ];
+
+    /// A kind by name (not checked against the registry: see [`ObjectiveKind::parse`]).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(Cow::Owned(name.into()))
+    }
+
+    /// The name used on the command line and in spec files.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// The kind of that name, if such an objective is registered.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::all().into_iter().find(|k| k.name() == name)
+    }
+
+    /// Every registered objective, in the order the studio lists them (built-in ones first).
+    pub fn all() -> Vec<ObjectiveKind> {
+        registry::kinds()
+    }
+
+    /// The implementation registered under this name.
+    pub fn objective(&self) -> Option<Arc<dyn Objective>> {
+        lookup(self)
+    }
+}
+
+impl Default for ObjectiveKind {
+    fn default() -> Self {
+        Self::NEXT_TOKEN
+    }
+}
+
+impl std::fmt::Display for ObjectiveKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a contrastive positive comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Positives {
+    /// The first half of a window of text is the query, the second half its positive.
+    #[default]
+    Halves,
+    /// The same text twice; dropout makes the two encodings differ (SimCSE).
+    Dropout,
+    /// Labelled pairs from `pairs_file` (TSV `query<TAB>positive[<TAB>negative]` or JSONL).
+    Pairs,
+}
+
+impl Positives {
+    /// Every source of positives, in the order the studio lists them.
+    pub const ALL: [Positives; 3] = [Positives::Halves, Positives::Dropout, Positives::Pairs];
+
+    /// The name used on the command line and in spec files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Positives::Halves => "halves",
+            Positives::Dropout => "dropout",
+            Positives::Pairs => "pairs",
+        }
+    }
+
+    /// The source of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The objective and its options (only those of the chosen kind apply).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ObjectiveSpec {
+    /// Which objective trains the run.
+    pub kind: ObjectiveKind,
+    /// Masked: share of positions chosen per sequence (BERT: 0.15).
+    pub mask_rate: f64,
+    /// Contrastive / GRIT: InfoNCE temperature.
+    pub temperature: f64,
+    /// Contrastive / GRIT: how token states become one embedding.
+    pub pooling: Pooling,
+    /// Contrastive / GRIT: where a query's positive comes from.
+    pub positives: Positives,
+    /// Contrastive / GRIT with pairs: the labelled pairs file.
+    pub pairs_file: Option<PathBuf>,
+    /// Use the pairs' negatives (third column) as hard negatives.
+    pub hard_negatives: bool,
+    /// GRIT: lambda, the weight of the generation loss.
+    pub gen_weight: f64,
+}
+
+impl Default for ObjectiveSpec {
+    fn default() -> Self {
+        Self {
+            kind: ObjectiveKind::NEXT_TOKEN,
+            mask_rate: 0.15,
+            temperature: 0.05,
+            pooling: Pooling::Mean,
+            positives: Positives::Halves,
+            pairs_file: None,
+            hard_negatives: true,
+            gen_weight: 1.0,
+        }
+    }
+}
+
+impl ObjectiveSpec {
+    /// The registered implementation of [`ObjectiveSpec::kind`], or the error shown at
+    /// `objective.kind` naming the known objectives.
+    pub fn objective(&self) -> Result<Arc<dyn Objective>, SpecError> {
+        self.kind.objective().ok_or_else(|| {
+            let known: Vec<String> = ObjectiveKind::all()
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect();
+            SpecError::new(
+                "objective.kind",
+                format!(
+                    "unknown objective \"{}\" (known: {})",
+                    self.kind.name(),
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The attention the objective trains (and shows on the probe); causal for an unknown
+    /// objective, which cannot train anyway.
+    pub fn attention_mode(&self) -> AttentionMode {
+        self.kind
+            .objective()
+            .map_or(AttentionMode::Causal, |o| o.attention_mode())
+    }
+
+    /// Whether the tokenizer must reserve `[pad] [mask] [cls] [sep]`: masking needs `[mask]`,
+    /// labelled pairs need `[pad]`; windows of text need neither, so a contrastive or GRIT run on
+    /// text can start from a next-token run's checkpoint.
+    pub fn needs_specials(&self) -> bool {
+        self.kind
+            .objective()
+            .is_some_and(|o| o.needs_specials(self))
+    }
+
+    /// Whether the objective trains the model to embed texts.
+    pub fn uses_embeddings(&self) -> bool {
+        self.kind.objective().is_some_and(|o| o.uses_embeddings())
+    }
+
+    /// Every setting the objective cannot train with, each naming its field (`dropout`: the
+    /// model's dropout).
+    pub fn validate(&self, dropout: f64) -> Vec<SpecError> {
+        match self.objective() {
+            Ok(objective) => objective.validate(self, dropout),
+            Err(unknown) => vec![unknown],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_objective_is_refused_naming_the_known_ones() {
+        let spec = ObjectiveSpec {
+            kind: ObjectiveKind::new("no-such-objective"),
+            ..ObjectiveSpec::default()
+        };
+        let errors = spec.validate(0.0);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "objective.kind");
+        for kind in ObjectiveKind::BUILT_IN {
+            assert!(
+                errors[0].message.contains(kind.name()),
+                "{} names {kind}",
+                errors[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn option_names_match_their_value_enum_names() {
+        use clap::ValueEnum;
+        for p in Positives::ALL {
+            let value = p.to_possible_value().expect("no variant is skipped");
+            assert_eq!(value.get_name(), p.name());
+            assert_eq!(Positives::parse(p.name()), Some(p));
+        }
+        for p in Pooling::ALL {
+            let value = p.to_possible_value().expect("no variant is skipped");
+            assert_eq!(value.get_name(), p.name());
+            assert_eq!(Pooling::parse(p.name()), Some(p));
+        }
+        assert_eq!(Positives::value_variants().to_vec(), Positives::ALL.to_vec());
+        assert_eq!(Pooling::value_variants().to_vec(), Pooling::ALL.to_vec());
+    }
+
+    #[test]
+    fn built_in_objectives_are_registered_in_order() {
+        let all = ObjectiveKind::all();
+        assert_eq!(
+            &all[..ObjectiveKind::BUILT_IN.len()],
+            ObjectiveKind::BUILT_IN
+        );
+        for kind in ObjectiveKind::BUILT_IN {
+            let objective = kind.objective().expect("built in");
+            assert_eq!(objective.kind(), kind);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! What a training step or an evaluation reads besides the model.
+
+use super::ObjectiveSpec;
+use crate::data::pairs::Pair;
+use crate::data::{Corpus, Tokenizer};
+use rand::rngs::StdRng;
+
+/// Tokenized pairs, split into training and held-out pairs (the last tenth, at least one).
+pub struct PairSet {
+    /// Query, positive and optional hard negative of each training pair.
+    pub train: Vec<(Vec<u32>, Vec<u32>, Option<Vec<u32>>)>,
+    /// Query and positive of each held-out pair.
+    pub held_out: Vec<(Vec<u32>, Vec<u32>)>,
+}
+
+impl PairSet {
+    /// Encodes `pairs` with `tokenizer` and splits off the held-out pairs.
+    pub fn new(pairs: &[Pair], tokenizer: &Tokenizer) -> Self {
+        let encoded: Vec<_> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    tokenizer.encode(&p.a),
+                    tokenizer.encode(&p.b),
+                    p.negative.as_deref().map(|n| tokenizer.encode(n)),
+                )
+            })
+            .collect();
+        let held = (encoded.len() / 10)
+            .max(1)
+            .min(encoded.len().saturating_sub(1))
+            .max(1);
+        let split = encoded.len() - held;
+        Self {
+            held_out: encoded[split..]
+                .iter()
+                .map(|(a, b, _)| (a.clone(), b.clone()))
+                .collect(),
+            train: encoded[..split.max(1)].to_vec(),
+        }
+    }
+}
+
+/// What a step or an evaluation reads besides the model: the run's objective settings, batch
+/// shape and data.
+pub struct StepData<'a> {
+    /// The objective and its options.
+    pub objective: &'a ObjectiveSpec,
+    /// Tokens per row (the model's context).
+    pub context: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Batches per loss estimate at an evaluation.
+    pub eval_batches: usize,
+    /// The tokenized data.
+    pub corpus: &'a Corpus,
+    /// Labelled pairs, when the objective trains on a pairs file.
+    pub pairs: Option<&'a PairSet>,
+}
+
+/// Mean of `loss` over `data.eval_batches` batches, each drawn from `rng` (an evaluation's loss
+/// estimate).
+pub fn mean_of_batches(
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    mut loss: impl FnMut(&mut StdRng) -> f32,
+) -> f32 {
+    let batches = data.eval_batches;
+    (0..batches).map(|_| f64::from(loss(rng))).sum::<f64>() as f32 / batches.max(1) as f32
+}

@@ -1,0 +1,272 @@
+//! A run's full recipe, saved as `spec.json` next to its history.
+
+use crate::backend::BackendKind;
+use crate::data::DataSpec;
+use crate::model::{ModelSpec, SpecError};
+use crate::objective::ObjectiveSpec;
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a saved field changes meaning; older files are migrated on load.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Loop settings of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainSpec {
+    /// Sequences per optimizer step.
+    pub batch_size: usize,
+    /// Optimizer steps; the cosine schedule decays over all of them.
+    pub steps: usize,
+    /// Estimate train/val loss every this many steps (and at the end).
+    pub eval_interval: usize,
+    /// Batches per loss estimate.
+    pub eval_batches: usize,
+    /// Seed of the model's initial weights and of the batches.
+    pub seed: u64,
+    /// Where the run computes.
+    pub backend: BackendKind,
+    /// Intra-op threads; 0 means all cores but one.
+    pub threads: usize,
+    /// Write weights every this many steps (and at the end); 0 writes only the final ones.
+    pub checkpoint_interval: usize,
+    /// Capture attention on the probe text every this many steps; 0 disables.
+    pub attention_interval: usize,
+    /// Tokens generated for each sample (at each evaluation).
+    pub sample_tokens: usize,
+    /// Text whose attention maps are shown; empty uses the start of the validation split.
+    pub probe_text: String,
+}
+
+impl Default for TrainSpec {
+    /// nanoGPT's CPU settings for Tiny Shakespeare.
+    fn default() -> Self {
+        Self {
+            batch_size: 12,
+            steps: 2000,
+            eval_interval: 250,
+            eval_batches: 20,
+            seed: 1337,
+            backend: BackendKind::preferred(),
+            threads: 0,
+            checkpoint_interval: 500,
+            attention_interval: 25,
+            sample_tokens: 200,
+            probe_text: String::new(),
+        }
+    }
+}
+
+/// Fine-tuning: start from another run's weights instead of a fresh model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InitSpec {
+    /// The run whose newest checkpoint gives the starting weights (and the tokenizer).
+    pub from_run: std::path::PathBuf,
+    /// Multiplies the learning rate and its minimum (fine-tuning usually wants less).
+    pub lr_multiplier: f64,
+    /// Keep token and position embeddings as they are.
+    pub freeze_embeddings: bool,
+    /// Keep this many of the lowest transformer blocks as they are.
+    pub freeze_layers: usize,
+}
+
+impl Default for InitSpec {
+    fn default() -> Self {
+        Self {
+            from_run: std::path::PathBuf::new(),
+            lr_multiplier: 0.1,
+            freeze_embeddings: false,
+            freeze_layers: 0,
+        }
+    }
+}
+
+/// A spec file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecFileError {
+    /// Not JSON, or not the shape of a spec.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Written by a newer Hearth.
+    #[error("schema_version {version} is newer than this Hearth understands ({SCHEMA_VERSION})")]
+    TooNew {
+        /// The file's schema version.
+        version: u32,
+    },
+}
+
+/// Everything needed to reproduce a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSpec {
+    /// [`SCHEMA_VERSION`] when the spec was saved.
+    pub schema_version: u32,
+    /// The run's name (its folder name starts with it).
+    pub name: String,
+    /// What it trains on.
+    pub data: DataSpec,
+    /// What it learns.
+    pub objective: ObjectiveSpec,
+    /// The model's shape.
+    pub model: ModelSpec,
+    /// Optimizer and schedule.
+    pub optim: OptimSpec,
+    /// Loop settings.
+    pub train: TrainSpec,
+    /// Set for fine-tuning runs.
+    pub init: Option<InitSpec>,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            name: "gpt".to_string(),
+            data: DataSpec::default(),
+            objective: ObjectiveSpec::default(),
+            model: ModelSpec::default(),
+            optim: OptimSpec::default(),
+            train: TrainSpec::default(),
+            init: None,
+        }
+    }
+}
+
+impl RunSpec {
+    /// Every setting that cannot train, each naming its field.
+    pub fn validate(&self) -> Vec<SpecError> {
+        let mut errors = self.model.validate();
+        errors.extend(self.optim.validate());
+        errors.extend(self.objective.validate(self.model.dropout));
+        let t = &self.train;
+        if t.batch_size == 0 {
+            errors.push(SpecError::new(
+                "train.batch_size",
+                "batch size must be at least 1",
+            ));
+        }
+        if t.steps == 0 {
+            errors.push(SpecError::new("train.steps", "needs at least one step"));
+        }
+        if t.eval_interval == 0 {
+            errors.push(SpecError::new("train.eval_interval", "must be at least 1"));
+        }
+        if t.eval_batches == 0 {
+            errors.push(SpecError::new("train.eval_batches", "must be at least 1"));
+        }
+        if !t.backend.is_available() {
+            errors.push(SpecError::new(
+                "train.backend",
+                format!("{} is not available here", t.backend.label()),
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.data.val_fraction) || self.data.val_fraction == 0.0 {
+            errors.push(SpecError::new("data.val_fraction", "must be in (0, 0.5]"));
+        }
+        if let Some(init) = &self.init {
+            if !init.from_run.join("spec.json").exists() {
+                errors.push(SpecError::new(
+                    "init.from_run",
+                    format!("{} is not a run folder", init.from_run.display()),
+                ));
+            }
+            if !(init.lr_multiplier > 0.0) {
+                errors.push(SpecError::new("init.lr_multiplier", "must be positive"));
+            }
+            if init.freeze_layers > self.model.n_layer {
+                errors.push(SpecError::new(
+                    "init.freeze_layers",
+                    "more than the model has",
+                ));
+            }
+        }
+        if self.name.trim().is_empty() {
+            errors.push(SpecError::new("name", "a run needs a name"));
+        }
+        errors
+    }
+
+    /// Reads a spec file (JSON); unknown versions are refused with the file named.
+    pub fn from_json(text: &str) -> Result<Self, SpecFileError> {
+        let spec: RunSpec = serde_json::from_str(text)?;
+        if spec.schema_version > SCHEMA_VERSION {
+            return Err(SpecFileError::TooNew {
+                version: spec.schema_version,
+            });
+        }
+        Ok(RunSpec {
+            schema_version: SCHEMA_VERSION,
+            ..spec
+        })
+    }
+}
+
+/// Optimizer and schedule settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OptimSpec {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    pub warmup_steps: usize,
+    /// Decoupled weight decay, applied to weight matrices and embeddings only.
+    pub weight_decay: f64,
+    /// AdamW's decay rate of the gradient mean.
+    pub beta1: f64,
+    /// AdamW's decay rate of the squared-gradient mean.
+    pub beta2: f64,
+    /// AdamW's denominator term, for numerical stability.
+    pub eps: f64,
+    /// Clip the global gradient norm to this value; 0 disables clipping.
+    pub grad_clip: f64,
+}
+
+impl Default for OptimSpec {
+    /// nanoGPT's `train_shakespeare_char` settings.
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 100,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            grad_clip: 1.0,
+        }
+    }
+}
+
+impl OptimSpec {
+    /// Every optimizer setting that cannot train, each naming its field.
+    pub fn validate(&self) -> Vec<crate::model::SpecError> {
+        use crate::model::SpecError;
+        let mut errors = Vec::new();
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            errors.push(SpecError::new("optim.lr", "learning rate must be positive"));
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            errors.push(SpecError::new(
+                "optim.min_lr",
+                "minimum learning rate must be between 0 and the learning rate",
+            ));
+        }
+        for (field, beta) in [("optim.beta1", self.beta1), ("optim.beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                errors.push(SpecError::new(field, "must be in [0, 1)"));
+            }
+        }
+        if !(self.weight_decay >= 0.0) {
+            errors.push(SpecError::new("optim.weight_decay", "must be at least 0"));
+        }
+        if !(self.grad_clip >= 0.0) {
+            errors.push(SpecError::new(
+                "optim.grad_clip",
+                "must be at least 0 (0 disables)",
+            ));
+        }
+        errors
+    }
+}

@@ -1,0 +1,11 @@
+//! The run worker: a named thread per run that trains, sends typed events out, takes controls
+//! in, and appends everything to the run store. No UI code here.
+
+pub mod optim;
+pub mod schedule;
+pub mod worker;
+
+pub use crate::backend::BackendKind;
+pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
+pub use optim::{AdamW, OptimSpec};
+pub use worker::{RunHandle, TrainSpec, spawn_resume, spawn_run};

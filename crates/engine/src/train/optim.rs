@@ -1,0 +1,274 @@
+//! AdamW with decoupled weight decay on matrices only and clipping by the global gradient norm,
+//! as nanoGPT configures `torch.optim.AdamW` and `clip_grad_norm_`.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Gradients, Tensor};
+use std::any::Any;
+use std::collections::HashMap;
+
+pub use crate::spec::OptimSpec;
+
+/// The two moment estimates of one parameter, of the parameter's own rank.
+struct Moments<const D: usize> {
+    m: Tensor<D>,
+    v: Tensor<D>,
+}
+
+/// AdamW state over a module's parameters.
+pub struct AdamW {
+    spec: OptimSpec,
+    /// Completed optimizer steps (Adam's `t`).
+    steps: i32,
+    moments: HashMap<ParamId, Box<dyn Any + Send>>,
+}
+
+impl AdamW {
+    pub fn new(spec: OptimSpec) -> Self {
+        Self {
+            spec,
+            steps: 0,
+            moments: HashMap::new(),
+        }
+    }
+
+    /// Applies one update with learning rate `lr` and returns the updated module and the
+    /// global gradient norm before clipping.
+    pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, lr: f64) -> (M, f32) {
+        let mut norm = GradNorm {
+            grads,
+            squares: Vec::new(),
+        };
+        module.visit(&mut norm);
+        let grad_norm = if norm.squares.is_empty() {
+            0.0
+        } else {
+            Tensor::cat(norm.squares, 0)
+                .sum()
+                .sqrt()
+                .into_scalar::<f32>()
+        };
+        let clip_scale = if self.spec.grad_clip > 0.0 && f64::from(grad_norm) > self.spec.grad_clip
+        {
+            self.spec.grad_clip / (f64::from(grad_norm) + 1e-6)
+        } else {
+            1.0
+        };
+        self.steps += 1;
+        let mut update = Update {
+            optim: self,
+            grads,
+            lr,
+            clip_scale,
+        };
+        let module = module.map(&mut update);
+        (module, grad_norm)
+    }
+}
+
+impl AdamW {
+    /// Optimizer steps taken so far.
+    pub fn steps(&self) -> i32 {
+        self.steps
+    }
+
+    /// The moment estimates laid out as two copies of `model` (first and second moment), so
+    /// they are saved with the same recorder as the weights. `None` before the first step.
+    pub fn moments_as_modules<M: Module + Clone>(&self, model: &M) -> Option<(M, M)> {
+        if self.moments.is_empty() {
+            return None;
+        }
+        let m = model.clone().map(&mut MomentsOut {
+            optim: self,
+            second: false,
+        });
+        let v = model.clone().map(&mut MomentsOut {
+            optim: self,
+            second: true,
+        });
+        Some((m, v))
+    }
+
+    /// Restores the moments saved by [`AdamW::moments_as_modules`] for `model`, matching
+    /// parameters by position, after `steps` completed steps.
+    pub fn restore<M: Module>(&mut self, model: &M, first: &M, second: &M, steps: i32) {
+        let mut collect_m = Collect::default();
+        first.visit(&mut collect_m);
+        let mut collect_v = Collect::default();
+        second.visit(&mut collect_v);
+        let mut assign = Assign {
+            optim: self,
+            m: collect_m.tensors.into_iter(),
+            v: collect_v.tensors.into_iter(),
+        };
+        model.visit(&mut assign);
+        self.steps = steps;
+    }
+}
+
+struct MomentsOut<'a> {
+    optim: &'a AdamW,
+    second: bool,
+}
+
+impl ModuleMapper for MomentsOut<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let value = match self
+            .optim
+            .moments
+            .get(&id)
+            .and_then(|s| s.downcast_ref::<Moments<D>>())
+        {
+            Some(state) if self.second => state.v.clone(),
+            Some(state) => state.m.clone(),
+            None => tensor.inner().zeros_like(),
+        };
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    tensors: Vec<Box<dyn Any + Send>>,
+}
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.tensors.push(Box::new(param.val().inner()));
+    }
+}
+
+struct Assign<'a, I: Iterator<Item = Box<dyn Any + Send>>> {
+    optim: &'a mut AdamW,
+    m: I,
+    v: I,
+}
+
+impl<I: Iterator<Item = Box<dyn Any + Send>>> ModuleVisitor for Assign<'_, I> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let (Some(m), Some(v)) = (self.m.next(), self.v.next()) else {
+            return;
+        };
+        if let (Ok(m), Ok(v)) = (m.downcast::<Tensor<D>>(), v.downcast::<Tensor<D>>()) {
+            let device = param.val().device().without_autodiff();
+            let state = Moments {
+                m: m.to_device(&device),
+                v: v.to_device(&device),
+            };
+            self.optim.moments.insert(param.id, Box::new(state));
+        }
+    }
+}
+
+struct GradNorm<'a> {
+    grads: &'a Gradients,
+    squares: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = param.val().grad(self.grads) {
+            self.squares.push(grad.square().sum());
+        }
+    }
+}
+
+struct Update<'a> {
+    optim: &'a mut AdamW,
+    grads: &'a Gradients,
+    lr: f64,
+    clip_scale: f64,
+}
+
+impl ModuleMapper for Update<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(mut grad) = tensor.grad(self.grads) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let spec = &self.optim.spec;
+        if self.clip_scale != 1.0 {
+            grad = grad.mul_scalar(self.clip_scale);
+        }
+        let (b1, b2) = (spec.beta1, spec.beta2);
+        let moments = match self.optim.moments.remove(&id) {
+            Some(state) => match state.downcast::<Moments<D>>() {
+                Ok(state) => Moments {
+                    m: state
+                        .m
+                        .mul_scalar(b1)
+                        .add(grad.clone().mul_scalar(1.0 - b1)),
+                    v: state
+                        .v
+                        .mul_scalar(b2)
+                        .add(grad.square().mul_scalar(1.0 - b2)),
+                },
+                Err(_) => unreachable!("a parameter keeps its rank"),
+            },
+            None => Moments {
+                m: grad.clone().mul_scalar(1.0 - b1),
+                v: grad.square().mul_scalar(1.0 - b2),
+            },
+        };
+        let t = self.optim.steps;
+        let bias_correction1 = 1.0 - b1.powi(t);
+        let bias_correction2 = 1.0 - b2.powi(t);
+        let step_size = self.lr / bias_correction1;
+        let denom = moments
+            .v
+            .clone()
+            .sqrt()
+            .mul_scalar(1.0 / bias_correction2.sqrt())
+            .add_scalar(spec.eps);
+        let mut value = tensor.inner();
+        // Decay matrices and embeddings only; biases and norm gains are left alone (nanoGPT).
+        if D >= 2 && spec.weight_decay > 0.0 {
+            value = value.mul_scalar(1.0 - self.lr * spec.weight_decay);
+        }
+        let value = value - moments.m.clone().div(denom).mul_scalar(step_size);
+        self.optim.moments.insert(id, Box::new(moments));
+        let mut value = Tensor::from_inner(value);
+        if require_grad {
+            value = value.require_grad();
+        }
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[derive(Module, Debug)]
+    struct Quadratic {
+        w: Param<Tensor<1>>,
+    }
+
+    /// One AdamW step by hand: with m = (1-b1) g and v = (1-b2) g^2, the bias-corrected update
+    /// is lr * g / (|g| + eps), i.e. about lr in the direction of -g.
+    #[test]
+    fn first_step_moves_each_weight_by_about_lr() {
+        let device = Device::flex().autodiff();
+        let model = Quadratic {
+            w: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![1.0f32, -2.0], [2]),
+                &device,
+            )),
+        };
+        let loss = model.w.val().square().sum();
+        let grads = loss.backward();
+        let mut optim = AdamW::new(OptimSpec {
+            weight_decay: 0.0,
+            grad_clip: 0.0,
+            ..OptimSpec::default()
+        });
+        let (model, norm) = optim.step(model, &grads, 0.1);
+        let expected_norm = (2.0f32 * 2.0 + 4.0 * 4.0).sqrt();
+        assert!((norm - expected_norm).abs() < 1e-5, "grad norm {norm}");
+        let w = model.w.val().into_data().try_to_vec::<f32>().unwrap();
+        assert!((w[0] - 0.9).abs() < 1e-5, "w0 {}", w[0]);
+        assert!((w[1] + 1.9).abs() < 1e-5, "w1 {}", w[1]);
+    }
+}

@@ -1,0 +1,299 @@
+//! A run's curves as plot-ready columns, appended as metrics arrive (never rebuilt per frame),
+//! with the smoothed training curve cached per setting and extended incrementally.
+
+use super::lod::BlockIndex;
+use super::smoothing::{EmaState, SmoothingKind, tau_for_weight};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the x axis of loss plots measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum XAxis {
+    /// Optimizer steps.
+    #[default]
+    Step,
+    /// Training tokens seen.
+    Tokens,
+    /// Seconds of training, pauses excluded.
+    WallTime,
+}
+
+impl XAxis {
+    /// Every axis, in menu order.
+    pub const ALL: [XAxis; 3] = [XAxis::Step, XAxis::Tokens, XAxis::WallTime];
+
+    /// The axis title.
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Step => "step",
+            XAxis::Tokens => "tokens",
+            XAxis::WallTime => "seconds",
+        }
+    }
+}
+
+/// The smoothing a plot asks for; part of the cache key of smoothed curves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SmoothSettings {
+    /// Which moving average.
+    pub kind: SmoothingKind,
+    /// EMA weight in [0, 1) (0 = raw); for the time-weighted EMA it sets the time constant
+    /// `tau = -1 / ln(weight)` steps.
+    pub weight: f64,
+    /// Smooth `ln(loss)` instead of the loss, so spikes weigh less.
+    pub log_space: bool,
+}
+
+/// One optimizer step as the curves need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPoint {
+    /// Steps completed, counting from 1.
+    pub step: usize,
+    /// Training tokens seen up to this step.
+    pub tokens_seen: u64,
+    /// Seconds of training up to this step.
+    pub elapsed_s: f64,
+    /// The step's training loss.
+    pub loss: f64,
+}
+
+/// One evaluation as the curves need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalPoint<'a> {
+    /// The step the evaluation ran after.
+    pub step: usize,
+    /// Training tokens seen up to that step.
+    pub tokens_seen: f64,
+    /// Seconds of training up to that step.
+    pub elapsed_s: f64,
+    /// Loss on held-out batches.
+    pub val_loss: f64,
+    /// Loss estimated on training batches at the same time.
+    pub train_loss: f64,
+    /// The objective's own metrics by name.
+    pub metrics: &'a [(String, f64)],
+}
+
+/// A run's curves as columns.
+#[derive(Debug, Default, Clone)]
+pub struct Curves {
+    /// Step of every training point.
+    pub step: Vec<f64>,
+    /// Tokens seen at every training point.
+    pub tokens: Vec<f64>,
+    /// Seconds of training at every training point.
+    pub secs: Vec<f64>,
+    /// Training loss of every step.
+    pub train: Vec<f64>,
+    /// Step of every evaluation.
+    pub val_step: Vec<f64>,
+    /// Tokens seen at every evaluation.
+    pub val_tokens: Vec<f64>,
+    /// Seconds of training at every evaluation.
+    pub val_secs: Vec<f64>,
+    /// Validation loss of every evaluation.
+    pub val: Vec<f64>,
+    /// Training loss estimated at each evaluation.
+    pub eval_train: Vec<f64>,
+    /// Objective metrics by name, one value per evaluation (aligned with `val_step`).
+    pub metrics: BTreeMap<String, Vec<f64>>,
+    smooth: SmoothCache,
+    train_index: BlockIndex,
+}
+
+/// The smoothed training curve for one setting, extended incrementally while a run trains.
+#[derive(Debug, Default, Clone)]
+struct SmoothCache {
+    key: Option<(u8, u64, bool)>,
+    state: EmaState,
+    values: Vec<f64>,
+    index: BlockIndex,
+}
+
+impl Curves {
+    /// Appends one training step.
+    pub fn push_step(&mut self, point: StepPoint) {
+        self.step.push(point.step as f64);
+        self.tokens.push(point.tokens_seen as f64);
+        self.secs.push(point.elapsed_s);
+        self.train.push(point.loss);
+    }
+
+    /// Appends one evaluation.
+    pub fn push_eval(&mut self, point: EvalPoint<'_>) {
+        self.val_step.push(point.step as f64);
+        self.val_tokens.push(point.tokens_seen);
+        self.val_secs.push(point.elapsed_s);
+        self.val.push(point.val_loss);
+        self.eval_train.push(point.train_loss);
+        let n = self.val.len();
+        for (key, value) in point.metrics {
+            let column = self.metrics.entry(key.clone()).or_default();
+            // A metric missing at earlier evaluations is NaN there (not drawn).
+            column.resize(n - 1, f64::NAN);
+            column.push(*value);
+        }
+    }
+
+    /// The x values of the training points on `axis`.
+    pub fn xs(&self, axis: XAxis) -> &[f64] {
+        match axis {
+            XAxis::Step => &self.step,
+            XAxis::Tokens => &self.tokens,
+            XAxis::WallTime => &self.secs,
+        }
+    }
+
+    /// The x values of the evaluations on `axis`.
+    pub fn val_xs(&self, axis: XAxis) -> &[f64] {
+        match axis {
+            XAxis::Step => &self.val_step,
+            XAxis::Tokens => &self.val_tokens,
+            XAxis::WallTime => &self.val_secs,
+        }
+    }
+
+    /// A metric's column, one value per evaluation, padded with NaN to the evaluations so far
+    /// (a metric can stop being reported).
+    pub fn metric(&self, name: &str) -> Option<&[f64]> {
+        self.metrics.get(name).map(Vec::as_slice)
+    }
+
+    /// The last smoothed curve computed by [`Curves::smoothed`].
+    pub fn smoothed_values(&self) -> &[f64] {
+        &self.smooth.values
+    }
+
+    /// The training curve smoothed at full resolution (before any down-sampling); computed
+    /// once per setting and extended as steps arrive.
+    pub fn smoothed(&mut self, settings: SmoothSettings) -> &[f64] {
+        let kind = match settings.kind {
+            SmoothingKind::DebiasedEma => 0,
+            SmoothingKind::TimeWeightedEma => 1,
+        };
+        let key = (kind, settings.weight.to_bits(), settings.log_space);
+        let cache = &mut self.smooth;
+        if cache.key != Some(key) || cache.values.len() > self.train.len() {
+            *cache = SmoothCache {
+                key: Some(key),
+                ..SmoothCache::default()
+            };
+        }
+        let from = cache.values.len();
+        if from < self.train.len() {
+            let ys: Vec<f64> = if settings.log_space {
+                self.train[from..]
+                    .iter()
+                    .map(|y| y.max(1e-12).ln())
+                    .collect()
+            } else {
+                self.train[from..].to_vec()
+            };
+            let mut out = Vec::with_capacity(ys.len());
+            match settings.kind {
+                SmoothingKind::DebiasedEma => {
+                    cache.state.extend_debiased(&ys, settings.weight, &mut out)
+                }
+                SmoothingKind::TimeWeightedEma => cache.state.extend_time_weighted(
+                    &self.step[from..],
+                    &ys,
+                    tau_for_weight(settings.weight),
+                    &mut out,
+                ),
+            }
+            if settings.log_space {
+                out.iter_mut().for_each(|v| *v = v.exp());
+            }
+            cache.values.extend(out);
+            cache.index.extend(&cache.values);
+        }
+        &cache.values
+    }
+
+    /// The min/max block index of the smoothed curve (as of the last [`Curves::smoothed`]).
+    pub fn smoothed_index(&self) -> &BlockIndex {
+        &self.smooth.index
+    }
+
+    /// The min/max block index of the raw training curve, brought up to date.
+    pub fn train_index(&mut self) -> &BlockIndex {
+        self.train_index.extend(&self.train);
+        &self.train_index
+    }
+
+    /// The raw training curve's index as last refreshed by [`Curves::train_index`].
+    pub fn train_index_ref(&self) -> &BlockIndex {
+        &self.train_index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::viz::smoothing::debiased_ema;
+
+    fn step(s: usize, loss: f64) -> StepPoint {
+        StepPoint {
+            step: s,
+            tokens_seen: s as u64,
+            elapsed_s: s as f64,
+            loss,
+        }
+    }
+
+    #[test]
+    fn smoothed_curves_extend_as_steps_arrive() {
+        let mut curves = Curves::default();
+        let settings = SmoothSettings {
+            kind: SmoothingKind::DebiasedEma,
+            weight: 0.6,
+            log_space: false,
+        };
+        curves.push_step(step(1, 4.0));
+        curves.push_step(step(2, 3.0));
+        curves.smoothed(settings);
+        curves.push_step(step(3, 3.5));
+        let incremental = curves.smoothed(settings).to_vec();
+        let full = debiased_ema(&[4.0, 3.0, 3.5], 0.6);
+        assert_eq!(
+            incremental, full,
+            "extending the cache gives the full computation"
+        );
+        let log_space = curves
+            .smoothed(SmoothSettings {
+                log_space: true,
+                ..settings
+            })
+            .to_vec();
+        let expected: Vec<f64> = debiased_ema(&[4f64.ln(), 3f64.ln(), 3.5f64.ln()], 0.6)
+            .into_iter()
+            .map(f64::exp)
+            .collect();
+        for (a, b) in log_space.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-12, "log-space smoothing: {a} vs {b}");
+        }
+    }
+
+    fn eval(step: usize, metrics: &[(String, f64)]) -> EvalPoint<'_> {
+        EvalPoint {
+            step,
+            tokens_seen: step as f64 * 10.0,
+            elapsed_s: step as f64,
+            val_loss: 2.0,
+            train_loss: 2.5,
+            metrics,
+        }
+    }
+
+    #[test]
+    fn a_metric_missing_at_first_is_nan_there() {
+        let mut curves = Curves::default();
+        curves.push_eval(eval(10, &[]));
+        curves.push_eval(eval(20, &[("acc".to_string(), 0.5)]));
+        let acc = curves.metric("acc").expect("the metric has a column");
+        assert_eq!(acc.len(), 2, "one value per evaluation");
+        assert!(acc[0].is_nan(), "not reported at the first evaluation");
+        assert_eq!(acc[1], 0.5);
+        assert_eq!(curves.val_xs(XAxis::Tokens), &[100.0, 200.0]);
+    }
+}

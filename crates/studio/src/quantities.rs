@@ -1,0 +1,133 @@
+//! What a run's loss curves measure, so every chart and legend says it and only like is drawn
+//! with like. Most objectives train and validate the same loss; GRIT trains on the total
+//! `L_emb + lambda * L_gen` and reports its generation loss as the validation loss, which is
+//! what makes it comparable with next-token runs.
+
+use hearth_engine::objective::{MetricKey, ObjectiveKind, ObjectiveSpec};
+use hearth_engine::viz::curves::Curves;
+use std::borrow::Cow;
+
+/// A measured quantity: curves with the same `key` may share a chart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Quantity {
+    /// Equal for curves that measure the same thing.
+    pub key: String,
+    /// What a chart title or axis calls it ("next-token loss").
+    pub label: String,
+}
+
+impl Quantity {
+    fn same(label: &str) -> Self {
+        Self {
+            key: label.to_string(),
+            label: label.to_string(),
+        }
+    }
+}
+
+/// The quantities of a run's two loss curves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossQuantities {
+    /// The loss of every training step.
+    pub train: Quantity,
+    /// The validation loss of every evaluation.
+    pub val: Quantity,
+}
+
+/// What the training and validation losses of a run with `objective` measure.
+pub fn loss_quantities(objective: &ObjectiveSpec) -> LossQuantities {
+    let both = |label: &str| LossQuantities {
+        train: Quantity::same(label),
+        val: Quantity::same(label),
+    };
+    match objective.kind.name() {
+        "next-token" => both("next-token loss"),
+        "masked" => both("masked-token loss"),
+        "contrastive" => both("contrastive loss"),
+        "linkbert" => both("LinkBERT loss (masked tokens + relation)"),
+        "grit" => {
+            let lambda = objective.gen_weight;
+            LossQuantities {
+                train: Quantity {
+                    // Totals with different weights are different quantities.
+                    key: format!("grit-total-{}", lambda.to_bits()),
+                    label: format!("GRIT total loss (L_emb + {lambda}·L_gen)"),
+                },
+                val: Quantity::same("next-token loss"),
+            }
+        }
+        other => both(&format!("{other} loss")),
+    }
+}
+
+/// The validation values of the training curve's own quantity, one per evaluation: the
+/// validation loss itself, or for GRIT the total rebuilt from its parts (`None` when the run
+/// did not record them).
+pub fn val_like_train<'a>(objective: &ObjectiveSpec, curves: &'a Curves) -> Option<Cow<'a, [f64]>> {
+    if objective.kind != ObjectiveKind::GRIT {
+        return Some(Cow::Borrowed(curves.val.as_slice()));
+    }
+    let emb = curves.metric(MetricKey::VAL_EMB_LOSS.name())?;
+    let lambda = objective.gen_weight;
+    Some(Cow::Owned(
+        emb.iter()
+            .zip(&curves.val)
+            .map(|(emb, generation)| emb + lambda * generation)
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_engine::viz::curves::EvalPoint;
+
+    fn spec(kind: ObjectiveKind) -> ObjectiveSpec {
+        ObjectiveSpec {
+            kind,
+            ..ObjectiveSpec::default()
+        }
+    }
+
+    #[test]
+    fn grit_trains_a_total_and_validates_a_next_token_loss() {
+        let next = loss_quantities(&spec(ObjectiveKind::NEXT_TOKEN));
+        let grit = loss_quantities(&spec(ObjectiveKind::GRIT));
+        assert_eq!(next.train, next.val, "next-token trains what it validates");
+        assert_ne!(grit.train, grit.val, "GRIT's step loss is the total");
+        assert_eq!(grit.val, next.val, "GRIT's validation loss is comparable");
+        assert_ne!(grit.train, next.train, "but its training loss is not");
+        assert!(grit.train.label.contains("L_emb"), "{}", grit.train.label);
+        let mut heavier = spec(ObjectiveKind::GRIT);
+        heavier.gen_weight *= 2.0;
+        assert_ne!(
+            loss_quantities(&heavier).train.key,
+            grit.train.key,
+            "another lambda is another total"
+        );
+    }
+
+    #[test]
+    fn grit_validation_total_is_rebuilt_from_its_parts() {
+        let mut objective = spec(ObjectiveKind::GRIT);
+        objective.gen_weight = 0.5;
+        let mut curves = Curves::default();
+        let metrics = [(MetricKey::VAL_EMB_LOSS.name().to_string(), 1.0)];
+        curves.push_eval(EvalPoint {
+            step: 10,
+            tokens_seen: 0.0,
+            elapsed_s: 0.0,
+            val_loss: 3.0,
+            train_loss: 3.2,
+            metrics: &metrics,
+        });
+        let total = val_like_train(&objective, &curves).expect("the parts were recorded");
+        assert_eq!(total.as_ref(), &[1.0 + 0.5 * 3.0]);
+        let next = spec(ObjectiveKind::NEXT_TOKEN);
+        assert_eq!(
+            val_like_train(&next, &curves).as_deref(),
+            Some(&[3.0][..]),
+            "other objectives validate their training loss"
+        );
+    }
+}

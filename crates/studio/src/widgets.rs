@@ -1,0 +1,343 @@
+//! Loss plot with a level-of-detail layer, seed bands and the best point marked; attention
+//! heatmap.
+
+use egui::{Color32, Rect, Sense, Stroke, Vec2, pos2};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text};
+use hearth_engine::model::AttentionMaps;
+use hearth_engine::viz::lod::{BlockIndex, min_max_last, min_max_last_indexed};
+
+/// A run colour by index.
+pub fn run_color(index: usize) -> Color32 {
+    const PALETTE: [Color32; 8] = [
+        Color32::from_rgb(0x4e, 0x9a, 0xf1),
+        Color32::from_rgb(0xf2, 0x8e, 0x2b),
+        Color32::from_rgb(0x59, 0xc1, 0x5b),
+        Color32::from_rgb(0xe1, 0x57, 0x59),
+        Color32::from_rgb(0xb0, 0x7a, 0xe0),
+        Color32::from_rgb(0x9c, 0x75, 0x5f),
+        Color32::from_rgb(0xff, 0x9d, 0xa7),
+        Color32::from_rgb(0x76, 0xb7, 0xb2),
+    ];
+    PALETTE[index % PALETTE.len()]
+}
+
+/// How one series is drawn.
+#[derive(Clone, Copy, PartialEq)]
+pub enum SeriesStyle {
+    Line {
+        width: f32,
+    },
+    /// Markers joined by a line (evaluations are sparse); the best (lowest) point is marked.
+    Markers,
+}
+
+/// One curve, borrowed from the run's columns: nothing is copied per frame but the few
+/// points the level-of-detail layer keeps.
+pub struct Series<'a> {
+    pub name: String,
+    pub xs: &'a [f64],
+    pub ys: &'a [f64],
+    pub color: Color32,
+    pub style: SeriesStyle,
+    /// A min/max block index of `ys`, for long series.
+    pub index: Option<&'a BlockIndex>,
+}
+
+/// A mean ± spread band.
+pub struct Band<'a> {
+    /// The legend entry it belongs to (its mean line's name).
+    pub name: String,
+    pub xs: &'a [f64],
+    pub lo: &'a [f64],
+    pub hi: &'a [f64],
+    pub color: Color32,
+}
+
+#[derive(Clone, Copy)]
+pub struct PlotOptions {
+    pub log_y: bool,
+    pub height: f32,
+    pub x_label: &'static str,
+    /// The y axis title ("loss" unless given).
+    pub y_label: &'static str,
+}
+
+fn x_range(series: &[Series<'_>]) -> Option<(f64, f64)> {
+    let mut range: Option<(f64, f64)> = None;
+    for s in series {
+        if let (Some(&a), Some(&b)) = (s.xs.first(), s.xs.last()) {
+            range = Some(match range {
+                Some((lo, hi)) => (lo.min(a), hi.max(b)),
+                None => (a, b),
+            });
+        }
+    }
+    range.map(|(a, b)| (a, if b > a { b } else { a + 1.0 }))
+}
+
+/// Draws the series on one plot. Each series is reduced to min/max/last per pixel column of
+/// the visible x range, so drawing cost follows the plot's width, not the number of points.
+pub fn loss_plot(
+    ui: &mut egui::Ui,
+    id: &str,
+    series: &[Series<'_>],
+    bands: &[Band<'_>],
+    options: PlotOptions,
+) -> egui_plot::PlotResponse<()> {
+    let log_y = options.log_y;
+    let to_y = move |y: f64| if log_y { y.max(1e-12).log10() } else { y };
+    let from_y = move |y: f64| if log_y { 10f64.powf(y) } else { y };
+    let x_label = options.x_label;
+    let y_label = options.y_label;
+    let plot = Plot::new(id)
+        .height(options.height)
+        .legend(Legend::default())
+        .x_axis_label(x_label)
+        .y_axis_label(if log_y {
+            format!("{} (log scale)", options.y_label)
+        } else {
+            options.y_label.to_string()
+        })
+        .link_cursor(egui::Id::unique("loss_plots"), [true, false])
+        .y_axis_formatter(move |mark, _| format!("{:.3}", from_y(mark.value)))
+        .label_formatter(move |hover| {
+            Some(match hover {
+                egui_plot::HoverPosition::NearDataPoint {
+                    plot_name,
+                    position,
+                    ..
+                } => {
+                    format!(
+                        "{plot_name}\n{x_label} {:.0}\n{y_label} {:.4}",
+                        position.x,
+                        from_y(position.y)
+                    )
+                }
+                egui_plot::HoverPosition::Elsewhere { position } => {
+                    format!(
+                        "{x_label} {:.0}\n{y_label} {:.4}",
+                        position.x,
+                        from_y(position.y)
+                    )
+                }
+            })
+        });
+    let buckets = ui.available_width().max(100.0) as usize;
+    let full = x_range(series);
+    plot.show(ui, |plot_ui| {
+        let bounds = plot_ui.plot_bounds();
+        let auto_x = plot_ui.auto_bounds().x || !bounds.is_valid_x();
+        let Some((x_min, x_max)) = (if auto_x {
+            full
+        } else {
+            Some((bounds.min()[0], bounds.max()[0]))
+        }) else {
+            return;
+        };
+        for band in bands {
+            band_ui(plot_ui, band, x_min, x_max, to_y);
+        }
+        for s in series {
+            let points = match s.index {
+                Some(index) => min_max_last_indexed(s.xs, s.ys, index, x_min, x_max, buckets),
+                None => min_max_last(s.xs, s.ys, x_min, x_max, buckets),
+            };
+            let reduced: Vec<[f64; 2]> = points.into_iter().map(|[x, y]| [x, to_y(y)]).collect();
+            match s.style {
+                SeriesStyle::Line { width } => {
+                    plot_ui.line(
+                        Line::new(s.name.clone(), PlotPoints::from(reduced))
+                            .color(s.color)
+                            .width(width),
+                    );
+                }
+                SeriesStyle::Markers => {
+                    plot_ui.line(
+                        Line::new(s.name.clone(), PlotPoints::from(reduced.clone()))
+                            .color(s.color)
+                            .width(1.5),
+                    );
+                    plot_ui.points(
+                        Points::new(s.name.clone(), PlotPoints::from(reduced))
+                            .color(s.color)
+                            .radius(2.5),
+                    );
+                    // Best so far: the lowest value over the whole series, not just the view.
+                    let best =
+                        s.ys.iter()
+                            .enumerate()
+                            .filter(|(_, y)| y.is_finite())
+                            .min_by(|a, b| a.1.total_cmp(b.1));
+                    if let Some((i, &y)) = best {
+                        let at = [s.xs[i], to_y(y)];
+                        plot_ui.points(
+                            Points::new(s.name.clone(), PlotPoints::from(vec![at]))
+                                .shape(MarkerShape::Diamond)
+                                .filled(false)
+                                .radius(6.0)
+                                .color(s.color),
+                        );
+                        plot_ui.text(
+                            Text::new(s.name.clone(), at.into(), format!("best {y:.4}  "))
+                                .anchor(egui::Align2::RIGHT_BOTTOM)
+                                .color(s.color),
+                        );
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Fills between `lo` and `hi` with thin convex quads (egui fills convex shapes only).
+fn band_ui(
+    plot_ui: &mut egui_plot::PlotUi<'_>,
+    band: &Band<'_>,
+    x_min: f64,
+    x_max: f64,
+    to_y: impl Fn(f64) -> f64,
+) {
+    let start = band.xs.partition_point(|&x| x < x_min).saturating_sub(1);
+    let end = (band.xs.partition_point(|&x| x <= x_max) + 1).min(band.xs.len());
+    if end <= start + 1 {
+        return;
+    }
+    const MAX_QUADS: usize = 200;
+    let stride = ((end - start) / MAX_QUADS).max(1);
+    let mut idx: Vec<usize> = (start..end).step_by(stride).collect();
+    if idx.last() != Some(&(end - 1)) {
+        idx.push(end - 1);
+    }
+    let fill = band.color.gamma_multiply(0.22);
+    for w in idx.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let quad = vec![
+            [band.xs[a], to_y(band.lo[a])],
+            [band.xs[b], to_y(band.lo[b])],
+            [band.xs[b], to_y(band.hi[b])],
+            [band.xs[a], to_y(band.hi[a])],
+        ];
+        plot_ui.polygon(
+            Polygon::new(band.name.clone(), PlotPoints::from(quad))
+                .fill_color(fill)
+                // Zero width: nothing drawn, but the legend takes the run's colour from it.
+                .stroke(Stroke::new(0.0, band.color))
+                .allow_hover(false),
+        );
+    }
+}
+
+/// Colour for an attention weight in [0, 1].
+fn heat(w: f32) -> Color32 {
+    let t = w.clamp(0.0, 1.0).sqrt();
+    // Dark blue -> orange -> light yellow.
+    let lerp = |a: f32, b: f32, t: f32| (a + (b - a) * t) as u8;
+    if t < 0.5 {
+        let u = t * 2.0;
+        Color32::from_rgb(
+            lerp(16.0, 200.0, u),
+            lerp(20.0, 80.0, u),
+            lerp(60.0, 60.0, u),
+        )
+    } else {
+        let u = (t - 0.5) * 2.0;
+        Color32::from_rgb(
+            lerp(200.0, 255.0, u),
+            lerp(80.0, 240.0, u),
+            lerp(60.0, 170.0, u),
+        )
+    }
+}
+
+/// Draws the `[seq, seq]` map of `layer`/`head` as an image: rows are queries, columns keys.
+/// Hover shows the two tokens and the weight. `texture` caches the image under `key`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_heatmap(
+    ui: &mut egui::Ui,
+    maps: &AttentionMaps,
+    tokens: &[String],
+    layer: usize,
+    head: usize,
+    texture: &mut Option<(u64, egui::TextureHandle)>,
+    key: u64,
+    max_side: f32,
+) {
+    let seq = maps.seq;
+    if seq == 0 || layer >= maps.n_layer || head >= maps.n_head {
+        return;
+    }
+    let map = maps.map(layer, head);
+    if texture.as_ref().map(|(k, _)| *k) != Some(key) {
+        let pixels: Vec<Color32> = map.iter().map(|&w| heat(w)).collect();
+        let image = egui::ColorImage::new([seq, seq], pixels);
+        let handle = ui.ctx().load_texture(
+            format!("attention-{key}"),
+            image,
+            egui::TextureOptions::NEAREST,
+        );
+        *texture = Some((key, handle));
+    }
+    let Some((_, handle)) = texture else { return };
+    let side_guess = ui
+        .available_width()
+        .min(ui.available_height() - 24.0)
+        .min(max_side);
+    // Token labels only where a cell is tall enough to read one.
+    let label_room = if side_guess / seq as f32 >= 8.0 {
+        14.0
+    } else {
+        0.0
+    };
+    let side = (side_guess - label_room).max(120.0);
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side + label_room), Sense::hover());
+    let grid = Rect::from_min_size(rect.min + Vec2::splat(label_room), Vec2::splat(side));
+    let painter = ui.painter_at(rect);
+    painter.image(
+        handle.id(),
+        grid,
+        Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0)),
+        Color32::WHITE,
+    );
+    painter.rect_stroke(
+        grid,
+        0.0,
+        Stroke::new(1.0, ui.visuals().weak_text_color()),
+        egui::StrokeKind::Outside,
+    );
+    let cell = side / seq as f32;
+    if label_room > 0.0 {
+        let font = egui::FontId::monospace((cell * 0.85).min(12.0));
+        let color = ui.visuals().text_color();
+        for (i, tok) in tokens.iter().enumerate().take(seq) {
+            let c = grid.min.y + (i as f32 + 0.5) * cell;
+            painter.text(
+                pos2(grid.min.x - 3.0, c),
+                egui::Align2::RIGHT_CENTER,
+                tok,
+                font.clone(),
+                color,
+            );
+            let cx = grid.min.x + (i as f32 + 0.5) * cell;
+            painter.text(
+                pos2(cx, grid.min.y - 3.0),
+                egui::Align2::CENTER_BOTTOM,
+                tok,
+                font.clone(),
+                color,
+            );
+        }
+    }
+    if let Some(pos) = response.hover_pos() {
+        if grid.contains(pos) {
+            let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
+            let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
+            let label = |i: usize| tokens.get(i).cloned().unwrap_or_default();
+            response.on_hover_text_at_pointer(format!(
+                "query {q} '{}' -> key {k} '{}'\nweight {:.4}",
+                label(q),
+                label(k),
+                map[q * seq + k]
+            ));
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The studio driven like a user: clicks start runs, the step count rises, bad settings are
+//! refused at the field, a failed run leaves the studio working.
+
+#[path = "../../engine/tests/common.rs"]
+mod common;
+
+use common::small_spec;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use hearth_engine::project::RunStatus;
+use hearth_engine::spec::RunSpec;
+use hearth_engine::train::BackendKind;
+use hearth_studio::{Prefs, StudioApp};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn studio(dir: &Path, draft: RunSpec) -> Harness<'static, StudioApp> {
+    let dir = dir.to_path_buf();
+    Harness::builder()
+        .with_size(egui::vec2(1360.0, 860.0))
+        .build_eframe(move |cc| {
+            let mut app = StudioApp::with_project(cc.egui_ctx.clone(), &dir, Prefs::default());
+            app.project.file.draft = draft;
+            app
+        })
+}
+
+/// Runs frames until `done` holds; fails with what the app shows after `timeout`.
+fn step_until(
+    harness: &mut Harness<'static, StudioApp>,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&StudioApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; messages: {:?}",
+            harness.state().messages
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+}
+
+fn last_step(app: &StudioApp, run: usize) -> usize {
+    app.runs
+        .get(run)
+        .and_then(|r| r.last_step)
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+}
+
+fn backend() -> BackendKind {
+    BackendKind::preferred()
+}
+
+#[test]
+fn clicking_start_trains_and_the_step_count_rises() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 100_000));
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first steps",
+        |app| last_step(app, 0) >= 3,
+    );
+    let first = last_step(harness.state(), 0);
+    step_until(&mut harness, Duration::from_secs(60), "more steps", |app| {
+        last_step(app, 0) >= first + 5
+    });
+    // The monitor shows the progress text and the run list its step.
+    let shown = format!("step {}", last_step(harness.state(), 0));
+    assert!(
+        harness.query_all_by_label_contains(&shown).count() >= 2,
+        "the monitor and the run list both show {shown}"
+    );
+    assert!(harness.state().runs[0].is_live());
+    harness.get_by_label("Stop").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to stop",
+        |app| !app.runs[0].is_live(),
+    );
+    assert_eq!(harness.state().runs[0].status, RunStatus::Stopped);
+}
+
+#[test]
+fn impossible_settings_are_refused_at_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(backend(), 10);
+    spec.model.d_model = 130;
+    spec.model.n_head = 4;
+    let mut harness = studio(dir.path(), spec);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("width 130 is not divisible by 4 heads");
+    let start = harness.get_by_label("Start run");
+    assert!(
+        start.accesskit_node().is_disabled(),
+        "start is disabled while settings are invalid"
+    );
+    start.click();
+    harness.run_steps(3);
+    assert!(harness.state().runs.is_empty(), "no run was started");
+}
+
+#[test]
+fn a_diverging_run_fails_and_the_studio_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = small_spec(backend(), 50);
+    bad.name = "diverges".into();
+    bad.optim.lr = 1e30;
+    bad.optim.min_lr = 1e30;
+    bad.optim.warmup_steps = 0;
+    bad.optim.grad_clip = 0.0;
+    let mut harness = studio(dir.path(), bad);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to fail",
+        |app| {
+            matches!(
+                app.runs.first().map(|r| &r.status),
+                Some(RunStatus::Failed { .. })
+            )
+        },
+    );
+    harness.get_by_label_contains("the run diverged");
+
+    harness.state_mut().project.file.draft = small_spec(backend(), 100_000);
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the second run to train",
+        |app| last_step(app, 1) >= 5,
+    );
+}
+
+/// Every file under `dir` with its bytes, by relative path.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn delete_then_undo_restores_a_run_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 3, 40).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    let target = harness.state().runs[1].dir.clone();
+    let before = snapshot(&target);
+    assert!(before.iter().any(|(p, _)| p.ends_with("run.sqlite")));
+
+    harness.get_by_label_contains("run-0001\nfinished").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Delete").click();
+    harness.run_steps(2);
+    assert!(!target.exists(), "the folder left the project");
+    assert_eq!(harness.state().runs.len(), 2);
+    assert!(harness.state().runs.iter().all(|r| r.dir != target));
+
+    harness.get_by_label("Undo").click();
+    harness.run_steps(2);
+    assert_eq!(snapshot(&target), before, "every file back, byte for byte");
+    let restored = harness
+        .state()
+        .runs
+        .iter()
+        .find(|r| r.dir == target)
+        .expect("listed again");
+    assert_eq!(restored.name(), "run-0001");
+    assert_eq!(restored.last_step.map(|(s, _)| s), Some(40));
+}
+
+#[test]
+fn a_renamed_run_keeps_its_name_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 1, 10).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    harness.state_mut().runs[0].annotations.display_name = Some("baseline".into());
+    harness.state_mut().runs[0].annotations.tags = vec!["keep".into()];
+    harness.state_mut().save_annotations(0);
+    drop(harness);
+    let harness = studio(dir.path(), small_spec(backend(), 10));
+    let run = &harness.state().runs[0];
+    assert_eq!(run.name(), "baseline");
+    assert_eq!(run.annotations.tags, vec!["keep".to_string()]);
+}
+
+#[test]
+fn fine_tune_from_a_finished_run_starts_from_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = hearth_engine::project::Project::open_or_create(dir.path()).unwrap();
+    let base = hearth_engine::train::spawn_run(
+        small_spec(backend(), 150),
+        &project.new_run_dir("base"),
+        None,
+    )
+    .unwrap();
+    let events = common::collect_events(&base, Duration::from_secs(120));
+    drop(base);
+    let Some(hearth_engine::train::RunEvent::Finished(summary)) = events.last() else {
+        panic!("base run did not finish")
+    };
+
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    harness.get_by_label_contains("small\nfinished").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune from here").click();
+    harness.run_steps(2);
+    let init = harness
+        .state()
+        .project
+        .file
+        .draft
+        .init
+        .clone()
+        .expect("the setup page holds a fine-tune");
+    assert_eq!(init.from_run, harness.state().runs[0].dir);
+    harness.get_by_label_contains("Learning-rate multiplier");
+    // The longer setup page scrolls: bring the button into view first, as a user would.
+    harness.get_by_label("Start run").scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label("Start run").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the fine-tune's first step",
+        |app| last_step(app, 1) >= 1,
+    );
+    let first = harness.state().runs[1].history.as_ref().unwrap().steps[0].train_loss;
+    assert!(
+        first < summary.train_loss + 0.5,
+        "starts near the base run's loss {}: {first}",
+        summary.train_loss
+    );
+}
+
+#[test]
+fn the_dataset_builder_mixes_sources_and_shows_the_first_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(
+        &notes,
+        "first note\n\nsecond note\n\nthird note\n\nfourth note\n",
+    )
+    .unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    // The tab (the page's heading has the same text).
+    harness.get_all_by_label("Dataset").next().unwrap().click();
+    harness.run_steps(2);
+    harness
+        .get_by_label("Builder: sources, mixing, transforms")
+        .click();
+    harness.run_steps(2);
+    harness.get_by_label("Path").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_label("Path")
+        .type_text(&notes.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Add path").click();
+    harness.run_steps(2);
+    let sources = |app: &StudioApp| match &app.project.file.draft.data.source {
+        hearth_engine::data::DataSource::Dataset { recipe, .. } => recipe.sources.len(),
+        _ => 0,
+    };
+    assert_eq!(
+        sources(harness.state()),
+        2,
+        "built-in stories plus the file"
+    );
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the dataset statistics",
+        |app| {
+            app.dataset
+                .stats
+                .as_ref()
+                .is_some_and(|s| s.recipe.as_ref().is_some_and(|r| r.sources.len() == 2))
+        },
+    );
+    // The source's box and its row of statistics.
+    assert!(harness.get_all_by_label_contains("notes.txt").count() >= 2);
+    harness.get_by_label("First batch, as the model sees it");
+    harness.get_by_label("row 1");
+    // A transform the sources cannot feed: the error names the record and the field.
+    if let hearth_engine::data::DataSource::Dataset { recipe, .. } =
+        &mut harness.state_mut().project.file.draft.data.source
+    {
+        recipe.transform = hearth_engine::data::dataset::TransformSpec::Raft {
+            options: Default::default(),
+        };
+    }
+    step_until(&mut harness, Duration::from_secs(60), "the error", |app| {
+        app.dataset.error.is_some()
+    });
+    harness.get_by_label_contains("no field \"document\"");
+}

@@ -1,0 +1,64 @@
+//! The command line, one file per subcommand. No subcommand opens the studio (when the `studio`
+//! feature is built); every subcommand runs headless on the engine.
+
+pub mod bench;
+pub mod dataset;
+pub mod eval;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `hearth`'s arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "hearth",
+    version,
+    about = "A desktop studio for training small language models"
+)]
+pub struct Cli {
+    /// Project folder the studio opens (default: the last one, or the default project).
+    #[arg(long, global = true)]
+    pub project: Option<PathBuf>,
+    /// What to do; none opens the studio.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model headless; the run folder opens in the studio.
+    Train(train::TrainArgs),
+    /// Time training steps on each backend against a PyTorch eager reference.
+    Bench(bench::BenchArgs),
+    /// Evaluate a run's final checkpoint on its whole validation split.
+    Eval(eval::EvalArgs),
+    /// Build a dataset (sources, mixing, split, tokenizer, transform) and save it in the project.
+    Dataset(dataset::DatasetArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand, or opens the studio when none is given.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            None => open_studio(self.project),
+            Some(Command::Train(args)) => train::run(&args, self.project),
+            Some(Command::Bench(args)) => bench::run(&args),
+            Some(Command::Eval(args)) => eval::run(&args),
+            Some(Command::Dataset(args)) => dataset::run(&args, self.project),
+        }
+    }
+}
+
+#[cfg(feature = "studio")]
+fn open_studio(project: Option<PathBuf>) -> anyhow::Result<()> {
+    hearth_studio::run_studio(project)
+}
+
+#[cfg(not(feature = "studio"))]
+fn open_studio(_project: Option<PathBuf>) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this hearth was built without the studio (the `studio` feature); run a subcommand such as `hearth train`, or see `hearth --help`"
+    )
+}

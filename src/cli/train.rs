@@ -1,0 +1,323 @@
+//! `hearth train`: headless training with a progress bar.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use hearth_engine::backend::{BackendKind, available_cores};
+use hearth_engine::data::{DataSource, TokenizerKind};
+use hearth_engine::objective::{ObjectiveKind, Pooling, Positives};
+use hearth_engine::project::{Project, default_project_dir};
+use hearth_engine::spec::{InitSpec, RunSpec};
+use hearth_engine::train::{RunEvent, spawn_run};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// A spec file (JSON, as saved in a run folder); flags given as well override it.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Text file to train on (default: built-in generated text).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A dataset saved by `hearth dataset` or the studio (its folder or `dataset.json`).
+    #[arg(long, conflicts_with_all = ["data", "prompt_response"])]
+    pub dataset: Option<PathBuf>,
+    /// Instruction data to fine-tune on: JSONL `{"prompt", "response"}` or TSV
+    /// `prompt<TAB>response`; the loss covers the responses only.
+    #[arg(long, conflicts_with = "data")]
+    pub prompt_response: Option<PathBuf>,
+    /// `char`, `byte`, `bpe` or `bpe:N` (a BPE vocabulary of N tokens trained on the data).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    #[arg(long)]
+    pub width: Option<usize>,
+    #[arg(long)]
+    pub context: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub eval_interval: Option<usize>,
+    #[arg(long)]
+    pub eval_batches: Option<usize>,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Intra-op threads (default, or 0: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What to learn.
+    #[arg(long, value_parser = objective_parser())]
+    pub objective: Option<ObjectiveKind>,
+    /// Masked: share of positions predicted per sequence.
+    #[arg(long)]
+    pub mask_rate: Option<f64>,
+    /// Contrastive / GRIT: where positives come from.
+    #[arg(long, value_enum)]
+    pub positives: Option<Positives>,
+    /// Contrastive / GRIT: the labelled pairs file (TSV or JSONL) for `--positives pairs`.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Contrastive / GRIT: InfoNCE temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Contrastive / GRIT: pooling of token states.
+    #[arg(long, value_enum)]
+    pub pooling: Option<Pooling>,
+    /// GRIT: weight of the generation loss (lambda).
+    #[arg(long)]
+    pub gen_weight: Option<f64>,
+    /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Fine-tune: multiply the learning rate and its minimum by this.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_multiplier: f64,
+    /// Fine-tune: keep the token and position embeddings fixed.
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+    /// Fine-tune: keep this many of the lowest blocks fixed.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_layers: usize,
+    /// Run folder to create (default: a new folder in the project's runs/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `--objective`: the names of the objectives the engine knows, so a new objective is accepted
+/// (and listed in `--help`) as soon as it is registered.
+fn objective_parser() -> impl TypedValueParser<Value = ObjectiveKind> {
+    PossibleValuesParser::new(
+        ObjectiveKind::all()
+            .iter()
+            .map(|k| PossibleValue::new(k.name().to_string())),
+    )
+    .map(ObjectiveKind::new)
+}
+
+impl TrainArgs {
+    /// The spec these flags describe.
+    pub fn to_spec(&self) -> Result<RunSpec> {
+        let mut spec = match &self.spec {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read spec file {}", path.display()))?;
+                RunSpec::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => RunSpec::default(),
+        };
+        if let Some(path) = &self.data {
+            spec.data.source = DataSource::TextFile { path: path.clone() };
+            if self.name.is_none() && self.spec.is_none() {
+                spec.name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into());
+            }
+        }
+        if let Some(path) = &self.prompt_response {
+            spec.data.source = DataSource::PromptResponse { path: path.clone() };
+        }
+        if let Some(path) = &self.dataset {
+            spec.data.source = crate::cli::dataset::dataset_source(path)?;
+            if self.name.is_none() && self.spec.is_none() {
+                spec.name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into());
+            }
+        }
+        if let Some(t) = &self.tokenizer {
+            spec.data.tokenizer = TokenizerKind::parse(t)?;
+        }
+        let m = &mut spec.model;
+        set(&mut m.n_layer, self.layers);
+        set(&mut m.n_head, self.heads);
+        set(&mut m.d_model, self.width);
+        set(&mut m.context, self.context);
+        set(&mut m.dropout, self.dropout);
+        let o = &mut spec.optim;
+        set(&mut o.lr, self.lr);
+        set(&mut o.min_lr, self.min_lr);
+        set(&mut o.warmup_steps, self.warmup);
+        set(&mut o.weight_decay, self.weight_decay);
+        set(&mut o.grad_clip, self.grad_clip);
+        let t = &mut spec.train;
+        set(&mut t.batch_size, self.batch);
+        set(&mut t.steps, self.steps);
+        set(&mut t.seed, self.seed);
+        set(&mut t.eval_interval, self.eval_interval);
+        set(&mut t.eval_batches, self.eval_batches);
+        set(&mut t.threads, self.threads);
+        // A spec's 0 leaves the studio a core; a headless run has the machine to itself.
+        if t.threads == 0 {
+            t.threads = available_cores();
+        }
+        set(&mut t.backend, self.backend);
+        if let Some(name) = &self.name {
+            spec.name = name.clone();
+        }
+        let o = &mut spec.objective;
+        set(&mut o.kind, self.objective.clone());
+        set(&mut o.mask_rate, self.mask_rate);
+        set(&mut o.temperature, self.temperature);
+        set(&mut o.gen_weight, self.gen_weight);
+        set(&mut o.positives, self.positives);
+        set(&mut o.pooling, self.pooling);
+        if let Some(path) = &self.pairs {
+            o.pairs_file = Some(path.clone());
+        }
+        if let Some(from) = &self.init_from {
+            // The base run's shape unless flags say otherwise.
+            if let Ok(base) = hearth_engine::project::store::read_spec(from) {
+                if self.layers.is_none()
+                    && self.heads.is_none()
+                    && self.width.is_none()
+                    && self.context.is_none()
+                {
+                    spec.model = hearth_engine::model::ModelSpec {
+                        dropout: spec.model.dropout,
+                        ..base.model
+                    };
+                }
+            }
+            spec.init = Some(InitSpec {
+                from_run: from.clone(),
+                lr_multiplier: self.lr_multiplier,
+                freeze_embeddings: self.freeze_embeddings,
+                freeze_layers: self.freeze_layers,
+            });
+        }
+        Ok(spec)
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+/// `hearth train`: trains with a progress bar; the last line is the `final ...` summary.
+pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
+    let spec = args.to_spec()?;
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("invalid settings:\n{}", lines.join("\n"));
+    }
+    // Read the data up front so a bad file fails before any run folder is created.
+    let corpus =
+        hearth_engine::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
+    corpus.check_context(spec.model.context)?;
+    drop(corpus);
+    if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
+        hearth_engine::data::pairs::read_pairs(path)?;
+    }
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let project = Project::open_or_create(&project.unwrap_or_else(default_project_dir))?;
+            project.new_run_dir(&spec.name)
+        }
+    };
+    let steps = spec.train.steps as u64;
+    let handle = spawn_run(spec, &dir, None)?;
+    eprintln!("run folder: {}", dir.display());
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut val = String::from("-");
+    let mut last_extra: Vec<(String, f64)> = Vec::new();
+    loop {
+        let event = match handle.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(()) => bail!("the training thread ended without a result"),
+        };
+        match event {
+            RunEvent::Started {
+                n_params, device, ..
+            } => {
+                bar.println(format!("{n_params} parameters on {device}"));
+            }
+            RunEvent::Step(m) => {
+                bar.set_position(m.step as u64);
+                bar.set_message(format!(
+                    "loss {:.4} val {val} {:.0} tok/s lr {:.2e}",
+                    m.train_loss, m.tokens_per_s, m.lr
+                ));
+            }
+            RunEvent::Eval(e) => {
+                val = format!("{:.4}", e.val_loss);
+                last_extra = e.extra.clone();
+                let mut line = format!(
+                    "step {:>6}: train loss {:.4}, val loss {:.4}",
+                    e.step, e.train_loss, e.val_loss
+                );
+                for (k, v) in &e.extra {
+                    line.push_str(&format!(", {k} {v:.4}"));
+                }
+                // A hidden bar (output not a terminal) swallows println: write the line anyway.
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
+            RunEvent::Warning { step, message } => {
+                bar.println(format!("warning at step {step}: {message}"))
+            }
+            RunEvent::Failed { step, reason } => {
+                bar.abandon();
+                bail!("run failed at step {step}: {reason}");
+            }
+            RunEvent::Finished(s) => {
+                bar.finish();
+                let mut line = format!(
+                    "final step={} train_loss={:.4} val_loss={:.4} tokens_per_s={:.1} elapsed_s={:.1}",
+                    s.step, s.train_loss, s.val_loss, s.tokens_per_s, s.elapsed_s
+                );
+                for (k, v) in &last_extra {
+                    line.push_str(&format!(" {k}={v:.4}"));
+                }
+                println!("{line}");
+                return Ok(());
+            }
+            RunEvent::Attention(_)
+            | RunEvent::EmbeddingMap(_)
+            | RunEvent::ContrastiveBatch(_)
+            | RunEvent::MaskedProbe(_)
+            | RunEvent::Sample { .. }
+            | RunEvent::Checkpoint { .. }
+            | RunEvent::Paused { .. }
+            | RunEvent::Resumed { .. } => {}
+        }
+    }
+}
