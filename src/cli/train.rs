@@ -191,17 +191,16 @@ impl TrainArgs {
         }
         if let Some(from) = &self.init_from {
             // The base run's shape unless flags say otherwise.
-            if let Ok(base) = hearth_engine::project::store::read_spec(from) {
-                if self.layers.is_none()
-                    && self.heads.is_none()
-                    && self.width.is_none()
-                    && self.context.is_none()
-                {
-                    spec.model = hearth_engine::model::ModelSpec {
-                        dropout: spec.model.dropout,
-                        ..base.model
-                    };
-                }
+            if let Ok(base) = hearth_engine::project::store::read_spec(from)
+                && self.layers.is_none()
+                && self.heads.is_none()
+                && self.width.is_none()
+                && self.context.is_none()
+            {
+                spec.model = hearth_engine::model::ModelSpec {
+                    dropout: spec.model.dropout,
+                    ..base.model
+                };
             }
             spec.init = Some(InitSpec {
                 from_run: from.clone(),
@@ -259,7 +258,7 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         let event = match handle.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(event)) => event,
             Ok(None) => continue,
-            Err(()) => bail!("the training thread ended without a result"),
+            Err(_) => bail!("the training thread ended without a result"),
         };
         match event {
             RunEvent::Started {

@@ -133,11 +133,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sft.tsv");
         std::fs::write(&path, "ab\tXY\ncd\tXY\nef\tXY\n").unwrap();
-        let mut spec = RunSpec::default();
-        spec.data = DataSpec {
-            source: DataSource::PromptResponse { path },
-            val_fraction: 0.34,
-            ..DataSpec::default()
+        let mut spec = RunSpec {
+            data: DataSpec {
+                source: DataSource::PromptResponse { path },
+                val_fraction: 0.34,
+                ..DataSpec::default()
+            },
+            ..RunSpec::default()
         };
         spec.model.context = 8;
         spec.train.batch_size = 3;

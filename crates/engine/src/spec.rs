@@ -170,7 +170,7 @@ impl RunSpec {
                     format!("{} is not a run folder", init.from_run.display()),
                 ));
             }
-            if !(init.lr_multiplier > 0.0) {
+            if init.lr_multiplier.is_nan() || init.lr_multiplier <= 0.0 {
                 errors.push(SpecError::new("init.lr_multiplier", "must be positive"));
             }
             if init.freeze_layers > self.model.n_layer {
@@ -258,10 +258,10 @@ impl OptimSpec {
                 errors.push(SpecError::new(field, "must be in [0, 1)"));
             }
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             errors.push(SpecError::new("optim.weight_decay", "must be at least 0"));
         }
-        if !(self.grad_clip >= 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip < 0.0 {
             errors.push(SpecError::new(
                 "optim.grad_clip",
                 "must be at least 0 (0 disables)",

@@ -66,7 +66,7 @@ pub fn collect_events(handle: &RunHandle, timeout: Duration) -> Vec<RunEvent> {
                 }
             }
             Ok(None) => {}
-            Err(()) => return events,
+            Err(_gone) => return events,
         }
     }
     panic!(
@@ -75,6 +75,7 @@ pub fn collect_events(handle: &RunHandle, timeout: Duration) -> Vec<RunEvent> {
     );
 }
 
+/// The backends the engine tests train on: every one available here except CUDA.
 pub fn backends_to_test() -> Vec<BackendKind> {
     BackendKind::available()
         .into_iter()

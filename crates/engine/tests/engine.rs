@@ -190,7 +190,7 @@ fn pause_resume_and_stop_are_obeyed() {
         match handle.recv_timeout(Duration::from_secs(60)) {
             Ok(Some(RunEvent::Step(_))) => break,
             Ok(_) => {}
-            Err(()) => panic!("worker ended early"),
+            Err(gone) => panic!("{gone} early"),
         }
     }
     handle.send(RunControl::Pause);
@@ -249,7 +249,7 @@ fn a_resumed_run_continues_its_history_without_gaps_or_duplicates() {
                 }
             }
             Ok(None) => {}
-            Err(()) => panic!("worker ended early"),
+            Err(gone) => panic!("{gone} early"),
         }
     }
     events.extend(collect_events(&handle, Duration::from_secs(120)));
@@ -257,10 +257,7 @@ fn a_resumed_run_continues_its_history_without_gaps_or_duplicates() {
     let store = RunStore::open(&run_dir).unwrap();
     let before = store.load_history().unwrap();
     let stopped_at = before.steps.last().unwrap().step;
-    assert!(
-        stopped_at >= 27 && stopped_at < 60,
-        "stopped at {stopped_at}"
-    );
+    assert!((27..60).contains(&stopped_at), "stopped at {stopped_at}");
     assert_eq!(store.status().unwrap(), RunStatus::Stopped);
     // Lose the checkpoint written at the stop, as a crash would: resuming must fall back to
     // step 20 and drop the steps after it.

@@ -73,7 +73,7 @@ impl ModelSpec {
         }
         if self.d_model == 0 {
             errors.push(SpecError::new("model.d_model", "width must be positive"));
-        } else if self.n_head > 0 && self.d_model % self.n_head != 0 {
+        } else if self.n_head > 0 && !self.d_model.is_multiple_of(self.n_head) {
             errors.push(SpecError::new(
                 "model.d_model",
                 format!(

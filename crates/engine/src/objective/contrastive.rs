@@ -86,10 +86,10 @@ fn batch(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Triples {
                 let (a, pos, neg) = &set.train[rng.random_range(0..set.train.len())];
                 q.push(a.clone());
                 p.push(pos.clone());
-                if spec.hard_negatives {
-                    if let Some(neg) = neg {
-                        n.push(neg.clone());
-                    }
+                if spec.hard_negatives
+                    && let Some(neg) = neg
+                {
+                    n.push(neg.clone());
                 }
             }
             (q, p, n)

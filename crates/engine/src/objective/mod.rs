@@ -437,7 +437,10 @@ mod tests {
             assert_eq!(value.get_name(), p.name());
             assert_eq!(Pooling::parse(p.name()), Some(p));
         }
-        assert_eq!(Positives::value_variants().to_vec(), Positives::ALL.to_vec());
+        assert_eq!(
+            Positives::value_variants().to_vec(),
+            Positives::ALL.to_vec()
+        );
         assert_eq!(Pooling::value_variants().to_vec(), Pooling::ALL.to_vec());
     }
 

@@ -5,10 +5,13 @@ use crate::data::pairs::Pair;
 use crate::data::{Corpus, Tokenizer};
 use rand::rngs::StdRng;
 
+/// The tokens of a training pair: query, positive and optional hard negative.
+pub type TrainPair = (Vec<u32>, Vec<u32>, Option<Vec<u32>>);
+
 /// Tokenized pairs, split into training and held-out pairs (the last tenth, at least one).
 pub struct PairSet {
     /// Query, positive and optional hard negative of each training pair.
-    pub train: Vec<(Vec<u32>, Vec<u32>, Option<Vec<u32>>)>,
+    pub train: Vec<TrainPair>,
     /// Query and positive of each held-out pair.
     pub held_out: Vec<(Vec<u32>, Vec<u32>)>,
 }

@@ -8,4 +8,4 @@ pub mod worker;
 pub use crate::backend::BackendKind;
 pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
 pub use optim::{AdamW, OptimSpec};
-pub use worker::{RunHandle, TrainSpec, spawn_resume, spawn_run};
+pub use worker::{RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run};

@@ -23,6 +23,7 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// An optimizer with `spec`'s settings and no moments yet.
     pub fn new(spec: OptimSpec) -> Self {
         Self {
             spec,

@@ -30,19 +30,29 @@ pub use crate::spec::TrainSpec;
 /// Called after the worker sends events, so a UI can schedule a repaint.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
+/// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
+    /// Settings that cannot train, each naming its field.
     #[error("invalid settings: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<SpecError>),
+    /// The run folder could not be created or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The operating system refused the worker thread.
     #[error("cannot start the training thread: {0}")]
     Thread(std::io::Error),
 }
 
+/// The worker of a run has ended and sends nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run's worker has ended")]
+pub struct WorkerGone;
+
 /// The studio's or CLI's end of a running worker. Dropping it stops the run and waits for the
 /// thread, so no run outlives its owner.
 pub struct RunHandle {
+    /// The run folder.
     pub dir: PathBuf,
     events: Receiver<RunEvent>,
     control: Sender<RunControl>,
@@ -55,15 +65,17 @@ impl RunHandle {
         self.events.try_recv().ok()
     }
 
-    /// Waits up to `timeout` for the next event; `Err(())` once the worker is gone.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<RunEvent>, ()> {
+    /// Waits up to `timeout` for the next event (`None` when none came); [`WorkerGone`] once
+    /// the worker has ended and every event was received.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<RunEvent>, WorkerGone> {
         match self.events.recv_timeout(timeout) {
             Ok(event) => Ok(Some(event)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(()),
+            Err(RecvTimeoutError::Disconnected) => Err(WorkerGone),
         }
     }
 
+    /// Sends a control to the worker.
     pub fn send(&self, control: RunControl) {
         // A worker that has already ended has nothing left to control.
         let _ = self.control.send(control);
@@ -470,7 +482,11 @@ impl Worker {
         self.send(RunEvent::Started {
             n_params: model.num_params(),
             vocab,
-            device: format!("{} ({threads} threads)", t.backend.label()),
+            device: format!(
+                "{} ({threads} thread{})",
+                t.backend.label(),
+                if threads == 1 { "" } else { "s" }
+            ),
             threads,
             total_steps,
         });
@@ -534,7 +550,7 @@ impl Worker {
             self.send(RunEvent::Step(metrics));
 
             let last = self.step == total_steps;
-            let eval_now = self.step % t.eval_interval == 0 || last;
+            let eval_now = self.step.is_multiple_of(t.eval_interval) || last;
             if eval_now {
                 let eval = self.evaluate(&model, &corpus, pairs.as_ref(), &device, &active);
                 last_eval = Some(eval);
@@ -542,11 +558,12 @@ impl Worker {
             }
             // Snapshots at evaluations are kept in the store for comparing runs later.
             let periodic = t.attention_interval > 0
-                && (self.step % t.attention_interval == 0 || self.step == 1);
+                && (self.step.is_multiple_of(t.attention_interval) || self.step == 1);
             if eval_now || periodic {
                 self.attention(&model, &corpus, &probe, &device, eval_now);
             }
-            if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
+            if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
+            {
                 self.checkpoint(&model, &optim);
             }
         }

@@ -1,7 +1,7 @@
 //! A project folder: `hearth-project.json` plus `runs/<id>/` run folders.
 
-use crate::spec::RunSpec;
 use super::store::{RunStatus, RunStore, StoreError, read_spec, write_atomic};
+use crate::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
