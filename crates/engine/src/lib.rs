@@ -10,6 +10,8 @@
 //!   [`preview`] (the first batch as the model sees it);
 //! - [`train`] (the run worker thread).
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod data;
 pub mod eval;
