@@ -14,7 +14,9 @@ for args in "-p hearth-engine" "-p hearth --no-default-features --features libto
 done
 target="${CARGO_TARGET_DIR:-target}"
 out=$(mktemp -d)
-cargo build --no-default-features --features libtorch --bin hearth
+# Built with the whole workspace selected so that dependencies keep the features of the default
+# build (and are not compiled a second time); only the `hearth` binary itself lacks the studio.
+cargo build --workspace --no-default-features --features libtorch --bins
 cp "$target/debug/hearth" "$out/hearth"
 libs=$(ldd "$out/hearth")
 if echo "$libs" | grep -E 'libX11|libwayland|libGL|libEGL|libxkbcommon'; then
