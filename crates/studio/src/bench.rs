@@ -1,8 +1,9 @@
 //! Headless benchmarks of the studio: plot frames with many points, and opening a project with
 //! many runs. Run through `hearth bench plot` and `hearth bench store`.
 
-use super::app::{Prefs, StudioApp};
-use super::widgets::{PlotOptions, Series, SeriesStyle, loss_plot, run_color};
+use crate::app::StudioApp;
+use crate::prefs::Prefs;
+use crate::widgets::{PlotOptions, Series, SeriesStyle, loss_plot, run_color};
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use hearth_engine::train::StepMetrics;
@@ -13,9 +14,13 @@ use std::time::{Duration, Instant};
 /// Percentiles of frame times in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameStats {
+    /// Frames timed.
     pub frames: usize,
+    /// Median frame time.
     pub p50_ms: f64,
+    /// 99th percentile frame time.
     pub p99_ms: f64,
+    /// Slowest frame.
     pub max_ms: f64,
 }
 
@@ -206,6 +211,6 @@ pub fn open_project_seconds(dir: &Path) -> f64 {
     let output = ctx.run_ui(raw_input(Vec::new()), |ui| app.draw(ui));
     finish_frame(&ctx, output);
     let secs = start.elapsed().as_secs_f64();
-    assert!(!app.runs.is_empty(), "the project's runs were listed");
+    assert!(!app.runs().is_empty(), "the project's runs were listed");
     secs
 }

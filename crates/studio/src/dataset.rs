@@ -3,37 +3,50 @@
 //! the first batch exactly as the model will see it appear on the right; building runs in a
 //! background thread with progress, and errors show inline naming the file and line.
 
-use super::app::StudioApp;
+use crate::action::{Action, AppContext, DataStatus};
+use crate::dialogs::DialogRequest;
 use hearth_engine::data::dataset::{
     self, Dataset, DatasetRecipe, Leak, SourceSpec, SourceStats, SplitMode, TransformSpec,
 };
-use hearth_engine::preview::{PreviewRow, first_batch};
 use hearth_engine::data::sources::{DocSplit, Generator, SourceKind};
 use hearth_engine::data::transforms::{DistractorMode, LabelMode};
 use hearth_engine::data::{Corpus, DataSource, DataSpec, TokenizerKind};
 use hearth_engine::objective::ObjectiveSpec;
-use std::path::PathBuf;
+use hearth_engine::preview::{PreviewRow, first_batch};
+use hearth_engine::spec::RunSpec;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 
 /// Statistics of a built dataset recipe.
 #[derive(Debug, Clone)]
 pub struct RecipeStats {
+    /// Each source's records, duplicates, split and share.
     pub sources: Vec<SourceStats>,
+    /// Validation documents also in train (`None`: not checked, a contiguous text split).
     pub leakage: Option<Vec<Leak>>,
+    /// Training examples (or tokens), in `unit`.
     pub train: usize,
+    /// Validation examples (or tokens), in `unit`.
     pub val: usize,
+    /// What `train` and `val` count.
     pub unit: &'static str,
+    /// Tokens in one epoch of the mix.
     pub epoch_tokens: usize,
 }
 
 /// What the page knows about the draft's data (built in the loading thread).
 #[derive(Debug, Clone)]
 pub struct DatasetStats {
+    /// Characters of text read.
     pub n_chars: usize,
+    /// Tokenizer vocabulary size.
     pub vocab: usize,
+    /// Tokens in the training split.
     pub train_tokens: usize,
+    /// Tokens in the validation split.
     pub val_tokens: usize,
+    /// Per-source statistics, for data built from a recipe.
     pub recipe: Option<RecipeStats>,
     /// The recipe built and its tokenizer, saved as they are by "Save dataset".
     pub built: Option<Arc<(DatasetRecipe, hearth_engine::data::Tokenizer)>>,
@@ -45,7 +58,9 @@ pub struct DatasetStats {
 /// loaded corpus, so changing them rebuilds nothing).
 #[derive(Debug, Clone)]
 pub struct BatchPreview {
+    /// The first batch's rows, token by token.
     pub rows: Vec<PreviewRow>,
+    /// Optimizer steps in one epoch.
     pub steps_per_epoch: usize,
     /// Training examples longer than the context (their start is cut off).
     pub too_long: usize,
@@ -54,17 +69,24 @@ pub struct BatchPreview {
 /// What a build depends on: the data and whether the objective reserves special tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataKey {
+    /// The data.
     pub data: DataSpec,
+    /// The tokenizer reserves the special tokens.
     pub specials: bool,
 }
 
 /// Everything the statistics and preview depend on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreviewKey {
+    /// The data.
     pub data: DataSpec,
+    /// The objective (which tokens the loss is computed on).
     pub objective: ObjectiveSpec,
+    /// Batch size.
     pub batch: usize,
+    /// Context length in tokens.
     pub context: usize,
+    /// The run's seed (which windows the batch draws).
     pub seed: u64,
 }
 
@@ -77,32 +99,57 @@ impl PreviewKey {
     }
 }
 
-/// What a file dialog was opened for.
+/// What the page asks the user to pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pick {
+pub enum Pick {
+    /// The quick pick's one text file.
     QuickTextFile,
+    /// A file source for the builder.
     SourceFile,
+    /// A folder of documents for the builder.
     SourceFolder,
+    /// A pairs file for the builder.
     PairsFile,
 }
 
+impl Pick {
+    /// The dialog that asks for it, starting in `dir`.
+    pub fn request(self, dir: &Path) -> DialogRequest {
+        let request = match self {
+            Pick::SourceFolder => DialogRequest::open_folder("Add a folder of documents"),
+            Pick::PairsFile => DialogRequest::open_file("Add a pairs file")
+                .filter("Pairs", &["tsv", "jsonl", "json"])
+                .filter("All files", &["*"]),
+            Pick::QuickTextFile | Pick::SourceFile => DialogRequest::open_file("Open a data file")
+                .filter(
+                    "Text and tables",
+                    &["txt", "md", "text", "jsonl", "json", "csv", "tsv"],
+                )
+                .filter("All files", &["*"]),
+        };
+        request.starting_in(dir)
+    }
+}
+
+/// The dataset page: the draft's data built in the background, its statistics and first
+/// batch, and the builder's own fields.
 #[derive(Default)]
-pub struct DatasetState {
+pub struct DatasetPage {
     /// The data the stats (or error) describe.
     pub loaded_for: Option<DataKey>,
+    /// Statistics of the data last built.
     pub stats: Option<DatasetStats>,
+    /// Why the data last asked for cannot be built.
     pub error: Option<String>,
     loading: Option<(DataKey, Receiver<Result<DatasetStats, String>>)>,
     /// The preview of the loaded corpus at the key's batch, context, seed and objective.
     preview: Option<(PreviewKey, BatchPreview)>,
     /// Stage and fraction of the build in progress.
     progress: Arc<Mutex<(String, f64)>>,
-    picking: Option<(Pick, Receiver<Option<PathBuf>>)>,
-    /// A file chosen in the dialog, applied to the draft on the next frame.
-    picked: Option<(Pick, PathBuf)>,
     /// Where the builder's recipe was last saved, and the recipe saved there.
     saved: Option<(PathBuf, DatasetRecipe)>,
-    pub message: Option<String>,
+    /// The outcome of the last save or open.
+    message: Option<String>,
     /// A path typed into the builder's "Path" field.
     typed_path: String,
 }
@@ -155,7 +202,7 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
 
 /// The first batch of a run with `key`'s settings on `corpus`.
 fn batch_preview(corpus: &Corpus, key: &PreviewKey) -> BatchPreview {
-    let mut spec = hearth_engine::spec::RunSpec::default();
+    let mut spec = RunSpec::default();
     spec.data = key.data.clone();
     spec.objective = key.objective.clone();
     spec.train.batch_size = key.batch;
@@ -177,9 +224,20 @@ fn batch_preview(corpus: &Corpus, key: &PreviewKey) -> BatchPreview {
     }
 }
 
-impl DatasetState {
+/// True when the quick pick's file is not chosen yet: nothing to build, nothing wrong.
+pub fn missing_path(data: &DataSpec) -> bool {
+    match &data.source {
+        DataSource::TextFile { path } | DataSource::PromptResponse { path } => {
+            path.as_os_str().is_empty()
+        }
+        _ => false,
+    }
+}
+
+impl DatasetPage {
+    /// True while data is being built.
     pub fn is_loading(&self) -> bool {
-        self.loading.is_some() || self.picking.is_some()
+        self.loading.is_some()
     }
 
     /// Stats and preview for `key` when they are loaded and current.
@@ -189,8 +247,16 @@ impl DatasetState {
         Some((self.stats.as_ref()?, preview))
     }
 
+    /// What the pages depending on the draft's data need to know of it.
+    pub fn status_for(&self, spec: &RunSpec) -> DataStatus {
+        DataStatus {
+            vocab: self.vocab_for(spec),
+            error: self.error_for(&spec.data),
+        }
+    }
+
     /// The vocabulary of the last load of `spec`'s data and objective (whatever the batch).
-    pub fn vocab_for(&self, spec: &hearth_engine::spec::RunSpec) -> Option<usize> {
+    pub fn vocab_for(&self, spec: &RunSpec) -> Option<usize> {
         let key = DataKey {
             data: spec.data.clone(),
             specials: spec.objective.needs_specials(),
@@ -207,15 +273,9 @@ impl DatasetState {
             .flatten()
     }
 
-    /// Collects finished loads and dialogs, starts a load when the data changed, and redraws
-    /// the preview when only the batch, context, seed or objective changed.
+    /// Collects finished loads, starts a load when the data changed, and redraws the preview
+    /// when only the batch, context, seed or objective changed.
     pub fn poll(&mut self, key: &PreviewKey) {
-        if let Some((pick, rx)) = &self.picking
-            && let Ok(choice) = rx.try_recv()
-        {
-            self.picked = choice.map(|p| (*pick, p));
-            self.picking = None;
-        }
         if let Some((for_key, rx)) = &self.loading
             && let Ok(result) = rx.try_recv()
         {
@@ -240,7 +300,7 @@ impl DatasetState {
             {
                 self.preview = Some((key.clone(), batch_preview(&stats.corpus, key)));
             }
-        } else if self.loading.is_none() {
+        } else if self.loading.is_none() && !missing_path(&key.data) {
             let (tx, rx) = channel();
             let for_key = data_key.clone();
             let progress = Arc::clone(&self.progress);
@@ -250,36 +310,10 @@ impl DatasetState {
             self.loading = Some((data_key, rx));
         }
     }
-
-    fn pick(&mut self, pick: Pick) {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let dialog = rfd::FileDialog::new();
-            let choice = match pick {
-                Pick::SourceFolder => dialog.set_title("Add a folder of documents").pick_folder(),
-                Pick::PairsFile => dialog
-                    .set_title("Add a pairs file")
-                    .add_filter("Pairs", &["tsv", "jsonl", "json"])
-                    .add_filter("All files", &["*"])
-                    .pick_file(),
-                Pick::QuickTextFile | Pick::SourceFile => dialog
-                    .set_title("Open a data file")
-                    .add_filter(
-                        "Text and tables",
-                        &["txt", "md", "text", "jsonl", "json", "csv", "tsv"],
-                    )
-                    .add_filter("All files", &["*"])
-                    .pick_file(),
-            };
-            let _ = tx.send(choice);
-        });
-        self.picking = Some((pick, rx));
-    }
 }
 
-/// The key of the draft's data page.
-pub fn preview_key(app: &StudioApp) -> PreviewKey {
-    let d = &app.project.file.draft;
+/// What the statistics and preview of the draft `d` depend on.
+pub fn preview_key(d: &RunSpec) -> PreviewKey {
     PreviewKey {
         data: d.data.clone(),
         objective: d.objective.clone(),
@@ -289,8 +323,8 @@ pub fn preview_key(app: &StudioApp) -> PreviewKey {
     }
 }
 
-fn apply_pick(app: &mut StudioApp, pick: Pick, path: PathBuf) {
-    let data = &mut app.project.file.draft.data;
+/// Puts a picked path into `data`: the quick pick's file, or a new source of the builder.
+pub fn apply_pick(data: &mut DataSpec, pick: Pick, path: PathBuf) {
     if pick == Pick::QuickTextFile {
         data.source = DataSource::TextFile { path };
         return;
@@ -309,60 +343,64 @@ fn apply_pick(app: &mut StudioApp, pick: Pick, path: PathBuf) {
     }
 }
 
-pub fn dataset_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    if let Some((pick, path)) = app.dataset.picked.take() {
-        apply_pick(app, pick, path);
+impl DatasetPage {
+    /// Draws the page on a copy of the draft's data; returns the edited data and the dialogs
+    /// to open.
+    #[must_use = "the app applies what the page asks for"]
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppContext<'_>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut spec = ctx.draft().clone();
+        ui.heading("Dataset");
+        let builder = matches!(spec.data.source, DataSource::Dataset { .. });
+        ui.horizontal(|ui| {
+            if ui
+                .radio(!builder, "Quick: built-in text or one file")
+                .clicked()
+                && builder
+            {
+                spec.data.source = DataSource::default();
+            }
+            if ui
+                .radio(builder, "Builder: sources, mixing, transforms")
+                .clicked()
+                && !builder
+            {
+                let recipe = self
+                    .saved
+                    .as_ref()
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(starter_recipe);
+                spec.data.source = DataSource::Dataset {
+                    recipe: Box::new(recipe),
+                    folder: None,
+                };
+            }
+        });
+        ui.add_space(4.0);
+        let key = preview_key(&spec);
+        ui.columns(2, |cols| {
+            egui::ScrollArea::vertical()
+                .id_salt("dataset_left")
+                .show(&mut cols[0], |ui| {
+                    if builder {
+                        self.builder_ui(ui, &mut spec.data, &ctx.project.dir, &mut actions);
+                    } else {
+                        quick_ui(ui, &mut spec.data, &mut actions);
+                    }
+                });
+            egui::ScrollArea::vertical()
+                .id_salt("dataset_right")
+                .show(&mut cols[1], |ui| {
+                    ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                        self.results_ui(&key, ui)
+                    })
+                });
+        });
+        if spec != *ctx.draft() {
+            actions.insert(0, Action::SetDraft(Box::new(spec)));
+        }
+        actions
     }
-    ui.heading("Dataset");
-    let builder = matches!(
-        app.project.file.draft.data.source,
-        DataSource::Dataset { .. }
-    );
-    ui.horizontal(|ui| {
-        if ui
-            .radio(!builder, "Quick: built-in text or one file")
-            .clicked()
-            && builder
-        {
-            app.project.file.draft.data.source = DataSource::default();
-        }
-        if ui
-            .radio(builder, "Builder: sources, mixing, transforms")
-            .clicked()
-            && !builder
-        {
-            let recipe = app
-                .dataset
-                .saved
-                .as_ref()
-                .map(|(_, r)| r.clone())
-                .unwrap_or_else(starter_recipe);
-            app.project.file.draft.data.source = DataSource::Dataset {
-                recipe: Box::new(recipe),
-                folder: None,
-            };
-        }
-    });
-    ui.add_space(4.0);
-    let key = preview_key(app);
-    ui.columns(2, |cols| {
-        egui::ScrollArea::vertical()
-            .id_salt("dataset_left")
-            .show(&mut cols[0], |ui| {
-                if builder {
-                    builder_ui(app, ui);
-                } else {
-                    quick_ui(app, ui);
-                }
-            });
-        egui::ScrollArea::vertical()
-            .id_salt("dataset_right")
-            .show(&mut cols[1], |ui| {
-                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
-                    results_ui(app, &key, ui)
-                })
-            });
-    });
 }
 
 /// A recipe to start the builder from: the built-in stories.
@@ -378,9 +416,8 @@ fn starter_recipe() -> DatasetRecipe {
     }
 }
 
-fn quick_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec<Action>) {
     ui.label("What the next run trains on. The last part of the text is held out for validation.");
-    let data = &mut app.project.file.draft.data;
     let is_file = matches!(data.source, DataSource::TextFile { .. });
     ui.horizontal(|ui| {
         if ui.radio(!is_file, "Built-in generated text").clicked() && is_file {
@@ -430,7 +467,7 @@ fn quick_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.end_row();
         });
     if open_dialog {
-        app.dataset.pick(Pick::QuickTextFile);
+        actions.push(Action::PickData(Pick::QuickTextFile));
     }
 }
 
@@ -689,12 +726,161 @@ fn transform_ui(ui: &mut egui::Ui, transform: &mut TransformSpec) {
     }
 }
 
-fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let project_dir = app.project.dir.clone();
-    let DataSource::Dataset { recipe, folder } = &mut app.project.file.draft.data.source else {
-        return;
-    };
-    let mut pick = None;
+impl DatasetPage {
+    /// The builder: saved datasets, sources, how they are assembled, and saving the recipe.
+    fn builder_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        data: &mut DataSpec,
+        project_dir: &Path,
+        actions: &mut Vec<Action>,
+    ) {
+        let DataSource::Dataset { recipe, folder } = &mut data.source else {
+            return;
+        };
+        let opened = saved_datasets_ui(ui, folder.as_deref(), project_dir);
+        let opened = opened.and_then(|dir| match DatasetRecipe::load(&dir) {
+            Ok(saved) => {
+                *recipe = Box::new(saved);
+                Some(dir)
+            }
+            Err(e) => {
+                self.message = Some(format!("Cannot open: {e}"));
+                None
+            }
+        });
+        ui.add_space(4.0);
+        if let Some(pick) = self.sources_ui(ui, recipe) {
+            actions.push(Action::PickData(pick));
+        }
+        ui.add_space(6.0);
+        assembly_ui(ui, recipe);
+        for err in recipe.validate() {
+            ui.colored_label(ui.visuals().error_fg_color, err.to_string());
+        }
+        ui.add_space(6.0);
+        if let Some(dir) = opened {
+            // An opened dataset reuses its saved tokenizer.
+            *folder = Some(dir);
+        }
+        self.save_ui(ui, recipe, folder, project_dir);
+    }
+
+    /// The recipe's sources, each with its settings, and the ways to add one. Returns the
+    /// dialog a button asks for.
+    fn sources_ui(&mut self, ui: &mut egui::Ui, recipe: &mut DatasetRecipe) -> Option<Pick> {
+        let mut pick = None;
+        ui.label(egui::RichText::new("Sources").strong());
+        let mut removed = None;
+        for (i, s) in recipe.sources.iter_mut().enumerate() {
+            if source_ui(ui, i, s) {
+                removed = Some(i);
+            }
+        }
+        if let Some(i) = removed {
+            recipe.sources.remove(i);
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Path");
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.typed_path)
+                        .desired_width(240.0)
+                        .hint_text("a file or folder to add"),
+                )
+                .labelled_by(label.id);
+            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Add path").clicked() || enter) && !self.typed_path.trim().is_empty() {
+                let path = PathBuf::from(self.typed_path.trim());
+                self.typed_path.clear();
+                recipe.sources.push(SourceSpec::new(if path.is_dir() {
+                    SourceKind::Folder {
+                        path,
+                        glob: "*.txt;*.md".to_string(),
+                        documents: DocSplit::Whole,
+                    }
+                } else {
+                    SourceKind::for_file(path)
+                }));
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Add file…").clicked() {
+                pick = Some(Pick::SourceFile);
+            }
+            if ui.button("Add folder…").clicked() {
+                pick = Some(Pick::SourceFolder);
+            }
+            if ui.button("Add pairs file…").clicked() {
+                pick = Some(Pick::PairsFile);
+            }
+            ui.menu_button("Add generated data", |ui| {
+                for g in Generator::ALL {
+                    if ui.button(g.label()).clicked() {
+                        recipe.sources.push(SourceSpec::new(SourceKind::Generated {
+                            generator: g,
+                            seed: 1,
+                            size: g.size_unit().1,
+                        }));
+                        ui.close();
+                    }
+                }
+            });
+        });
+        pick
+    }
+
+    /// "Save dataset": writes the recipe built in the background and its tokenizer.
+    fn save_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        recipe: &DatasetRecipe,
+        folder: &mut Option<PathBuf>,
+        project_dir: &Path,
+    ) {
+        let save_clicked = ui
+            .horizontal(|ui| {
+                ui.button("Save dataset")
+                    .on_hover_text(
+                        "Writes the recipe and its tokenizer under the project's datasets/ folder",
+                    )
+                    .clicked()
+            })
+            .inner;
+        if let Some(m) = &self.message {
+            ui.label(egui::RichText::new(m).weak());
+        }
+        if save_clicked {
+            let recipe = recipe.clone();
+            let dir = dataset::dataset_dir(project_dir, &recipe.name);
+            // The dataset built in the background for exactly this recipe is what gets saved.
+            let built = self
+                .stats
+                .as_ref()
+                .and_then(|s| s.built.clone())
+                .filter(|built| built.0 == recipe);
+            self.message = Some(match built {
+                None => "The dataset is still building (or has an error): save when it is ready."
+                    .to_string(),
+                Some(built) => match dataset::save(&dir, &built.0, &built.1) {
+                    Ok(()) => {
+                        *folder = Some(dir.clone());
+                        self.saved = Some((dir.clone(), recipe));
+                        format!("Saved to {}", dir.display())
+                    }
+                    Err(e) => format!("Not saved: {}: {e}", dir.display()),
+                },
+            });
+        }
+    }
+}
+
+/// The project's saved datasets (listed when the menu opens); returns the one picked.
+fn saved_datasets_ui(
+    ui: &mut egui::Ui,
+    folder: Option<&Path>,
+    project_dir: &Path,
+) -> Option<PathBuf> {
     // Saved datasets of the project (read when the list opens).
     let mut opened: Option<PathBuf> = None;
     ui.horizontal(|ui| {
@@ -733,75 +919,11 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .response
             .labelled_by(label.id);
     });
-    let opened = opened.and_then(|dir| match DatasetRecipe::load(&dir) {
-        Ok(saved) => {
-            *recipe = Box::new(saved);
-            Some(dir)
-        }
-        Err(e) => {
-            app.dataset.message = Some(format!("Cannot open: {e}"));
-            None
-        }
-    });
-    ui.add_space(4.0);
-    ui.label(egui::RichText::new("Sources").strong());
-    let mut removed = None;
-    for (i, s) in recipe.sources.iter_mut().enumerate() {
-        if source_ui(ui, i, s) {
-            removed = Some(i);
-        }
-    }
-    if let Some(i) = removed {
-        recipe.sources.remove(i);
-    }
-    ui.horizontal(|ui| {
-        let label = ui.label("Path");
-        let edit = ui
-            .add(
-                egui::TextEdit::singleline(&mut app.dataset.typed_path)
-                    .desired_width(240.0)
-                    .hint_text("a file or folder to add"),
-            )
-            .labelled_by(label.id);
-        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if (ui.button("Add path").clicked() || enter) && !app.dataset.typed_path.trim().is_empty() {
-            let path = PathBuf::from(app.dataset.typed_path.trim());
-            app.dataset.typed_path.clear();
-            recipe.sources.push(SourceSpec::new(if path.is_dir() {
-                SourceKind::Folder {
-                    path,
-                    glob: "*.txt;*.md".to_string(),
-                    documents: DocSplit::Whole,
-                }
-            } else {
-                SourceKind::for_file(path)
-            }));
-        }
-    });
-    ui.horizontal_wrapped(|ui| {
-        if ui.button("Add file…").clicked() {
-            pick = Some(Pick::SourceFile);
-        }
-        if ui.button("Add folder…").clicked() {
-            pick = Some(Pick::SourceFolder);
-        }
-        if ui.button("Add pairs file…").clicked() {
-            pick = Some(Pick::PairsFile);
-        }
-        ui.menu_button("Add generated data", |ui| {
-            for g in Generator::ALL {
-                if ui.button(g.label()).clicked() {
-                    recipe.sources.push(SourceSpec::new(SourceKind::Generated {
-                        generator: g,
-                        seed: 1,
-                        size: g.size_unit().1,
-                    }));
-                    ui.close();
-                }
-            }
-        });
-    });
-    ui.add_space(6.0);
+    opened
+}
+
+/// Name, de-duplication, split, tokenizer, epoch size and transform of a recipe.
+fn assembly_ui(ui: &mut egui::Ui, recipe: &mut DatasetRecipe) {
     ui.label(egui::RichText::new("Assembly").strong());
     egui::Grid::new("assembly")
         .num_columns(2)
@@ -855,77 +977,57 @@ fn builder_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.end_row();
             transform_ui(ui, &mut recipe.transform);
         });
-    for err in recipe.validate() {
-        ui.colored_label(ui.visuals().error_fg_color, err.to_string());
+}
+
+impl DatasetPage {
+    /// Statistics, leakage and the first batch of the draft's data, or where its build stands.
+    fn results_ui(&self, key: &PreviewKey, ui: &mut egui::Ui) {
+        let Some((stats, preview)) = self.stats_for(key) else {
+            self.build_status_ui(key, ui);
+            return;
+        };
+        stats_grid_ui(ui, stats, preview, key);
+        if let Some(r) = &stats.recipe {
+            recipe_stats_ui(ui, r);
+        }
+        first_batch_ui(ui, stats, preview, key);
     }
-    ui.add_space(6.0);
-    if let Some(dir) = opened {
-        // An opened dataset reuses its saved tokenizer.
-        *folder = Some(dir);
-    }
-    let save_clicked = ui
-        .horizontal(|ui| {
-            ui.button("Save dataset")
-                .on_hover_text(
-                    "Writes the recipe and its tokenizer under the project's datasets/ folder",
+
+    /// Why there is nothing to show yet: no file chosen, an error, or the build's progress.
+    fn build_status_ui(&self, key: &PreviewKey, ui: &mut egui::Ui) {
+        if missing_path(&key.data) {
+            ui.label(
+                egui::RichText::new(
+                    "Choose a text file (Open text file…, or type its path): its statistics \
+                     and the first batch appear here.",
                 )
-                .clicked()
-        })
-        .inner;
-    if let Some(m) = &app.dataset.message {
-        ui.label(egui::RichText::new(m).weak());
-    }
-    if save_clicked {
-        let recipe = recipe.as_ref().clone();
-        let dir = dataset::dataset_dir(&project_dir, &recipe.name);
-        // The dataset built in the background for exactly this recipe is what gets saved.
-        let built = app
-            .dataset
-            .stats
-            .as_ref()
-            .and_then(|s| s.built.clone())
-            .filter(|built| built.0 == recipe);
-        app.dataset.message = Some(match built {
-            None => "The dataset is still building (or has an error): save when it is ready."
-                .to_string(),
-            Some(built) => match dataset::save(&dir, &built.0, &built.1) {
-                Ok(()) => {
-                    *folder = Some(dir.clone());
-                    app.dataset.saved = Some((dir.clone(), recipe));
-                    format!("Saved to {}", dir.display())
-                }
-                Err(e) => format!("Not saved: {}: {e}", dir.display()),
-            },
-        });
-    }
-    if let Some(p) = pick {
-        app.dataset.pick(p);
+                .weak(),
+            );
+        } else if self.loaded_for.as_ref() == Some(&key.data_key())
+            && let Some(err) = &self.error
+        {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("Cannot build the dataset: {err}"),
+            );
+        } else {
+            let (stage, frac) = self.progress.lock().map(|p| p.clone()).unwrap_or_default();
+            ui.add(
+                egui::ProgressBar::new(frac as f32)
+                    .text(format!("{stage} {:.0}%", frac * 100.0))
+                    .animate(true),
+            );
+        }
     }
 }
 
-fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
-    let state = &app.dataset;
-    let (stats, preview) = match state.stats_for(key) {
-        Some(found) => found,
-        None => {
-            if state.loaded_for.as_ref() == Some(&key.data_key())
-                && let Some(err) = &state.error
-            {
-                ui.colored_label(
-                    ui.visuals().error_fg_color,
-                    format!("Cannot build the dataset: {err}"),
-                );
-            } else {
-                let (stage, frac) = state.progress.lock().map(|p| p.clone()).unwrap_or_default();
-                ui.add(
-                    egui::ProgressBar::new(frac as f32)
-                        .text(format!("{stage} {:.0}%", frac * 100.0))
-                        .animate(true),
-                );
-            }
-            return;
-        }
-    };
+/// Size, vocabulary, split and epoch of the built data.
+fn stats_grid_ui(
+    ui: &mut egui::Ui,
+    stats: &DatasetStats,
+    preview: &BatchPreview,
+    key: &PreviewKey,
+) {
     egui::Grid::new("dataset_stats")
         .num_columns(2)
         .show(ui, |ui| {
@@ -960,59 +1062,70 @@ fn results_ui(app: &StudioApp, key: &PreviewKey, ui: &mut egui::Ui) {
             ));
             ui.end_row();
         });
-    if let Some(r) = &stats.recipe {
-        ui.add_space(4.0);
-        ui.label(egui::RichText::new("Sources").strong());
-        let total = r.epoch_tokens.max(1) as f64;
-        egui::Grid::new("source_stats")
-            .num_columns(6)
-            .striped(true)
-            .show(ui, |ui| {
-                for h in [
-                    "source",
-                    "records",
-                    "duplicates",
-                    "train / val",
-                    "tokens",
-                    "epoch share",
-                ] {
-                    ui.label(egui::RichText::new(h).weak());
-                }
-                ui.end_row();
-                for s in &r.sources {
-                    ui.label(&s.label);
-                    ui.label(thousands(s.records));
-                    ui.label(thousands(s.duplicates));
-                    if r.leakage.is_some() {
-                        ui.label(format!("{} / {}", s.train_records, s.val_records));
-                    } else {
-                        ui.label("by tokens");
-                    }
-                    ui.label(thousands(s.train_tokens));
-                    ui.label(format!(
-                        "{} ({:.0}%)",
-                        thousands(s.epoch_tokens),
-                        100.0 * s.epoch_tokens as f64 / total
-                    ));
-                    ui.end_row();
-                }
-            });
-        match &r.leakage {
-            None => ui.label(
-                egui::RichText::new("Leakage: not checked (contiguous split of text)").weak(),
-            ),
-            Some(l) if l.is_empty() => ui.label("Leakage: no validation document is also in train"),
-            Some(l) => {
-                let text = format!(
-                    "Leakage: {} validation documents also in train (first: {} = {})",
-                    l.len(),
-                    l[0].val_origin,
-                    l[0].train_origin
-                );
-                ui.colored_label(ui.visuals().warn_fg_color, text)
+}
+
+/// Each source's share of a built recipe, and the leakage report.
+fn recipe_stats_ui(ui: &mut egui::Ui, r: &RecipeStats) {
+    ui.add_space(4.0);
+    ui.label(egui::RichText::new("Sources").strong());
+    let total = r.epoch_tokens.max(1) as f64;
+    egui::Grid::new("source_stats")
+        .num_columns(6)
+        .striped(true)
+        .show(ui, |ui| {
+            for h in [
+                "source",
+                "records",
+                "duplicates",
+                "train / val",
+                "tokens",
+                "epoch share",
+            ] {
+                ui.label(egui::RichText::new(h).weak());
             }
-        };
-    }
+            ui.end_row();
+            for s in &r.sources {
+                ui.label(&s.label);
+                ui.label(thousands(s.records));
+                ui.label(thousands(s.duplicates));
+                if r.leakage.is_some() {
+                    ui.label(format!("{} / {}", s.train_records, s.val_records));
+                } else {
+                    ui.label("by tokens");
+                }
+                ui.label(thousands(s.train_tokens));
+                ui.label(format!(
+                    "{} ({:.0}%)",
+                    thousands(s.epoch_tokens),
+                    100.0 * s.epoch_tokens as f64 / total
+                ));
+                ui.end_row();
+            }
+        });
+    match &r.leakage {
+        None => {
+            ui.label(egui::RichText::new("Leakage: not checked (contiguous split of text)").weak())
+        }
+        Some(l) if l.is_empty() => ui.label("Leakage: no validation document is also in train"),
+        Some(l) => {
+            let text = format!(
+                "Leakage: {} validation documents also in train (first: {} = {})",
+                l.len(),
+                l[0].val_origin,
+                l[0].train_origin
+            );
+            ui.colored_label(ui.visuals().warn_fg_color, text)
+        }
+    };
+}
+
+/// The first batch exactly as the model reads it, with the positions the loss is computed on.
+fn first_batch_ui(
+    ui: &mut egui::Ui,
+    stats: &DatasetStats,
+    preview: &BatchPreview,
+    key: &PreviewKey,
+) {
     ui.add_space(6.0);
     ui.label(egui::RichText::new("First batch, as the model sees it").strong());
     ui.label(

@@ -431,7 +431,7 @@ impl InAppPicker {
             PathKind::SaveFile { .. } => "Save",
         };
         egui::Window::new(self.request.title.clone())
-            .id(egui::Id::new("in_app_file_picker"))
+            .id(egui::Id::unique("in_app_file_picker"))
             .open(&mut window_open)
             .collapsible(false)
             .resizable(true)
@@ -450,9 +450,11 @@ impl InAppPicker {
                     ui.label(egui::RichText::new(self.dir.display().to_string()).strong());
                 });
                 ui.separator();
+                // A steady size: the window does not jump as folders are opened.
                 egui::ScrollArea::vertical()
-                    .max_height(260.0)
-                    .auto_shrink([false, true])
+                    .min_scrolled_height(240.0)
+                    .max_height(240.0)
+                    .auto_shrink([false, false])
                     .show(ui, |ui| {
                         if self.entries.is_empty() {
                             ui.label(egui::RichText::new("(nothing to pick here)").weak());
@@ -570,7 +572,11 @@ mod tests {
             .starting_in(dir.path());
         let picker = InAppPicker::new(request, None);
         let names: Vec<&str> = picker.entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["z", "b.txt", "c.md"], "folders first, filtered files");
+        assert_eq!(
+            names,
+            ["z", "b.txt", "c.md"],
+            "folders first, filtered files"
+        );
     }
 
     #[test]
@@ -588,7 +594,10 @@ mod tests {
         let (purpose, picker) = dialogs.picker.as_ref().expect("the fallback is open");
         assert_eq!(*purpose, 7);
         assert!(
-            picker.notice.as_deref().is_some_and(|n| n.contains("did not open")),
+            picker
+                .notice
+                .as_deref()
+                .is_some_and(|n| n.contains("did not open")),
             "the window says why it is there"
         );
         assert!(dialogs.is_open());

@@ -93,7 +93,10 @@ mod tests {
         assert!(!a.exists() && !b.exists(), "both left the runs folder");
         assert_eq!(trash.last_deleted(), Some(b.as_path()));
         assert_eq!(trash.undo(), Some(Ok(b.clone())));
-        assert!(b.join("spec.json").exists(), "the newest delete is undone first");
+        assert!(
+            b.join("spec.json").exists(),
+            "the newest delete is undone first"
+        );
         assert_eq!(trash.undo(), Some(Ok(a.clone())));
         assert_eq!(trash.undo(), None, "nothing left to undo");
     }
@@ -123,7 +126,15 @@ mod tests {
         let csv = metrics_csv(&history);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "a header and one row per step");
-        assert!(lines[1].ends_with(','), "no evaluation at step 1: {}", lines[1]);
-        assert!(lines[2].ends_with(",1.5"), "step 2 was evaluated: {}", lines[2]);
+        assert!(
+            lines[1].ends_with(','),
+            "no evaluation at step 1: {}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with(",1.5"),
+            "step 2 was evaluated: {}",
+            lines[2]
+        );
     }
 }

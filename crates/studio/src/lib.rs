@@ -1,16 +1,31 @@
-//! The eframe studio: `app.rs` holds the state and the event loop, one file per panel, and
-//! `widgets.rs` the loss plot and attention heatmap. Only this room imports egui.
+//! The eframe studio. Each page (dataset, run setup, monitor, compare, and the run list) is a
+//! struct that owns its state and draws from a read-only [`AppContext`], returning
+//! [`Action`]s; `app.rs` is the shell that owns the shared state and applies them in one
+//! place. Only this crate imports egui.
 
+mod action;
 mod app;
 pub mod bench;
 mod compare;
 mod dataset;
+mod dialogs;
+mod files;
 mod monitor;
+mod png;
+mod prefs;
+mod quantities;
+mod run_view;
 mod runs;
 mod setup;
+mod views;
 mod widgets;
 
-pub use app::{LiveRun, Prefs, RunView, StudioApp, Tab};
+pub use action::{Action, AppContext, DataStatus};
+pub use app::StudioApp;
+pub use dataset::{DatasetPage, DatasetStats, Pick};
+pub use dialogs::DialogBackend;
+pub use prefs::{PlotSettings, Prefs, Tab, XAxis};
+pub use run_view::{LiveRun, RunView};
 
 use std::path::PathBuf;
 

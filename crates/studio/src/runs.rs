@@ -1,62 +1,100 @@
-//! The run list: status, step and last loss; click to monitor, tick to compare.
+//! The run list: name, status, step and last loss, objective and backend; click to monitor,
+//! tick to compare.
 
-use super::app::{StudioApp, Tab};
-use super::widgets::run_color;
+use crate::action::{Action, AppContext};
+use crate::run_view::RunView;
+use crate::widgets::run_color;
 
-pub fn runs_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
-        ui.heading("Runs");
-        if ui
-            .small_button("Reload")
-            .on_hover_text("Re-read the project's runs")
-            .clicked()
-        {
-            app.reload_runs();
+/// The side panel listing the project's runs.
+#[derive(Debug, Default)]
+pub struct RunsPanel;
+
+impl RunsPanel {
+    /// Draws the list; returns what the user asked for.
+    #[must_use = "the app applies what the panel asks for"]
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppContext<'_>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        ui.horizontal(|ui| {
+            ui.heading("Runs");
+            if ui
+                .small_button("Reload")
+                .on_hover_text("Re-read the project's runs")
+                .clicked()
+            {
+                actions.push(Action::ReloadRuns);
+            }
+        });
+        ui.label(egui::RichText::new("Click to monitor · tick to compare").weak());
+        ui.separator();
+        if ctx.runs.is_empty() {
+            ui.label("No runs yet. Pick a dataset, then Run setup, then Start run.");
+            return actions;
         }
-    });
-    ui.label(egui::RichText::new("Click to monitor · tick to compare").weak());
-    ui.separator();
-    if app.runs.is_empty() {
-        ui.label("No runs yet. Pick a dataset, then Run setup, then Start run.");
-        return;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for (i, run) in ctx.runs.iter().enumerate().rev() {
+                ui.horizontal(|ui| {
+                    row_ui(ui, i, run, ctx.selected == Some(i), &mut actions);
+                });
+            }
+        });
+        actions
     }
-    let mut clicked = None;
-    egui::ScrollArea::vertical().show(ui, |ui| {
-        for (i, run) in app.runs.iter_mut().enumerate().rev() {
-            ui.horizontal(|ui| {
-                let checked = run.checked;
-                let name = format!("compare {}", run.spec.name);
-                ui.checkbox(&mut run.checked, "")
-                    .on_hover_text("Include in the comparison")
-                    .widget_info(|| {
-                        egui::WidgetInfo::selected(egui::Role::CheckBox, true, checked, &name)
-                    });
-                let (rect, _) =
-                    ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-                ui.painter().circle_filled(rect.center(), 4.5, run_color(i));
-                let step = run
-                    .last_step
-                    .map(|(s, l)| format!("step {s} · loss {l:.3}"))
-                    .unwrap_or_else(|| "no steps yet".to_string());
-                let text = egui::RichText::new(format!(
-                    "{}\n{} · {}",
-                    run.name(),
-                    run.status.label(),
-                    step
-                ));
-                let selected = app.selected == Some(i);
-                if ui
-                    .selectable_label(selected, text)
-                    .on_hover_text(run.dir.display().to_string())
-                    .clicked()
-                {
-                    clicked = Some(i);
-                }
-            });
-        }
-    });
-    if let Some(i) = clicked {
-        app.selected = Some(i);
-        app.prefs.tab = Tab::Monitor;
+}
+
+/// One run's row: the compare tick, its colour, and its name and state.
+fn row_ui(
+    ui: &mut egui::Ui,
+    index: usize,
+    run: &RunView,
+    selected: bool,
+    actions: &mut Vec<Action>,
+) {
+    let mut checked = run.checked;
+    let name = format!("compare {}", run.spec.name);
+    let was = run.checked;
+    let response = ui
+        .checkbox(&mut checked, "")
+        .on_hover_text("Include in the comparison");
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, was, &name));
+    if response.changed() {
+        actions.push(Action::SetCompared {
+            run: index,
+            compared: checked,
+        });
+    }
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter()
+        .circle_filled(rect.center(), 4.5, run_color(index));
+    let step = run
+        .last_step
+        .map(|(s, l)| format!("step {s} · loss {l:.3}"))
+        .unwrap_or_else(|| "no steps yet".to_string());
+    let style = ui.style();
+    let mut text = egui::text::LayoutJob::default();
+    egui::RichText::new(format!(
+        "{}\n{} · {}\n",
+        run.name(),
+        run.status.label(),
+        step
+    ))
+    .append_to(
+        &mut text,
+        style,
+        egui::FontSelection::Default,
+        egui::Align::Center,
+    );
+    // Two runs of one name (the data file's stem) differ by what and where they train.
+    egui::RichText::new(run.recipe_label()).weak().append_to(
+        &mut text,
+        style,
+        egui::FontSelection::Default,
+        egui::Align::Center,
+    );
+    if ui
+        .selectable_label(selected, text)
+        .on_hover_text(run.dir.display().to_string())
+        .clicked()
+    {
+        actions.push(Action::Monitor(index));
     }
 }

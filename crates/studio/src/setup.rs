@@ -1,10 +1,84 @@
 //! Run setup page: model, optimizer, schedule and backend, with live size estimates and
 //! impossible settings refused at their field.
 
-use super::app::StudioApp;
+use crate::action::{Action, AppContext, DataStatus};
+use crate::dataset::missing_path;
 use hearth_engine::model::SpecError;
-use hearth_engine::objective::{ObjectiveKind, Pooling, Positives};
+use hearth_engine::objective::{ObjectiveKind, ObjectiveSpec, Pooling, Positives};
+use hearth_engine::spec::{InitSpec, RunSpec};
 use hearth_engine::train::BackendKind;
+
+/// The run setup page. The settings it edits are the project's draft, so the page keeps no
+/// state of its own.
+#[derive(Debug, Default)]
+pub struct SetupPage;
+
+impl SetupPage {
+    /// Draws the page on a copy of the draft; returns the edited draft and the start.
+    #[must_use = "the app applies what the page asks for"]
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppContext<'_>) -> Vec<Action> {
+        let mut spec = ctx.draft().clone();
+        // Errors are shown live as values change, not only after a refused start.
+        let errors = spec.validate();
+        let mut start_clicked = false;
+        let mut reset_clicked = false;
+        ui.heading("Run setup");
+        let data = if missing_path(&spec.data) {
+            "a text file, not chosen yet (see the Dataset page)".to_string()
+        } else {
+            spec.data.source.describe()
+        };
+        ui.label(egui::RichText::new(format!("Data: {data}")).weak());
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.columns(2, |cols| {
+                model_section_ui(&mut cols[0], &mut spec, &errors, ctx.data);
+                let ui = &mut cols[1];
+                optimizer_section_ui(ui, &mut spec, &errors);
+                if let Some(init) = &mut spec.init {
+                    if fine_tune_section_ui(ui, init, &errors) {
+                        spec.init = None;
+                    }
+                }
+                objective_section_ui(ui, &mut spec.objective, &errors);
+                training_section_ui(ui, &mut spec, &errors);
+            });
+            ui.add_space(12.0);
+            ui.horizontal(|ui| {
+                let ok = errors.is_empty();
+                let start = ui.add_enabled(
+                    ok,
+                    egui::Button::new(egui::RichText::new("Start run").strong()),
+                );
+                start_clicked = start.clicked();
+                if !ok {
+                    ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!(
+                            "{} setting(s) need fixing before a run can start",
+                            errors.len()
+                        ),
+                    );
+                }
+                reset_clicked = ui.button("Reset to nanoGPT CPU defaults").clicked();
+            });
+        });
+        if reset_clicked {
+            spec = RunSpec {
+                name: spec.name.clone(),
+                data: spec.data.clone(),
+                ..Default::default()
+            };
+        }
+        let mut actions = Vec::new();
+        if spec != *ctx.draft() {
+            actions.push(Action::SetDraft(Box::new(spec)));
+        }
+        if start_clicked {
+            actions.push(Action::StartRun);
+        }
+        actions
+    }
+}
 
 /// Shows the message of `field`'s error (if any) under the widget.
 fn field_error(ui: &mut egui::Ui, errors: &[SpecError], field: &str) {
@@ -29,367 +103,322 @@ fn row(
     ui.end_row();
 }
 
-pub fn setup_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    // Errors are shown live as values change, not only after a refused start.
-    let live_errors = app.project.file.draft.validate();
-    let vocab = app.dataset.vocab_for(&app.project.file.draft);
-    let data_error = app.dataset.error_for(&app.project.file.draft.data);
-    let data_label = format!("Data: {}", app.project.file.draft.data.source.describe());
-    let spec = &mut app.project.file.draft;
-    let errors = &live_errors;
-    let mut start_clicked = false;
-    let mut reset_clicked = false;
-    ui.heading("Run setup");
-    ui.label(egui::RichText::new(data_label).weak());
-    egui::ScrollArea::vertical().show(ui, |ui| {
-        ui.columns(2, |cols| {
-            let ui = &mut cols[0];
-            ui.label(egui::RichText::new("Model").strong());
-            egui::Grid::new("model_grid")
-                .num_columns(2)
-                .spacing([12.0, 6.0])
-                .show(ui, |ui| {
-                    row(ui, errors, "Name", "name", |ui| {
-                        ui.text_edit_singleline(&mut spec.name)
-                    });
-                    let m = &mut spec.model;
-                    row(ui, errors, "Layers", "model.n_layer", |ui| {
-                        ui.add(egui::DragValue::new(&mut m.n_layer).range(0..=64))
-                    });
-                    row(ui, errors, "Heads", "model.n_head", |ui| {
-                        ui.add(egui::DragValue::new(&mut m.n_head).range(0..=64))
-                    });
-                    row(ui, errors, "Width", "model.d_model", |ui| {
-                        ui.add(egui::DragValue::new(&mut m.d_model).range(0..=4096))
-                    });
-                    row(ui, errors, "Context (tokens)", "model.context", |ui| {
-                        ui.add(egui::DragValue::new(&mut m.context).range(0..=4096))
-                    });
-                    row(ui, errors, "Dropout", "model.dropout", |ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut m.dropout)
-                                .speed(0.01)
-                                .range(0.0..=0.99),
-                        )
-                    });
-                    row(
-                        ui,
-                        errors,
-                        "Tie embedding and head",
-                        "model.tie_weights",
-                        |ui| ui.checkbox(&mut m.tie_weights, ""),
-                    );
-                    row(ui, errors, "Biases", "model.bias", |ui| {
-                        ui.checkbox(&mut m.bias, "")
-                    });
-                });
-            ui.add_space(8.0);
-            let m = &spec.model;
-            if m.validate().is_empty() {
-                match vocab {
-                    Some(vocab) => {
-                        let params = m.n_params(vocab);
-                        let mem = m.train_memory_bytes(vocab, spec.train.batch_size);
-                        ui.label(format!(
-                            "{:.2}M parameters · about {:.0} MB to train (vocabulary {vocab})",
-                            params as f64 / 1e6,
-                            mem as f64 / 1e6
-                        ));
-                    }
-                    None => match &data_error {
-                        Some(err) => {
-                            ui.colored_label(
-                                ui.visuals().error_fg_color,
-                                format!(
-                                    "The dataset cannot be built (see the Dataset page): {err}"
-                                ),
-                            );
-                        }
-                        None => {
-                            ui.label("Parameter count appears once the dataset is read.");
-                        }
-                    },
-                }
-            }
+/// A two-column grid of rows under a strong title.
+fn section(ui: &mut egui::Ui, title: &str, id: &str, rows: impl FnOnce(&mut egui::Ui)) {
+    ui.label(egui::RichText::new(title).strong());
+    egui::Grid::new(id)
+        .num_columns(2)
+        .spacing([12.0, 6.0])
+        .show(ui, rows);
+}
 
-            let ui = &mut cols[1];
-            ui.label(egui::RichText::new("Optimizer and schedule").strong());
-            egui::Grid::new("optim_grid")
-                .num_columns(2)
-                .spacing([12.0, 6.0])
-                .show(ui, |ui| {
-                    let o = &mut spec.optim;
-                    row(ui, errors, "Learning rate", "optim.lr", |ui| {
-                        ui.add(egui::DragValue::new(&mut o.lr).speed(1e-5).max_decimals(6))
-                    });
-                    row(ui, errors, "Minimum learning rate", "optim.min_lr", |ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut o.min_lr)
-                                .speed(1e-5)
-                                .max_decimals(6),
-                        )
-                    });
-                    row(ui, errors, "Warmup steps", "optim.warmup_steps", |ui| {
-                        ui.add(egui::DragValue::new(&mut o.warmup_steps))
-                    });
-                    row(ui, errors, "Weight decay", "optim.weight_decay", |ui| {
-                        ui.add(egui::DragValue::new(&mut o.weight_decay).speed(0.01))
-                    });
-                    row(ui, errors, "Beta 2", "optim.beta2", |ui| {
-                        ui.add(
-                            egui::DragValue::new(&mut o.beta2)
-                                .speed(0.001)
-                                .max_decimals(4),
-                        )
-                    });
-                    row(
-                        ui,
-                        errors,
-                        "Gradient clip (0 = off)",
-                        "optim.grad_clip",
-                        |ui| ui.add(egui::DragValue::new(&mut o.grad_clip).speed(0.05)),
-                    );
-                });
-            ui.add_space(8.0);
-            if spec.init.is_some() {
-                ui.label(egui::RichText::new("Fine-tuning").strong());
-                let mut clear = false;
-                egui::Grid::new("init_grid")
-                    .num_columns(2)
-                    .spacing([12.0, 6.0])
-                    .show(ui, |ui| {
-                        let init = spec.init.as_mut().expect("checked above");
-                        ui.label("Starts from");
-                        ui.vertical(|ui| {
-                            let name = init
-                                .from_run
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default();
-                            ui.label(egui::RichText::new(name).weak())
-                                .on_hover_text(init.from_run.display().to_string());
-                            field_error(ui, errors, "init.from_run");
-                            clear = ui.small_button("Train from scratch instead").clicked();
-                        });
-                        ui.end_row();
-                        row(
-                            ui,
-                            errors,
-                            "Learning-rate multiplier",
-                            "init.lr_multiplier",
-                            |ui| {
-                                ui.add(
-                                    egui::DragValue::new(&mut init.lr_multiplier)
-                                        .speed(0.01)
-                                        .range(0.0..=10.0),
-                                )
-                            },
-                        );
-                        row(
-                            ui,
-                            errors,
-                            "Freeze embeddings",
-                            "init.freeze_embeddings",
-                            |ui| ui.checkbox(&mut init.freeze_embeddings, ""),
-                        );
-                        row(
-                            ui,
-                            errors,
-                            "Freeze lowest blocks",
-                            "init.freeze_layers",
-                            |ui| {
-                                ui.add(egui::DragValue::new(&mut init.freeze_layers).range(0..=64))
-                            },
-                        );
-                    });
-                if clear {
-                    spec.init = None;
-                }
-                ui.add_space(8.0);
-            }
-            ui.label(egui::RichText::new("Objective").strong());
-            egui::Grid::new("objective_grid")
-                .num_columns(2)
-                .spacing([12.0, 6.0])
-                .show(ui, |ui| {
-                    let o = &mut spec.objective;
-                    row(ui, errors, "Objective", "objective.kind", |ui| {
-                        egui::ComboBox::from_id_salt("objective_kind")
-                            .selected_text(o.kind.name())
-                            .show_ui(ui, |ui| {
-                                for k in ObjectiveKind::all() {
-                                    let name = k.name().to_string();
-                                    ui.selectable_value(&mut o.kind, k, name);
-                                }
-                            })
-                            .response
-                    });
-                    if o.kind == ObjectiveKind::MASKED || o.kind == ObjectiveKind::LINKBERT {
-                        row(ui, errors, "Mask rate", "objective.mask_rate", |ui| {
-                            ui.add(
-                                egui::DragValue::new(&mut o.mask_rate)
-                                    .speed(0.01)
-                                    .range(0.0..=0.9),
-                            )
-                        });
-                    }
-                    if o.uses_embeddings() {
-                        row(ui, errors, "Positives", "objective.positives", |ui| {
-                            egui::ComboBox::from_id_salt("positives")
-                                .selected_text(o.positives.name())
-                                .show_ui(ui, |ui| {
-                                    for p in Positives::ALL {
-                                        ui.selectable_value(&mut o.positives, p, p.name());
-                                    }
-                                })
-                                .response
-                        });
-                        if o.positives == Positives::Pairs {
-                            row(ui, errors, "Pairs file", "objective.pairs_file", |ui| {
-                                let mut text = o
-                                    .pairs_file
-                                    .as_ref()
-                                    .map(|p| p.display().to_string())
-                                    .unwrap_or_default();
-                                let r = ui.add(
-                                    egui::TextEdit::singleline(&mut text)
-                                        .hint_text("pairs.tsv or pairs.jsonl"),
-                                );
-                                if r.changed() {
-                                    o.pairs_file =
-                                        (!text.is_empty()).then(|| std::path::PathBuf::from(text));
-                                }
-                                r
-                            });
-                            row(
-                                ui,
-                                errors,
-                                "Hard negatives",
-                                "objective.hard_negatives",
-                                |ui| ui.checkbox(&mut o.hard_negatives, "use the third column"),
-                            );
-                        }
-                        row(ui, errors, "Temperature", "objective.temperature", |ui| {
-                            ui.add(
-                                egui::DragValue::new(&mut o.temperature)
-                                    .speed(0.005)
-                                    .range(0.001..=1.0),
-                            )
-                        });
-                        row(ui, errors, "Pooling", "objective.pooling", |ui| {
-                            egui::ComboBox::from_id_salt("pooling")
-                                .selected_text(o.pooling.name())
-                                .show_ui(ui, |ui| {
-                                    for p in Pooling::ALL {
-                                        ui.selectable_value(&mut o.pooling, p, p.name());
-                                    }
-                                })
-                                .response
-                        });
-                    }
-                    if o.kind == ObjectiveKind::GRIT {
-                        row(
-                            ui,
-                            errors,
-                            "Generation weight (lambda)",
-                            "objective.gen_weight",
-                            |ui| {
-                                ui.add(
-                                    egui::DragValue::new(&mut o.gen_weight)
-                                        .speed(0.05)
-                                        .range(0.0..=100.0),
-                                )
-                            },
-                        );
-                    }
-                });
-            ui.add_space(8.0);
-            ui.label(egui::RichText::new("Training").strong());
-            egui::Grid::new("train_grid")
-                .num_columns(2)
-                .spacing([12.0, 6.0])
-                .show(ui, |ui| {
-                    let t = &mut spec.train;
-                    row(ui, errors, "Batch size", "train.batch_size", |ui| {
-                        ui.add(egui::DragValue::new(&mut t.batch_size).range(0..=4096))
-                    });
-                    row(ui, errors, "Steps", "train.steps", |ui| {
-                        ui.add(egui::DragValue::new(&mut t.steps).range(0..=10_000_000))
-                    });
-                    row(ui, errors, "Evaluate every", "train.eval_interval", |ui| {
-                        ui.add(egui::DragValue::new(&mut t.eval_interval))
-                    });
-                    row(
-                        ui,
-                        errors,
-                        "Evaluation batches",
-                        "train.eval_batches",
-                        |ui| ui.add(egui::DragValue::new(&mut t.eval_batches)),
-                    );
-                    row(ui, errors, "Seed", "train.seed", |ui| {
-                        ui.add(egui::DragValue::new(&mut t.seed))
-                    });
-                    row(ui, errors, "Backend", "train.backend", |ui| {
-                        egui::ComboBox::from_id_salt("backend")
-                            .selected_text(t.backend.label())
-                            .show_ui(ui, |ui| {
-                                for b in BackendKind::available() {
-                                    ui.selectable_value(&mut t.backend, b, b.label());
-                                }
-                            })
-                            .response
-                    });
-                    row(
-                        ui,
-                        errors,
-                        "Threads (0 = all but one)",
-                        "train.threads",
-                        |ui| ui.add(egui::DragValue::new(&mut t.threads).range(0..=256)),
-                    );
-                    row(
-                        ui,
-                        errors,
-                        "Attention every (steps)",
-                        "train.attention_interval",
-                        |ui| ui.add(egui::DragValue::new(&mut t.attention_interval)),
-                    );
-                    row(ui, errors, "Probe text", "train.probe_text", |ui| {
-                        ui.add(
-                            egui::TextEdit::singleline(&mut t.probe_text)
-                                .hint_text("start of the validation text"),
-                        )
-                    });
-                });
+/// The model's shape, and its size once the data's vocabulary is known.
+fn model_section_ui(
+    ui: &mut egui::Ui,
+    spec: &mut RunSpec,
+    errors: &[SpecError],
+    data: &DataStatus,
+) {
+    section(ui, "Model", "model_grid", |ui| {
+        row(ui, errors, "Name", "name", |ui| {
+            ui.text_edit_singleline(&mut spec.name)
         });
-        ui.add_space(12.0);
-        ui.horizontal(|ui| {
-            let ok = live_errors.is_empty();
-            let start = ui.add_enabled(
-                ok,
-                egui::Button::new(egui::RichText::new("Start run").strong()),
-            );
-            start_clicked = start.clicked();
-            if !ok {
-                ui.colored_label(
-                    ui.visuals().error_fg_color,
-                    format!(
-                        "{} setting(s) need fixing before a run can start",
-                        live_errors.len()
-                    ),
-                );
-            }
-            reset_clicked = ui.button("Reset to nanoGPT CPU defaults").clicked();
+        let m = &mut spec.model;
+        row(ui, errors, "Layers", "model.n_layer", |ui| {
+            ui.add(egui::DragValue::new(&mut m.n_layer).range(0..=64))
+        });
+        row(ui, errors, "Heads", "model.n_head", |ui| {
+            ui.add(egui::DragValue::new(&mut m.n_head).range(0..=64))
+        });
+        row(ui, errors, "Width", "model.d_model", |ui| {
+            ui.add(egui::DragValue::new(&mut m.d_model).range(0..=4096))
+        });
+        row(ui, errors, "Context (tokens)", "model.context", |ui| {
+            ui.add(egui::DragValue::new(&mut m.context).range(0..=4096))
+        });
+        row(ui, errors, "Dropout", "model.dropout", |ui| {
+            ui.add(
+                egui::DragValue::new(&mut m.dropout)
+                    .speed(0.01)
+                    .range(0.0..=0.99),
+            )
+        });
+        row(
+            ui,
+            errors,
+            "Tie embedding and head",
+            "model.tie_weights",
+            |ui| ui.checkbox(&mut m.tie_weights, ""),
+        );
+        row(ui, errors, "Biases", "model.bias", |ui| {
+            ui.checkbox(&mut m.bias, "")
         });
     });
-    if reset_clicked {
-        let draft = &mut app.project.file.draft;
-        *draft = hearth_engine::spec::RunSpec {
-            name: draft.name.clone(),
-            data: draft.data.clone(),
-            ..Default::default()
-        };
+    ui.add_space(8.0);
+    let m = &spec.model;
+    if !m.validate().is_empty() {
+        return;
     }
-    if start_clicked {
-        app.start_run();
+    match (data.vocab, &data.error) {
+        (Some(vocab), _) => {
+            let params = m.n_params(vocab);
+            let mem = m.train_memory_bytes(vocab, spec.train.batch_size);
+            ui.label(format!(
+                "{:.2}M parameters · about {:.0} MB to train (vocabulary {vocab})",
+                params as f64 / 1e6,
+                mem as f64 / 1e6
+            ));
+        }
+        (None, Some(err)) => {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("The dataset cannot be built (see the Dataset page): {err}"),
+            );
+        }
+        (None, None) => {
+            ui.label("Parameter count appears once the dataset is read.");
+        }
     }
+}
+
+/// Learning rate, its schedule, and the optimizer's settings.
+fn optimizer_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecError]) {
+    section(ui, "Optimizer and schedule", "optim_grid", |ui| {
+        let o = &mut spec.optim;
+        row(ui, errors, "Learning rate", "optim.lr", |ui| {
+            ui.add(egui::DragValue::new(&mut o.lr).speed(1e-5).max_decimals(6))
+        });
+        row(ui, errors, "Minimum learning rate", "optim.min_lr", |ui| {
+            ui.add(
+                egui::DragValue::new(&mut o.min_lr)
+                    .speed(1e-5)
+                    .max_decimals(6),
+            )
+        });
+        row(ui, errors, "Warmup steps", "optim.warmup_steps", |ui| {
+            ui.add(egui::DragValue::new(&mut o.warmup_steps))
+        });
+        row(ui, errors, "Weight decay", "optim.weight_decay", |ui| {
+            ui.add(egui::DragValue::new(&mut o.weight_decay).speed(0.01))
+        });
+        row(ui, errors, "Beta 2", "optim.beta2", |ui| {
+            ui.add(
+                egui::DragValue::new(&mut o.beta2)
+                    .speed(0.001)
+                    .max_decimals(4),
+            )
+        });
+        row(
+            ui,
+            errors,
+            "Gradient clip (0 = off)",
+            "optim.grad_clip",
+            |ui| ui.add(egui::DragValue::new(&mut o.grad_clip).speed(0.05)),
+        );
+    });
+    ui.add_space(8.0);
+}
+
+/// Where a fine-tune starts from and what it freezes. Returns true when the user asks to
+/// train from scratch instead.
+fn fine_tune_section_ui(ui: &mut egui::Ui, init: &mut InitSpec, errors: &[SpecError]) -> bool {
+    let mut clear = false;
+    section(ui, "Fine-tuning", "init_grid", |ui| {
+        ui.label("Starts from");
+        ui.vertical(|ui| {
+            let name = init
+                .from_run
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            ui.label(egui::RichText::new(name).weak())
+                .on_hover_text(init.from_run.display().to_string());
+            field_error(ui, errors, "init.from_run");
+            clear = ui.small_button("Train from scratch instead").clicked();
+        });
+        ui.end_row();
+        row(
+            ui,
+            errors,
+            "Learning-rate multiplier",
+            "init.lr_multiplier",
+            |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut init.lr_multiplier)
+                        .speed(0.01)
+                        .range(0.0..=10.0),
+                )
+            },
+        );
+        row(
+            ui,
+            errors,
+            "Freeze embeddings",
+            "init.freeze_embeddings",
+            |ui| ui.checkbox(&mut init.freeze_embeddings, ""),
+        );
+        row(
+            ui,
+            errors,
+            "Freeze lowest blocks",
+            "init.freeze_layers",
+            |ui| ui.add(egui::DragValue::new(&mut init.freeze_layers).range(0..=64)),
+        );
+    });
+    ui.add_space(8.0);
+    clear
+}
+
+/// The objective and the settings it reads.
+fn objective_section_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecError]) {
+    section(ui, "Objective", "objective_grid", |ui| {
+        row(ui, errors, "Objective", "objective.kind", |ui| {
+            egui::ComboBox::from_id_salt("objective_kind")
+                .selected_text(o.kind.name())
+                .show_ui(ui, |ui| {
+                    for k in ObjectiveKind::all() {
+                        let name = k.name().to_string();
+                        ui.selectable_value(&mut o.kind, k, name);
+                    }
+                })
+                .response
+        });
+        if o.kind == ObjectiveKind::MASKED || o.kind == ObjectiveKind::LINKBERT {
+            row(ui, errors, "Mask rate", "objective.mask_rate", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut o.mask_rate)
+                        .speed(0.01)
+                        .range(0.0..=0.9),
+                )
+            });
+        }
+        if o.uses_embeddings() {
+            embedding_rows_ui(ui, o, errors);
+        }
+        if o.kind == ObjectiveKind::GRIT {
+            row(
+                ui,
+                errors,
+                "Generation weight (lambda)",
+                "objective.gen_weight",
+                |ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut o.gen_weight)
+                            .speed(0.05)
+                            .range(0.0..=100.0),
+                    )
+                },
+            );
+        }
+    });
+    ui.add_space(8.0);
+}
+
+/// Positives, pairs, temperature and pooling of an embedding objective.
+fn embedding_rows_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecError]) {
+    row(ui, errors, "Positives", "objective.positives", |ui| {
+        egui::ComboBox::from_id_salt("positives")
+            .selected_text(o.positives.name())
+            .show_ui(ui, |ui| {
+                for p in Positives::ALL {
+                    ui.selectable_value(&mut o.positives, p, p.name());
+                }
+            })
+            .response
+    });
+    if o.positives == Positives::Pairs {
+        row(ui, errors, "Pairs file", "objective.pairs_file", |ui| {
+            let mut text = o
+                .pairs_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let r =
+                ui.add(egui::TextEdit::singleline(&mut text).hint_text("pairs.tsv or pairs.jsonl"));
+            if r.changed() {
+                o.pairs_file = (!text.is_empty()).then(|| std::path::PathBuf::from(text));
+            }
+            r
+        });
+        row(
+            ui,
+            errors,
+            "Hard negatives",
+            "objective.hard_negatives",
+            |ui| ui.checkbox(&mut o.hard_negatives, "use the third column"),
+        );
+    }
+    row(ui, errors, "Temperature", "objective.temperature", |ui| {
+        ui.add(
+            egui::DragValue::new(&mut o.temperature)
+                .speed(0.005)
+                .range(0.001..=1.0),
+        )
+    });
+    row(ui, errors, "Pooling", "objective.pooling", |ui| {
+        egui::ComboBox::from_id_salt("pooling")
+            .selected_text(o.pooling.name())
+            .show_ui(ui, |ui| {
+                for p in Pooling::ALL {
+                    ui.selectable_value(&mut o.pooling, p, p.name());
+                }
+            })
+            .response
+    });
+}
+
+/// Batch, length, evaluation, seed, backend and probes.
+fn training_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecError]) {
+    section(ui, "Training", "train_grid", |ui| {
+        let t = &mut spec.train;
+        row(ui, errors, "Batch size", "train.batch_size", |ui| {
+            ui.add(egui::DragValue::new(&mut t.batch_size).range(0..=4096))
+        });
+        row(ui, errors, "Steps", "train.steps", |ui| {
+            ui.add(egui::DragValue::new(&mut t.steps).range(0..=10_000_000))
+        });
+        row(ui, errors, "Evaluate every", "train.eval_interval", |ui| {
+            ui.add(egui::DragValue::new(&mut t.eval_interval))
+        });
+        row(
+            ui,
+            errors,
+            "Evaluation batches",
+            "train.eval_batches",
+            |ui| ui.add(egui::DragValue::new(&mut t.eval_batches)),
+        );
+        row(ui, errors, "Seed", "train.seed", |ui| {
+            ui.add(egui::DragValue::new(&mut t.seed))
+        });
+        row(ui, errors, "Backend", "train.backend", |ui| {
+            egui::ComboBox::from_id_salt("backend")
+                .selected_text(t.backend.label())
+                .show_ui(ui, |ui| {
+                    for b in BackendKind::available() {
+                        ui.selectable_value(&mut t.backend, b, b.label());
+                    }
+                })
+                .response
+        });
+        row(
+            ui,
+            errors,
+            "Threads (0 = all but one)",
+            "train.threads",
+            |ui| ui.add(egui::DragValue::new(&mut t.threads).range(0..=256)),
+        );
+        row(
+            ui,
+            errors,
+            "Attention every (steps)",
+            "train.attention_interval",
+            |ui| ui.add(egui::DragValue::new(&mut t.attention_interval)),
+        );
+        row(ui, errors, "Probe text", "train.probe_text", |ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut t.probe_text)
+                    .hint_text("start of the validation text"),
+            )
+        });
+    });
 }

@@ -1,10 +1,14 @@
-//! Loss plot with a level-of-detail layer, seed bands and the best point marked; attention
-//! heatmap.
+//! Loss plot with a level-of-detail layer, seed bands, the best point marked and readable
+//! ticks at every zoom; the plot controls; attention heatmap.
 
+use crate::prefs::{PlotSettings, XAxis};
 use egui::{Color32, Rect, Sense, Stroke, Vec2, pos2};
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text};
+use egui_plot::{
+    GridInput, GridMark, Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text,
+};
 use hearth_engine::model::AttentionMaps;
 use hearth_engine::viz::lod::{BlockIndex, min_max_last, min_max_last_indexed};
+use hearth_engine::viz::smoothing::SmoothingKind;
 
 /// A run colour by index.
 pub fn run_color(index: usize) -> Color32 {
@@ -24,7 +28,9 @@ pub fn run_color(index: usize) -> Color32 {
 /// How one series is drawn.
 #[derive(Clone, Copy, PartialEq)]
 pub enum SeriesStyle {
+    /// A line of this width.
     Line {
+        /// Stroke width in points.
         width: f32,
     },
     /// Markers joined by a line (evaluations are sparse); the best (lowest) point is marked.
@@ -34,10 +40,15 @@ pub enum SeriesStyle {
 /// One curve, borrowed from the run's columns: nothing is copied per frame but the few
 /// points the level-of-detail layer keeps.
 pub struct Series<'a> {
+    /// The legend entry.
     pub name: String,
+    /// x values, sorted.
     pub xs: &'a [f64],
+    /// y values, one per x.
     pub ys: &'a [f64],
+    /// Line and marker colour.
     pub color: Color32,
+    /// Line or markers.
     pub style: SeriesStyle,
     /// A min/max block index of `ys`, for long series.
     pub index: Option<&'a BlockIndex>,
@@ -47,19 +58,83 @@ pub struct Series<'a> {
 pub struct Band<'a> {
     /// The legend entry it belongs to (its mean line's name).
     pub name: String,
+    /// x values, sorted.
     pub xs: &'a [f64],
+    /// Lower edge, one per x.
     pub lo: &'a [f64],
+    /// Upper edge, one per x.
     pub hi: &'a [f64],
+    /// Fill colour (made translucent).
     pub color: Color32,
 }
 
+/// How a loss plot is laid out.
 #[derive(Clone, Copy)]
-pub struct PlotOptions {
+pub struct PlotOptions<'a> {
+    /// y on a log scale.
     pub log_y: bool,
+    /// Height in points.
     pub height: f32,
-    pub x_label: &'static str,
-    /// The y axis title ("loss" unless given).
-    pub y_label: &'static str,
+    /// The x axis title.
+    pub x_label: &'a str,
+    /// The y axis title: what the curves measure.
+    pub y_label: &'a str,
+}
+
+/// Grid lines closer than this (in points) are not drawn.
+const GRID_MIN_SPACING: f32 = 8.0;
+/// Labelled ticks are at least this far apart (in points), so their labels never collide and
+/// egui_plot (which hides labels closer than 60 points) always shows them.
+const LABEL_SPACING: f64 = 100.0;
+
+/// The smallest of 1, 2, 5 times a power of ten that is at least `x` (> 0).
+fn nice_step_at_least(x: f64) -> f64 {
+    let power = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
+}
+
+/// Grid marks at 1-2-5 steps: labelled ticks on the smallest such step at least
+/// [`LABEL_SPACING`] points apart, finer lines between them. egui_plot's default powers of ten
+/// leave a chart with only "0" labelled when ten steps are too close and a hundred too far
+/// (an 800-step run on a half-width chart).
+pub fn nice_grid_spacer(input: GridInput) -> Vec<GridMark> {
+    let (min, max) = input.bounds;
+    // `base_step_size` is the value span of GRID_MIN_SPACING points.
+    let per_point = input.base_step_size / f64::from(GRID_MIN_SPACING);
+    if !(per_point.is_finite() && per_point > 0.0 && max > min) {
+        return Vec::new();
+    }
+    let labelled = nice_step_at_least(per_point * LABEL_SPACING);
+    let mantissa = labelled / 10f64.powf(labelled.log10().floor());
+    // Fine lines split a labelled step in 5 (1 and 5) or 4 (2) equal nice parts.
+    let fine = if (mantissa - 2.0).abs() < 1e-6 {
+        labelled / 4.0
+    } else {
+        labelled / 5.0
+    };
+    let mut marks = Vec::new();
+    for step in [labelled * 10.0, labelled, fine] {
+        let first = (min / step).ceil() as i64;
+        let last = (max / step).floor() as i64;
+        for k in first..=last {
+            let value = k as f64 * step;
+            // A value already marked by a coarser step keeps the coarser mark.
+            if !marks
+                .iter()
+                .any(|m: &GridMark| (m.value - value).abs() < fine * 1e-3)
+            {
+                marks.push(GridMark {
+                    value,
+                    step_size: step,
+                });
+            }
+        }
+    }
+    marks
 }
 
 fn x_range(series: &[Series<'_>]) -> Option<(f64, f64)> {
@@ -82,7 +157,7 @@ pub fn loss_plot(
     id: &str,
     series: &[Series<'_>],
     bands: &[Band<'_>],
-    options: PlotOptions,
+    options: PlotOptions<'_>,
 ) -> egui_plot::PlotResponse<()> {
     let log_y = options.log_y;
     let to_y = move |y: f64| if log_y { y.max(1e-12).log10() } else { y };
@@ -93,6 +168,8 @@ pub fn loss_plot(
         .height(options.height)
         .legend(Legend::default())
         .x_axis_label(x_label)
+        .grid_spacing(egui::Rangef::new(GRID_MIN_SPACING, 300.0))
+        .x_grid_spacer(nice_grid_spacer)
         .y_axis_label(if log_y {
             format!("{} (log scale)", options.y_label)
         } else {
@@ -187,6 +264,53 @@ pub fn loss_plot(
             }
         }
     })
+}
+
+/// Smoothing, axis and scale controls shared by the monitor and compare pages. Returns the
+/// settings when the user changed them.
+pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<PlotSettings> {
+    let mut s = settings;
+    ui.horizontal(|ui| {
+        let label = ui.label("Smoothing");
+        ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.99).fixed_decimals(2))
+            .labelled_by(label.id);
+        let kind_label = |kind: SmoothingKind| match kind {
+            SmoothingKind::DebiasedEma => "debiased EMA",
+            SmoothingKind::TimeWeightedEma => "time-weighted EMA",
+        };
+        egui::ComboBox::from_id_salt(ui.scope_id().with("smoothing_kind"))
+            .selected_text(kind_label(s.smoothing_kind))
+            .show_ui(ui, |ui| {
+                for kind in [SmoothingKind::DebiasedEma, SmoothingKind::TimeWeightedEma] {
+                    ui.selectable_value(&mut s.smoothing_kind, kind, kind_label(kind));
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        ui.checkbox(&mut s.smooth_in_log_space, "smooth in log space");
+        ui.separator();
+        ui.checkbox(&mut s.log_y, "log y");
+        let x_label = ui.label("x axis");
+        egui::ComboBox::from_id_salt(ui.scope_id().with("x_axis"))
+            .selected_text(s.x_axis.label())
+            .show_ui(ui, |ui| {
+                for axis in XAxis::ALL {
+                    ui.selectable_value(&mut s.x_axis, axis, axis.label());
+                }
+            })
+            .response
+            .labelled_by(x_label.id);
+    });
+    (s != settings).then_some(s)
+}
+
+/// `text` with its first letter in upper case, for a title.
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Fills between `lo` and `hi` with thin convex quads (egui fills convex shapes only).
@@ -339,5 +463,66 @@ pub fn attention_heatmap(
                 map[q * seq + k]
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The labelled ticks egui_plot would show for `bounds` on a plot `width` points wide.
+    fn labelled(bounds: (f64, f64), width: f64) -> Vec<f64> {
+        let per_point = (bounds.1 - bounds.0) / width;
+        let marks = nice_grid_spacer(GridInput {
+            bounds,
+            base_step_size: per_point * f64::from(GRID_MIN_SPACING),
+        });
+        // egui_plot labels a mark whose step is more than 60 points wide.
+        marks
+            .iter()
+            .filter(|m| m.step_size / per_point > 60.0)
+            .map(|m| m.value)
+            .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn an_800_step_run_on_a_narrow_chart_has_several_labelled_ticks() {
+        let mut ticks = labelled((-20.0, 820.0), 480.0);
+        ticks.sort_by(f64::total_cmp);
+        assert_eq!(ticks, [0.0, 200.0, 400.0, 600.0, 800.0]);
+    }
+
+    #[test]
+    fn every_zoom_keeps_labels_at_least_100_points_apart() {
+        for width in [300.0, 480.0, 700.0, 1200.0] {
+            for span in [1.0, 7.0, 264.0, 800.0, 12_345.0, 3.2e6] {
+                let ticks = labelled((0.0, span), width);
+                assert!(ticks.len() >= 2, "span {span} on {width} points: {ticks:?}");
+                let per_point = span / width;
+                let mut sorted = ticks.clone();
+                sorted.sort_by(f64::total_cmp);
+                for pair in sorted.windows(2) {
+                    assert!(
+                        (pair[1] - pair[0]) / per_point >= LABEL_SPACING - 1e-6,
+                        "span {span} on {width} points: {sorted:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step_at_least(0.3), 0.5);
+        assert_eq!(nice_step_at_least(1.0), 1.0);
+        assert_eq!(nice_step_at_least(130.0), 200.0);
+        assert_eq!(nice_step_at_least(201.0), 500.0);
+        assert_eq!(nice_step_at_least(600.0), 1000.0);
+    }
+
+    #[test]
+    fn titles_start_upper_case() {
+        assert_eq!(capitalized("next-token loss"), "Next-token loss");
+        assert_eq!(capitalized(""), "");
     }
 }

@@ -10,7 +10,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use hearth_engine::project::RunStatus;
 use hearth_engine::spec::RunSpec;
 use hearth_engine::train::BackendKind;
-use hearth_studio::{Prefs, StudioApp};
+use hearth_studio::{Action, DialogBackend, Prefs, StudioApp, Tab};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ fn studio(dir: &Path, draft: RunSpec) -> Harness<'static, StudioApp> {
         .with_size(egui::vec2(1360.0, 860.0))
         .build_eframe(move |cc| {
             let mut app = StudioApp::with_project(cc.egui_ctx.clone(), &dir, Prefs::default());
-            app.project.file.draft = draft;
+            app.apply(Action::SetDraft(Box::new(draft)));
             app
         })
 }
@@ -37,7 +37,7 @@ fn step_until(
         assert!(
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}; messages: {:?}",
-            harness.state().messages
+            harness.state().messages()
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
@@ -46,7 +46,7 @@ fn step_until(
 }
 
 fn last_step(app: &StudioApp, run: usize) -> usize {
-    app.runs
+    app.runs()
         .get(run)
         .and_then(|r| r.last_step)
         .map(|(s, _)| s)
@@ -80,15 +80,15 @@ fn clicking_start_trains_and_the_step_count_rises() {
         harness.query_all_by_label_contains(&shown).count() >= 2,
         "the monitor and the run list both show {shown}"
     );
-    assert!(harness.state().runs[0].is_live());
+    assert!(harness.state().runs()[0].is_live());
     harness.get_by_label("Stop").click();
     step_until(
         &mut harness,
         Duration::from_secs(60),
         "the run to stop",
-        |app| !app.runs[0].is_live(),
+        |app| !app.runs()[0].is_live(),
     );
-    assert_eq!(harness.state().runs[0].status, RunStatus::Stopped);
+    assert_eq!(harness.state().runs()[0].status, RunStatus::Stopped);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn impossible_settings_are_refused_at_the_field() {
     );
     start.click();
     harness.run_steps(3);
-    assert!(harness.state().runs.is_empty(), "no run was started");
+    assert!(harness.state().runs().is_empty(), "no run was started");
 }
 
 #[test]
@@ -130,14 +130,16 @@ fn a_diverging_run_fails_and_the_studio_keeps_working() {
         "the run to fail",
         |app| {
             matches!(
-                app.runs.first().map(|r| &r.status),
+                app.runs().first().map(|r| &r.status),
                 Some(RunStatus::Failed { .. })
             )
         },
     );
     harness.get_by_label_contains("the run diverged");
 
-    harness.state_mut().project.file.draft = small_spec(backend(), 100_000);
+    harness
+        .state_mut()
+        .apply(Action::SetDraft(Box::new(small_spec(backend(), 100_000))));
     harness.get_by_label("Run setup").click();
     harness.run_steps(2);
     harness.get_by_label("Start run").click();
@@ -176,7 +178,7 @@ fn delete_then_undo_restores_a_run_exactly() {
     hearth_studio::bench::generate_project(dir.path(), 3, 40).unwrap();
     let mut harness = studio(dir.path(), small_spec(backend(), 10));
     harness.run_steps(2);
-    let target = harness.state().runs[1].dir.clone();
+    let target = harness.state().runs()[1].dir.clone();
     let before = snapshot(&target);
     assert!(before.iter().any(|(p, _)| p.ends_with("run.sqlite")));
 
@@ -187,15 +189,15 @@ fn delete_then_undo_restores_a_run_exactly() {
     harness.get_by_label("Delete").click();
     harness.run_steps(2);
     assert!(!target.exists(), "the folder left the project");
-    assert_eq!(harness.state().runs.len(), 2);
-    assert!(harness.state().runs.iter().all(|r| r.dir != target));
+    assert_eq!(harness.state().runs().len(), 2);
+    assert!(harness.state().runs().iter().all(|r| r.dir != target));
 
     harness.get_by_label("Undo").click();
     harness.run_steps(2);
     assert_eq!(snapshot(&target), before, "every file back, byte for byte");
     let restored = harness
         .state()
-        .runs
+        .runs()
         .iter()
         .find(|r| r.dir == target)
         .expect("listed again");
@@ -209,12 +211,17 @@ fn a_renamed_run_keeps_its_name_after_reopening() {
     hearth_studio::bench::generate_project(dir.path(), 1, 10).unwrap();
     let mut harness = studio(dir.path(), small_spec(backend(), 10));
     harness.run_steps(2);
-    harness.state_mut().runs[0].annotations.display_name = Some("baseline".into());
-    harness.state_mut().runs[0].annotations.tags = vec!["keep".into()];
-    harness.state_mut().save_annotations(0);
+    let mut annotations = harness.state().runs()[0].annotations.clone();
+    annotations.display_name = Some("baseline".into());
+    annotations.tags = vec!["keep".into()];
+    harness.state_mut().apply(Action::Annotate {
+        run: 0,
+        annotations,
+        save: true,
+    });
     drop(harness);
     let harness = studio(dir.path(), small_spec(backend(), 10));
-    let run = &harness.state().runs[0];
+    let run = &harness.state().runs()[0];
     assert_eq!(run.name(), "baseline");
     assert_eq!(run.annotations.tags, vec!["keep".to_string()]);
 }
@@ -245,13 +252,13 @@ fn fine_tune_from_a_finished_run_starts_from_its_weights() {
     harness.run_steps(2);
     let init = harness
         .state()
-        .project
+        .project()
         .file
         .draft
         .init
         .clone()
         .expect("the setup page holds a fine-tune");
-    assert_eq!(init.from_run, harness.state().runs[0].dir);
+    assert_eq!(init.from_run, harness.state().runs()[0].dir);
     harness.get_by_label_contains("Learning-rate multiplier");
     // The longer setup page scrolls: bring the button into view first, as a user would.
     harness.get_by_label("Start run").scroll_to_me();
@@ -263,7 +270,7 @@ fn fine_tune_from_a_finished_run_starts_from_its_weights() {
         "the fine-tune's first step",
         |app| last_step(app, 1) >= 1,
     );
-    let first = harness.state().runs[1].history.as_ref().unwrap().steps[0].train_loss;
+    let first = harness.state().runs()[1].history.as_ref().unwrap().steps[0].train_loss;
     assert!(
         first < summary.train_loss + 0.5,
         "starts near the base run's loss {}: {first}",
@@ -296,7 +303,7 @@ fn the_dataset_builder_mixes_sources_and_shows_the_first_batch() {
     harness.run_steps(2);
     harness.get_by_label("Add path").click();
     harness.run_steps(2);
-    let sources = |app: &StudioApp| match &app.project.file.draft.data.source {
+    let sources = |app: &StudioApp| match &app.project().file.draft.data.source {
         hearth_engine::data::DataSource::Dataset { recipe, .. } => recipe.sources.len(),
         _ => 0,
     };
@@ -310,7 +317,7 @@ fn the_dataset_builder_mixes_sources_and_shows_the_first_batch() {
         Duration::from_secs(60),
         "the dataset statistics",
         |app| {
-            app.dataset
+            app.dataset()
                 .stats
                 .as_ref()
                 .is_some_and(|s| s.recipe.as_ref().is_some_and(|r| r.sources.len() == 2))
@@ -321,15 +328,120 @@ fn the_dataset_builder_mixes_sources_and_shows_the_first_batch() {
     harness.get_by_label("First batch, as the model sees it");
     harness.get_by_label("row 1");
     // A transform the sources cannot feed: the error names the record and the field.
-    if let hearth_engine::data::DataSource::Dataset { recipe, .. } =
-        &mut harness.state_mut().project.file.draft.data.source
-    {
+    let mut draft = harness.state().project().file.draft.clone();
+    if let hearth_engine::data::DataSource::Dataset { recipe, .. } = &mut draft.data.source {
         recipe.transform = hearth_engine::data::dataset::TransformSpec::Raft {
             options: Default::default(),
         };
     }
+    harness.state_mut().apply(Action::SetDraft(Box::new(draft)));
     step_until(&mut harness, Duration::from_secs(60), "the error", |app| {
-        app.dataset.error.is_some()
+        app.dataset().error.is_some()
     });
     harness.get_by_label_contains("no field \"document\"");
+}
+
+#[test]
+fn actions_change_the_app_in_one_place() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 2, 20).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    let app = harness.state_mut();
+    app.apply(Action::Monitor(1));
+    assert_eq!(
+        app.prefs().tab,
+        Tab::Monitor,
+        "monitoring a run shows the monitor"
+    );
+    app.apply(Action::SetCompared {
+        run: 0,
+        compared: true,
+    });
+    assert!(app.runs()[0].checked && !app.runs()[1].checked);
+    app.apply(Action::CloneSettings(1));
+    assert_eq!(
+        app.prefs().tab,
+        Tab::Setup,
+        "a clone is edited on the setup page"
+    );
+    assert_eq!(app.project().file.draft.name, "run-0001-variant");
+    let mut plot = app.prefs().plot();
+    plot.log_y = true;
+    app.apply(Action::SetPlot(plot));
+    assert!(app.prefs().log_y);
+    app.apply(Action::Delete(1));
+    assert_eq!(app.runs().len(), 1);
+    app.apply(Action::UndoDelete);
+    assert_eq!(app.runs().len(), 2, "undo brings the run back");
+    // An index that is not there changes nothing.
+    app.apply(Action::Delete(7));
+    app.apply(Action::Monitor(7));
+    assert_eq!(app.runs().len(), 2);
+    assert!(app.messages().is_empty(), "{:?}", app.messages());
+}
+
+#[test]
+fn the_run_list_tells_runs_of_one_name_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 1, 10).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    let backend = harness.state().runs()[0].spec.train.backend.label();
+    harness.get_by_label_contains(&format!("next-token · {backend}"));
+}
+
+#[test]
+fn a_text_file_not_chosen_yet_is_a_hint_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.get_all_by_label("Dataset").next().unwrap().click();
+    harness.run_steps(2);
+    harness.get_by_label("Text file").click();
+    harness.run_steps(4);
+    harness.get_by_label_contains("Choose a text file");
+    assert_eq!(
+        harness
+            .query_all_by_label_contains("Cannot build the dataset")
+            .count(),
+        0,
+        "no error before a file is picked"
+    );
+    assert!(!harness.state().dataset().is_loading(), "nothing to build");
+}
+
+#[test]
+fn the_in_app_picker_opens_a_run_folder() {
+    let other = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(other.path(), 1, 10).unwrap();
+    let run_dir = other.path().join("runs").join("run-0000");
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.state_mut().set_dialog_backend(DialogBackend::InApp);
+    harness.run_steps(2);
+    harness.get_by_label("Open run folder…").click();
+    // The window fades in over a few frames.
+    harness.run_steps(4);
+    harness.get_by_label("Folder").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_label("Folder")
+        .type_text(&run_dir.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Choose this folder").click();
+    harness.run_steps(3);
+    let app = harness.state();
+    assert_eq!(
+        app.runs().len(),
+        1,
+        "the run was added: {:?}",
+        app.messages()
+    );
+    assert_eq!(app.runs()[0].dir, run_dir);
+    assert_eq!(app.prefs().tab, Tab::Monitor);
+    assert_eq!(
+        harness.query_all_by_label("Choose this folder").count(),
+        0,
+        "the picker closed"
+    );
 }

@@ -1,0 +1,114 @@
+//! What pages ask of the app, and what they may read. A page draws from an [`AppContext`]
+//! (shared state, read-only) and its own state, and returns [`Action`]s; the app carries them
+//! out in one place, [`crate::StudioApp::apply`].
+
+use crate::dataset::Pick;
+use crate::prefs::{PlotSettings, Prefs, Tab};
+use crate::run_view::RunView;
+use hearth_engine::events::RunControl;
+use hearth_engine::project::{Annotations, Project};
+use hearth_engine::spec::RunSpec;
+
+/// A change a page asks for. Runs are named by their index in [`AppContext::runs`].
+#[must_use = "an action does nothing until the app applies it"]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Show another page.
+    ShowTab(Tab),
+    /// Show a run on the monitor page.
+    Monitor(usize),
+    /// Tick or untick a run for the compare page.
+    SetCompared {
+        /// The run.
+        run: usize,
+        /// Ticked.
+        compared: bool,
+    },
+    /// Re-read the project's runs.
+    ReloadRuns,
+    /// Replace the next run's settings (the draft).
+    SetDraft(Box<RunSpec>),
+    /// Change how loss plots are drawn.
+    SetPlot(PlotSettings),
+    /// Start a run from the draft.
+    StartRun,
+    /// Pause, resume or stop a live run.
+    Control {
+        /// The run.
+        run: usize,
+        /// What to tell its worker.
+        control: RunControl,
+    },
+    /// Replace a run's name, tags and notes; `save` writes them to its store.
+    Annotate {
+        /// The run.
+        run: usize,
+        /// The new annotations.
+        annotations: Annotations,
+        /// Write them now (editing finished).
+        save: bool,
+    },
+    /// Copy a run's settings into the draft as a new variant.
+    CloneSettings(usize),
+    /// Make the draft a fine-tune of a run's newest checkpoint.
+    FineTune(usize),
+    /// Continue a stopped or failed run from its last checkpoint.
+    Resume(usize),
+    /// Move a run to the project's trash.
+    Delete(usize),
+    /// Bring back the run deleted last.
+    UndoDelete,
+    /// Ask where to save a run's metrics as CSV, then write them.
+    ExportMetricsCsv(usize),
+    /// Ask where to save the chart in `rect` (screen points) as PNG, then write it.
+    ExportChartPng {
+        /// The chart's place on screen.
+        rect: egui::Rect,
+        /// The proposed file name.
+        file_name: String,
+    },
+    /// Ask for a project folder and open it.
+    OpenProject,
+    /// Ask for a run folder (e.g. from `hearth train --out`) and add it to the project.
+    OpenRun,
+    /// Ask for a data file or folder for the dataset page.
+    PickData(Pick),
+    /// Forget the newest message of the status bar.
+    DismissMessage,
+}
+
+/// What the draft's data looks like to the pages that depend on it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataStatus {
+    /// The vocabulary size, once the data is read.
+    pub vocab: Option<usize>,
+    /// Why the data cannot be built, if it cannot.
+    pub error: Option<String>,
+}
+
+/// Shared state as every page sees it: read-only; changes go through [`Action`]s.
+#[derive(Clone, Copy)]
+pub struct AppContext<'a> {
+    /// The open project (its file holds the draft).
+    pub project: &'a Project,
+    /// Every run listed, in list order.
+    pub runs: &'a [RunView],
+    /// Preferences, plot settings among them.
+    pub prefs: &'a Prefs,
+    /// The run the monitor shows.
+    pub selected: Option<usize>,
+    /// The draft's data as the dataset page last read it.
+    pub data: &'a DataStatus,
+}
+
+impl AppContext<'_> {
+    /// The next run's settings.
+    pub fn draft(&self) -> &RunSpec {
+        &self.project.file.draft
+    }
+
+    /// How loss plots are drawn.
+    pub fn plot(&self) -> PlotSettings {
+        self.prefs.plot()
+    }
+}

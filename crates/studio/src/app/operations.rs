@@ -1,0 +1,209 @@
+//! What the app's actions do to runs, the draft and the project folder, and what it reads
+//! before a page draws.
+
+use super::{DialogPurpose, StudioApp};
+use crate::dataset;
+use crate::files::metrics_csv;
+use crate::prefs::Tab;
+use crate::run_view::RunView;
+use hearth_engine::project::{Annotations, Project, RunStore};
+use hearth_engine::spec::RunSpec;
+use std::path::{Path, PathBuf};
+
+impl StudioApp {
+    /// Re-reads the project's run list (keeping live runs).
+    pub(super) fn reload_runs(&mut self) {
+        let live: Vec<RunView> = self.runs.drain(..).filter(|r| r.is_live()).collect();
+        for entry in self.project.list_runs() {
+            match entry {
+                Ok(entry) if !live.iter().any(|r| r.dir == entry.dir) => {
+                    self.runs.push(RunView::from_entry(entry));
+                }
+                Ok(_) => {}
+                Err(err) => self.messages.push(err.to_string()),
+            }
+        }
+        self.runs.extend(live);
+        self.selected = self.selected.filter(|&i| i < self.runs.len());
+    }
+
+    /// Uses the path chosen in a dialog.
+    pub(super) fn dialog_chosen(
+        &mut self,
+        ctx: &egui::Context,
+        purpose: DialogPurpose,
+        path: PathBuf,
+    ) {
+        match purpose {
+            DialogPurpose::Project => self.open_project(&path),
+            DialogPurpose::Run => match self.project.add_external_run(&path) {
+                Ok(_) => {
+                    self.reload_runs();
+                    self.selected = self.runs.iter().position(|r| r.dir == path);
+                    self.prefs.tab = Tab::Monitor;
+                }
+                Err(err) => self.messages.push(err.to_string()),
+            },
+            DialogPurpose::MetricsCsv(dir) => {
+                if let Some(run) = self.runs.iter_mut().find(|r| r.dir == dir) {
+                    run.ensure_history();
+                    let csv = run.history.as_ref().map(metrics_csv).unwrap_or_default();
+                    if let Err(err) = std::fs::write(&path, csv) {
+                        self.messages.push(format!("{}: {err}", path.display()));
+                    }
+                }
+            }
+            DialogPurpose::ChartPng(rect) => {
+                // Taken on the next frame: this one may still show the in-app picker over
+                // the chart.
+                self.chart_to_export = Some((rect, path));
+                ctx.request_repaint();
+            }
+            DialogPurpose::Data(pick) => {
+                dataset::apply_pick(&mut self.project.file.draft.data, pick, path);
+            }
+        }
+    }
+
+    pub(super) fn open_project(&mut self, dir: &Path) {
+        match Project::open_or_create(dir) {
+            Ok(project) => {
+                self.project = project;
+                self.prefs.project_dir = Some(dir.to_path_buf());
+                self.selected = None;
+                self.reload_runs();
+            }
+            Err(err) => self.messages.push(err.to_string()),
+        }
+    }
+
+    /// Starts a run from the draft; invalid settings stay on the setup page with their
+    /// messages at the fields.
+    pub(super) fn start_run(&mut self) {
+        let spec = self.project.file.draft.clone();
+        let errors = spec.validate();
+        if !errors.is_empty() {
+            self.messages.push(format!(
+                "run not started: {} setting(s) need fixing",
+                errors.len()
+            ));
+            return;
+        }
+        if let Err(err) = self.project.save() {
+            self.messages.push(format!("settings not saved: {err}"));
+        }
+        let dir = self.project.new_run_dir(&spec.name);
+        match RunView::start(spec, dir, self.notify.clone()) {
+            Ok(run) => {
+                self.runs.push(run);
+                self.selected = Some(self.runs.len() - 1);
+                self.prefs.tab = Tab::Monitor;
+            }
+            Err(err) => self.messages.push(format!("run not started: {err}")),
+        }
+    }
+
+    /// Replaces a run's name, tags and notes; `save` writes them into its store.
+    pub(super) fn annotate(&mut self, index: usize, annotations: Annotations, save: bool) {
+        let Some(run) = self.runs.get_mut(index) else {
+            return;
+        };
+        run.annotations = annotations;
+        if save {
+            let result = RunStore::open(&run.dir).and_then(|s| s.set_annotations(&run.annotations));
+            if let Err(err) = result {
+                self.messages.push(format!("not saved: {err}"));
+            }
+        }
+    }
+
+    /// Puts settings derived from a run into the draft and shows the setup page.
+    pub(super) fn draft_from(&mut self, index: usize, derive: fn(&RunView) -> RunSpec) {
+        if let Some(run) = self.runs.get(index) {
+            self.project.file.draft = derive(run);
+            self.prefs.tab = Tab::Setup;
+        }
+    }
+
+    /// Moves a run folder to the project's trash; Undo brings it back.
+    pub(super) fn delete_run(&mut self, index: usize) {
+        let Some(run) = self.runs.get(index) else {
+            return;
+        };
+        if run.is_live() {
+            self.messages
+                .push("stop the run before deleting it".to_string());
+            return;
+        }
+        let from = run.dir.clone();
+        if let Err(err) = self.trash.delete(&self.project.dir, &from) {
+            self.messages
+                .push(format!("cannot delete {}: {err}", from.display()));
+            return;
+        }
+        self.runs.remove(index);
+        self.selected = None;
+        // An external run leaves the project's list too (and returns on undo).
+        let external = &mut self.project.file.external_runs;
+        if let Some(pos) = external.iter().position(|d| *d == from) {
+            external.remove(pos);
+            if let Err(err) = self.project.save() {
+                self.messages.push(format!("project not saved: {err}"));
+            }
+        }
+    }
+
+    /// Restores the most recently deleted run.
+    pub(super) fn undo_delete(&mut self) {
+        let from = match self.trash.undo() {
+            None => return,
+            Some(Err(err)) => {
+                self.messages.push(err);
+                return;
+            }
+            Some(Ok(from)) => from,
+        };
+        if !from.starts_with(self.project.runs_dir())
+            && let Err(err) = self.project.add_external_run(&from)
+        {
+            self.messages.push(err.to_string());
+        }
+        self.reload_runs();
+        self.selected = self.runs.iter().position(|r| r.dir == from);
+    }
+
+    /// Reads what the page about to be drawn shows (histories, smoothed curves, stored
+    /// attention), so pages only read.
+    pub(super) fn prepare_runs(&mut self) {
+        let settings = self.prefs.smooth_settings();
+        match self.prefs.tab {
+            Tab::Monitor => {
+                if let Some(run) = self.selected.and_then(|i| self.runs.get_mut(i)) {
+                    run.ensure_history();
+                    if settings.weight > 0.0 {
+                        run.curves.smoothed(settings);
+                    }
+                    run.curves.train_index();
+                    // Finished runs show the last stored snapshot; live runs wait for the
+                    // worker's (reading the store on every step would be I/O for nothing).
+                    if run.live.is_none() {
+                        run.attention_near(run.last_step.map_or(0, |(s, _)| s));
+                    }
+                }
+            }
+            Tab::Compare => {
+                for run in self.runs.iter_mut().filter(|r| r.checked) {
+                    run.ensure_history();
+                    run.curves.smoothed(settings);
+                }
+                let shown = self.compare.shown_runs(&self.runs);
+                if let Some((pair, step)) = self.compare.side_by_side(&self.runs, &shown) {
+                    for i in pair {
+                        self.runs[i].attention_near(step);
+                    }
+                }
+            }
+            Tab::Dataset | Tab::Setup => {}
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! A run as the studio shows it: what the store says about it, its curves, and for a run
+//! trained in this session the worker's handle and latest views.
+
+use hearth_engine::events::{
+    AttentionSnapshot, ContrastiveBatch, EmbeddingSnapshot, EvalMetrics, MaskedProbe, RunEvent,
+    StepMetrics,
+};
+use hearth_engine::project::{Annotations, RunEntry, RunHistory, RunStatus, RunStore};
+use hearth_engine::spec::{InitSpec, RunSpec};
+use hearth_engine::train::worker::Notify;
+use hearth_engine::train::{RunHandle, spawn_resume, spawn_run};
+use hearth_engine::viz::curves::{Curves, EvalPoint, StepPoint};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The worker side of a run started in this session.
+pub struct LiveRun {
+    /// The worker thread's channels.
+    pub handle: RunHandle,
+    /// Steps the run will take.
+    pub total_steps: usize,
+    /// Model size (known once the worker has started).
+    pub n_params: usize,
+    /// Where it computes, as the worker describes it.
+    pub device: String,
+    /// The newest attention maps on the probe text.
+    pub attention: Option<AttentionSnapshot>,
+    /// When the studio started it.
+    pub started: Instant,
+}
+
+impl LiveRun {
+    /// A run just started: its size and device arrive with the `Started` event.
+    fn new(handle: RunHandle, total_steps: usize) -> Self {
+        Self {
+            handle,
+            total_steps,
+            n_params: 0,
+            device: String::new(),
+            attention: None,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A run as the studio shows it.
+pub struct RunView {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// What the run trains.
+    pub spec: RunSpec,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Last step and its training loss.
+    pub last_step: Option<(usize, f32)>,
+    /// Loaded when first shown; appended to while the run trains.
+    pub history: Option<RunHistory>,
+    /// The history as plot columns.
+    pub curves: Curves,
+    /// The worker, for a run training in this session.
+    pub live: Option<LiveRun>,
+    /// Ticked for the comparison page.
+    pub checked: bool,
+    /// Why the history could not be read.
+    pub error: Option<String>,
+    /// The user's name, tags and notes.
+    pub annotations: Annotations,
+    /// The latest contrastive batch view (runs training in this session).
+    pub contrastive_view: Option<ContrastiveBatch>,
+    /// The latest masked probe (runs training in this session).
+    pub masked_view: Option<MaskedProbe>,
+    /// Embedding maps of the probe set, in step order.
+    pub embedding_maps: Vec<EmbeddingSnapshot>,
+    /// Attention snapshot read from the store: `(requested step, snapshot at or before it)`.
+    pub stored_attention: Option<(usize, Option<AttentionSnapshot>)>,
+}
+
+/// One step as the curves take it.
+fn step_point(m: &StepMetrics) -> StepPoint {
+    StepPoint {
+        step: m.step,
+        tokens_seen: m.tokens_seen,
+        elapsed_s: m.elapsed_s,
+        loss: f64::from(m.train_loss),
+    }
+}
+
+/// One evaluation as the curves take it.
+fn eval_point(e: &EvalMetrics, tokens_per_step: f64) -> EvalPoint<'_> {
+    EvalPoint {
+        step: e.step,
+        tokens_seen: e.step as f64 * tokens_per_step,
+        elapsed_s: e.elapsed_s,
+        val_loss: f64::from(e.val_loss),
+        train_loss: f64::from(e.train_loss),
+        metrics: &e.extra,
+    }
+}
+
+/// The curves of a stored history.
+fn curves_of(history: &RunHistory, tokens_per_step: f64) -> Curves {
+    let mut curves = Curves::default();
+    for m in &history.steps {
+        curves.push_step(step_point(m));
+    }
+    for e in &history.evals {
+        curves.push_eval(eval_point(e, tokens_per_step));
+    }
+    curves
+}
+
+impl RunView {
+    /// A run listed by the project.
+    pub fn from_entry(entry: RunEntry) -> Self {
+        // A run left "running" by a studio or CLI that died shows as interrupted.
+        let status = if entry.status.is_active() {
+            RunStatus::Failed {
+                reason: "interrupted: the process training it ended".to_string(),
+            }
+        } else {
+            entry.status
+        };
+        Self {
+            dir: entry.dir,
+            spec: entry.spec,
+            status,
+            last_step: entry.last_step,
+            history: None,
+            curves: Curves::default(),
+            live: None,
+            checked: false,
+            error: None,
+            annotations: entry.annotations,
+            stored_attention: None,
+            embedding_maps: Vec::new(),
+            contrastive_view: None,
+            masked_view: None,
+        }
+    }
+
+    /// Starts training `spec` into `dir`.
+    pub fn start(spec: RunSpec, dir: PathBuf, notify: Notify) -> Result<Self, String> {
+        let handle = spawn_run(spec.clone(), &dir, Some(notify)).map_err(|e| e.to_string())?;
+        let total_steps = spec.train.steps;
+        Ok(Self {
+            history: Some(RunHistory::default()),
+            live: Some(LiveRun::new(handle, total_steps)),
+            ..Self::from_entry(RunEntry {
+                dir,
+                spec,
+                status: RunStatus::Created,
+                last_step: None,
+                annotations: Annotations::default(),
+            })
+        })
+    }
+
+    /// Continues a stopped or failed run from its last checkpoint.
+    pub fn resume(&mut self, notify: Notify) -> Result<(), String> {
+        let handle = spawn_resume(&self.dir, Some(notify)).map_err(|e| e.to_string())?;
+        // The store dropped what came after the checkpoint; reload to match.
+        self.history = None;
+        self.ensure_history();
+        self.status = RunStatus::Running;
+        self.live = Some(LiveRun::new(handle, self.spec.train.steps));
+        Ok(())
+    }
+
+    /// The settings of a new variant of this run.
+    pub fn variant_spec(&self) -> RunSpec {
+        let mut spec = self.spec.clone();
+        spec.name = format!("{}-variant", self.name());
+        spec
+    }
+
+    /// A fine-tune of this run: same shape, its newest checkpoint as the starting point, a
+    /// tenth of the learning rate.
+    pub fn fine_tune_spec(&self) -> RunSpec {
+        let mut spec = self.spec.clone();
+        spec.name = format!("{}-fine-tune", self.name());
+        spec.init = Some(InitSpec {
+            from_run: self.dir.clone(),
+            ..Default::default()
+        });
+        spec
+    }
+
+    /// The stored attention snapshot at or before `step` (cached per requested step).
+    pub fn attention_near(&mut self, step: usize) -> Option<&AttentionSnapshot> {
+        if self.stored_attention.as_ref().map(|(s, _)| *s) != Some(step) {
+            let found = RunStore::open(&self.dir).ok().and_then(|store| {
+                let steps = store.attention_steps().ok()?;
+                let at = steps.iter().rev().find(|&&s| s <= step).or(steps.first())?;
+                store.attention_at(*at).ok().flatten()
+            });
+            self.stored_attention = Some((step, found));
+        }
+        self.stored_attention_snapshot()
+    }
+
+    /// The attention snapshot last read by [`RunView::attention_near`].
+    pub fn stored_attention_snapshot(&self) -> Option<&AttentionSnapshot> {
+        self.stored_attention.as_ref().and_then(|(_, s)| s.as_ref())
+    }
+
+    /// Training tokens per optimizer step.
+    pub fn tokens_per_step(&self) -> f64 {
+        (self.spec.train.batch_size * self.spec.model.context) as f64
+    }
+
+    /// Loads the history from the store if it is not loaded yet.
+    pub fn ensure_history(&mut self) {
+        if self.history.is_some() {
+            return;
+        }
+        // One open of the store for both reads.
+        let loaded = RunStore::open(&self.dir).and_then(|store| {
+            self.embedding_maps = store.embedding_maps()?;
+            store.load_history()
+        });
+        match loaded {
+            Ok(history) => {
+                self.curves = curves_of(&history, self.tokens_per_step());
+                self.history = Some(history);
+            }
+            Err(err) => {
+                self.error = Some(err.to_string());
+                self.history = Some(RunHistory::default());
+            }
+        }
+    }
+
+    /// The name the user gave it, else the spec's.
+    pub fn name(&self) -> &str {
+        self.annotations
+            .display_name
+            .as_deref()
+            .unwrap_or(&self.spec.name)
+    }
+
+    /// What tells runs of the same name apart in a list: objective and backend.
+    pub fn recipe_label(&self) -> String {
+        format!(
+            "{} · {}",
+            self.spec.objective.kind.name(),
+            self.spec.train.backend.label()
+        )
+    }
+
+    /// True while a worker trains it in this session.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Applies one worker event. Returns true when the run ended.
+    fn apply(&mut self, event: RunEvent) -> bool {
+        let history = self.history.get_or_insert_with(RunHistory::default);
+        match event {
+            RunEvent::Started {
+                n_params,
+                device,
+                total_steps,
+                ..
+            } => {
+                if let Some(live) = &mut self.live {
+                    live.n_params = n_params;
+                    live.device = device;
+                    live.total_steps = total_steps;
+                }
+                self.status = RunStatus::Running;
+            }
+            RunEvent::Step(m) => {
+                self.curves.push_step(step_point(&m));
+                self.last_step = Some((m.step, m.train_loss));
+                history.steps.push(m);
+            }
+            RunEvent::Eval(e) => {
+                let tokens_per_step = (self.spec.train.batch_size * self.spec.model.context) as f64;
+                self.curves.push_eval(eval_point(&e, tokens_per_step));
+                history.evals.push(e);
+            }
+            RunEvent::Attention(snapshot) => {
+                if let Some(live) = &mut self.live {
+                    live.attention = Some(snapshot);
+                }
+            }
+            RunEvent::EmbeddingMap(map) => self.embedding_maps.push(map),
+            RunEvent::ContrastiveBatch(view) => self.contrastive_view = Some(view),
+            RunEvent::MaskedProbe(view) => self.masked_view = Some(view),
+            RunEvent::Sample { step, text } => history.samples.push((step, text)),
+            RunEvent::Checkpoint { step, path } => history.checkpoints.push((step, path)),
+            RunEvent::Warning { step, message } => {
+                history
+                    .messages
+                    .push((step, "warning".to_string(), message));
+            }
+            RunEvent::Paused { .. } => self.status = RunStatus::Paused,
+            RunEvent::Resumed { .. } => self.status = RunStatus::Running,
+            RunEvent::Finished(summary) => {
+                self.status = if summary.stopped_early {
+                    RunStatus::Stopped
+                } else {
+                    RunStatus::Finished
+                };
+                return true;
+            }
+            RunEvent::Failed { step, reason } => {
+                history
+                    .messages
+                    .push((step, "error".to_string(), reason.clone()));
+                self.status = RunStatus::Failed { reason };
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Drains the live runs' events for at most `budget`; returns true if events are left.
+pub fn drain_events(runs: &mut [RunView], budget: Duration) -> bool {
+    let deadline = Instant::now() + budget;
+    let mut left = false;
+    for run in runs {
+        let mut ended = false;
+        while let Some(live) = &run.live {
+            if Instant::now() >= deadline {
+                left = true;
+                break;
+            }
+            match live.handle.try_recv() {
+                Some(event) => {
+                    if run.apply(event) {
+                        ended = true;
+                        break;
+                    }
+                }
+                None => {
+                    // A thread that ended without a final event (it cannot, but be safe).
+                    if live.handle.is_finished() {
+                        ended = true;
+                    }
+                    break;
+                }
+            }
+        }
+        if ended {
+            // Joins the finished thread.
+            run.live = None;
+        }
+    }
+    left
+}
