@@ -181,8 +181,10 @@ pub fn generate_project(
 ) -> Result<(), hearth_engine::project::StoreError> {
     let project = hearth_engine::project::Project::open_or_create(dir)?;
     for r in 0..runs {
-        let mut spec = RunSpec::default();
-        spec.name = format!("run-{r:04}");
+        let mut spec = RunSpec {
+            name: format!("run-{r:04}"),
+            ..RunSpec::default()
+        };
         spec.train.seed = r as u64;
         spec.optim.lr = [1e-3, 3e-3, 6e-4][r % 3];
         let store = RunStore::create(&project.runs_dir().join(format!("run-{r:04}")), &spec)?;

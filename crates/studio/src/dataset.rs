@@ -202,9 +202,11 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
 
 /// The first batch of a run with `key`'s settings on `corpus`.
 fn batch_preview(corpus: &Corpus, key: &PreviewKey) -> BatchPreview {
-    let mut spec = RunSpec::default();
-    spec.data = key.data.clone();
-    spec.objective = key.objective.clone();
+    let mut spec = RunSpec {
+        data: key.data.clone(),
+        objective: key.objective.clone(),
+        ..RunSpec::default()
+    };
     spec.train.batch_size = key.batch;
     spec.train.seed = key.seed;
     spec.model.context = key.context;
@@ -741,7 +743,7 @@ impl DatasetPage {
         let opened = saved_datasets_ui(ui, folder.as_deref(), project_dir);
         let opened = opened.and_then(|dir| match DatasetRecipe::load(&dir) {
             Ok(saved) => {
-                *recipe = Box::new(saved);
+                **recipe = saved;
                 Some(dir)
             }
             Err(e) => {
@@ -1190,7 +1192,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -34,10 +34,10 @@ impl SetupPage {
                 model_section_ui(&mut cols[0], &mut spec, &errors, ctx.data);
                 let ui = &mut cols[1];
                 optimizer_section_ui(ui, &mut spec, &errors);
-                if let Some(init) = &mut spec.init {
-                    if fine_tune_section_ui(ui, init, &errors) {
-                        spec.init = None;
-                    }
+                if let Some(init) = &mut spec.init
+                    && fine_tune_section_ui(ui, init, &errors)
+                {
+                    spec.init = None;
                 }
                 objective_section_ui(ui, &mut spec.objective, &errors);
                 training_section_ui(ui, &mut spec, &errors);

@@ -451,18 +451,18 @@ pub fn attention_heatmap(
             );
         }
     }
-    if let Some(pos) = response.hover_pos() {
-        if grid.contains(pos) {
-            let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
-            let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
-            let label = |i: usize| tokens.get(i).cloned().unwrap_or_default();
-            response.on_hover_text_at_pointer(format!(
-                "query {q} '{}' -> key {k} '{}'\nweight {:.4}",
-                label(q),
-                label(k),
-                map[q * seq + k]
-            ));
-        }
+    if let Some(pos) = response.hover_pos()
+        && grid.contains(pos)
+    {
+        let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
+        let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
+        let label = |i: usize| tokens.get(i).cloned().unwrap_or_default();
+        response.on_hover_text_at_pointer(format!(
+            "query {q} '{}' -> key {k} '{}'\nweight {:.4}",
+            label(q),
+            label(k),
+            map[q * seq + k]
+        ));
     }
 }
 
