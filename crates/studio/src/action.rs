@@ -2,12 +2,13 @@
 //! (shared state, read-only) and its own state, and returns [`Action`]s; the app carries them
 //! out in one place, [`crate::StudioApp::apply`].
 
-use crate::dataset::Pick;
+use crate::dialogs::DialogRequest;
 use crate::prefs::{PlotSettings, Prefs, Tab};
 use crate::run_view::RunView;
 use hearth_engine::events::RunControl;
 use hearth_engine::project::{Annotations, Project};
 use hearth_engine::spec::RunSpec;
+use std::path::Path;
 
 /// A change a page asks for. Runs are named by their index in [`AppContext::runs`].
 #[must_use = "an action does nothing until the app applies it"]
@@ -110,5 +111,37 @@ impl AppContext<'_> {
     /// How loss plots are drawn.
     pub fn plot(&self) -> PlotSettings {
         self.prefs.plot()
+    }
+}
+
+/// What the page asks the user to pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The quick pick's one text file.
+    QuickTextFile,
+    /// A file source for the builder.
+    SourceFile,
+    /// A folder of documents for the builder.
+    SourceFolder,
+    /// A pairs file for the builder.
+    PairsFile,
+}
+
+impl Pick {
+    /// The dialog that asks for it, starting in `dir`.
+    pub fn request(self, dir: &Path) -> DialogRequest {
+        let request = match self {
+            Pick::SourceFolder => DialogRequest::open_folder("Add a folder of documents"),
+            Pick::PairsFile => DialogRequest::open_file("Add a pairs file")
+                .filter("Pairs", &["tsv", "jsonl", "json"])
+                .filter("All files", &["*"]),
+            Pick::QuickTextFile | Pick::SourceFile => DialogRequest::open_file("Open a data file")
+                .filter(
+                    "Text and tables",
+                    &["txt", "md", "text", "jsonl", "json", "csv", "tsv"],
+                )
+                .filter("All files", &["*"]),
+        };
+        request.starting_in(dir)
     }
 }

@@ -3,9 +3,10 @@
 
 mod operations;
 
+use crate::action::Pick;
 use crate::action::{Action, AppContext};
 use crate::compare::ComparePage;
-use crate::dataset::{self, DatasetPage, Pick};
+use crate::dataset::{self, DatasetPage};
 use crate::dialogs::{DialogBackend, DialogRequest, FileDialogs};
 use crate::files::Trash;
 use crate::monitor::MonitorPage;

@@ -3,8 +3,7 @@
 //! the first batch exactly as the model will see it appear on the right; building runs in a
 //! background thread with progress, and errors show inline naming the file and line.
 
-use crate::action::{Action, AppContext, DataStatus};
-use crate::dialogs::DialogRequest;
+use crate::action::{Action, AppContext, DataStatus, Pick};
 use hearth_engine::data::dataset::{
     self, Dataset, DatasetRecipe, Leak, SourceSpec, SourceStats, SplitMode, TransformSpec,
 };
@@ -96,38 +95,6 @@ impl PreviewKey {
             data: self.data.clone(),
             specials: self.objective.needs_specials(),
         }
-    }
-}
-
-/// What the page asks the user to pick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
-    /// The quick pick's one text file.
-    QuickTextFile,
-    /// A file source for the builder.
-    SourceFile,
-    /// A folder of documents for the builder.
-    SourceFolder,
-    /// A pairs file for the builder.
-    PairsFile,
-}
-
-impl Pick {
-    /// The dialog that asks for it, starting in `dir`.
-    pub fn request(self, dir: &Path) -> DialogRequest {
-        let request = match self {
-            Pick::SourceFolder => DialogRequest::open_folder("Add a folder of documents"),
-            Pick::PairsFile => DialogRequest::open_file("Add a pairs file")
-                .filter("Pairs", &["tsv", "jsonl", "json"])
-                .filter("All files", &["*"]),
-            Pick::QuickTextFile | Pick::SourceFile => DialogRequest::open_file("Open a data file")
-                .filter(
-                    "Text and tables",
-                    &["txt", "md", "text", "jsonl", "json", "csv", "tsv"],
-                )
-                .filter("All files", &["*"]),
-        };
-        request.starting_in(dir)
     }
 }
 

@@ -20,9 +20,9 @@ mod setup;
 mod views;
 mod widgets;
 
-pub use action::{Action, AppContext, DataStatus};
+pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
-pub use dataset::{DatasetPage, DatasetStats, Pick};
+pub use dataset::{DatasetPage, DatasetStats};
 pub use dialogs::DialogBackend;
 pub use prefs::{PlotSettings, Prefs, Tab, XAxis};
 pub use run_view::{LiveRun, RunView};
