@@ -1,7 +1,7 @@
 //! The studio driven like a user: clicks start runs, the step count rises, bad settings are
 //! refused at the field, a failed run leaves the studio working.
 
-#[path = "../../engine/tests/common.rs"]
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
 use common::small_spec;
