@@ -2,7 +2,7 @@
 //! 3-way relation head on the first position (B follows A, is random, or comes from a document
 //! A links to); `L = L_mlm + L_relation`. Trains on datasets with the LinkBERT transform.
 
-use super::step::{StepData, mean_of_batches};
+use super::step::{StepData, loss_and_accuracy, mean_of_batches};
 use super::{
     Evaluation, MetricKey, Objective, ObjectiveError, ObjectiveKind, ObjectiveSpec, PreviewBatch,
     masked,
@@ -104,28 +104,21 @@ impl Objective for LinkBert {
         rng: &mut StdRng,
         device: &Device,
     ) -> Evaluation {
-        let batches = data.eval_batches;
         let train_loss = mean_of_batches(data, rng, |r| {
             batch_loss(model, data, Split::Train, r, device)
                 .0
                 .into_scalar()
         });
-        let (mut total, mut correct, mut n) = (0.0f64, 0usize, 0usize);
-        for _ in 0..batches {
-            let (loss, logits, labels) = batch_loss(model, data, Split::Val, rng, device);
-            total += f64::from(loss.into_scalar::<f32>());
+        let (val_loss, relation_acc) = loss_and_accuracy(data, rng, |r| {
+            let (loss, logits, labels) = batch_loss(model, data, Split::Val, r, device);
             let rows = labels.len();
-            let (c, chosen) = masked::accuracy(logits.reshape([rows, 1, RELATIONS]), &labels);
-            correct += c;
-            n += chosen;
-        }
+            let counts = masked::accuracy(logits.reshape([rows, 1, RELATIONS]), &labels);
+            (loss.into_scalar(), counts)
+        });
         Evaluation {
             train_loss,
-            val_loss: (total / batches.max(1) as f64) as f32,
-            metrics: vec![(
-                MetricKey::VAL_RELATION_ACC,
-                correct as f64 / n.max(1) as f64,
-            )],
+            val_loss,
+            metrics: vec![(MetricKey::VAL_RELATION_ACC, relation_acc)],
         }
     }
 

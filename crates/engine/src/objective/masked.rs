@@ -2,7 +2,7 @@
 //! is chosen, of those 80% become `[mask]`, 10% a random token and 10% stay; the loss is the
 //! cross-entropy on the chosen positions only. Masks are drawn afresh for every batch.
 
-use super::step::{StepData, mean_of_batches};
+use super::step::{StepData, loss_and_accuracy, mean_of_batches};
 use super::{
     EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, PreviewBatch,
 };
@@ -235,29 +235,21 @@ impl Objective for Masked {
         rng: &mut StdRng,
         device: &Device,
     ) -> Evaluation {
-        let batches = data.eval_batches;
         let train_loss = mean_of_batches(data, rng, |r| {
             batch_loss(model, data, Split::Train, r, device)
                 .1
                 .into_scalar()
         });
-        let (mut correct, mut chosen, mut total) = (0usize, 0usize, 0.0f64);
-        for _ in 0..batches {
-            let (logits, loss, labels) = batch_loss(model, data, Split::Val, rng, device);
-            total += f64::from(loss.into_scalar::<f32>());
-            let (c, n) = accuracy(logits, &labels);
-            correct += c;
-            chosen += n;
-        }
-        let val_loss = (total / batches.max(1) as f64) as f32;
+        let (val_loss, masked_acc) = loss_and_accuracy(data, rng, |r| {
+            let (logits, loss, labels) = batch_loss(model, data, Split::Val, r, device);
+            let counts = accuracy(logits, &labels);
+            (loss.into_scalar(), counts)
+        });
         Evaluation {
             train_loss,
             val_loss,
             metrics: vec![
-                (
-                    MetricKey::VAL_MASKED_ACC,
-                    correct as f64 / chosen.max(1) as f64,
-                ),
+                (MetricKey::VAL_MASKED_ACC, masked_acc),
                 (MetricKey::VAL_MLM_PPL, f64::from(val_loss).exp()),
             ],
         }

@@ -71,3 +71,24 @@ pub fn mean_of_batches(
     let batches = data.eval_batches;
     (0..batches).map(|_| f64::from(loss(rng))).sum::<f64>() as f32 / batches.max(1) as f32
 }
+
+/// Mean loss and accuracy over `data.eval_batches` batches; `batch` returns one batch's loss and
+/// its `(correct, counted)` predictions.
+pub fn loss_and_accuracy(
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    mut batch: impl FnMut(&mut StdRng) -> (f32, (usize, usize)),
+) -> (f32, f64) {
+    let batches = data.eval_batches;
+    let (mut total, mut correct, mut counted) = (0.0f64, 0usize, 0usize);
+    for _ in 0..batches {
+        let (loss, (c, n)) = batch(rng);
+        total += f64::from(loss);
+        correct += c;
+        counted += n;
+    }
+    (
+        (total / batches.max(1) as f64) as f32,
+        correct as f64 / counted.max(1) as f64,
+    )
+}
