@@ -352,3 +352,227 @@ fn dataset_builds_headless_trains_and_a_bad_source_touches_nothing() {
         "{last}"
     );
 }
+
+/// Train flags for a tiny, fast model.
+const TINY: [&str; 12] = [
+    "--layers",
+    "1",
+    "--heads",
+    "1",
+    "--width",
+    "16",
+    "--context",
+    "16",
+    "--batch",
+    "4",
+    "--threads",
+    "1",
+];
+
+#[test]
+fn a_killed_run_resumes_to_its_end_with_no_gap_or_duplicate_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let steps = 4000;
+    let mut child = hearth()
+        .args([
+            "train",
+            "--steps",
+            &steps.to_string(),
+            "--eval-interval",
+            "500",
+        ])
+        .args(TINY)
+        .arg("--out")
+        .arg(&run)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL) once the first checkpoint is on disk, well before the last step.
+    let first = run.join("checkpoints/step-000500.bpk");
+    let start = std::time::Instant::now();
+    while !first.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = hearth_engine::project::RunStore::open(&run).unwrap();
+    let killed_at = store.last_step().unwrap().unwrap().0;
+    assert!(killed_at < steps, "killed after the end: {killed_at}");
+    drop(store);
+
+    let out = hearth()
+        .args(["resume", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with(&format!("final step={steps} ")),
+        "{stdout}"
+    );
+    let history = hearth_engine::project::RunStore::open(&run)
+        .unwrap()
+        .load_history()
+        .unwrap();
+    let logged: Vec<usize> = history.steps.iter().map(|m| m.step).collect();
+    assert_eq!(logged, (1..=steps).collect::<Vec<_>>(), "gap or duplicate");
+    let evals: Vec<usize> = history.evals.iter().map(|e| e.step).collect();
+    assert_eq!(evals, (1..=8).map(|i| i * 500).collect::<Vec<_>>());
+}
+
+#[test]
+fn runs_lists_each_run_and_names_the_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    for (name, steps) in [("alpha", "6"), ("beta", "8")] {
+        let out = hearth()
+            .arg("--project")
+            .arg(&project)
+            .args([
+                "train",
+                "--name",
+                name,
+                "--steps",
+                steps,
+                "--eval-interval",
+                "4",
+            ])
+            .args(TINY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let runs = |json: bool| {
+        let mut cmd = hearth();
+        cmd.arg("--project").arg(&project).arg("runs");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = runs(false);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("BEST VAL LOSS"),
+        "{table}"
+    );
+    let alpha = lines
+        .iter()
+        .find(|l| l.starts_with("alpha"))
+        .expect("alpha listed");
+    assert!(
+        alpha.contains("next-token") && alpha.contains("finished") && alpha.contains(" 6 "),
+        "{alpha}"
+    );
+
+    // Damage beta's history: it is listed as damaged, alpha as before.
+    let listed: serde_json::Value = serde_json::from_str(&runs(true)).unwrap();
+    let beta_dir = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "beta")
+        .unwrap()["dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listed[0]["best_val_loss"].as_f64().unwrap() > 0.0,
+        "{listed}"
+    );
+    let db = std::path::Path::new(&beta_dir).join("run.sqlite");
+    std::fs::write(&db, b"not a database at all, just some bytes".repeat(200)).unwrap();
+    for extra in ["run.sqlite-wal", "run.sqlite-shm"] {
+        let _ = std::fs::remove_file(std::path::Path::new(&beta_dir).join(extra));
+    }
+    let listed: serde_json::Value = serde_json::from_str(&runs(true)).unwrap();
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    let beta = rows
+        .iter()
+        .find(|r| r["name"] == "beta")
+        .expect("beta listed");
+    assert_eq!(beta["status"], "damaged");
+    let files = beta["damaged"]["files"].as_array().unwrap();
+    let bad: Vec<&str> = files
+        .iter()
+        .filter(|f| f["reads"] == false)
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(bad, ["run.sqlite"], "{beta}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f["file"] == "spec.json" && f["reads"] == true)
+    );
+    let alpha = rows.iter().find(|r| r["name"] == "alpha").unwrap();
+    assert_eq!(alpha["status"], "finished");
+    let table = runs(false);
+    assert!(
+        table.contains("run.sqlite is damaged") && table.contains("spec.json"),
+        "{table}"
+    );
+}
+
+#[test]
+fn number_flags_refuse_nan_naming_the_flag() {
+    let out = hearth().args(["train", "--lr", "nan"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'--lr <LR>'") && stderr.contains("finite"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_jsonl_data_file_is_read_as_records_not_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("notes.jsonl");
+    let lines: String = (0..300)
+        .map(|i| format!("{{\"text\": \"note {i}: the quick brown fox\"}}\n"))
+        .collect();
+    std::fs::write(&data, lines).unwrap();
+    let out = hearth()
+        .args(["train", "--steps", "3", "--data"])
+        .arg(&data)
+        .args(TINY)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("as JSON Lines records"), "{stderr}");
+    // The tokenizer saw the records' text, not the JSON syntax around it.
+    let tokenizer = std::fs::read_to_string(dir.path().join("run/tokenizer.json")).unwrap();
+    assert!(
+        !tokenizer.contains("\"{\""),
+        "JSON braces in the vocabulary: {tokenizer}"
+    );
+}

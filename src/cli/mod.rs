@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod dataset;
 pub mod eval;
+pub mod resume;
+pub mod runs;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a model headless; the run folder opens in the studio.
     Train(train::TrainArgs),
+    /// Continue a stopped, failed or killed run from its newest checkpoint.
+    Resume(resume::ResumeArgs),
+    /// List the project's runs: name, objective, status, step, best validation loss, folder.
+    Runs(runs::RunsArgs),
     /// Time training steps on each backend against a PyTorch eager reference.
     Bench(bench::BenchArgs),
     /// Evaluate a run's final checkpoint on its whole validation split.
@@ -46,6 +52,8 @@ impl Cli {
         match self.command {
             None => open_studio(self.project),
             Some(Command::Train(args)) => train::run(&args, self.project),
+            Some(Command::Resume(args)) => resume::run(&args),
+            Some(Command::Runs(args)) => runs::run(&args, self.project),
             Some(Command::Bench(args)) => bench::run(&args),
             Some(Command::Eval(args)) => eval::run(&args),
             Some(Command::Dataset(args)) => dataset::run(&args, self.project),

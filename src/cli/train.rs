@@ -4,11 +4,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use hearth_engine::backend::{BackendKind, available_cores};
+use hearth_engine::data::dataset::{DatasetRecipe, SourceSpec};
+use hearth_engine::data::sources::SourceKind;
 use hearth_engine::data::{DataSource, TokenizerKind};
 use hearth_engine::objective::{ObjectiveKind, Pooling, Positives};
 use hearth_engine::project::{Project, default_project_dir};
 use hearth_engine::spec::{InitSpec, RunSpec};
-use hearth_engine::train::{RunEvent, spawn_run};
+use hearth_engine::train::{RunEvent, RunHandle, spawn_run};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,17 +44,21 @@ pub struct TrainArgs {
     pub batch: Option<usize>,
     #[arg(long)]
     pub steps: Option<usize>,
-    #[arg(long)]
+    /// Peak learning rate (reached after the warmup).
+    #[arg(long, value_parser = finite)]
     pub lr: Option<f64>,
-    #[arg(long)]
+    /// Learning rate at the end of the cosine decay.
+    #[arg(long, value_parser = finite)]
     pub min_lr: Option<f64>,
+    /// Steps of linear learning-rate warmup.
     #[arg(long)]
     pub warmup: Option<usize>,
-    #[arg(long)]
+    /// Dropout probability.
+    #[arg(long, value_parser = finite)]
     pub dropout: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub weight_decay: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub grad_clip: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
@@ -72,7 +78,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = objective_parser())]
     pub objective: Option<ObjectiveKind>,
     /// Masked: share of positions predicted per sequence.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub mask_rate: Option<f64>,
     /// Contrastive / GRIT: where positives come from.
     #[arg(long, value_enum)]
@@ -81,19 +87,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub pairs: Option<PathBuf>,
     /// Contrastive / GRIT: InfoNCE temperature.
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub temperature: Option<f64>,
     /// Contrastive / GRIT: pooling of token states.
     #[arg(long, value_enum)]
     pub pooling: Option<Pooling>,
     /// GRIT: weight of the generation loss (lambda).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub gen_weight: Option<f64>,
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
     /// Fine-tune: multiply the learning rate and its minimum by this.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = finite)]
     pub lr_multiplier: f64,
     /// Fine-tune: keep the token and position embeddings fixed.
     #[arg(long)]
@@ -129,7 +135,7 @@ impl TrainArgs {
             None => RunSpec::default(),
         };
         if let Some(path) = &self.data {
-            spec.data.source = DataSource::TextFile { path: path.clone() };
+            spec.data.source = data_source_for(path);
             if self.name.is_none() && self.spec.is_none() {
                 spec.name = path
                     .file_stem()
@@ -151,6 +157,15 @@ impl TrainArgs {
         }
         if let Some(t) = &self.tokenizer {
             spec.data.tokenizer = TokenizerKind::parse(t)?;
+        }
+        // A table or JSON Lines file given to `--data` is read as its records, in the
+        // tokenizer asked for.
+        if let DataSource::Dataset {
+            recipe,
+            folder: None,
+        } = &mut spec.data.source
+        {
+            recipe.tokenizer = spec.data.tokenizer;
         }
         let m = &mut spec.model;
         set(&mut m.n_layer, self.layers);
@@ -213,6 +228,50 @@ impl TrainArgs {
     }
 }
 
+/// What `--data FILE` reads: plain text, or, for a `.jsonl`, `.json`, `.csv` or `.tsv` file, its
+/// records (every field or column as text) through a one-source dataset.
+fn data_source_for(path: &std::path::Path) -> DataSource {
+    let kind = SourceKind::for_file(path.to_path_buf());
+    if matches!(kind, SourceKind::Text { .. }) {
+        return DataSource::TextFile {
+            path: path.to_path_buf(),
+        };
+    }
+    let format = if matches!(kind, SourceKind::Jsonl { .. }) {
+        "JSON Lines"
+    } else {
+        "table"
+    };
+    eprintln!(
+        "reading {} as {format} records, every field as text (`hearth dataset --source ...` picks fields and transforms)",
+        path.display()
+    );
+    let recipe = DatasetRecipe {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into()),
+        sources: vec![SourceSpec {
+            source: kind,
+            weight: 1.0,
+        }],
+        ..DatasetRecipe::default()
+    };
+    DataSource::Dataset {
+        recipe: Box::new(recipe),
+        folder: None,
+    }
+}
+
+/// A number flag: NaN and infinities are refused here, so clap names the flag in the error.
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("must be a finite number".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
@@ -245,6 +304,12 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     let steps = spec.train.steps as u64;
     let handle = spawn_run(spec, &dir, None)?;
     eprintln!("run folder: {}", dir.display());
+    follow(&handle, steps)
+}
+
+/// Shows a run's progress until it ends; the last line is the `final ...` summary. Used by
+/// `train` and `resume`.
+pub fn follow(handle: &RunHandle, steps: u64) -> Result<()> {
     let bar = indicatif::ProgressBar::new(steps);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -291,7 +356,12 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
                 }
             }
             RunEvent::Warning { step, message } => {
-                bar.println(format!("warning at step {step}: {message}"))
+                let line = format!("warning at step {step}: {message}");
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
             RunEvent::Failed { step, reason } => {
                 bar.abandon();

@@ -4,6 +4,7 @@
 use crate::action::{Action, AppContext};
 use crate::run_view::RunView;
 use crate::widgets::run_color;
+use hearth_engine::project::RunCheck;
 
 /// The side panel listing the project's runs.
 #[derive(Debug, Default)]
@@ -26,7 +27,7 @@ impl RunsPanel {
         });
         ui.label(egui::RichText::new("Click to monitor · tick to compare").weak());
         ui.separator();
-        if ctx.runs.is_empty() {
+        if ctx.runs.is_empty() && ctx.damaged.is_empty() {
             ui.label("No runs yet. Pick a dataset, then Run setup, then Start run.");
             return actions;
         }
@@ -36,9 +37,34 @@ impl RunsPanel {
                     row_ui(ui, i, run, ctx.selected == Some(i), &mut actions);
                 });
             }
+            for check in ctx.damaged {
+                damaged_row_ui(ui, check, &mut actions);
+            }
         });
         actions
     }
+}
+
+/// A run folder that does not load: its name, which file is damaged and what still reads, and
+/// a button that moves it to the trash.
+fn damaged_row_ui(ui: &mut egui::Ui, check: &RunCheck, actions: &mut Vec<Action>) {
+    ui.group(|ui| {
+        ui.horizontal(|ui| {
+            ui.label(egui::RichText::new("damaged").color(ui.visuals().error_fg_color));
+            ui.label(egui::RichText::new(&check.name).strong())
+                .on_hover_text(check.dir.display().to_string());
+        });
+        ui.add(egui::Label::new(egui::RichText::new(check.summary()).small()).wrap());
+        if ui
+            .small_button("Move to trash")
+            .on_hover_text(
+                "Move this run folder to the project's .trash folder (Undo brings it back)",
+            )
+            .clicked()
+        {
+            actions.push(Action::TrashDamaged(check.dir.clone()));
+        }
+    });
 }
 
 /// One run's row: the compare tick, its colour, and its name and state.

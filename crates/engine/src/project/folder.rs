@@ -1,5 +1,6 @@
 //! A project folder: `hearth-project.json` plus `runs/<id>/` run folders.
 
+use super::health::{RunCheck, check_checkpoint, check_run, checkpoint_files, in_folder};
 use super::store::{RunStatus, RunStore, StoreError, read_spec, write_atomic};
 use crate::spec::RunSpec;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,14 @@ pub struct RunEntry {
 }
 
 impl RunEntry {
+    /// The name the user gave the run, or its spec's.
+    pub fn name(&self) -> &str {
+        self.annotations
+            .display_name
+            .as_deref()
+            .unwrap_or(&self.spec.name)
+    }
+
     /// Reads the run folder `dir`: its spec, status, last step and annotations.
     pub fn load(dir: &Path) -> Result<Self, StoreError> {
         let spec = read_spec(dir)?;
@@ -57,6 +66,35 @@ impl RunEntry {
             last_step: store.last_step()?,
             annotations: store.annotations()?,
         })
+    }
+}
+
+impl RunEntry {
+    /// Like [`RunEntry::load`], and the newest checkpoint must read too; a run that does not
+    /// load comes back as the check of each of its files.
+    pub fn load_checked(dir: &Path) -> Result<Self, RunCheck> {
+        let loaded = RunEntry::load(dir).map_err(|e| e.to_string());
+        let newest = RunStore::open(dir)
+            .ok()
+            .and_then(|s| s.newest_checkpoint().ok().flatten());
+        let checkpoint_reads = newest.is_none_or(|(_, path)| {
+            checkpoint_files(&in_folder(dir, &path))
+                .iter()
+                .enumerate()
+                .all(|(i, f)| (i > 0 && !f.exists()) || check_checkpoint(f).is_ok())
+        });
+        match loaded {
+            Ok(entry) if checkpoint_reads => Ok(entry),
+            Ok(_) => Err(check_run(dir)),
+            Err(err) => {
+                let mut check = check_run(dir);
+                if check.is_healthy() {
+                    // Every file opens, yet a value in the history does not read.
+                    check.files[1].problem = Some(err);
+                }
+                Err(check)
+            }
+        }
     }
 }
 
@@ -138,8 +176,9 @@ impl Project {
         self.dir.join("runs")
     }
 
-    /// Every run folder of the project, oldest first, each loaded or reported as an error.
-    pub fn list_runs(&self) -> Vec<Result<RunEntry, StoreError>> {
+    /// Every run folder of the project, oldest first, each loaded or reported as damaged with
+    /// what is wrong and what still reads.
+    pub fn list_runs(&self) -> Vec<Result<RunEntry, RunCheck>> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
             .map(|entries| {
                 entries
@@ -150,7 +189,7 @@ impl Project {
             .unwrap_or_default();
         dirs.sort();
         dirs.extend(self.file.external_runs.iter().cloned());
-        dirs.iter().map(|d| RunEntry::load(d)).collect()
+        dirs.iter().map(|d| RunEntry::load_checked(d)).collect()
     }
 
     /// A new, unused run folder path named after the run.

@@ -1,7 +1,9 @@
 //! What a user saves: the project folder, run specs and the run store.
 
 pub mod folder;
+pub mod health;
 pub mod store;
 
 pub use folder::{Project, RunEntry, default_project_dir};
+pub use health::{FileCheck, RunCheck, check_run};
 pub use store::{Annotations, RunHistory, RunStatus, RunStore, StoreError};

@@ -175,7 +175,61 @@ impl RunStore {
                 message: format!("not a run folder (no {})", Self::SPEC_FILE),
             });
         }
+        // A missing history is damage to report, never a fresh empty history to create.
+        let db = dir.join(Self::DB_FILE);
+        if !db.exists() {
+            return Err(StoreError::Io {
+                path: db,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "missing"),
+            });
+        }
         Self::open_db(dir)
+    }
+
+    /// Opens the run's history and runs SQLite's quick check over it (every page and index),
+    /// without needing `spec.json`.
+    pub fn check_db(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(Self::DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "missing"),
+            });
+        }
+        let store = Self::open_db(dir)?;
+        let verdict: Vec<String> = store
+            .conn
+            .prepare("PRAGMA quick_check")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .and_then(|rows| rows.collect())
+            })
+            .map_err(|e| store.db_err(e))?;
+        if verdict.len() == 1 && verdict[0] == "ok" {
+            Ok(store)
+        } else {
+            Err(StoreError::Invalid {
+                path,
+                message: verdict.join("; "),
+            })
+        }
+    }
+
+    /// The newest checkpoint recorded: its step and weights file.
+    pub fn newest_checkpoint(&self) -> Result<Option<(usize, PathBuf)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT step, path FROM checkpoints ORDER BY step DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as usize,
+                        PathBuf::from(r.get::<_, String>(1)?),
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
     }
 
     fn open_db(dir: &Path) -> Result<Self, StoreError> {
@@ -495,6 +549,18 @@ impl RunStore {
         self.conn
             .query_row(
                 "SELECT step, train_loss FROM steps ORDER BY step DESC LIMIT 1",
+                [],
+                |row| Ok((row.get::<_, i64>(0)? as usize, row.get::<_, f64>(1)? as f32)),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// The evaluation with the lowest validation loss: its step and that loss.
+    pub fn best_val_loss(&self) -> Result<Option<(usize, f32)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT step, val_loss FROM evals ORDER BY val_loss ASC LIMIT 1",
                 [],
                 |row| Ok((row.get::<_, i64>(0)? as usize, row.get::<_, f64>(1)? as f32)),
             )

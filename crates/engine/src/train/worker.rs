@@ -187,11 +187,8 @@ struct ResumePoint {
 
 /// Paths of the optimizer moments saved beside a weights checkpoint.
 fn moment_paths(weights: &Path) -> (PathBuf, PathBuf) {
-    let stem = weights.with_extension("");
-    (
-        stem.with_extension("adam-m.bpk"),
-        stem.with_extension("adam-v.bpk"),
-    )
+    let [_, m, v] = crate::project::health::checkpoint_files(weights);
+    (m, v)
 }
 
 /// Continues a stopped, failed or interrupted run from its newest checkpoint that has optimizer
@@ -205,14 +202,15 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
         .checkpoints
         .iter()
         .rev()
+        .map(|(step, path)| (step, crate::project::health::in_folder(dir, path)))
         .find(|(_, path)| {
             let (m, v) = moment_paths(path);
             path.exists() && m.exists() && v.exists()
         })
         .map(|(step, path)| ResumePoint {
             step: *step,
-            weights: path.clone(),
-            moments: moment_paths(path),
+            moments: moment_paths(&path),
+            weights: path,
             elapsed_s: history
                 .steps
                 .iter()
@@ -690,14 +688,14 @@ impl Worker {
             .join("checkpoints")
             .join(format!("step-{step:06}.bpk"));
         let (m_path, v_path) = moment_paths(&path);
-        let saved =
-            model
-                .valid()
-                .save_file(&path)
-                .and_then(|()| match optim.moments_as_modules(model) {
-                    Some((m, v)) => m.save_file(&m_path).and_then(|()| v.save_file(&v_path)),
-                    None => Ok(()),
-                });
+        // Moments first, weights last, each through a rename: a run killed while saving
+        // leaves no half-written file, and resume takes only weights that have their moments.
+        let saved = match optim.moments_as_modules(model) {
+            Some((m, v)) => save_atomic(&m_path, |p| m.save_file(p))
+                .and_then(|()| save_atomic(&v_path, |p| v.save_file(p))),
+            None => Ok(()),
+        }
+        .and_then(|()| save_atomic(&path, |p| model.valid().save_file(p)));
         match saved {
             Ok(()) => {
                 self.record(self.store.append_checkpoint(step, &path));
@@ -709,6 +707,16 @@ impl Worker {
             }),
         }
     }
+}
+
+/// Writes a file through `write` into a temporary name, then renames it into place.
+fn save_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), burn::store::RecordError>,
+) -> Result<(), String> {
+    let tmp = path.with_extension("partial");
+    write(&tmp).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
 /// What a fine-tuning run starts from.

@@ -82,3 +82,54 @@ pub fn backends_to_test() -> Vec<BackendKind> {
         .filter(|b| *b != BackendKind::LibtorchCuda)
         .collect()
 }
+
+/// The four run folders of [`project_with_damaged_runs`].
+pub struct DamagedProject {
+    /// A run whose files all read.
+    pub healthy: std::path::PathBuf,
+    /// A run whose `spec.json` is cut off mid-way.
+    pub bad_spec: std::path::PathBuf,
+    /// A run whose `run.sqlite` is overwritten with other bytes.
+    pub bad_db: std::path::PathBuf,
+    /// A run whose newest checkpoint is truncated.
+    pub bad_checkpoint: std::path::PathBuf,
+}
+
+/// A project in `dir` with four finished ten-step runs, three of them then damaged one file
+/// each.
+pub fn project_with_damaged_runs(dir: &std::path::Path) -> DamagedProject {
+    let project = hearth_engine::project::Project::open_or_create(dir).unwrap();
+    let run = |name: &str| {
+        let mut spec = small_spec(BackendKind::preferred(), 10);
+        spec.name = name.to_string();
+        spec.model.n_layer = 1;
+        let run_dir = project.new_run_dir(name);
+        let handle = hearth_engine::train::spawn_run(spec, &run_dir, None).unwrap();
+        let events = collect_events(&handle, Duration::from_secs(120));
+        assert!(
+            matches!(events.last(), Some(RunEvent::Finished(_))),
+            "{name}: {:?}",
+            events.last()
+        );
+        run_dir
+    };
+    let runs = DamagedProject {
+        healthy: run("healthy"),
+        bad_spec: run("bad-spec"),
+        bad_db: run("bad-db"),
+        bad_checkpoint: run("bad-checkpoint"),
+    };
+    let spec = runs.bad_spec.join("spec.json");
+    let text = std::fs::read(&spec).unwrap();
+    std::fs::write(&spec, &text[..text.len() / 2]).unwrap();
+    let db = runs.bad_db.join("run.sqlite");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0x5a_u8; len.max(4096)]).unwrap();
+    for extra in ["run.sqlite-wal", "run.sqlite-shm"] {
+        let _ = std::fs::remove_file(runs.bad_db.join(extra));
+    }
+    let checkpoint = runs.bad_checkpoint.join("checkpoints/step-000010.bpk");
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() / 3]).unwrap();
+    runs
+}

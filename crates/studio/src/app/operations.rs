@@ -14,13 +14,15 @@ impl StudioApp {
     /// Re-reads the project's run list (keeping live runs).
     pub(super) fn reload_runs(&mut self) {
         let live: Vec<RunView> = self.runs.drain(..).filter(|r| r.is_live()).collect();
+        self.damaged.clear();
         for entry in self.project.list_runs() {
             match entry {
                 Ok(entry) if !live.iter().any(|r| r.dir == entry.dir) => {
                     self.runs.push(RunView::from_entry(entry));
                 }
                 Ok(_) => {}
-                Err(err) => self.messages.push(err.to_string()),
+                // Listed apart with its reason; the rest of the project opens as usual.
+                Err(check) => self.damaged.push(check),
             }
         }
         self.runs.extend(live);
@@ -143,14 +145,30 @@ impl StudioApp {
         }
         self.runs.remove(index);
         self.selected = None;
-        // An external run leaves the project's list too (and returns on undo).
+        self.forget_external(&from);
+    }
+
+    /// An external run leaves the project's list when it moves to the trash (and returns on
+    /// undo).
+    fn forget_external(&mut self, dir: &Path) {
         let external = &mut self.project.file.external_runs;
-        if let Some(pos) = external.iter().position(|d| *d == from) {
+        if let Some(pos) = external.iter().position(|d| d == dir) {
             external.remove(pos);
             if let Err(err) = self.project.save() {
                 self.messages.push(format!("project not saved: {err}"));
             }
         }
+    }
+
+    /// Moves a damaged run folder to the project's trash (Undo brings it back, still damaged).
+    pub(super) fn trash_damaged(&mut self, dir: &Path) {
+        if let Err(err) = self.trash.delete(&self.project.dir, dir) {
+            self.messages
+                .push(format!("cannot move {} to the trash: {err}", dir.display()));
+            return;
+        }
+        self.damaged.retain(|d| d.dir != dir);
+        self.forget_external(dir);
     }
 
     /// Restores the most recently deleted run.

@@ -1,0 +1,127 @@
+//! `hearth runs`: the project's runs as a table (or JSON for scripts), damaged ones with which
+//! file is damaged and what still reads.
+
+use anyhow::Result;
+use clap::Args;
+use hearth_engine::project::{Project, RunEntry, RunStore, default_project_dir};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct RunsArgs {
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One listed run as the table and the JSON show it.
+struct Row {
+    name: String,
+    objective: String,
+    status: String,
+    step: Option<usize>,
+    best_val: Option<(usize, f32)>,
+    dir: PathBuf,
+    damage: Option<Value>,
+    note: Option<String>,
+}
+
+impl Row {
+    fn healthy(entry: &RunEntry) -> Self {
+        let best_val = RunStore::open(&entry.dir)
+            .ok()
+            .and_then(|s| s.best_val_loss().ok().flatten());
+        Self {
+            name: entry.name().to_string(),
+            objective: entry.spec.objective.kind.name().to_string(),
+            status: entry.status.label().to_string(),
+            step: entry.last_step.map(|(s, _)| s),
+            best_val,
+            dir: entry.dir.clone(),
+            damage: None,
+            note: match &entry.status {
+                hearth_engine::project::RunStatus::Failed { reason } => Some(reason.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "objective": self.objective,
+            "status": self.status,
+            "step": self.step,
+            "best_val_loss": self.best_val.map(|(_, v)| v),
+            "best_val_step": self.best_val.map(|(s, _)| s),
+            "dir": self.dir,
+            "damaged": self.damage,
+        })
+    }
+}
+
+/// Lists the runs of the project (`--project`, or the default one).
+pub fn run(args: &RunsArgs, project: Option<PathBuf>) -> Result<()> {
+    let dir = project.unwrap_or_else(default_project_dir);
+    let project = Project::open_or_create(&dir)?;
+    let rows: Vec<Row> = project
+        .list_runs()
+        .iter()
+        .map(|listed| match listed {
+            Ok(entry) => Row::healthy(entry),
+            Err(check) => Row {
+                name: check.name.clone(),
+                objective: "-".to_string(),
+                status: "damaged".to_string(),
+                step: None,
+                best_val: None,
+                dir: check.dir.clone(),
+                damage: Some(json!({
+                    "summary": check.summary(),
+                    "files": check.files.iter().map(|f| json!({
+                        "file": f.file,
+                        "reads": f.problem.is_none(),
+                        "problem": f.problem,
+                    })).collect::<Vec<_>>(),
+                })),
+                note: Some(check.summary()),
+            },
+        })
+        .collect();
+    if args.json {
+        let all: Vec<Value> = rows.iter().map(Row::json).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no runs in {}", project.dir.display());
+        return Ok(());
+    }
+    let width = |f: &dyn Fn(&Row) -> usize, title: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let name_w = width(&|r| r.name.chars().count(), "NAME");
+    let obj_w = width(&|r| r.objective.len(), "OBJECTIVE");
+    let status_w = width(&|r| r.status.len(), "STATUS");
+    println!(
+        "{:name_w$}  {:obj_w$}  {:status_w$}  {:>7}  {:>14}  FOLDER",
+        "NAME", "OBJECTIVE", "STATUS", "STEP", "BEST VAL LOSS"
+    );
+    for r in &rows {
+        let step = r.step.map_or("-".to_string(), |s| s.to_string());
+        let best = r
+            .best_val
+            .map_or("-".to_string(), |(s, v)| format!("{v:.4} @{s}"));
+        println!(
+            "{:name_w$}  {:obj_w$}  {:status_w$}  {step:>7}  {best:>14}  {}",
+            r.name,
+            r.objective,
+            r.status,
+            r.dir.display()
+        );
+        if let Some(note) = &r.note {
+            println!("{:name_w$}  {note}", "");
+        }
+    }
+    Ok(())
+}
