@@ -294,10 +294,15 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
         hearth_engine::data::pairs::read_pairs(path)?;
     }
+    let mut spec = spec;
     let dir = match &args.out {
         Some(dir) => dir.clone(),
         None => {
             let project = Project::open_or_create(&project.unwrap_or_else(default_project_dir))?;
+            // A default name (the data file's) that a run already has gets a suffix.
+            if args.name.is_none() {
+                spec.name = project.unique_run_name(&spec.name);
+            }
             project.new_run_dir(&spec.name)
         }
     };

@@ -192,6 +192,26 @@ impl Project {
         dirs.iter().map(|d| RunEntry::load_checked(d)).collect()
     }
 
+    /// `base`, or `base-2`, `base-3`, ... : the first name no run of the project has, so runs
+    /// started with a default name (the data file's) tell apart in lists.
+    pub fn unique_run_name(&self, base: &str) -> String {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        dirs.extend(self.file.external_runs.iter().cloned());
+        let taken: std::collections::HashSet<String> = dirs
+            .iter()
+            .filter_map(|d| read_spec(d).ok().map(|s| s.name))
+            .collect();
+        if !taken.contains(base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|name| !taken.contains(name))
+            .expect("some suffix is free")
+    }
+
     /// A new, unused run folder path named after the run.
     pub fn new_run_dir(&self, name: &str) -> PathBuf {
         let slug: String = name
@@ -266,6 +286,23 @@ pub fn default_project_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_a_run_already_has_gets_the_next_free_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::open_or_create(dir.path()).unwrap();
+        assert_eq!(project.unique_run_name("shk"), "shk");
+        for name in ["shk", "shk-2", "other"] {
+            let spec = RunSpec {
+                name: name.to_string(),
+                ..RunSpec::default()
+            };
+            RunStore::create(&project.new_run_dir(name), &spec).unwrap();
+        }
+        assert_eq!(project.unique_run_name("shk"), "shk-3");
+        assert_eq!(project.unique_run_name("other"), "other-2");
+        assert_eq!(project.unique_run_name("new"), "new");
+    }
 
     #[test]
     fn run_dirs_are_unique_and_named() {

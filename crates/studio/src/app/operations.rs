@@ -82,7 +82,7 @@ impl StudioApp {
     /// Starts a run from the draft; invalid settings stay on the setup page with their
     /// messages at the fields.
     pub(super) fn start_run(&mut self) {
-        let spec = self.project.file.draft.clone();
+        let mut spec = self.project.file.draft.clone();
         let errors = spec.validate();
         if !errors.is_empty() {
             self.messages.push(format!(
@@ -94,6 +94,8 @@ impl StudioApp {
         if let Err(err) = self.project.save() {
             self.messages.push(format!("settings not saved: {err}"));
         }
+        // A second run from the same draft gets a name of its own (`shk`, `shk-2`, ...).
+        spec.name = self.project.unique_run_name(&spec.name);
         let dir = self.project.new_run_dir(&spec.name);
         match RunView::start(spec, dir, self.notify.clone()) {
             Ok(run) => {
