@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/hearth/target
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bench libtorch flex headless train-shakespeare
+.PHONY: run test bench libtorch flex headless package train-shakespeare
 run:
 	$(ENV) cargo run --bin hearth
 
@@ -23,3 +23,9 @@ flex:
 # Headless command line: LibTorch, no studio, no GUI library linked (for cluster nodes).
 headless:
 	$(ENV) cargo build --no-default-features --features libtorch --bin hearth
+
+# Debian packages in $(CARGO_TARGET_DIR)/debian/: `hearth` (studio + LibTorch on the CPU, its
+# libraries bundled in /usr/lib/hearth) and `hearth-flex` (pure-Rust Flex backend). One of them:
+# `make package PACKAGE=libtorch` or `PACKAGE=flex`.
+package:
+	$(ENV) bash scripts/package.sh $(or $(PACKAGE),all)
