@@ -2,11 +2,11 @@
 //! statistics, leakage report and first batch, and saves it into the project.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use hearth_engine::data::dataset::{
     self, Content, Dataset, DatasetRecipe, SourceSpec, SplitMode, TransformKind, TransformSpec,
 };
-use hearth_engine::data::sources::{DocSplit, Generator, SourceKind};
+use hearth_engine::data::sources::SourceKind;
 use hearth_engine::data::transforms::{DistractorMode, LabelMode, RaftOptions, SftOptions};
 use hearth_engine::data::{Corpus, DataSource, TokenizerKind};
 use hearth_engine::spec::RunSpec;
@@ -97,75 +97,7 @@ pub struct DatasetArgs {
 
 /// Parses one `--source` argument.
 pub fn parse_source(arg: &str) -> Result<SourceKind, String> {
-    let (kind, rest) = match arg.split_once(':') {
-        Some((k, r)) if ["text", "folder", "jsonl", "csv", "tsv", "pairs", "gen"].contains(&k) => {
-            (k, r)
-        }
-        _ => return Ok(SourceKind::for_file(PathBuf::from(arg))),
-    };
-    let (main, options) = match rest.split_once('#') {
-        Some((m, o)) => (m, Some(o)),
-        None => (rest, None),
-    };
-    let list = |o: Option<&str>| -> Vec<String> {
-        o.map(|o| {
-            o.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let documents = |o: Option<&str>| -> Result<DocSplit, String> {
-        match o {
-            None => Ok(DocSplit::Whole),
-            Some(name) => DocSplit::from_str(name, false).map_err(|_| {
-                format!("--source {arg}: \"{name}\" is not whole, paragraphs or lines")
-            }),
-        }
-    };
-    let path = PathBuf::from(main);
-    Ok(match kind {
-        "text" => SourceKind::Text {
-            path,
-            documents: documents(options)?,
-        },
-        "folder" => SourceKind::Folder {
-            path,
-            glob: options.unwrap_or("*").to_string(),
-            documents: DocSplit::Whole,
-        },
-        "jsonl" => SourceKind::Jsonl {
-            path,
-            fields: list(options),
-        },
-        "csv" | "tsv" => SourceKind::Table {
-            path,
-            columns: list(options),
-        },
-        "pairs" => SourceKind::Pairs { path },
-        _ => {
-            let generator = Generator::parse(main).ok_or_else(|| {
-                format!("--source {arg}: no generator \"{main}\" (stories, api_zoo, class_tasks, linked_docs)")
-            })?;
-            let mut parts = options.unwrap_or("").split('#');
-            let number = |s: Option<&str>, default: u64| -> Result<u64, String> {
-                match s.filter(|s| !s.is_empty()) {
-                    None => Ok(default),
-                    Some(s) => s
-                        .parse()
-                        .map_err(|_| format!("--source {arg}: \"{s}\" is not a number")),
-                }
-            };
-            let size = number(parts.next(), generator.size_unit().1 as u64)? as usize;
-            let seed = number(parts.next(), 1)?;
-            SourceKind::Generated {
-                generator,
-                seed,
-                size,
-            }
-        }
-    })
+    SourceKind::parse_arg(arg).map_err(|e| format!("--source {e}"))
 }
 
 impl DatasetArgs {
@@ -379,6 +311,7 @@ pub fn dataset_source(path: &Path) -> Result<DataSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hearth_engine::data::sources::Generator;
 
     #[test]
     fn source_arguments_parse() {

@@ -186,8 +186,10 @@ impl RunSpec {
         errors
     }
 
-    /// Reads a spec file (JSON); unknown versions are refused with the file named.
+    /// Reads a spec file (JSON; a leading byte order mark is dropped); errors give the line and
+    /// column, and specs of unknown (newer) versions are refused.
     pub fn from_json(text: &str) -> Result<Self, SpecFileError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let spec: RunSpec = serde_json::from_str(text)?;
         if spec.schema_version > SCHEMA_VERSION {
             return Err(SpecFileError::TooNew {

@@ -192,12 +192,19 @@ fn source_text(source: &DataSource) -> Result<(String, Option<Vec<(String, Strin
     })
 }
 
-/// Reads a UTF-8 text file; an invalid byte is reported with its line number.
+/// Reads a UTF-8 text file; a leading byte order mark is dropped, and an invalid byte is
+/// reported with its line number.
 pub fn read_text_file(path: &Path) -> Result<String, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let mut bytes = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let bom = if bytes.starts_with(super::sources::UTF8_BOM) {
+        bytes.drain(..super::sources::UTF8_BOM.len());
+        super::sources::UTF8_BOM.len()
+    } else {
+        0
+    };
     if bytes.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
@@ -212,7 +219,7 @@ pub fn read_text_file(path: &Path) -> Result<String, DataError> {
         DataError::InvalidUtf8 {
             path: path.to_path_buf(),
             line,
-            byte_offset,
+            byte_offset: bom + byte_offset,
         }
     })
 }

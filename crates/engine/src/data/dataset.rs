@@ -324,10 +324,16 @@ impl DatasetRecipe {
         errors
     }
 
-    /// Parses a saved recipe; errors name `origin` and the line.
+    /// Parses a saved recipe (a leading byte order mark is dropped); errors name `origin` and
+    /// the line.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self, DatasetError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let recipe: DatasetRecipe = serde_json::from_str(text).map_err(|e| {
-            DatasetError::Source(SourceError::at(origin, Some(e.line()), e.to_string()))
+            DatasetError::Source(SourceError::at(
+                origin,
+                (e.line() > 0).then_some(e.line()),
+                e.to_string(),
+            ))
         })?;
         if recipe.schema_version > DATASET_SCHEMA_VERSION {
             return Err(DatasetError::Source(SourceError::at(
@@ -349,9 +355,20 @@ impl DatasetRecipe {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&file)
+        let bytes = std::fs::read(&file)
             .map_err(|e| SourceError::at(&file, None, format!("cannot read: {e}")))?;
-        Self::from_json(&text, &file)
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let line = 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            SourceError::at(
+                &file,
+                Some(line),
+                "invalid UTF-8 (the file must be UTF-8 text)",
+            )
+        })?;
+        Self::from_json(text, &file)
     }
 }
 

@@ -13,8 +13,10 @@ pub struct Pair {
     pub b: String,
     /// A hard negative: a third field that is not a number.
     pub negative: Option<String>,
-    /// A similarity score: a third field that is a number.
+    /// A similarity score: a third field that is a finite number.
     pub score: Option<f64>,
+    /// The line of the file it was read from (from 1).
+    pub line: usize,
 }
 
 /// Why a pairs file cannot be read.
@@ -46,11 +48,21 @@ pub enum PairsError {
     },
 }
 
-/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise.
+/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise. The file
+/// must be UTF-8 (a leading byte order mark is dropped); errors name the file and the line.
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PairsError::Io {
+    let bytes = std::fs::read(path).map_err(|source| PairsError::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| PairsError::Line {
+        path: path.to_path_buf(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        message: "invalid UTF-8 (the file must be UTF-8 text)".to_string(),
     })?;
     let jsonl = path
         .extension()
@@ -68,17 +80,31 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
         let pair = if jsonl {
             let v: serde_json::Value =
                 serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
-            let field = |names: &[&str]| names.iter().find_map(|n| v.get(*n)).cloned();
-            let text = |names: &[&str]| -> Option<String> {
-                field(names).and_then(|x| x.as_str().map(str::to_string))
+            if !v.is_object() {
+                return Err(err("each line must be a JSON object".into()));
+            }
+            // The first of `names` the line has, and its value.
+            let field =
+                |names: &[&'static str]| names.iter().find_map(|&n| v.get(n).map(|x| (n, x)));
+            let text = |names: &[&'static str]| -> Result<String, PairsError> {
+                match field(names) {
+                    Some((_, serde_json::Value::String(s))) => Ok(s.clone()),
+                    Some((name, _)) => Err(err(format!("field \"{name}\" must be a string"))),
+                    None => Err(err(format!(
+                        "missing field \"{}\" (or \"{}\")",
+                        names[0], names[1]
+                    ))),
+                }
             };
             Pair {
-                a: text(&["a", "query", "text_a", "prompt"])
-                    .ok_or_else(|| err("missing field \"a\" (or \"query\")".into()))?,
-                b: text(&["b", "positive", "text_b", "response"])
-                    .ok_or_else(|| err("missing field \"b\" (or \"positive\")".into()))?,
-                negative: text(&["negative", "neg"]),
-                score: field(&["score"]).and_then(|x| x.as_f64()),
+                a: text(&["a", "query", "text_a", "prompt"])?,
+                b: text(&["b", "positive", "text_b", "response"])?,
+                negative: match field(&["negative", "neg"]) {
+                    Some((_, serde_json::Value::String(s))) => Some(s.clone()),
+                    _ => None,
+                },
+                score: field(&["score"]).and_then(|(_, x)| x.as_f64()),
+                line: i + 1,
             }
         } else {
             let cols: Vec<&str> = line.split('\t').collect();
@@ -88,12 +114,20 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
                     cols.len()
                 )));
             }
-            let third = cols.get(2).map(|s| s.to_string());
+            // A finite number is a score; anything else (`nan` and `inf` too) is a negative.
+            let score = cols
+                .get(2)
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|x| x.is_finite());
             Pair {
                 a: cols[0].to_string(),
                 b: cols[1].to_string(),
-                score: third.as_deref().and_then(|t| t.trim().parse().ok()),
-                negative: third.filter(|t| t.trim().parse::<f64>().is_err()),
+                negative: cols
+                    .get(2)
+                    .filter(|_| score.is_none())
+                    .map(|t| t.to_string()),
+                score,
+                line: i + 1,
             }
         };
         pairs.push(pair);

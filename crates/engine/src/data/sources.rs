@@ -180,6 +180,107 @@ impl SourceKind {
     }
 }
 
+/// A source argument (`kind:PATH#OPTIONS`) that does not parse; shown as `ARG: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{arg}: {message}")]
+pub struct SourceArgError {
+    /// The argument as given.
+    pub arg: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SourceKind {
+    /// Parses a source argument as the command line writes it: `text:FILE[#whole|paragraphs|
+    /// lines]`, `folder:DIR[#GLOB]`, `jsonl:FILE[#field,field]`, `csv:FILE[#col,col]` (or
+    /// `tsv:`), `pairs:FILE`, `gen:NAME[#SIZE[#SEED]]`, or a bare file path (its kind from its
+    /// extension, see [`SourceKind::for_file`]).
+    pub fn parse_arg(arg: &str) -> Result<Self, SourceArgError> {
+        let fail = |message: String| SourceArgError {
+            arg: arg.to_string(),
+            message,
+        };
+        let (kind, rest) = match arg.split_once(':') {
+            Some((k, r))
+                if ["text", "folder", "jsonl", "csv", "tsv", "pairs", "gen"].contains(&k) =>
+            {
+                (k, r)
+            }
+            _ => return Ok(SourceKind::for_file(PathBuf::from(arg))),
+        };
+        let (main, options) = match rest.split_once('#') {
+            Some((m, o)) => (m, Some(o)),
+            None => (rest, None),
+        };
+        let list = |o: Option<&str>| -> Vec<String> {
+            o.map(|o| {
+                o.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let path = PathBuf::from(main);
+        Ok(match kind {
+            "text" => SourceKind::Text {
+                path,
+                documents: match options {
+                    None => DocSplit::Whole,
+                    Some(name) => {
+                        <DocSplit as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                            fail(format!("\"{name}\" is not whole, paragraphs or lines"))
+                        })?
+                    }
+                },
+            },
+            "folder" => SourceKind::Folder {
+                path,
+                glob: options.unwrap_or("*").to_string(),
+                documents: DocSplit::Whole,
+            },
+            "jsonl" => SourceKind::Jsonl {
+                path,
+                fields: list(options),
+            },
+            "csv" | "tsv" => SourceKind::Table {
+                path,
+                columns: list(options),
+            },
+            "pairs" => SourceKind::Pairs { path },
+            _ => {
+                let generator = Generator::parse(main).ok_or_else(|| {
+                    let names: Vec<&str> = Generator::ALL.iter().map(|g| g.label()).collect();
+                    fail(format!("no generator \"{main}\" ({})", names.join(", ")))
+                })?;
+                let parts: Vec<&str> = options.map_or(Vec::new(), |o| o.split('#').collect());
+                if parts.len() > 2 {
+                    return Err(fail(format!(
+                        "expected gen:{}[#SIZE[#SEED]]",
+                        generator.label()
+                    )));
+                }
+                let number = |i: usize, default: u64| -> Result<u64, SourceArgError> {
+                    match parts.get(i).copied().filter(|s| !s.is_empty()) {
+                        None => Ok(default),
+                        Some(s) => s
+                            .parse()
+                            .map_err(|_| fail(format!("\"{s}\" is not a number"))),
+                    }
+                };
+                let size = number(0, generator.size_unit().1 as u64)?;
+                let size =
+                    usize::try_from(size).map_err(|_| fail(format!("size {size} is too large")))?;
+                SourceKind::Generated {
+                    generator,
+                    seed: number(1, 1)?,
+                    size,
+                }
+            }
+        })
+    }
+}
+
 /// A source that cannot be read, naming the file and line.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{location}: {message}")]
@@ -207,17 +308,22 @@ impl SourceError {
 /// Bytes read so far of the bytes to read, for progress bars.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
-/// Reads a UTF-8 text file in 1 MiB blocks, reporting progress; invalid UTF-8 and empty files
-/// are errors naming the file (and the line).
+/// The UTF-8 byte order mark some editors write at the start of a file; it is not text.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a UTF-8 text file in 1 MiB blocks, reporting progress; a leading byte order mark is
+/// dropped, and invalid UTF-8 and empty files are errors naming the file (and the line).
 pub fn read_text_streaming(path: &Path, progress: Progress<'_>) -> Result<String, SourceError> {
     let io = |e: std::io::Error| SourceError::at(path, None, format!("cannot read: {e}"));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut text = String::with_capacity(total as usize);
+    let mut text = String::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut block = vec![0u8; 1 << 20];
     // Bytes of a character cut by the end of the previous block.
     let mut carry: Vec<u8> = Vec::new();
     let (mut read, mut lines_before) = (0u64, 0usize);
+    // Whether a byte order mark may still start the file (only a prefix of one was read).
+    let mut at_start = true;
     loop {
         let n = file.read(&mut block).map_err(io)?;
         if n == 0 {
@@ -225,6 +331,14 @@ pub fn read_text_streaming(path: &Path, progress: Progress<'_>) -> Result<String
         }
         read += n as u64;
         carry.extend_from_slice(&block[..n]);
+        if at_start {
+            if carry.starts_with(UTF8_BOM) {
+                carry.drain(..UTF8_BOM.len());
+                at_start = false;
+            } else if !UTF8_BOM.starts_with(&carry) {
+                at_start = false;
+            }
+        }
         let valid = match std::str::from_utf8(&carry) {
             Ok(s) => s.len(),
             // An incomplete character at the very end waits for the next block.
@@ -301,14 +415,34 @@ fn documents(path: &Path, text: String, split: DocSplit) -> Vec<Record> {
 
 /// Whether `name` matches one of the `;`-separated glob patterns (`*`, `?`).
 pub fn glob_matches(patterns: &str, name: &str) -> bool {
+    // Greedy matching that returns to the last `*` on a mismatch: time proportional to the
+    // pattern times the name, however many stars the pattern has.
     fn matches(p: &[char], s: &[char]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some('*'), _) => matches(&p[1..], s) || (!s.is_empty() && matches(p, &s[1..])),
-            (Some('?'), Some(_)) => matches(&p[1..], &s[1..]),
-            (Some(a), Some(b)) => a == b && matches(&p[1..], &s[1..]),
-            _ => false,
+        let (mut pi, mut si) = (0, 0);
+        // After a `*`: the pattern position behind it and the name position it resumes at.
+        let mut star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            match p.get(pi) {
+                Some('*') => {
+                    star = Some((pi + 1, si));
+                    pi += 1;
+                }
+                Some(&c) if c == '?' || c == s[si] => {
+                    pi += 1;
+                    si += 1;
+                }
+                _ => match star {
+                    // The star takes one more character of the name.
+                    Some((after, from)) => {
+                        star = Some((after, from + 1));
+                        pi = after;
+                        si = from + 1;
+                    }
+                    None => return false,
+                },
+            }
         }
+        p[pi..].iter().all(|&c| c == '*')
     }
     let s: Vec<char> = name.chars().collect();
     patterns
@@ -423,46 +557,101 @@ pub fn read_table(
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if tsv { b'\t' } else { b',' })
         .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
+    let mut lines = LineCounter::new(text.as_bytes());
+    let header_row = reader
         .headers()
-        .map_err(|e| SourceError::at(path, Some(1), format!("cannot read the header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let wanted: Vec<String> = if columns.is_empty() {
-        header.clone()
+        .map_err(|e| table_error(path, &e, &mut lines))?;
+    // Blank lines before the header are skipped.
+    let header_line = header_row.position().map_or(1, |p| lines.line_at(p.byte()));
+    let header: Vec<String> = header_row.iter().map(str::to_string).collect();
+    // Every column in order (repeated names too), or the named ones.
+    let (wanted, index): (Vec<String>, Vec<usize>) = if columns.is_empty() {
+        (header.clone(), (0..header.len()).collect())
     } else {
-        columns.to_vec()
+        let mut index = Vec::with_capacity(columns.len());
+        for c in columns {
+            let i = header.iter().position(|h| h == c).ok_or_else(|| {
+                SourceError::at(
+                    path,
+                    Some(header_line),
+                    format!("no column \"{c}\" (the header has: {})", header.join(", ")),
+                )
+            })?;
+            index.push(i);
+        }
+        (columns.to_vec(), index)
     };
-    let mut index = Vec::with_capacity(wanted.len());
-    for c in &wanted {
-        let i = header.iter().position(|h| h == c).ok_or_else(|| {
-            SourceError::at(
-                path,
-                Some(1),
-                format!("no column \"{c}\" (the header has: {})", header.join(", ")),
-            )
-        })?;
-        index.push(i);
-    }
     let mut out = Vec::new();
     for row in reader.records() {
-        let row = row.map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize);
-            SourceError::at(path, line, format!("{e}"))
-        })?;
-        let line = row.position().map_or(0, |p| p.line() as usize);
+        let row = row.map_err(|e| table_error(path, &e, &mut lines))?;
+        let origin = match row.position() {
+            Some(p) => format!("{}:{}", path.display(), lines.line_at(p.byte())),
+            None => path.display().to_string(),
+        };
         let fields = wanted
             .iter()
             .zip(&index)
             .map(|(name, &i)| (name.clone(), row.get(i).unwrap_or_default().to_string()))
             .collect();
-        out.push(Record::new(format!("{}:{line}", path.display()), fields));
+        out.push(Record::new(origin, fields));
     }
     if out.is_empty() {
         return Err(SourceError::at(path, None, "the table has no rows"));
     }
     Ok(out)
+}
+
+/// Lines (from 1) of the records of a table, from the byte offsets the CSV reader gives.
+///
+/// The reader's own line count lags behind after a `\r\n` line end (it has read the `\r` but
+/// not yet the `\n` when the next record starts), so lines are counted here.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// Offset up to which line ends are counted, and the line there.
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record that the reader started at `byte`: line ends (and blank lines)
+    /// the reader has not consumed yet come before the record.
+    fn line_at(&mut self, byte: u64) -> usize {
+        let mut start = usize::try_from(byte).map_or(self.bytes.len(), |b| b.min(self.bytes.len()));
+        while self
+            .bytes
+            .get(start)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            start += 1;
+        }
+        if start < self.offset {
+            (self.offset, self.line) = (0, 1);
+        }
+        self.line += count_newlines(&self.bytes[self.offset..start]);
+        self.offset = start;
+        self.line
+    }
+}
+
+/// A table that does not read: at the line of the record, with the reader's message (its own
+/// line count left out).
+fn table_error(path: &Path, e: &csv::Error, lines: &mut LineCounter<'_>) -> SourceError {
+    let line = e.position().map(|p| lines.line_at(p.byte()));
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("found a row of {len} fields, but the header has {expected_len}"),
+        _ => e.to_string(),
+    };
+    SourceError::at(path, line, message)
 }
 
 /// The records of one source.
@@ -503,16 +692,21 @@ pub fn read_source(
         SourceKind::Jsonl { path, fields } => read_jsonl(path, fields, progress),
         SourceKind::Table { path, columns } => read_table(path, columns, progress),
         SourceKind::Pairs { path } => {
-            let pairs = super::pairs::read_pairs(path).map_err(|e| SourceError {
-                location: path.display().to_string(),
-                message: e.to_string(),
+            use super::pairs::PairsError;
+            let pairs = super::pairs::read_pairs(path).map_err(|e| match e {
+                PairsError::Line { line, message, .. } => {
+                    SourceError::at(path, Some(line), message)
+                }
+                PairsError::Io { source, .. } => {
+                    SourceError::at(path, None, format!("cannot read: {source}"))
+                }
+                PairsError::Empty { .. } => SourceError::at(path, None, "no pairs"),
             })?;
             Ok(pairs
                 .into_iter()
-                .enumerate()
-                .map(|(i, p)| {
+                .map(|p| {
                     Record::new(
-                        format!("{}:{}", path.display(), i + 1),
+                        format!("{}:{}", path.display(), p.line),
                         vec![("a".to_string(), p.a), ("b".to_string(), p.b)],
                     )
                 })

@@ -66,10 +66,11 @@ impl TokenizerKind {
             "bpe" => Ok(TokenizerKind::Bpe { vocab_size: 512 }),
             _ => match text.strip_prefix("bpe:").map(str::parse::<usize>) {
                 Some(Ok(vocab_size)) if vocab_size > 256 => Ok(TokenizerKind::Bpe { vocab_size }),
-                Some(_) => Err(TokenizerError::VocabularyTooSmall {
+                Some(Ok(_)) => Err(TokenizerError::VocabularyTooSmall {
                     name: text.to_string(),
                 }),
-                None => Err(TokenizerError::UnknownName {
+                // Not a number (or one too large for this machine), or not BPE at all.
+                Some(Err(_)) | None => Err(TokenizerError::UnknownName {
                     name: text.to_string(),
                 }),
             },
@@ -77,14 +78,29 @@ impl TokenizerKind {
     }
 }
 
-/// A trained BPE model: its Hugging Face JSON (saved) and the loaded tokenizer (built on first
-/// use).
+/// A trained BPE model: its Hugging Face JSON (saved) and the loaded tokenizer. A saved model
+/// is checked as it is read, so a tokenizer file that holds a broken model is refused.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "SavedBpe")]
 pub struct BpeModel {
     /// `tokenizers`' own JSON serialization.
     pub json: String,
     #[serde(skip)]
     loaded: Arc<OnceLock<tokenizers::Tokenizer>>,
+}
+
+/// [`BpeModel`] as saved, before its JSON is checked.
+#[derive(Deserialize)]
+struct SavedBpe {
+    json: String,
+}
+
+impl TryFrom<SavedBpe> for BpeModel {
+    type Error = TokenizerError;
+
+    fn try_from(saved: SavedBpe) -> Result<Self, TokenizerError> {
+        BpeModel::from_json(saved.json)
+    }
 }
 
 impl std::fmt::Debug for BpeModel {
@@ -125,11 +141,22 @@ impl BpeModel {
         Self::from_json(json).expect("a tokenizer just serialized loads back")
     }
 
-    /// Loads a saved model, checking it parses.
+    /// Loads a saved model, checking it parses and that its token ids are below its vocabulary
+    /// size (the rows of the model's embedding).
     pub fn from_json(json: String) -> Result<Self, TokenizerError> {
         let tok: tokenizers::Tokenizer = json
             .parse()
             .map_err(|e| TokenizerError::InvalidBpe(format!("{e}")))?;
+        let size = tok.get_vocab_size(true);
+        if let Some((token, id)) = tok
+            .get_vocab(true)
+            .into_iter()
+            .find(|&(_, id)| id as usize >= size)
+        {
+            return Err(TokenizerError::InvalidBpe(format!(
+                "token {token:?} has id {id}, beyond the vocabulary of {size}"
+            )));
+        }
         let loaded = OnceLock::new();
         let _ = loaded.set(tok);
         Ok(Self {

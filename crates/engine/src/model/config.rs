@@ -99,28 +99,64 @@ impl ModelSpec {
         self.d_model / self.n_head.max(1)
     }
 
-    /// Trainable parameters for a vocabulary of `vocab` tokens.
+    /// Trainable parameters for a vocabulary of `vocab` tokens (`usize::MAX` when the count
+    /// does not fit).
     pub fn n_params(&self, vocab: usize) -> usize {
+        self.n_params_checked(vocab).unwrap_or(usize::MAX)
+    }
+
+    /// [`ModelSpec::n_params`], or `None` when the count overflows.
+    fn n_params_checked(&self, vocab: usize) -> Option<usize> {
         let d = self.d_model;
         let b = usize::from(self.bias);
-        let layer_norm = d + b * d;
-        let attn = d * 3 * d + b * 3 * d + d * d + b * d;
-        let mlp = d * 4 * d + b * 4 * d + 4 * d * d + b * d;
-        let block = 2 * layer_norm + attn + mlp;
-        let head = if self.tie_weights { 0 } else { d * vocab };
-        vocab * d + self.context * d + self.n_layer * block + layer_norm + head
+        let dd = d.checked_mul(d)?;
+        let layer_norm = d.checked_add(b * d)?;
+        // Attention: q, k, v and the output projection; MLP: up (4 d) and down.
+        let attn = dd
+            .checked_mul(4)?
+            .checked_add(b.checked_mul(d)?.checked_mul(4)?)?;
+        let mlp = dd
+            .checked_mul(8)?
+            .checked_add(b.checked_mul(d)?.checked_mul(5)?)?;
+        let block = layer_norm
+            .checked_mul(2)?
+            .checked_add(attn)?
+            .checked_add(mlp)?;
+        let embed = vocab.checked_mul(d)?;
+        let head = if self.tie_weights { 0 } else { embed };
+        embed
+            .checked_add(self.context.checked_mul(d)?)?
+            .checked_add(self.n_layer.checked_mul(block)?)?
+            .checked_add(layer_norm)?
+            .checked_add(head)
     }
 
     /// Rough peak training memory in bytes for `batch` rows: weights, AdamW's two moments and
-    /// gradients (4 copies of f32 weights) plus the activations a backward pass keeps.
+    /// gradients (4 copies of f32 weights) plus the activations a backward pass keeps
+    /// (`usize::MAX` when the estimate does not fit).
     pub fn train_memory_bytes(&self, vocab: usize, batch: usize) -> usize {
-        let weights = 4 * self.n_params(vocab);
-        let tokens = batch * self.context;
-        // Per layer: about 16 d-wide activations per token and the attention matrix per head.
-        let per_layer =
-            tokens * self.d_model * 16 + batch * self.n_head * self.context * self.context * 3;
-        let logits = tokens * vocab * 3;
-        4 * weights + 4 * (self.n_layer * per_layer + logits)
+        let estimate = || -> Option<usize> {
+            let weights = self.n_params_checked(vocab)?.checked_mul(4)?;
+            let tokens = batch.checked_mul(self.context)?;
+            // Per layer: about 16 d-wide activations per token and the attention matrix per
+            // head.
+            let per_layer = tokens
+                .checked_mul(self.d_model)?
+                .checked_mul(16)?
+                .checked_add(
+                    batch
+                        .checked_mul(self.n_head)?
+                        .checked_mul(self.context)?
+                        .checked_mul(self.context)?
+                        .checked_mul(3)?,
+                )?;
+            let logits = tokens.checked_mul(vocab)?.checked_mul(3)?;
+            let activations = self.n_layer.checked_mul(per_layer)?.checked_add(logits)?;
+            weights
+                .checked_mul(4)?
+                .checked_add(activations.checked_mul(4)?)
+        };
+        estimate().unwrap_or(usize::MAX)
     }
 }
 

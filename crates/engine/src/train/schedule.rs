@@ -3,7 +3,7 @@
 /// The learning rate at step `step` (0-based).
 pub fn warmup_cosine(step: usize, lr: f64, min_lr: f64, warmup: usize, decay_steps: usize) -> f64 {
     if step < warmup {
-        return lr * (step + 1) as f64 / (warmup + 1) as f64;
+        return lr * (step as f64 + 1.0) / (warmup as f64 + 1.0);
     }
     if step > decay_steps || decay_steps <= warmup {
         return min_lr;
