@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Checks that the engine and the headless `hearth` (no `studio` feature) depend on no GUI crate
-# and that the headless binary links no X11, Wayland or GL library.
+# Checks that the engine and the headless `hearth` (no `studio` feature) depend on no GUI or
+# desktop-notification crate and that the headless binary links no X11, Wayland or GL library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-gui='^(egui|eframe|egui_plot|egui-winit|egui_glow|winit|rfd|glutin|wayland-client|x11rb|x11-dl)$'
+gui='^(egui|eframe|egui_plot|egui-winit|egui_glow|winit|rfd|glutin|wayland-client|x11rb|x11-dl|notify-rust|zbus|dbus)$'
 for args in "-p hearth-engine" "-p hearth --no-default-features --features libtorch"; do
   # shellcheck disable=SC2086
   found=$(cargo tree $args -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u | grep -E "$gui" || true)

@@ -6,7 +6,7 @@ use crate::dialogs::DialogRequest;
 use crate::prefs::{PlotSettings, Prefs, Tab};
 use crate::run_view::RunView;
 use hearth_engine::events::RunControl;
-use hearth_engine::project::{Annotations, Project};
+use hearth_engine::project::{Annotations, Project, RunCheck};
 use hearth_engine::spec::RunSpec;
 use std::path::Path;
 
@@ -59,6 +59,8 @@ pub enum Action {
     Delete(usize),
     /// Bring back the run deleted last.
     UndoDelete,
+    /// Move a damaged run folder (listed apart, see [`AppContext::damaged`]) to the trash.
+    TrashDamaged(std::path::PathBuf),
     /// Ask where to save a run's metrics as CSV, then write them.
     ExportMetricsCsv(usize),
     /// Ask where to save the chart in `rect` (screen points) as PNG, then write it.
@@ -76,6 +78,10 @@ pub enum Action {
     PickData(Pick),
     /// Forget the newest message of the status bar.
     DismissMessage,
+    /// Open or close the list of keyboard shortcuts.
+    ShowShortcuts(bool),
+    /// Turn desktop notifications of finished and failed runs on or off.
+    SetNotifications(bool),
 }
 
 /// What the draft's data looks like to the pages that depend on it.
@@ -98,6 +104,8 @@ pub struct AppContext<'a> {
     pub prefs: &'a Prefs,
     /// The run the monitor shows.
     pub selected: Option<usize>,
+    /// Run folders that do not load, with which file is damaged and what still reads.
+    pub damaged: &'a [RunCheck],
     /// The draft's data as the dataset page last read it.
     pub data: &'a DataStatus,
 }

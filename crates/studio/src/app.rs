@@ -10,11 +10,13 @@ use crate::dataset::{self, DatasetPage};
 use crate::dialogs::{DialogBackend, DialogRequest, FileDialogs};
 use crate::files::Trash;
 use crate::monitor::MonitorPage;
+use crate::notifications::{Notice, Notifications};
 use crate::prefs::{Prefs, Tab};
 use crate::run_view::{RunView, drain_events};
 use crate::runs::RunsPanel;
 use crate::setup::SetupPage;
-use hearth_engine::project::Project;
+use crate::shortcuts::{self, Command};
+use hearth_engine::project::{Project, RunCheck};
 use hearth_engine::train::worker::Notify;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct StudioApp {
     prefs: Prefs,
     project: Project,
     runs: Vec<RunView>,
+    /// Run folders that do not load, listed apart with their reason.
+    damaged: Vec<RunCheck>,
     /// The run the monitor shows (index into `runs`).
     selected: Option<usize>,
     /// Problems to show in the status bar (newest last).
@@ -54,6 +58,10 @@ pub struct StudioApp {
     /// The outcome of a chart export, once the screenshot is written.
     png_result: Option<Receiver<Result<(), String>>>,
     notify: Notify,
+    /// The keyboard shortcuts are listed over the pages.
+    shortcuts_open: bool,
+    /// Desktop notifications of the runs trained in this session.
+    notifications: Notifications,
 }
 
 impl StudioApp {
@@ -107,6 +115,7 @@ impl StudioApp {
             },
             project,
             runs: Vec::new(),
+            damaged: Vec::new(),
             selected: None,
             messages,
             runs_panel: RunsPanel,
@@ -119,6 +128,8 @@ impl StudioApp {
             chart_to_export: None,
             png_result: None,
             notify,
+            shortcuts_open: false,
+            notifications: Notifications::default(),
         };
         app.reload_runs();
         app
@@ -132,6 +143,16 @@ impl StudioApp {
     /// Every run listed, in list order.
     pub fn runs(&self) -> &[RunView] {
         &self.runs
+    }
+
+    /// Run folders listed as damaged, with their reason.
+    pub fn damaged(&self) -> &[RunCheck] {
+        &self.damaged
+    }
+
+    /// The desktop notifications sent this session, oldest first.
+    pub fn notices(&self) -> &[Notice] {
+        self.notifications.told()
     }
 
     /// Problems shown in the status bar, newest last.
@@ -192,6 +213,7 @@ impl StudioApp {
             }
             Action::Delete(run) => self.delete_run(run),
             Action::UndoDelete => self.undo_delete(),
+            Action::TrashDamaged(dir) => self.trash_damaged(&dir),
             Action::ExportMetricsCsv(run) => {
                 if let Some(run) = self.runs.get(run) {
                     let request = DialogRequest::save_file(
@@ -225,6 +247,8 @@ impl StudioApp {
             Action::DismissMessage => {
                 self.messages.pop();
             }
+            Action::ShowShortcuts(open) => self.shortcuts_open = open,
+            Action::SetNotifications(on) => self.prefs.notifications = on,
         }
     }
 
@@ -251,11 +275,16 @@ impl StudioApp {
             for tab in Tab::ALL {
                 if ui
                     .selectable_label(self.prefs.tab == tab, tab.label())
+                    .on_hover_text(shortcuts::hint(ui.ctx(), Command::ShowPage(tab)))
                     .clicked()
                 {
                     actions.push(Action::ShowTab(tab));
                 }
             }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                crate::notifications::settings_menu_ui(ui, &self.prefs, actions);
+                shortcuts::help_button_ui(ui, self.shortcuts_open, actions);
+            });
         });
     }
 
@@ -288,17 +317,19 @@ impl StudioApp {
     /// then applies what the pages asked for.
     pub fn draw(&mut self, ui: &mut egui::Ui) {
         self.prepare_runs();
-        let mut actions = Vec::new();
-        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut actions));
-        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui, &mut actions));
         let data = self.dataset.status_for(&self.project.file.draft);
         let ctx = AppContext {
             project: &self.project,
             runs: &self.runs,
             prefs: &self.prefs,
             selected: self.selected,
+            damaged: &self.damaged,
             data: &data,
         };
+        // Shortcut keys first, so that no widget sees them.
+        let mut actions = shortcuts::handle(ui.ctx(), &ctx, self.shortcuts_open);
+        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut actions));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui, &mut actions));
         let runs_panel = &mut self.runs_panel;
         egui::Panel::left("runs")
             .resizable(true)
@@ -318,6 +349,9 @@ impl StudioApp {
                 Tab::Compare => compare.ui(ui, &ctx),
             })
         });
+        if self.shortcuts_open && shortcuts::help_ui(ui.ctx()) {
+            actions.push(Action::ShowShortcuts(false));
+        }
         if let Some((purpose, path)) = self.dialogs.ui(ui.ctx()) {
             self.dialog_chosen(ui.ctx(), purpose, path);
         }
@@ -329,9 +363,15 @@ impl StudioApp {
 
 impl eframe::App for StudioApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // Seen training before its events are drained, so that even a run that ends within
+        // one drain is watched.
+        self.notifications
+            .observe(&self.runs, self.prefs.notifications);
         if drain_events(&mut self.runs, Duration::from_millis(10)) {
             ctx.request_repaint();
         }
+        self.notifications
+            .observe(&self.runs, self.prefs.notifications);
         if let Some((purpose, path)) = self.dialogs.poll() {
             self.dialog_chosen(ctx, purpose, path);
         }

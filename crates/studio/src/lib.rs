@@ -11,12 +11,14 @@ mod dataset;
 mod dialogs;
 mod files;
 mod monitor;
+mod notifications;
 mod png;
 mod prefs;
 mod quantities;
 mod run_view;
 mod runs;
 mod setup;
+mod shortcuts;
 mod views;
 mod widgets;
 
@@ -24,6 +26,7 @@ pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
 pub use dataset::{DatasetPage, DatasetStats};
 pub use dialogs::DialogBackend;
+pub use notifications::{Notice, Outcome};
 pub use prefs::{PlotSettings, Prefs, Tab, XAxis};
 pub use run_view::{LiveRun, RunView};
 

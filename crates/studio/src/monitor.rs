@@ -5,6 +5,7 @@ use crate::action::{Action, AppContext};
 use crate::prefs::XAxis;
 use crate::quantities::{loss_quantities, val_like_train};
 use crate::run_view::RunView;
+use crate::shortcuts::{self, Command};
 use crate::views::{contrastive_view_ui, embedding_map_ui, layer_head_ui, masked_view_ui};
 use crate::widgets::{
     PlotOptions, Series, SeriesStyle, attention_heatmap, capitalized, loss_plot, plot_controls_ui,
@@ -208,14 +209,19 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
         );
         if run.is_live() {
             let mut control = None;
+            let pause_hint = shortcuts::hint(ui.ctx(), Command::PauseResume);
             if run.status == RunStatus::Paused {
-                if ui.button("Resume").clicked() {
+                if ui.button("Resume").on_hover_text(pause_hint).clicked() {
                     control = Some(RunControl::Resume);
                 }
-            } else if ui.button("Pause").clicked() {
+            } else if ui.button("Pause").on_hover_text(pause_hint).clicked() {
                 control = Some(RunControl::Pause);
             }
-            if ui.button("Stop").clicked() {
+            if ui
+                .button("Stop")
+                .on_hover_text(shortcuts::hint(ui.ctx(), Command::StopRun))
+                .clicked()
+            {
                 control = Some(RunControl::Stop);
             }
             if let Some(control) = control {

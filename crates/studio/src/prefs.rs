@@ -55,6 +55,8 @@ pub struct Prefs {
     pub log_y: bool,
     /// What the x axis of loss plots measures.
     pub x_axis: XAxis,
+    /// Tell the desktop when a run trained in this session finishes or fails.
+    pub notifications: bool,
 }
 
 impl Default for Prefs {
@@ -67,6 +69,7 @@ impl Default for Prefs {
             smooth_in_log_space: false,
             log_y: false,
             x_axis: XAxis::Step,
+            notifications: true,
         }
     }
 }
@@ -140,5 +143,19 @@ mod tests {
         let partial: Prefs = ron::from_str("(tab: Monitor)").unwrap();
         assert_eq!(partial.tab, Tab::Monitor);
         assert_eq!(partial.smoothing, 0.8, "missing fields take their defaults");
+    }
+
+    #[test]
+    fn the_notification_setting_round_trips_and_defaults_to_on() {
+        let off = Prefs {
+            notifications: false,
+            ..Prefs::default()
+        };
+        let text = ron::to_string(&off).unwrap();
+        assert!(text.contains("notifications:false"), "{text}");
+        assert!(!ron::from_str::<Prefs>(&text).unwrap().notifications);
+        // Preferences saved before the setting existed keep notifications on.
+        let older: Prefs = ron::from_str("(tab: Monitor, log_y: true)").unwrap();
+        assert!(older.notifications);
     }
 }

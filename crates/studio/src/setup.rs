@@ -3,6 +3,7 @@
 
 use crate::action::{Action, AppContext, DataStatus};
 use crate::dataset::missing_path;
+use crate::shortcuts::{self, Command};
 use hearth_engine::model::SpecError;
 use hearth_engine::objective::{ObjectiveKind, ObjectiveSpec, Pooling, Positives};
 use hearth_engine::spec::{InitSpec, RunSpec};
@@ -45,10 +46,12 @@ impl SetupPage {
             ui.add_space(12.0);
             ui.horizontal(|ui| {
                 let ok = errors.is_empty();
-                let start = ui.add_enabled(
-                    ok,
-                    egui::Button::new(egui::RichText::new("Start run").strong()),
-                );
+                let start = ui
+                    .add_enabled(
+                        ok,
+                        egui::Button::new(egui::RichText::new("Start run").strong()),
+                    )
+                    .on_hover_text(shortcuts::hint(ui.ctx(), Command::StartRun));
                 start_clicked = start.clicked();
                 if !ok {
                     ui.colored_label(

@@ -2,6 +2,7 @@
 //! ticks at every zoom; the plot controls; attention heatmap.
 
 use crate::prefs::{PlotSettings, XAxis};
+use crate::shortcuts::{self, Command};
 use egui::{Color32, Rect, Sense, Stroke, Vec2, pos2};
 use egui_plot::{
     GridInput, GridMark, Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon, Text,
@@ -272,8 +273,14 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<Plo
     let mut s = settings;
     ui.horizontal(|ui| {
         let label = ui.label("Smoothing");
+        let smoothing_hint = format!(
+            "{}\n{}",
+            shortcuts::hint(ui.ctx(), Command::MoreSmoothing),
+            shortcuts::hint(ui.ctx(), Command::LessSmoothing)
+        );
         ui.add(egui::Slider::new(&mut s.smoothing, 0.0..=0.99).fixed_decimals(2))
-            .labelled_by(label.id);
+            .labelled_by(label.id)
+            .on_hover_text(smoothing_hint);
         let kind_label = |kind: SmoothingKind| match kind {
             SmoothingKind::DebiasedEma => "debiased EMA",
             SmoothingKind::TimeWeightedEma => "time-weighted EMA",
@@ -289,8 +296,11 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<Plo
             .labelled_by(label.id);
         ui.checkbox(&mut s.smooth_in_log_space, "smooth in log space");
         ui.separator();
-        ui.checkbox(&mut s.log_y, "log y");
-        let x_label = ui.label("x axis");
+        ui.checkbox(&mut s.log_y, "log y")
+            .on_hover_text(shortcuts::hint(ui.ctx(), Command::ToggleLogY));
+        let x_label = ui
+            .label("x axis")
+            .on_hover_text(shortcuts::hint(ui.ctx(), Command::CycleXAxis));
         egui::ComboBox::from_id_salt(ui.scope_id().with("x_axis"))
             .selected_text(s.x_axis.label())
             .show_ui(ui, |ui| {
@@ -299,7 +309,8 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<Plo
                 }
             })
             .response
-            .labelled_by(x_label.id);
+            .labelled_by(x_label.id)
+            .on_hover_text(shortcuts::hint(ui.ctx(), Command::CycleXAxis));
     });
     (s != settings).then_some(s)
 }
@@ -373,8 +384,71 @@ fn heat(w: f32) -> Color32 {
     }
 }
 
+/// Probes of up to this many tokens get token labels on the heatmap's axes.
+pub const MAX_LABELLED_TOKENS: usize = 48;
+/// Token labels are drawn only where a cell is at least this many points tall.
+const MIN_LABEL_CELL: f32 = 7.0;
+/// Labels longer than this many characters are cut with an ellipsis.
+const MAX_LABEL_CHARS: usize = 8;
+
+/// A token as the heatmap shows it, with whitespace made visible: space `·`, newline `↵`, tab
+/// `⇥`, other control characters escaped, the empty token `∅`. (The bundled fonts have no
+/// `␠`.) The engine's own labels for lone whitespace (`\n`, `\t`, `·`) read the same.
+pub fn visible_token(token: &str) -> String {
+    match token {
+        "" => return "∅".into(),
+        "\\n" => return "↵".into(),
+        "\\t" => return "⇥".into(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(token.len());
+    for c in token.chars() {
+        match c {
+            ' ' => out.push('·'),
+            '\n' => out.push('↵'),
+            '\t' => out.push('⇥'),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A label cut to [`MAX_LABEL_CHARS`] characters.
+fn short_label(token: &str) -> String {
+    let visible = visible_token(token);
+    if visible.chars().count() <= MAX_LABEL_CHARS {
+        visible
+    } else {
+        let mut cut: String = visible.chars().take(MAX_LABEL_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// The hover text of cell (`query`, `key`) of a `[seq, seq]` map: both positions with their
+/// tokens, and the weight.
+pub fn attention_hover_text(
+    tokens: &[String],
+    map: &[f32],
+    seq: usize,
+    query: usize,
+    key: usize,
+) -> String {
+    let token = |i: usize| tokens.get(i).map_or_else(String::new, |t| visible_token(t));
+    let weight = map.get(query * seq + key).copied().unwrap_or(f32::NAN);
+    format!(
+        "query {query} '{}'\nkey   {key} '{}'\nweight {weight:.4}",
+        token(query),
+        token(key)
+    )
+}
+
 /// Draws the `[seq, seq]` map of `layer`/`head` as an image: rows are queries, columns keys.
-/// Hover shows the two tokens and the weight. `texture` caches the image under `key`.
+/// Short probes ([`MAX_LABELLED_TOKENS`]) get their tokens on both axes where the cells are
+/// big enough to read them; hovering any cell shows both tokens and the weight. `texture`
+/// caches the image under `key`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_heatmap(
     ui: &mut egui::Ui,
@@ -402,19 +476,40 @@ pub fn attention_heatmap(
         *texture = Some((key, handle));
     }
     let Some((_, handle)) = texture else { return };
-    let side_guess = ui
+    let total = ui
         .available_width()
         .min(ui.available_height() - 24.0)
         .min(max_side);
-    // Token labels only where a cell is tall enough to read one.
-    let label_room = if side_guess / seq as f32 >= 8.0 {
-        14.0
-    } else {
-        0.0
-    };
-    let side = (side_guess - label_room).max(120.0);
-    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side + label_room), Sense::hover());
-    let grid = Rect::from_min_size(rect.min + Vec2::splat(label_room), Vec2::splat(side));
+    let labels: Vec<String> = tokens.iter().take(seq).map(|t| short_label(t)).collect();
+    // Labels only for short probes, and only where a cell is tall enough to read one.
+    let font_size = (total / seq as f32 * 0.85).clamp(MIN_LABEL_CELL, 12.0);
+    let font = egui::FontId::monospace(font_size);
+    let text_color = ui.visuals().text_color();
+    let galleys: Vec<std::sync::Arc<egui::Galley>> =
+        if seq <= MAX_LABELLED_TOKENS && !labels.is_empty() {
+            labels
+                .iter()
+                .map(|l| {
+                    // Coloured when painted (the hovered row and column stand out).
+                    ui.painter()
+                        .layout_no_wrap(l.clone(), font.clone(), Color32::PLACEHOLDER)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+    // Single characters stand upright over their columns; longer tokens are turned to read
+    // upwards, so that neighbours never overlap.
+    let upright = labels.iter().all(|l| l.chars().count() <= 1);
+    let widest = galleys.iter().map(|g| g.size().x).fold(0.0f32, f32::max);
+    let tallest = galleys.iter().map(|g| g.size().y).fold(0.0f32, f32::max);
+    // Room for the longest label left of the rows, and above the columns.
+    let room = Vec2::new(widest, if upright { tallest } else { widest }).ceil() + Vec2::splat(4.0);
+    let labelled = !galleys.is_empty() && (total - room.max_elem()) / seq as f32 >= MIN_LABEL_CELL;
+    let room = if labelled { room } else { Vec2::ZERO };
+    let side = (total - room.max_elem()).max(120.0);
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side) + room, Sense::hover());
+    let grid = Rect::from_min_size(rect.min + room, Vec2::splat(side));
     let painter = ui.painter_at(rect);
     painter.image(
         handle.id(),
@@ -429,40 +524,59 @@ pub fn attention_heatmap(
         egui::StrokeKind::Outside,
     );
     let cell = side / seq as f32;
-    if label_room > 0.0 {
-        let font = egui::FontId::monospace((cell * 0.85).min(12.0));
-        let color = ui.visuals().text_color();
-        for (i, tok) in tokens.iter().enumerate().take(seq) {
-            let c = grid.min.y + (i as f32 + 0.5) * cell;
-            painter.text(
-                pos2(grid.min.x - 3.0, c),
-                egui::Align2::RIGHT_CENTER,
-                tok,
-                font.clone(),
-                color,
+    let hovered = response
+        .hover_pos()
+        .filter(|pos| grid.contains(*pos))
+        .map(|pos| {
+            let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
+            let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
+            (q, k)
+        });
+    if labelled {
+        let strong = ui.visuals().strong_text_color();
+        for (i, galley) in galleys.iter().enumerate() {
+            let (row_hovered, column_hovered) =
+                hovered.map_or((false, false), |(q, k)| (q == i, k == i));
+            let center = (i as f32 + 0.5) * cell;
+            let size = galley.size();
+            let row_at = pos2(
+                grid.min.x - 3.0 - size.x,
+                grid.min.y + center - size.y / 2.0,
             );
-            let cx = grid.min.x + (i as f32 + 0.5) * cell;
-            painter.text(
-                pos2(cx, grid.min.y - 3.0),
-                egui::Align2::CENTER_BOTTOM,
-                tok,
-                font.clone(),
-                color,
-            );
+            let color = |on: bool| if on { strong } else { text_color };
+            painter.galley(row_at, galley.clone(), color(row_hovered));
+            if upright {
+                let at = pos2(
+                    grid.min.x + center - size.x / 2.0,
+                    grid.min.y - 3.0 - size.y,
+                );
+                painter.galley(at, galley.clone(), color(column_hovered));
+            } else {
+                // Turned a quarter to the left around its top-left corner: the text runs up
+                // from the grid and its height spans the column.
+                let at = pos2(grid.min.x + center - size.y / 2.0, grid.min.y - 3.0);
+                painter.add(
+                    egui::epaint::TextShape::new(at, galley.clone(), color(column_hovered))
+                        .with_angle(-std::f32::consts::FRAC_PI_2),
+                );
+            }
         }
     }
-    if let Some(pos) = response.hover_pos()
-        && grid.contains(pos)
-    {
-        let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
-        let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
-        let label = |i: usize| tokens.get(i).cloned().unwrap_or_default();
-        response.on_hover_text_at_pointer(format!(
-            "query {q} '{}' -> key {k} '{}'\nweight {:.4}",
-            label(q),
-            label(k),
-            map[q * seq + k]
-        ));
+    if let Some((q, k)) = hovered {
+        let cell_rect = Rect::from_min_size(
+            pos2(grid.min.x + k as f32 * cell, grid.min.y + q as f32 * cell),
+            Vec2::splat(cell),
+        );
+        painter.rect_stroke(
+            cell_rect.expand(1.0),
+            0.0,
+            Stroke::new(1.5, ui.visuals().strong_text_color()),
+            egui::StrokeKind::Outside,
+        );
+        let text = attention_hover_text(tokens, map, seq, q, k);
+        response.on_hover_ui_at_pointer(|ui| {
+            ui.label(egui::RichText::new(text).monospace());
+        });
     }
 }
 
@@ -518,6 +632,38 @@ mod tests {
         assert_eq!(nice_step_at_least(130.0), 200.0);
         assert_eq!(nice_step_at_least(201.0), 500.0);
         assert_eq!(nice_step_at_least(600.0), 1000.0);
+    }
+
+    #[test]
+    fn tokens_show_their_whitespace() {
+        assert_eq!(visible_token(" the"), "·the");
+        assert_eq!(visible_token("\n"), "↵");
+        assert_eq!(visible_token("\\n"), "↵", "the engine's label of a newline");
+        assert_eq!(visible_token("a\tb"), "a⇥b");
+        assert_eq!(visible_token(""), "∅");
+        assert_eq!(visible_token("\u{7}"), "\\u{7}");
+        assert_eq!(short_label("abcdefghijkl"), "abcdefg…");
+    }
+
+    #[test]
+    fn the_hover_text_names_both_tokens_and_the_weight() {
+        let tokens: Vec<String> = ["T", "o", " ", "b", "e"].map(String::from).to_vec();
+        let seq = tokens.len();
+        let mut map = vec![0.0f32; seq * seq];
+        map[3 * seq + 2] = 0.625;
+        assert_eq!(
+            attention_hover_text(&tokens, &map, seq, 3, 2),
+            "query 3 'b'\nkey   2 '·'\nweight 0.6250"
+        );
+        assert_eq!(
+            attention_hover_text(&tokens, &map, seq, 0, 4),
+            "query 0 'T'\nkey   4 'e'\nweight 0.0000"
+        );
+        // Fewer labels than positions: the position still reads.
+        assert_eq!(
+            attention_hover_text(&tokens[..1], &map, seq, 1, 0),
+            "query 1 ''\nkey   0 'T'\nweight 0.0000"
+        );
     }
 
     #[test]

@@ -445,3 +445,177 @@ fn the_in_app_picker_opens_a_run_folder() {
         "the picker closed"
     );
 }
+
+#[test]
+fn page_shortcuts_switch_pages_but_not_while_typing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Dataset);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num2);
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Setup);
+    harness.get_by_label("Start run");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num4);
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Compare);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num2);
+    harness.run_steps(2);
+    // Keys typed into a text field are the text's.
+    harness.get_by_label("Name").focus();
+    harness.run_steps(1);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num1);
+    harness.key_press(egui::Key::Questionmark);
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Setup);
+    assert_eq!(
+        harness.query_all_by_label("Keyboard shortcuts").count(),
+        0,
+        "no help while typing"
+    );
+}
+
+#[test]
+fn f1_lists_the_shortcuts_and_escape_closes_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    harness.key_press(egui::Key::F1);
+    harness.run_steps(3);
+    harness.get_by_label("Keyboard shortcuts");
+    for text in [
+        "Ctrl+1",
+        "Show the Dataset page",
+        "Ctrl+Enter",
+        "Start a run with the Run setup settings",
+        "Space",
+        "Pause or resume the monitored run",
+        "Ctrl+.",
+        "Next x axis: step, tokens, time",
+        "]",
+        "[",
+        "F1, ?",
+        "Escape",
+    ] {
+        harness.get_by_label(text);
+    }
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("Keyboard shortcuts").count(), 0);
+    // The top bar's button opens it too, and F1 closes it.
+    harness.get_by_label("Shortcuts").click();
+    harness.run_steps(3);
+    harness.get_by_label("Keyboard shortcuts");
+    harness.key_press(egui::Key::F1);
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("Keyboard shortcuts").count(), 0);
+}
+
+#[test]
+fn chart_shortcuts_change_the_plot_settings_on_chart_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 1, 20).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    // Not on the dataset page: the charts are not shown.
+    harness.key_press(egui::Key::L);
+    harness.run_steps(2);
+    assert!(!harness.state().prefs().log_y);
+    harness.state_mut().apply(Action::Monitor(0));
+    harness.run_steps(2);
+    let before = harness.state().prefs().clone();
+    harness.key_press(egui::Key::L);
+    harness.key_press(egui::Key::X);
+    harness.key_press(egui::Key::CloseBracket);
+    harness.run_steps(2);
+    let prefs = harness.state().prefs();
+    assert!(prefs.log_y);
+    assert_eq!(prefs.x_axis, hearth_studio::XAxis::Tokens);
+    assert!(prefs.smoothing > before.smoothing);
+    harness.key_press(egui::Key::OpenBracket);
+    harness.key_press(egui::Key::OpenBracket);
+    harness.run_steps(2);
+    assert!(harness.state().prefs().smoothing < before.smoothing);
+    // C ticks the monitored run and shows the comparison.
+    harness.key_press(egui::Key::C);
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Compare);
+    assert!(harness.state().runs()[0].checked);
+}
+
+#[test]
+fn space_pauses_and_resumes_the_monitored_run_and_ctrl_period_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 100_000));
+    harness.run_steps(2);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first steps",
+        |app| last_step(app, 0) >= 2,
+    );
+    assert_eq!(harness.state().prefs().tab, Tab::Monitor);
+    harness.key_press(egui::Key::Space);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to pause",
+        |app| app.runs()[0].status == RunStatus::Paused,
+    );
+    harness.get_by_label("Resume");
+    let paused_at = last_step(harness.state(), 0);
+    harness.key_press(egui::Key::Space);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to resume",
+        |app| app.runs()[0].status == RunStatus::Running && last_step(app, 0) > paused_at + 1,
+    );
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Period);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the run to stop",
+        |app| !app.runs()[0].is_live(),
+    );
+    assert_eq!(harness.state().runs()[0].status, RunStatus::Stopped);
+    assert!(
+        harness.state().notices().is_empty(),
+        "a run the user stopped is no news"
+    );
+}
+
+#[test]
+fn a_run_of_this_session_notifies_once_and_old_runs_never() {
+    let dir = tempfile::tempdir().unwrap();
+    hearth_studio::bench::generate_project(dir.path(), 2, 20).unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 12));
+    harness.run_steps(2);
+    harness.state_mut().apply(Action::StartRun);
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the run to finish",
+        |app| app.runs()[2].status == RunStatus::Finished,
+    );
+    harness.run_steps(5);
+    let notices = harness.state().notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].outcome, hearth_studio::Outcome::Finished);
+    assert_eq!(notices[0].run, harness.state().runs()[2].dir);
+    assert_eq!(notices[0].summary, "Run small finished");
+}
+
+#[test]
+fn the_settings_menu_turns_notifications_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = studio(dir.path(), small_spec(backend(), 10));
+    harness.run_steps(2);
+    assert!(harness.state().prefs().notifications);
+    harness.get_by_label("Settings").click();
+    harness.run_steps(3);
+    harness.get_by_label("Desktop notifications").click();
+    harness.run_steps(2);
+    assert!(!harness.state().prefs().notifications);
+}
