@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/hearth/target
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bench libtorch flex headless package train-shakespeare
+.PHONY: run test bench libtorch flex headless package screenshots train-shakespeare
 run:
 	$(ENV) cargo run --bin hearth
 
@@ -29,3 +29,7 @@ headless:
 # `make package PACKAGE=libtorch` or `PACKAGE=flex`.
 package:
 	$(ENV) bash scripts/package.sh $(or $(PACKAGE),all)
+
+# The README's pictures: each page of the real studio under Xvfb, into assets/screenshots/.
+screenshots:
+	$(ENV) cargo build --workspace --bin hearth && bash scripts/screenshots.sh
