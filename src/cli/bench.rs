@@ -7,7 +7,7 @@ use hearth_engine::data::{Corpus, Split, TokenizerKind};
 use hearth_engine::eval::tokens_tensor;
 use hearth_engine::model::{Gpt, ModelSpec};
 use hearth_engine::objective::next_token;
-use hearth_engine::train::{AdamW, BackendKind, OptimSpec};
+use hearth_engine::train::{AdamW, BackendKind, GradBuffer, OptimSpec};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::PathBuf;
@@ -119,7 +119,7 @@ fn time_backend_here(
         let loss = next_token::loss(model.forward(x), y);
         let _: f32 = loss.clone().into_scalar();
         let t1 = Instant::now();
-        let grads = loss.backward();
+        let grads = GradBuffer::from_grads(&model, &loss.backward());
         let t2 = Instant::now();
         let (next, _) = optim.step(model, &grads, 1e-3);
         model = next;

@@ -40,8 +40,13 @@ pub struct TrainArgs {
     pub width: Option<usize>,
     #[arg(long)]
     pub context: Option<usize>,
+    /// Sequences per micro-batch (per optimizer step without `--grad-accum`).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Micro-batches per optimizer step: gradients summed, loss scaled by 1/K, so the update
+    /// equals a batch K times larger.
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
     #[arg(long)]
     pub steps: Option<usize>,
     /// Peak learning rate (reached after the warmup).
@@ -181,6 +186,7 @@ impl TrainArgs {
         set(&mut o.grad_clip, self.grad_clip);
         let t = &mut spec.train;
         set(&mut t.batch_size, self.batch);
+        set(&mut t.grad_accum, self.grad_accum);
         set(&mut t.steps, self.steps);
         set(&mut t.seed, self.seed);
         set(&mut t.eval_interval, self.eval_interval);

@@ -13,8 +13,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainSpec {
-    /// Sequences per optimizer step.
+    /// Sequences per micro-batch: an optimizer step sees `batch_size * grad_accum` of them.
     pub batch_size: usize,
+    /// Micro-batches per optimizer step (gradient accumulation): their gradients are summed
+    /// with the loss scaled by `1 / grad_accum`, so the update equals one batch of
+    /// `batch_size * grad_accum` sequences at the memory of one micro-batch.
+    pub grad_accum: usize,
     /// Optimizer steps; the cosine schedule decays over all of them.
     pub steps: usize,
     /// Estimate train/val loss every this many steps (and at the end).
@@ -42,6 +46,7 @@ impl Default for TrainSpec {
     fn default() -> Self {
         Self {
             batch_size: 12,
+            grad_accum: 1,
             steps: 2000,
             eval_interval: 250,
             eval_batches: 20,
@@ -147,6 +152,12 @@ impl RunSpec {
         }
         if t.steps == 0 {
             errors.push(SpecError::new("train.steps", "needs at least one step"));
+        }
+        if t.grad_accum == 0 || t.grad_accum > 4096 {
+            errors.push(SpecError::new(
+                "train.grad_accum",
+                "gradient accumulation takes 1 to 4096 micro-batches per step",
+            ));
         }
         if t.eval_interval == 0 {
             errors.push(SpecError::new("train.eval_interval", "must be at least 1"));

@@ -376,7 +376,27 @@ fn training_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecErro
         let t = &mut spec.train;
         row(ui, errors, "Batch size", "train.batch_size", |ui| {
             ui.add(egui::DragValue::new(&mut t.batch_size).range(0..=4096))
+                .on_hover_text("Sequences per micro-batch")
         });
+        row(
+            ui,
+            errors,
+            "Gradient accumulation",
+            "train.grad_accum",
+            |ui| {
+                let accum = t.grad_accum.max(1);
+                let r = ui.add(
+                    egui::DragValue::new(&mut t.grad_accum)
+                        .range(1..=4096)
+                        .suffix(" micro-batches"),
+                );
+                r.on_hover_text(format!(
+                    "Micro-batches per optimizer step: each step sees {} sequences at the memory of {}",
+                    t.batch_size * accum,
+                    t.batch_size
+                ))
+            },
+        );
         row(ui, errors, "Steps", "train.steps", |ui| {
             ui.add(egui::DragValue::new(&mut t.steps).range(0..=10_000_000))
         });

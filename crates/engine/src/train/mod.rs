@@ -7,5 +7,5 @@ pub mod worker;
 
 pub use crate::backend::BackendKind;
 pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
-pub use optim::{AdamW, OptimSpec};
+pub use optim::{AdamW, GradBuffer, OptimSpec};
 pub use worker::{RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run};

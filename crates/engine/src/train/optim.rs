@@ -14,6 +14,61 @@ struct Moments<const D: usize> {
     v: Tensor<D>,
 }
 
+/// Gradients of a module's parameters as plain tensors (outside the autodiff graph): one
+/// backward pass's, or the sum of several (the micro-batches of an accumulated step, the
+/// replicas of a data-parallel step), which is what an optimizer step applies.
+#[derive(Default)]
+pub struct GradBuffer {
+    grads: HashMap<ParamId, Box<dyn Any + Send>>,
+}
+
+impl GradBuffer {
+    /// The gradients `grads` (from `loss.backward()`) of `module`'s parameters.
+    pub fn from_grads<M: Module>(module: &M, grads: &Gradients) -> Self {
+        let mut buffer = Self::default();
+        buffer.add(module, grads);
+        buffer
+    }
+
+    /// Adds the gradients `grads` of `module`'s parameters to the buffer.
+    pub fn add<M: Module>(&mut self, module: &M, grads: &Gradients) {
+        module.visit(&mut Accumulate {
+            buffer: self,
+            grads,
+        });
+    }
+
+    /// Whether no parameter has a gradient.
+    pub fn is_empty(&self) -> bool {
+        self.grads.is_empty()
+    }
+
+    fn get<const D: usize>(&self, id: &ParamId) -> Option<Tensor<D>> {
+        self.grads
+            .get(id)
+            .and_then(|g| g.downcast_ref::<Tensor<D>>())
+            .cloned()
+    }
+}
+
+struct Accumulate<'a> {
+    buffer: &'a mut GradBuffer,
+    grads: &'a Gradients,
+}
+
+impl ModuleVisitor for Accumulate<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(grad) = param.val().grad(self.grads) else {
+            return;
+        };
+        let sum = match self.buffer.get::<D>(&param.id) {
+            Some(previous) => previous.add(grad),
+            None => grad,
+        };
+        self.buffer.grads.insert(param.id, Box::new(sum));
+    }
+}
+
 /// AdamW state over a module's parameters.
 pub struct AdamW {
     spec: OptimSpec,
@@ -34,7 +89,7 @@ impl AdamW {
 
     /// Applies one update with learning rate `lr` and returns the updated module and the
     /// global gradient norm before clipping.
-    pub fn step<M: Module>(&mut self, module: M, grads: &Gradients, lr: f64) -> (M, f32) {
+    pub fn step<M: Module>(&mut self, module: M, grads: &GradBuffer, lr: f64) -> (M, f32) {
         let mut norm = GradNorm {
             grads,
             squares: Vec::new(),
@@ -162,13 +217,13 @@ impl<I: Iterator<Item = Box<dyn Any + Send>>> ModuleVisitor for Assign<'_, I> {
 }
 
 struct GradNorm<'a> {
-    grads: &'a Gradients,
+    grads: &'a GradBuffer,
     squares: Vec<Tensor<1>>,
 }
 
 impl ModuleVisitor for GradNorm<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(grad) = param.val().grad(self.grads) {
+        if let Some(grad) = self.grads.get::<D>(&param.id) {
             self.squares.push(grad.square().sum());
         }
     }
@@ -176,7 +231,7 @@ impl ModuleVisitor for GradNorm<'_> {
 
 struct Update<'a> {
     optim: &'a mut AdamW,
-    grads: &'a Gradients,
+    grads: &'a GradBuffer,
     lr: f64,
     clip_scale: f64,
 }
@@ -184,7 +239,7 @@ struct Update<'a> {
 impl ModuleMapper for Update<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
-        let Some(mut grad) = tensor.grad(self.grads) else {
+        let Some(mut grad) = self.grads.get::<D>(&id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
         let require_grad = tensor.is_require_grad();
@@ -259,7 +314,7 @@ mod tests {
             )),
         };
         let loss = model.w.val().square().sum();
-        let grads = loss.backward();
+        let grads = GradBuffer::from_grads(&model, &loss.backward());
         let mut optim = AdamW::new(OptimSpec {
             weight_decay: 0.0,
             grad_clip: 0.0,

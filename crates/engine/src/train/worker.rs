@@ -1,6 +1,6 @@
 //! The run worker thread.
 
-use super::optim::AdamW;
+use super::optim::{AdamW, GradBuffer};
 use super::schedule::warmup_cosine;
 use crate::backend::default_threads;
 use crate::data::Corpus;
@@ -495,7 +495,8 @@ impl Worker {
             corpus.tokenizer.encode(&t.probe_text)
         };
         let mut throughput = Throughput::default();
-        let tokens_per_step = (t.batch_size * spec.model.context) as u64;
+        let accum = t.grad_accum.max(1);
+        let tokens_per_step = (t.batch_size * accum * spec.model.context) as u64;
         let first_step = self.step;
         let mut last_eval: Option<EvalMetrics> = None;
         let mut stopped_early = false;
@@ -513,15 +514,28 @@ impl Worker {
                 total_steps,
             );
             let data = step_data(&spec, &corpus, pairs.as_ref());
-            let loss = objective.train_loss(&model, &data, &mut rng, &train_device);
-            let loss_value: f32 = loss.clone().into_scalar();
-            if !loss_value.is_finite() {
-                return Err(Halt::Failed(format!(
-                    "training loss became {loss_value} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
-                    self.step + 1
-                )));
+            // Micro-batches in sequence, each drawing its rows from the same generator, so
+            // K micro-batches of B rows are the rows of one batch of K x B.
+            let mut grads = GradBuffer::default();
+            let mut loss_sum = 0.0f64;
+            for _ in 0..accum {
+                let loss = objective.train_loss(&model, &data, &mut rng, &train_device);
+                let micro: f32 = loss.clone().into_scalar();
+                if !micro.is_finite() {
+                    return Err(Halt::Failed(format!(
+                        "training loss became {micro} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
+                        self.step + 1
+                    )));
+                }
+                loss_sum += f64::from(micro);
+                let scaled = if accum > 1 {
+                    loss.div_scalar(accum as f64)
+                } else {
+                    loss
+                };
+                grads.add(&model, &scaled.backward());
             }
-            let grads = loss.backward();
+            let loss_value = (loss_sum / accum as f64) as f32;
             let (next, grad_norm) = optim.step(model, &grads, lr);
             model = next;
             if !grad_norm.is_finite() {
@@ -892,6 +906,7 @@ mod tests {
             },
             train: TrainSpec {
                 batch_size: 2,
+                grad_accum: 1,
                 steps: 10,
                 backend: BackendKind::Flex,
                 threads: 1,

@@ -1,0 +1,84 @@
+//! Gradient accumulation: K micro-batches of B rows make the same optimizer step as one batch
+//! of K x B rows (dropout 0, same data and seed).
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use common::{collect_events, small_spec};
+use hearth_engine::model::Gpt;
+use hearth_engine::project::RunStore;
+use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
+use std::path::Path;
+use std::time::Duration;
+
+fn train(dir: &Path, batch: usize, accum: usize) -> Vec<f32> {
+    let mut spec = small_spec(BackendKind::preferred(), 50);
+    spec.train.batch_size = batch;
+    spec.train.grad_accum = accum;
+    spec.train.eval_interval = 1000;
+    spec.train.attention_interval = 0;
+    spec.train.sample_tokens = 0;
+    let handle = spawn_run(spec, dir, None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(300));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{:?}",
+        events.last()
+    );
+    let history = RunStore::open(dir).unwrap().load_history().unwrap();
+    assert_eq!(history.steps.len(), 50);
+    // The throughput counts the rows of the whole optimizer step.
+    assert_eq!(history.steps[49].tokens_seen, 50 * 16 * 32);
+    history.steps.iter().map(|m| m.train_loss).collect()
+}
+
+/// Every weight of the run's final checkpoint, in parameter order.
+fn weights(dir: &Path) -> Vec<Vec<f32>> {
+    struct Read(Vec<Vec<f32>>);
+    impl ModuleVisitor for Read {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values = param.val().into_data().convert::<f32>();
+            self.0.push(values.try_to_vec::<f32>().unwrap());
+        }
+    }
+    let spec = hearth_engine::project::store::read_spec(dir).unwrap();
+    let vocab = hearth_engine::project::store::read_tokenizer(dir)
+        .unwrap()
+        .vocab_size();
+    let device = BackendKind::preferred().device().unwrap();
+    let model = Gpt::new(&spec.model, vocab, &device)
+        .try_load_file(dir.join("checkpoints/step-000050.bpk"))
+        .unwrap();
+    let mut read = Read(Vec::new());
+    model.visit(&mut read);
+    read.0
+}
+
+#[test]
+fn two_micro_batches_of_8_step_like_one_batch_of_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("batch16"), dir.path().join("batch8x2"));
+    let whole = train(&a, 16, 1);
+    let accumulated = train(&b, 8, 2);
+    for (step, (x, y)) in whole.iter().zip(&accumulated).enumerate() {
+        let rel = (x - y).abs() / x.abs().max(1e-6);
+        assert!(
+            rel < 1e-4,
+            "step {}: loss {x} against {y} ({rel:e})",
+            step + 1
+        );
+    }
+    assert!(whole[49] < whole[0], "the loss went down");
+    let (wa, wb) = (weights(&a), weights(&b));
+    assert_eq!(wa.len(), wb.len());
+    let mut worst = 0.0f32;
+    for (x, y) in wa.iter().zip(&wb) {
+        assert_eq!(x.len(), y.len());
+        for (p, q) in x.iter().zip(y) {
+            worst = worst.max((p - q).abs());
+        }
+    }
+    eprintln!("final weights differ by up to {worst:e}");
+    assert!(worst < 1e-4, "final weights differ by up to {worst:e}");
+}
