@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// equals a batch K times larger.
     #[arg(long)]
     pub grad_accum: Option<usize>,
+    /// Data-parallel replicas: `cpu:N`, or `cuda:0,cuda:1,...` with `--backend libtorch-cuda`;
+    /// `--batch` rows are split evenly over them.
+    #[arg(long)]
+    pub devices: Option<String>,
     #[arg(long)]
     pub steps: Option<usize>,
     /// Peak learning rate (reached after the warmup).
@@ -187,6 +191,7 @@ impl TrainArgs {
         let t = &mut spec.train;
         set(&mut t.batch_size, self.batch);
         set(&mut t.grad_accum, self.grad_accum);
+        set(&mut t.devices, self.devices.clone());
         set(&mut t.steps, self.steps);
         set(&mut t.seed, self.seed);
         set(&mut t.eval_interval, self.eval_interval);

@@ -90,6 +90,52 @@ impl BackendKind {
         })
     }
 
+    /// The devices of a data-parallel run, one replica each: `""` is the backend's one device,
+    /// `cpu:N` N replicas on the CPU (LibTorch or Flex), `cuda:0,cuda:1,...` those GPUs
+    /// (LibTorch CUDA).
+    #[allow(deprecated)] // as in `device`
+    pub fn replica_devices(self, devices: &str) -> Result<Vec<Device>, String> {
+        let devices = devices.trim();
+        if devices.is_empty() {
+            return Ok(vec![self.device()?]);
+        }
+        if let Some(n) = devices.strip_prefix("cpu:") {
+            let n: usize = n
+                .parse()
+                .ok()
+                .filter(|&n| (1..=64).contains(&n))
+                .ok_or_else(|| format!("`{devices}`: cpu:N takes N from 1 to 64"))?;
+            if self == BackendKind::LibtorchCuda {
+                return Err(format!(
+                    "`{devices}` names CPU replicas but the backend is {}",
+                    self.name()
+                ));
+            }
+            return Ok(vec![self.device()?; n]);
+        }
+        let mut out = Vec::new();
+        for part in devices.split(',') {
+            let index: usize = part
+                .trim()
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse().ok())
+                .ok_or_else(|| {
+                    format!("`{part}` in `{devices}`: expected cpu:N or cuda:I,cuda:J,...")
+                })?;
+            if self != BackendKind::LibtorchCuda {
+                return Err(format!(
+                    "`{devices}` names GPUs; train them with the libtorch-cuda backend"
+                ));
+            }
+            self.device()?;
+            #[cfg(feature = "libtorch")]
+            out.push(Device::libtorch_cuda(index));
+            #[cfg(not(feature = "libtorch"))]
+            let _ = index;
+        }
+        Ok(out)
+    }
+
     /// Sets the intra-op thread count for work issued from the calling thread. LibTorch keeps
     /// this per thread (OpenMP), so each run worker sets its own.
     pub fn set_threads(self, threads: usize) {

@@ -19,6 +19,10 @@ pub struct TrainSpec {
     /// with the loss scaled by `1 / grad_accum`, so the update equals one batch of
     /// `batch_size * grad_accum` sequences at the memory of one micro-batch.
     pub grad_accum: usize,
+    /// Data-parallel replicas: empty for the backend's one device, `cpu:N`, or
+    /// `cuda:0,cuda:1,...`. Each replica computes `batch_size / replicas` rows of every
+    /// micro-batch; their gradients are summed before one update.
+    pub devices: String,
     /// Optimizer steps; the cosine schedule decays over all of them.
     pub steps: usize,
     /// Estimate train/val loss every this many steps (and at the end).
@@ -47,6 +51,7 @@ impl Default for TrainSpec {
         Self {
             batch_size: 12,
             grad_accum: 1,
+            devices: String::new(),
             steps: 2000,
             eval_interval: 250,
             eval_batches: 20,
@@ -152,6 +157,22 @@ impl RunSpec {
         }
         if t.steps == 0 {
             errors.push(SpecError::new("train.steps", "needs at least one step"));
+        }
+        if !t.devices.trim().is_empty() {
+            match t.backend.replica_devices(&t.devices) {
+                Ok(devices) if t.batch_size % devices.len() != 0 => {
+                    errors.push(SpecError::new(
+                        "train.batch_size",
+                        &format!(
+                            "{} rows do not split evenly over {} replicas",
+                            t.batch_size,
+                            devices.len()
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(message) => errors.push(SpecError::new("train.devices", &message)),
+            }
         }
         if t.grad_accum == 0 || t.grad_accum > 4096 {
             errors.push(SpecError::new(

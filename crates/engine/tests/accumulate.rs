@@ -1,5 +1,6 @@
-//! Gradient accumulation: K micro-batches of B rows make the same optimizer step as one batch
-//! of K x B rows (dropout 0, same data and seed).
+//! Gradient accumulation and data-parallel replicas: K micro-batches of B rows, or R replicas
+//! of B / R rows each, make the same optimizer step as one batch (dropout 0, same data and
+//! seed).
 
 mod common;
 
@@ -12,10 +13,12 @@ use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
 use std::path::Path;
 use std::time::Duration;
 
-fn train(dir: &Path, batch: usize, accum: usize) -> Vec<f32> {
+fn train(dir: &Path, batch: usize, accum: usize, devices: &str) -> Vec<f32> {
     let mut spec = small_spec(BackendKind::preferred(), 50);
     spec.train.batch_size = batch;
     spec.train.grad_accum = accum;
+    spec.train.devices = devices.to_string();
+    spec.train.threads = 2;
     spec.train.eval_interval = 1000;
     spec.train.attention_interval = 0;
     spec.train.sample_tokens = 0;
@@ -55,13 +58,10 @@ fn weights(dir: &Path) -> Vec<Vec<f32>> {
     read.0
 }
 
-#[test]
-fn two_micro_batches_of_8_step_like_one_batch_of_16() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("batch16"), dir.path().join("batch8x2"));
-    let whole = train(&a, 16, 1);
-    let accumulated = train(&b, 8, 2);
-    for (step, (x, y)) in whole.iter().zip(&accumulated).enumerate() {
+/// Every logged loss within a relative 1e-4 of the reference, and the final weights within
+/// 1e-4.
+fn assert_same_run(reference: &Path, reference_losses: &[f32], other: &Path, other_losses: &[f32]) {
+    for (step, (x, y)) in reference_losses.iter().zip(other_losses).enumerate() {
         let rel = (x - y).abs() / x.abs().max(1e-6);
         assert!(
             rel < 1e-4,
@@ -69,8 +69,7 @@ fn two_micro_batches_of_8_step_like_one_batch_of_16() {
             step + 1
         );
     }
-    assert!(whole[49] < whole[0], "the loss went down");
-    let (wa, wb) = (weights(&a), weights(&b));
+    let (wa, wb) = (weights(reference), weights(other));
     assert_eq!(wa.len(), wb.len());
     let mut worst = 0.0f32;
     for (x, y) in wa.iter().zip(&wb) {
@@ -79,6 +78,29 @@ fn two_micro_batches_of_8_step_like_one_batch_of_16() {
             worst = worst.max((p - q).abs());
         }
     }
-    eprintln!("final weights differ by up to {worst:e}");
+    eprintln!(
+        "{}: final weights differ by up to {worst:e}",
+        other.display()
+    );
     assert!(worst < 1e-4, "final weights differ by up to {worst:e}");
+}
+
+#[test]
+fn micro_batches_and_replicas_step_like_one_batch_of_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole_dir = dir.path().join("batch16");
+    let whole = train(&whole_dir, 16, 1, "");
+    assert!(whole[49] < whole[0], "the loss went down");
+    // (b) two micro-batches of 8.
+    let accum_dir = dir.path().join("batch8x2");
+    let accumulated = train(&accum_dir, 8, 2, "");
+    assert_same_run(&whole_dir, &whole, &accum_dir, &accumulated);
+    // (c) two replicas of 8 rows each, on two threads.
+    let replica_dir = dir.path().join("cpu2");
+    let replicated = train(&replica_dir, 16, 1, "cpu:2");
+    assert_same_run(&whole_dir, &whole, &replica_dir, &replicated);
+    // Both at once: two replicas of 4 rows, two micro-batches.
+    let both_dir = dir.path().join("cpu2x2");
+    let both = train(&both_dir, 8, 2, "cpu:2");
+    assert_same_run(&whole_dir, &whole, &both_dir, &both);
 }

@@ -29,6 +29,9 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// A training batch drawn ahead of its computation (see [`Objective::draw`]).
+pub type Drawn = Box<dyn std::any::Any + Send>;
+
 /// What a run learns: a loss per training step, losses and metrics per evaluation, and the
 /// views it offers at evaluations. Implementations are stateless; the registry shares one of
 /// each between all runs, so they must be `Send + Sync`.
@@ -96,6 +99,26 @@ pub trait Objective: Send + Sync {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1>;
+
+    /// Draws the rows of one training batch with `rng`, computing nothing, for
+    /// [`Objective::drawn_loss`]. The replicas of a data-parallel step draw in turn (so their
+    /// rows are the rows one large batch would have) and then compute at once. `None` (the
+    /// default): this objective draws and computes in one go, and replicas take turns.
+    fn draw(&self, _data: &StepData<'_>, _rng: &mut StdRng) -> Option<Drawn> {
+        None
+    }
+
+    /// The training loss on a batch from [`Objective::draw`] (as [`Objective::train_loss`]
+    /// computes it); `None` where `draw` is not supported.
+    fn drawn_loss(
+        &self,
+        _model: &Gpt,
+        _drawn: Drawn,
+        _data: &StepData<'_>,
+        _device: &Device,
+    ) -> Option<Tensor<1>> {
+        None
+    }
 
     /// Losses and metrics of an evaluation. `model` is a validation snapshot; `rng` is seeded
     /// the same at every evaluation, so successive estimates differ only by the model.

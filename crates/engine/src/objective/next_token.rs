@@ -4,7 +4,7 @@
 //! exact match on the validation prompts.
 
 use super::step::{StepData, mean_of_batches};
-use super::{Evaluation, MetricKey, Objective, ObjectiveKind, masked};
+use super::{Drawn, Evaluation, MetricKey, Objective, ObjectiveKind, masked};
 use crate::data::Split;
 use crate::eval::{cross_entropy, estimate_loss, exact_match, tokens_tensor};
 use crate::model::{AttentionMode, Gpt};
@@ -36,20 +36,44 @@ pub fn batch_loss(
     rng: &mut StdRng,
     device: &Device,
 ) -> Tensor<1> {
+    rows_loss(model, draw_rows(data, split, rng), data, device)
+}
+
+/// The rows of one batch: inputs and targets, and whether targets cover responses only.
+struct Rows {
+    inputs: Vec<i64>,
+    targets: Vec<i64>,
+    responses_only: bool,
+}
+
+fn draw_rows(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Rows {
     let (b, ctx) = (data.batch_size, data.context);
     if data.corpus.is_instructions() {
         // Supervised fine-tuning: the loss covers response tokens only.
-        let (inputs, labels) = data.corpus.sample_instruction_batch(split, b, ctx, rng);
-        return masked::loss(
-            model.forward(tokens_tensor(inputs, b, ctx, device)),
-            tokens_tensor(labels, b, ctx, device),
-        );
+        let (inputs, targets) = data.corpus.sample_instruction_batch(split, b, ctx, rng);
+        return Rows {
+            inputs,
+            targets,
+            responses_only: true,
+        };
     }
     let batch = data.corpus.sample_batch(split, b, ctx, rng);
-    loss(
-        model.forward(tokens_tensor(batch.inputs, b, ctx, device)),
-        tokens_tensor(batch.targets, b, ctx, device),
-    )
+    Rows {
+        inputs: batch.inputs,
+        targets: batch.targets,
+        responses_only: false,
+    }
+}
+
+fn rows_loss(model: &Gpt, rows: Rows, data: &StepData<'_>, device: &Device) -> Tensor<1> {
+    let (b, ctx) = (data.batch_size, data.context);
+    let logits = model.forward(tokens_tensor(rows.inputs, b, ctx, device));
+    let targets = tokens_tensor(rows.targets, b, ctx, device);
+    if rows.responses_only {
+        masked::loss(logits, targets)
+    } else {
+        loss(logits, targets)
+    }
 }
 
 /// Causal language modelling ([`ObjectiveKind::NEXT_TOKEN`]).
@@ -80,6 +104,21 @@ impl Objective for NextToken {
         device: &Device,
     ) -> Tensor<1> {
         batch_loss(model, data, Split::Train, rng, device)
+    }
+
+    fn draw(&self, data: &StepData<'_>, rng: &mut StdRng) -> Option<Drawn> {
+        Some(Box::new(draw_rows(data, Split::Train, rng)))
+    }
+
+    fn drawn_loss(
+        &self,
+        model: &Gpt,
+        drawn: Drawn,
+        data: &StepData<'_>,
+        device: &Device,
+    ) -> Option<Tensor<1>> {
+        let rows = drawn.downcast::<Rows>().ok()?;
+        Some(rows_loss(model, *rows, data, device))
     }
 
     fn evaluate(

@@ -46,6 +46,7 @@ impl PairSet {
 
 /// What a step or an evaluation reads besides the model: the run's objective settings, batch
 /// shape and data.
+#[derive(Clone, Copy)]
 pub struct StepData<'a> {
     /// The objective and its options.
     pub objective: &'a ObjectiveSpec,

@@ -38,6 +38,15 @@ impl GradBuffer {
         });
     }
 
+    /// Adds another buffer of `module`'s gradients (for example a replica's, on another
+    /// device), moving each onto the device of `module`'s parameter.
+    pub fn absorb<M: Module>(&mut self, module: &M, other: GradBuffer) {
+        module.visit(&mut Absorb {
+            buffer: self,
+            other,
+        });
+    }
+
     /// Whether no parameter has a gradient.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
@@ -48,6 +57,25 @@ impl GradBuffer {
             .get(id)
             .and_then(|g| g.downcast_ref::<Tensor<D>>())
             .cloned()
+    }
+}
+
+struct Absorb<'a> {
+    buffer: &'a mut GradBuffer,
+    other: GradBuffer,
+}
+
+impl ModuleVisitor for Absorb<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(grad) = self.other.get::<D>(&param.id) else {
+            return;
+        };
+        let grad = grad.to_device(&param.val().device().without_autodiff());
+        let sum = match self.buffer.get::<D>(&param.id) {
+            Some(previous) => previous.add(grad),
+            None => grad,
+        };
+        self.buffer.grads.insert(param.id, Box::new(sum));
     }
 }
 

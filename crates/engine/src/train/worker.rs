@@ -496,6 +496,16 @@ impl Worker {
         };
         let mut throughput = Throughput::default();
         let accum = t.grad_accum.max(1);
+        // One replica per device; the first computes on the run's own model.
+        let replicas: Vec<Device> = match t.backend.replica_devices(&t.devices) {
+            Ok(devices) if devices.len() > 1 => {
+                let mut all = vec![train_device.clone()];
+                all.extend(devices[1..].iter().map(|d| d.clone().autodiff()));
+                all
+            }
+            Ok(_) => vec![train_device.clone()],
+            Err(message) => return Err(Halt::Failed(message)),
+        };
         let tokens_per_step = (t.batch_size * accum * spec.model.context) as u64;
         let first_step = self.step;
         let mut last_eval: Option<EvalMetrics> = None;
@@ -514,28 +524,24 @@ impl Worker {
                 total_steps,
             );
             let data = step_data(&spec, &corpus, pairs.as_ref());
-            // Micro-batches in sequence, each drawing its rows from the same generator, so
-            // K micro-batches of B rows are the rows of one batch of K x B.
-            let mut grads = GradBuffer::default();
-            let mut loss_sum = 0.0f64;
-            for _ in 0..accum {
-                let loss = objective.train_loss(&model, &data, &mut rng, &train_device);
-                let micro: f32 = loss.clone().into_scalar();
-                if !micro.is_finite() {
-                    return Err(Halt::Failed(format!(
-                        "training loss became {micro} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
-                        self.step + 1
-                    )));
-                }
-                loss_sum += f64::from(micro);
-                let scaled = if accum > 1 {
-                    loss.div_scalar(accum as f64)
-                } else {
-                    loss
-                };
-                grads.add(&model, &scaled.backward());
+            let mut replica_data = data;
+            replica_data.batch_size = t.batch_size / replicas.len();
+            let (grads, loss_value) = step_gradients(
+                objective.as_ref(),
+                &model,
+                &replicas,
+                &replica_data,
+                &mut rng,
+                accum,
+                threads,
+                t.backend,
+            );
+            if !loss_value.is_finite() {
+                return Err(Halt::Failed(format!(
+                    "training loss became {loss_value} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
+                    self.step + 1
+                )));
             }
-            let loss_value = (loss_sum / accum as f64) as f32;
             let (next, grad_norm) = optim.step(model, &grads, lr);
             model = next;
             if !grad_norm.is_finite() {
@@ -723,6 +729,99 @@ impl Worker {
     }
 }
 
+/// The gradients of one optimizer step and its mean training loss: `accum` rounds, each of
+/// one micro-batch per replica. Replicas draw their rows in turn from `rng` (so the rows are
+/// those of one batch of `replicas x batch_size` rows) and compute at once, each on its own
+/// thread and device with a copy of `model`; every loss is scaled by `1 / (accum x replicas)`
+/// and the gradients are summed on the first replica's device. Objectives that cannot draw
+/// ahead compute their replicas in turn.
+#[allow(clippy::too_many_arguments)]
+fn step_gradients(
+    objective: &dyn Objective,
+    model: &Gpt,
+    replicas: &[Device],
+    data: &StepData<'_>,
+    rng: &mut StdRng,
+    accum: usize,
+    threads: usize,
+    backend: crate::backend::BackendKind,
+) -> (GradBuffer, f32) {
+    let parts = (accum * replicas.len()) as f64;
+    let scale = |loss: burn::tensor::Tensor<1>| {
+        if parts > 1.0 {
+            loss.div_scalar(parts)
+        } else {
+            loss
+        }
+    };
+    let mut grads = GradBuffer::default();
+    let mut loss_sum = 0.0f64;
+    for _ in 0..accum {
+        if replicas.len() == 1 {
+            let loss = objective.train_loss(model, data, rng, &replicas[0]);
+            loss_sum += f64::from(loss.clone().into_scalar::<f32>());
+            grads.add(model, &scale(loss).backward());
+            continue;
+        }
+        let drawn: Option<Vec<_>> = replicas.iter().map(|_| objective.draw(data, rng)).collect();
+        let results: Vec<(f32, GradBuffer)> = match drawn {
+            Some(drawn) => std::thread::scope(|scope| {
+                let per_replica = (threads / replicas.len()).max(1);
+                let handles: Vec<_> = replicas
+                    .iter()
+                    .zip(drawn)
+                    .enumerate()
+                    .map(|(r, (device, rows))| {
+                        let replica = if r == 0 {
+                            model.clone()
+                        } else {
+                            model.clone().fork(device)
+                        };
+                        let scale = &scale;
+                        scope.spawn(move || {
+                            backend.set_threads(per_replica);
+                            let loss = objective
+                                .drawn_loss(&replica, rows, data, device)
+                                .expect("drawn by the same objective");
+                            let value: f32 = loss.clone().into_scalar();
+                            (
+                                value,
+                                GradBuffer::from_grads(&replica, &scale(loss).backward()),
+                            )
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            }),
+            None => replicas
+                .iter()
+                .enumerate()
+                .map(|(r, device)| {
+                    let replica = if r == 0 {
+                        model.clone()
+                    } else {
+                        model.clone().fork(device)
+                    };
+                    let loss = objective.train_loss(&replica, data, rng, device);
+                    let value: f32 = loss.clone().into_scalar();
+                    (
+                        value,
+                        GradBuffer::from_grads(&replica, &scale(loss).backward()),
+                    )
+                })
+                .collect(),
+        };
+        for (value, replica_grads) in results {
+            loss_sum += f64::from(value);
+            grads.absorb(model, replica_grads);
+        }
+    }
+    (grads, (loss_sum / parts) as f32)
+}
+
 /// Writes a file through `write` into a temporary name, then renames it into place.
 fn save_atomic(
     path: &Path,
@@ -907,6 +1006,7 @@ mod tests {
             train: TrainSpec {
                 batch_size: 2,
                 grad_accum: 1,
+                devices: String::new(),
                 steps: 10,
                 backend: BackendKind::Flex,
                 threads: 1,

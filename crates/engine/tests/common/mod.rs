@@ -38,6 +38,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
         train: TrainSpec {
             batch_size: 16,
             grad_accum: 1,
+            devices: String::new(),
             steps,
             eval_interval: 50,
             eval_batches: 4,
