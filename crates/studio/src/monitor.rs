@@ -185,6 +185,20 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
                 live.device
             ));
         }
+        let t = &run.spec.train;
+        if !t.devices.trim().is_empty() || t.grad_accum > 1 {
+            let mut scale = Vec::new();
+            if !t.devices.trim().is_empty() {
+                scale.push(format!("replicas {}", t.devices.trim()));
+            }
+            if t.grad_accum > 1 {
+                scale.push(format!(
+                    "{} micro-batches of {} per step",
+                    t.grad_accum, t.batch_size
+                ));
+            }
+            ui.label(egui::RichText::new(scale.join(" · ")).weak());
+        }
     });
     let step = last.map(|m| m.step).unwrap_or(0);
     let fraction = step as f32 / total.max(1) as f32;

@@ -430,6 +430,16 @@ fn training_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecErro
             "train.threads",
             |ui| ui.add(egui::DragValue::new(&mut t.threads).range(0..=256)),
         );
+        row(ui, errors, "Replicas (devices)", "train.devices", |ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut t.devices)
+                    .hint_text("one device")
+                    .desired_width(160.0),
+            )
+            .on_hover_text(
+                "Data-parallel replicas, each computing its share of every batch: cpu:2, or cuda:0,cuda:1 with LibTorch CUDA. Empty: the backend's one device.",
+            )
+        });
         row(
             ui,
             errors,
