@@ -16,8 +16,11 @@ target="${CARGO_TARGET_DIR:-target}"
 out=$(mktemp -d)
 # Built with the whole workspace selected so that dependencies keep the features of the default
 # build (and are not compiled a second time); only the `hearth` binary itself lacks the studio.
-cargo build --workspace --no-default-features --features libtorch --bins
+# The headless binary is the one for cluster nodes, so it carries MPI (scripts/check_mpi.sh
+# trains with it under mpirun).
+cargo build --workspace --no-default-features --features libtorch,mpi --bins
 cp "$target/debug/hearth" "$out/hearth"
+cp "$target/debug/hearth" "$target/hearth-headless"
 libs=$(ldd "$out/hearth")
 if echo "$libs" | grep -E 'libX11|libwayland|libGL|libEGL|libxkbcommon'; then
   echo "check_headless: the headless hearth links a GUI library (above)" >&2

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test (unit, engine, store, CLI, UI), then the
-# headless build's promise: no GUI crate in the engine or the headless binary, and no X11,
-# Wayland or GL library linked. Run through `make test`, which installs LibTorch first.
+# The whole test suite: formatting, lints, every test (unit, engine, store, CLI, UI, property
+# tests over the parsers), then the headless build's promise (no GUI crate in the engine or the
+# headless binary, no X11, Wayland or GL library linked), multi-process training over MPI, and
+# the Debian package. Run through `make test`, which installs LibTorch first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install_system_packages.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+# The `mpi` feature too, so the MPI code is linted (dependencies keep their features).
+cargo clippy --workspace --all-targets --features mpi -- -D warnings
 cargo test --workspace --all-targets
 bash scripts/check_headless.sh
+bash scripts/check_mpi.sh
 bash scripts/check_package.sh

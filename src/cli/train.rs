@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// `--batch` rows are split evenly over them.
     #[arg(long)]
     pub devices: Option<String>,
+    /// Train as one rank of `mpirun -n N` (or `srun`): data-parallel over processes and
+    /// machines; `--batch` is the global batch. Needs a build with the `mpi` feature.
+    #[arg(long)]
+    pub distributed: bool,
     #[arg(long)]
     pub steps: Option<usize>,
     /// Peak learning rate (reached after the warmup).
@@ -318,9 +322,75 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         }
     };
     let steps = spec.train.steps as u64;
+    if args.distributed {
+        return distributed::run(spec, &dir, steps);
+    }
     let handle = spawn_run(spec, &dir, None)?;
     eprintln!("run folder: {}", dir.display());
     follow(&handle, steps)
+}
+
+/// `--distributed`: one rank of an MPI launch.
+#[cfg(feature = "mpi")]
+mod distributed {
+    use anyhow::{Result, bail};
+    use hearth_engine::spec::RunSpec;
+    use hearth_engine::train::collective::{Collective, MpiWorld};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Trains `spec` as this process's rank. Rank 0 writes the run folder `dir` and prints the
+    /// progress and the final line; the other ranks keep their (identical) history in a
+    /// temporary folder that is removed at the end.
+    pub fn run(spec: RunSpec, dir: &Path, steps: u64) -> Result<()> {
+        let Some(world) = MpiWorld::init() else {
+            bail!("MPI could not be initialised with serialized threading");
+        };
+        let world = Arc::new(world);
+        let (rank, size) = (world.rank(), world.size());
+        if rank == 0 {
+            let handle = hearth_engine::train::spawn_run_with(spec, dir, None, world.clone())?;
+            eprintln!("run folder: {} ({size} ranks)", dir.display());
+            return super::follow(&handle, steps);
+        }
+        let scratch =
+            std::env::temp_dir().join(format!("hearth-rank{rank}-{}", std::process::id()));
+        let handle =
+            hearth_engine::train::spawn_run_with(spec, &scratch.join("run"), None, world.clone())?;
+        let result = super::wait(&handle);
+        drop(handle);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+mod distributed {
+    use anyhow::{Result, bail};
+    use hearth_engine::spec::RunSpec;
+    use std::path::Path;
+
+    pub fn run(_spec: RunSpec, _dir: &Path, _steps: u64) -> Result<()> {
+        bail!(
+            "--distributed: this hearth was built without MPI; build it with `--features mpi` (OpenMPI's libopenmpi-dev and libclang-dev) and launch it with mpirun or srun"
+        )
+    }
+}
+
+/// Waits for a run to end without showing progress (the ranks other than 0 of a distributed
+/// run); a failure is an error.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+fn wait(handle: &RunHandle) -> Result<()> {
+    loop {
+        match handle.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(RunEvent::Failed { step, reason })) => {
+                bail!("run failed at step {step}: {reason}")
+            }
+            Ok(Some(RunEvent::Finished(_))) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => bail!("the training thread ended without a result"),
+        }
+    }
 }
 
 /// Shows a run's progress until it ends; the last line is the `final ...` summary. Used by

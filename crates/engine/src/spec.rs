@@ -23,6 +23,8 @@ pub struct TrainSpec {
     /// `cuda:0,cuda:1,...`. Each replica computes `batch_size / replicas` rows of every
     /// micro-batch; their gradients are summed before one update.
     pub devices: String,
+    /// Processes training the run together (MPI ranks); set when the run starts.
+    pub world_size: usize,
     /// Optimizer steps; the cosine schedule decays over all of them.
     pub steps: usize,
     /// Estimate train/val loss every this many steps (and at the end).
@@ -52,6 +54,7 @@ impl Default for TrainSpec {
             batch_size: 12,
             grad_accum: 1,
             devices: String::new(),
+            world_size: 1,
             steps: 2000,
             eval_interval: 250,
             eval_batches: 20,
@@ -160,19 +163,28 @@ impl RunSpec {
         }
         if !t.devices.trim().is_empty() {
             match t.backend.replica_devices(&t.devices) {
-                Ok(devices) if t.batch_size % devices.len() != 0 => {
+                Ok(devices) if t.batch_size % (devices.len() * t.world_size.max(1)) != 0 => {
                     errors.push(SpecError::new(
                         "train.batch_size",
-                        &format!(
+                        format!(
                             "{} rows do not split evenly over {} replicas",
                             t.batch_size,
-                            devices.len()
+                            devices.len() * t.world_size.max(1)
                         ),
                     ));
                 }
                 Ok(_) => {}
                 Err(message) => errors.push(SpecError::new("train.devices", &message)),
             }
+        }
+        if t.devices.trim().is_empty() && t.world_size > 1 && t.batch_size % t.world_size != 0 {
+            errors.push(SpecError::new(
+                "train.batch_size",
+                format!(
+                    "{} rows do not split evenly over {} processes",
+                    t.batch_size, t.world_size
+                ),
+            ));
         }
         if t.grad_accum == 0 || t.grad_accum > 4096 {
             errors.push(SpecError::new(

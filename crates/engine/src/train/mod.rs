@@ -1,11 +1,15 @@
 //! The run worker: a named thread per run that trains, sends typed events out, takes controls
 //! in, and appends everything to the run store. No UI code here.
 
+pub mod collective;
 pub mod optim;
 pub mod schedule;
 pub mod worker;
 
 pub use crate::backend::BackendKind;
 pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
+pub use collective::{Collective, Solo};
 pub use optim::{AdamW, GradBuffer, OptimSpec};
-pub use worker::{RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run};
+pub use worker::{
+    RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run, spawn_run_with,
+};

@@ -47,6 +47,29 @@ impl GradBuffer {
         });
     }
 
+    /// The gradients of every trainable parameter of `module` in visit order, as one flat
+    /// buffer (zeros where a parameter got none), for summing across processes.
+    pub fn to_flat<M: Module>(&self, module: &M) -> Vec<f32> {
+        let mut flat = Flatten {
+            grads: Some(self),
+            out: Vec::new(),
+        };
+        module.visit(&mut flat);
+        flat.out
+    }
+
+    /// The gradients laid out by [`GradBuffer::to_flat`], on the devices of `module`'s
+    /// parameters.
+    pub fn from_flat<M: Module>(module: &M, flat: &[f32]) -> Self {
+        let mut fill = FillGrads {
+            buffer: Self::default(),
+            flat,
+            at: 0,
+        };
+        module.visit(&mut fill);
+        fill.buffer
+    }
+
     /// Whether no parameter has a gradient.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
@@ -57,6 +80,94 @@ impl GradBuffer {
             .get(id)
             .and_then(|g| g.downcast_ref::<Tensor<D>>())
             .cloned()
+    }
+}
+
+/// Every parameter's values in visit order, as one flat buffer (to broadcast the initial
+/// weights, or checksum them, across processes).
+pub fn flatten_params<M: Module>(module: &M) -> Vec<f32> {
+    let mut flat = Flatten {
+        grads: None,
+        out: Vec::new(),
+    };
+    module.visit(&mut flat);
+    flat.out
+}
+
+/// `module` with its parameters replaced by the values of `flat`, laid out as
+/// [`flatten_params`] lays them out.
+pub fn unflatten_params<M: Module>(module: M, flat: &[f32]) -> M {
+    module.map(&mut Unflatten { flat, at: 0 })
+}
+
+fn to_values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float data")
+}
+
+struct Flatten<'a> {
+    grads: Option<&'a GradBuffer>,
+    out: Vec<f32>,
+}
+
+impl ModuleVisitor for Flatten<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        match self.grads {
+            None => self.out.extend(to_values(value)),
+            Some(_) if !value.is_require_grad() => {}
+            Some(grads) => match grads.get::<D>(&param.id) {
+                Some(grad) => self.out.extend(to_values(grad)),
+                None => self
+                    .out
+                    .extend(std::iter::repeat_n(0.0, value.shape().num_elements())),
+            },
+        }
+    }
+}
+
+struct FillGrads<'a> {
+    buffer: GradBuffer,
+    flat: &'a [f32],
+    at: usize,
+}
+
+impl ModuleVisitor for FillGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        if !value.is_require_grad() {
+            return;
+        }
+        let shape = value.shape();
+        let n = shape.num_elements();
+        let data = burn::tensor::TensorData::new(self.flat[self.at..self.at + n].to_vec(), shape);
+        self.at += n;
+        let grad = Tensor::<D>::from_data(data, &value.device().without_autodiff());
+        self.buffer.grads.insert(param.id, Box::new(grad));
+    }
+}
+
+struct Unflatten<'a> {
+    flat: &'a [f32],
+    at: usize,
+}
+
+impl ModuleMapper for Unflatten<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let n = shape.num_elements();
+        let data = burn::tensor::TensorData::new(self.flat[self.at..self.at + n].to_vec(), shape);
+        self.at += n;
+        let mut value = Tensor::<D>::from_data(data, &tensor.device());
+        if require_grad {
+            value = value.require_grad();
+        }
+        Param::from_mapped_value(id, value, mapper)
     }
 }
 

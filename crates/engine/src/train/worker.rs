@@ -1,6 +1,7 @@
 //! The run worker thread.
 
-use super::optim::{AdamW, GradBuffer};
+use super::collective::{Collective, Solo};
+use super::optim::{AdamW, GradBuffer, flatten_params, unflatten_params};
 use super::schedule::warmup_cosine;
 use crate::backend::default_threads;
 use crate::data::Corpus;
@@ -102,7 +103,20 @@ pub fn spawn_run(
     dir: &Path,
     notify: Option<Notify>,
 ) -> Result<RunHandle, SpawnError> {
+    spawn_run_with(spec, dir, notify, Arc::new(Solo))
+}
+
+/// Like [`spawn_run`], as one rank of a run trained by several processes (`collective`): rank
+/// 0's initial weights are broadcast, each rank computes its share of every batch, gradients
+/// and losses are summed across ranks, and the weights are compared every 100 steps.
+pub fn spawn_run_with(
+    spec: RunSpec,
+    dir: &Path,
+    notify: Option<Notify>,
+    collective: Arc<dyn Collective>,
+) -> Result<RunHandle, SpawnError> {
     let mut spec = spec;
+    spec.train.world_size = collective.size();
     spec.model.relation_classes = spec
         .objective
         .kind
@@ -114,7 +128,7 @@ pub fn spawn_run(
     }
     let objective = objective_of(&spec)?;
     let store = RunStore::create(dir, &spec)?;
-    start(spec, objective, store, dir, None, notify)
+    start(spec, objective, store, dir, None, notify, collective)
 }
 
 /// What the objective reads besides the model, from the run's settings.
@@ -148,6 +162,7 @@ fn start(
     dir: &Path,
     resume: Option<ResumePoint>,
     notify: Option<Notify>,
+    collective: Arc<dyn Collective>,
 ) -> Result<RunHandle, SpawnError> {
     let (event_tx, event_rx) = channel();
     let (control_tx, control_rx) = channel();
@@ -163,6 +178,7 @@ fn start(
         receiver_gone: false,
         resume,
         last_map: None,
+        collective,
     };
     let thread = std::thread::Builder::new()
         .name(name)
@@ -236,7 +252,15 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
     // here cannot continue.
     let objective = objective_of(&spec)?;
     store.truncate_after(point.step)?;
-    start(spec, objective, store, dir, Some(point), notify)
+    start(
+        spec,
+        objective,
+        store,
+        dir,
+        Some(point),
+        notify,
+        Arc::new(Solo),
+    )
 }
 
 struct Worker {
@@ -253,6 +277,8 @@ struct Worker {
     /// Steps completed.
     step: usize,
     receiver_gone: bool,
+    /// The processes training this run together (one, unless launched by MPI).
+    collective: Arc<dyn Collective>,
 }
 
 /// Why the loop ended early.
@@ -448,6 +474,13 @@ impl Worker {
                 &format!("initialised from {}", base.checkpoint.display()),
             ));
         }
+        // Every rank starts from rank 0's weights.
+        let collective = Arc::clone(&self.collective);
+        if collective.size() > 1 {
+            let mut flat = flatten_params(&model);
+            collective.broadcast(&mut flat);
+            model = unflatten_params(model, &flat);
+        }
         let lr_scale = spec.init.as_ref().map_or(1.0, |i| i.lr_multiplier);
         let mut optim = AdamW::new(spec.optim.clone());
         let mut active = ActiveClock::start();
@@ -525,11 +558,12 @@ impl Worker {
             );
             let data = step_data(&spec, &corpus, pairs.as_ref());
             let mut replica_data = data;
-            replica_data.batch_size = t.batch_size / replicas.len();
+            replica_data.batch_size = t.batch_size / (replicas.len() * collective.size());
             let (grads, loss_value) = step_gradients(
                 objective.as_ref(),
                 &model,
                 &replicas,
+                collective.as_ref(),
                 &replica_data,
                 &mut rng,
                 accum,
@@ -551,6 +585,9 @@ impl Worker {
                 )));
             }
             self.step += 1;
+            if collective.size() > 1 && self.step.is_multiple_of(100) {
+                same_weights_on_every_rank(&model, collective.as_ref(), self.step)?;
+            }
             #[cfg(test)]
             if spec.name == tests::PANIC_AT_STEP_3 && self.step == 3 {
                 panic!("injected fault");
@@ -740,13 +777,15 @@ fn step_gradients(
     objective: &dyn Objective,
     model: &Gpt,
     replicas: &[Device],
+    collective: &dyn Collective,
     data: &StepData<'_>,
     rng: &mut StdRng,
     accum: usize,
     threads: usize,
     backend: crate::backend::BackendKind,
 ) -> (GradBuffer, f32) {
-    let parts = (accum * replicas.len()) as f64;
+    let (rank, ranks) = (collective.rank(), collective.size());
+    let parts = (accum * replicas.len() * ranks) as f64;
     let scale = |loss: burn::tensor::Tensor<1>| {
         if parts > 1.0 {
             loss.div_scalar(parts)
@@ -757,13 +796,30 @@ fn step_gradients(
     let mut grads = GradBuffer::default();
     let mut loss_sum = 0.0f64;
     for _ in 0..accum {
-        if replicas.len() == 1 {
+        if replicas.len() == 1 && ranks == 1 {
             let loss = objective.train_loss(model, data, rng, &replicas[0]);
             loss_sum += f64::from(loss.clone().into_scalar::<f32>());
             grads.add(model, &scale(loss).backward());
             continue;
         }
-        let drawn: Option<Vec<_>> = replicas.iter().map(|_| objective.draw(data, rng)).collect();
+        // Every rank draws the rows of every replica of every rank, in order, and keeps its
+        // own: together the ranks compute the rows of one batch.
+        let local = replicas.len();
+        let drawn: Option<Vec<_>> = (0..local * ranks)
+            .map(|_| objective.draw(data, rng))
+            .collect::<Option<Vec<_>>>()
+            .map(|all| all.into_iter().skip(rank * local).take(local).collect());
+        // An objective that cannot draw ahead takes each rank's rows from a stream of its own
+        // (the same for every rank's generator, so the ranks stay in step).
+        let mut own_rng;
+        let rng: &mut StdRng = if drawn.is_none() && ranks > 1 {
+            own_rng = StdRng::seed_from_u64(
+                rand::Rng::random::<u64>(rng) ^ (rank as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            &mut own_rng
+        } else {
+            &mut *rng
+        };
         let results: Vec<(f32, GradBuffer)> = match drawn {
             Some(drawn) => std::thread::scope(|scope| {
                 let per_replica = (threads / replicas.len()).max(1);
@@ -819,7 +875,36 @@ fn step_gradients(
             grads.absorb(model, replica_grads);
         }
     }
+    if ranks > 1 {
+        let mut flat = grads.to_flat(model);
+        flat.push(loss_sum as f32);
+        collective.all_reduce_sum(&mut flat);
+        loss_sum = f64::from(flat.pop().unwrap_or(f32::NAN));
+        grads = GradBuffer::from_flat(model, &flat);
+    }
     (grads, (loss_sum / parts) as f32)
+}
+
+/// Fails the run when the ranks' weights have drifted apart (a lost update, or ranks that
+/// compute differently).
+fn same_weights_on_every_rank(
+    model: &Gpt,
+    collective: &dyn Collective,
+    step: usize,
+) -> Result<(), Halt> {
+    let checksum: f64 = flatten_params(model).iter().map(|&x| f64::from(x)).sum();
+    let mut extremes = [checksum, -checksum];
+    collective.all_reduce_max(&mut extremes);
+    if extremes[0] != -extremes[1] {
+        return Err(Halt::Failed(format!(
+            "rank {} of {}: the ranks' weights differ at step {step} (checksums {} to {}); the run stops rather than train diverged copies",
+            collective.rank(),
+            collective.size(),
+            -extremes[1],
+            extremes[0]
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a file through `write` into a temporary name, then renames it into place.
@@ -1007,6 +1092,7 @@ mod tests {
                 batch_size: 2,
                 grad_accum: 1,
                 devices: String::new(),
+                world_size: 1,
                 steps: 10,
                 backend: BackendKind::Flex,
                 threads: 1,

@@ -39,6 +39,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             batch_size: 16,
             grad_accum: 1,
             devices: String::new(),
+            world_size: 1,
             steps,
             eval_interval: 50,
             eval_batches: 4,
