@@ -44,6 +44,14 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 400)]
         frames: usize,
     },
+    /// Data-parallel scaling on this machine: one process with all threads, `mpirun -n 2`
+    /// processes with half the threads each, and two replicas in one process, each training
+    /// the nanoGPT CPU shape on generated text. Needs a build with the `mpi` feature and
+    /// `mpirun`; ends with `scaling 2-rank/1-rank=<x>`.
+    Dist {
+        #[arg(long, default_value_t = 60)]
+        steps: usize,
+    },
     /// Opening a generated project of many runs, to the first frame.
     Store {
         #[arg(long, default_value_t = 1_000)]
@@ -181,6 +189,7 @@ pub fn time_pytorch(args: &BenchArgs) -> Result<StepTiming> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         None => run_train(args),
+        Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),
         #[cfg(not(feature = "studio"))]
         Some(BenchWhat::Plot { .. } | BenchWhat::Store { .. }) => bail!(
             "`hearth bench plot` and `hearth bench store` draw the studio: this hearth was built without the `studio` feature"
@@ -281,5 +290,116 @@ fn run_train(args: &BenchArgs) -> Result<()> {
         ),
         None => bail!("LibTorch is not built in (build with the default `libtorch` feature)"),
     }
+    Ok(())
+}
+
+/// One `hearth train` launch of the scaling benchmark: its tokens/s and all-reduce seconds.
+fn launch(prefix: &[&str], extra: &[&str], steps: usize, threads: usize) -> Result<(f64, f64)> {
+    let exe = std::env::current_exe().context("cannot find the hearth binary")?;
+    let out_dir = tempfile_dir()?;
+    let (program, pre_args) = match prefix.split_first() {
+        Some((program, rest)) => (program.to_string(), rest.to_vec()),
+        None => (exe.to_string_lossy().into_owned(), Vec::new()),
+    };
+    let mut cmd = Command::new(&program);
+    cmd.args(&pre_args);
+    if !prefix.is_empty() {
+        cmd.arg(&exe);
+    }
+    let steps = steps.to_string();
+    let threads = threads.to_string();
+    cmd.args([
+        "train",
+        "--steps",
+        &steps,
+        "--threads",
+        &threads,
+        "--batch",
+        "12",
+    ])
+    .args([
+        "--eval-interval",
+        "100000",
+        "--dropout",
+        "0",
+        "--seed",
+        "1337",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(out_dir.join("run"));
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {program}"))?;
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{program} {}: {}", extra.join(" "), stderr.trim());
+    }
+    let field = |text: &str, key: &str| -> Option<f64> {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    let last = stdout.lines().last().unwrap_or_default();
+    let tokens_per_s = field(last, "tokens_per_s=")
+        .with_context(|| format!("no final line from {program}: {stdout}"))?;
+    let allreduce = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("all-reduce: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok((tokens_per_s, allreduce))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "hearth-bench-dist-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// `hearth bench dist`: 1 process x all threads against 2 processes x half the threads (MPI)
+/// and 2 replicas in one process.
+fn run_dist(steps: usize, threads: usize) -> Result<()> {
+    if !cfg!(feature = "mpi") {
+        bail!(
+            "`hearth bench dist` launches `hearth train --distributed`: build with `--features mpi`"
+        );
+    }
+    let half = (threads / 2).max(1);
+    println!(
+        "nanoGPT CPU shape, batch 12 x 64 tokens, {steps} steps, generated text; {threads} threads in all"
+    );
+    let (one, _) = launch(&[], &[], steps, threads)?;
+    println!("1 process x {threads} threads: {one:.0} tokens/s");
+    let (replicas, _) = launch(&[], &["--devices", "cpu:2"], steps, threads)?;
+    println!(
+        "2 replicas in 1 process ({half} thread each): {replicas:.0} tokens/s ({:.2}x)",
+        replicas / one
+    );
+    let mpirun = [
+        "mpirun",
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+        "-n",
+        "2",
+    ];
+    let (ranks, allreduce) = launch(&mpirun, &["--distributed"], steps, half)?;
+    println!(
+        "2 processes x {half} thread (mpirun): {ranks:.0} tokens/s; all-reduce {:.3} s in {steps} steps ({:.2} ms per step, waiting for the slower rank included)",
+        allreduce,
+        allreduce * 1e3 / steps as f64
+    );
+    println!("scaling 2-rank/1-rank={:.3}", ranks / one);
     Ok(())
 }

@@ -463,6 +463,14 @@ pub fn follow(handle: &RunHandle, steps: u64) -> Result<()> {
                     line.push_str(&format!(" {k}={v:.4}"));
                 }
                 println!("{line}");
+                if s.allreduce_s > 0.0 {
+                    eprintln!(
+                        "all-reduce: {:.3} s in {} steps ({:.2} ms per step)",
+                        s.allreduce_s,
+                        s.step,
+                        s.allreduce_s * 1e3 / s.step.max(1) as f64
+                    );
+                }
                 return Ok(());
             }
             RunEvent::Attention(_)

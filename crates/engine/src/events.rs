@@ -61,6 +61,9 @@ pub struct RunSummary {
     pub elapsed_s: f64,
     /// True when the user stopped the run before its last step.
     pub stopped_early: bool,
+    /// Seconds spent summing gradients and losses across processes (0 in one process).
+    #[serde(default)]
+    pub allreduce_s: f64,
 }
 
 /// Attention maps on the run's probe text at one step.

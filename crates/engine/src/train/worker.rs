@@ -529,6 +529,7 @@ impl Worker {
         };
         let mut throughput = Throughput::default();
         let accum = t.grad_accum.max(1);
+        let mut allreduce = Duration::ZERO;
         // One replica per device; the first computes on the run's own model.
         let replicas: Vec<Device> = match t.backend.replica_devices(&t.devices) {
             Ok(devices) if devices.len() > 1 => {
@@ -559,7 +560,7 @@ impl Worker {
             let data = step_data(&spec, &corpus, pairs.as_ref());
             let mut replica_data = data;
             replica_data.batch_size = t.batch_size / (replicas.len() * collective.size());
-            let (grads, loss_value) = step_gradients(
+            let (grads, loss_value, reduce) = step_gradients(
                 objective.as_ref(),
                 &model,
                 &replicas,
@@ -570,6 +571,7 @@ impl Worker {
                 threads,
                 t.backend,
             );
+            allreduce += reduce;
             if !loss_value.is_finite() {
                 return Err(Halt::Failed(format!(
                     "training loss became {loss_value} at step {}: the run diverged (try a lower learning rate, currently {lr:.2e})",
@@ -638,6 +640,7 @@ impl Worker {
                     .max(1e-9),
             elapsed_s: active.elapsed_s(),
             stopped_early,
+            allreduce_s: allreduce.as_secs_f64(),
         })
     }
 
@@ -783,7 +786,7 @@ fn step_gradients(
     accum: usize,
     threads: usize,
     backend: crate::backend::BackendKind,
-) -> (GradBuffer, f32) {
+) -> (GradBuffer, f32, Duration) {
     let (rank, ranks) = (collective.rank(), collective.size());
     let parts = (accum * replicas.len() * ranks) as f64;
     let scale = |loss: burn::tensor::Tensor<1>| {
@@ -875,14 +878,17 @@ fn step_gradients(
             grads.absorb(model, replica_grads);
         }
     }
+    let mut reduce = Duration::ZERO;
     if ranks > 1 {
         let mut flat = grads.to_flat(model);
         flat.push(loss_sum as f32);
+        let start = Instant::now();
         collective.all_reduce_sum(&mut flat);
+        reduce = start.elapsed();
         loss_sum = f64::from(flat.pop().unwrap_or(f32::NAN));
         grads = GradBuffer::from_flat(model, &flat);
     }
-    (grads, (loss_sum / parts) as f32)
+    (grads, (loss_sum / parts) as f32, reduce)
 }
 
 /// Fails the run when the ranks' weights have drifted apart (a lost update, or ranks that
