@@ -186,8 +186,19 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
             ));
         }
         let t = &run.spec.train;
-        if !t.devices.trim().is_empty() || t.grad_accum > 1 {
+        if !t.devices.trim().is_empty() || t.grad_accum > 1 || t.world_size > 1 {
             let mut scale = Vec::new();
+            if t.world_size > 1 {
+                let per_rank = last
+                    .map(|m| {
+                        format!(
+                            " · {:.0} tokens/s per rank",
+                            m.tokens_per_s / t.world_size as f64
+                        )
+                    })
+                    .unwrap_or_default();
+                scale.push(format!("{} MPI ranks{per_rank}", t.world_size));
+            }
             if !t.devices.trim().is_empty() {
                 scale.push(format!("replicas {}", t.devices.trim()));
             }
