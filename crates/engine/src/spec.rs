@@ -163,7 +163,11 @@ impl RunSpec {
         }
         if !t.devices.trim().is_empty() {
             match t.backend.replica_devices(&t.devices) {
-                Ok(devices) if t.batch_size % (devices.len() * t.world_size.max(1)) != 0 => {
+                Ok(devices)
+                    if !t
+                        .batch_size
+                        .is_multiple_of(devices.len() * t.world_size.max(1)) =>
+                {
                     errors.push(SpecError::new(
                         "train.batch_size",
                         format!(
@@ -177,7 +181,10 @@ impl RunSpec {
                 Err(message) => errors.push(SpecError::new("train.devices", &message)),
             }
         }
-        if t.devices.trim().is_empty() && t.world_size > 1 && t.batch_size % t.world_size != 0 {
+        if t.devices.trim().is_empty()
+            && t.world_size > 1
+            && !t.batch_size.is_multiple_of(t.world_size)
+        {
             errors.push(SpecError::new(
                 "train.batch_size",
                 format!(

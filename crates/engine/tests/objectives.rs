@@ -6,7 +6,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use hearth_engine::eval::{normalize, pool, retrieval, spearman};
 use hearth_engine::objective::contrastive::info_nce;
 use hearth_engine::objective::{Pooling, masked, next_token};
-use hearth_engine::train::{AdamW, OptimSpec};
+use hearth_engine::train::{AdamW, GradBuffer, OptimSpec};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -194,7 +194,7 @@ fn info_nce_gradients_pull_pairs_together() {
     let first: f32 = loss_of(&model).into_scalar();
     for _ in 0..100 {
         let loss = loss_of(&model);
-        let grads = loss.backward();
+        let grads = GradBuffer::from_grads(&model, &loss.backward());
         model = optim.step(model, &grads, 0.05).0;
     }
     let last: f32 = loss_of(&model).into_scalar();

@@ -5,7 +5,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use hearth_engine::model::{Gpt, ModelSpec};
 use hearth_engine::objective::next_token;
-use hearth_engine::train::{AdamW, OptimSpec};
+use hearth_engine::train::{AdamW, GradBuffer, OptimSpec};
 use serde_json::Value;
 
 /// PyTorch's name for a Hearth parameter path, and whether Hearth stores it transposed
@@ -205,9 +205,10 @@ fn check(device: Device, label: &str) {
         ..OptimSpec::default()
     });
     let lr = adamw["lr"].as_f64().unwrap();
-    let (model, norm_1) = optim.step(model, &grads, lr);
+    let (model, norm_1) = optim.step(model.clone(), &GradBuffer::from_grads(&model, &grads), lr);
     let loss = next_token::loss(model.forward(x.clone()), y.clone());
-    let (model, norm_2) = optim.step(model, &loss.backward(), lr);
+    let grads = GradBuffer::from_grads(&model, &loss.backward());
+    let (model, norm_2) = optim.step(model, &grads, lr);
     for (got, want) in [norm_1, norm_2]
         .iter()
         .zip(adamw["grad_norms"].as_array().unwrap())
