@@ -1,5 +1,6 @@
 # Sourced by the Makefile and CI: installs LibTorch (the PyPI wheel torch==2.9.0, which tch 0.22
-# expects) into a cache folder once, then exports what the build needs to find it.
+# expects) and transformers (for the Hugging Face parity tests) into a cache folder once, then
+# exports what the build needs to find it.
 # Override the folder with HEARTH_CACHE.
 set -e
 HEARTH_CACHE="${HEARTH_CACHE:-$HOME/.cache/hearth}"
@@ -10,6 +11,13 @@ if [ ! -f "$HEARTH_VENV/.torch-2.9.0-ok" ]; then
   python3 -m venv "$HEARTH_VENV"
   "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check torch==2.9.0 numpy
   touch "$HEARTH_VENV/.torch-2.9.0-ok"
+fi
+# The Hugging Face export/import parity tests (tests/hf.rs) load exports with transformers in
+# the same environment; a separate marker so existing environments get it once.
+if [ ! -f "$HEARTH_VENV/.transformers-5.24.0-ok" ]; then
+  echo "hearth: installing transformers==5.24.0 and safetensors==0.8.0 into $HEARTH_VENV (once)" >&2
+  "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check transformers==5.24.0 safetensors==0.8.0
+  touch "$HEARTH_VENV/.transformers-5.24.0-ok"
 fi
 export VIRTUAL_ENV="$HEARTH_VENV"
 export PATH="$HEARTH_VENV/bin:$PATH"

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_system_packages.sh
+# The Hugging Face parity tests must run here (scripts/env.sh installed transformers).
+export HEARTH_REQUIRE_TRANSFORMERS=1
 cargo fmt --all -- --check
 # The `mpi` feature too, so the MPI code is linted (dependencies keep their features).
 cargo clippy --workspace --all-targets --features mpi -- -D warnings

@@ -3,7 +3,11 @@
 
 pub mod bench;
 pub mod dataset;
+pub mod embed;
 pub mod eval;
+pub mod export;
+pub mod generate;
+pub mod import;
 pub mod resume;
 pub mod runs;
 pub mod train;
@@ -44,6 +48,14 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Build a dataset (sources, mixing, split, tokenizer, transform) and save it in the project.
     Dataset(dataset::DatasetArgs),
+    /// Write a run's newest checkpoint as a Hugging Face folder (`transformers`, no custom code).
+    Export(export::ExportArgs),
+    /// Import a GPT-2 folder from Hugging Face as a new run (to fine-tune and compare).
+    Import(import::ImportArgs),
+    /// Continue a prompt with a run's newest checkpoint.
+    Generate(generate::GenerateArgs),
+    /// Embed texts with a run's newest checkpoint (one JSON line per text).
+    Embed(embed::EmbedArgs),
 }
 
 impl Cli {
@@ -57,6 +69,10 @@ impl Cli {
             Some(Command::Bench(args)) => bench::run(&args),
             Some(Command::Eval(args)) => eval::run(&args),
             Some(Command::Dataset(args)) => dataset::run(&args, self.project),
+            Some(Command::Export(args)) => export::run(&args),
+            Some(Command::Import(args)) => import::run(&args, self.project),
+            Some(Command::Generate(args)) => generate::run(&args),
+            Some(Command::Embed(args)) => embed::run(&args),
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   per objective behind one trait);
 //! - [`spec`] (a run's whole recipe), [`project`] (project folder and run store),
 //!   [`preview`] (the first batch as the model sees it);
-//! - [`train`] (the run worker thread).
+//! - [`train`] (the run worker thread), [`export`] (Hugging Face folders out of runs and GPT-2
+//!   folders into runs).
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod data;
 pub mod eval;
 pub mod events;
+pub mod export;
 pub mod model;
 pub mod objective;
 pub mod preview;

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["objective"],
     &["spec"],
     &["project", "preview"],
-    &["train"],
+    &["train", "export"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -46,6 +46,70 @@ pub fn generate(
     ids.split_off(start)
 }
 
+/// How [`generate_with`] picks each new token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Divides the logits before the softmax (1.0: the model's own distribution); 0 or less
+    /// picks the most likely token every time.
+    pub temperature: f64,
+    /// Draws among the `top_k` most likely tokens only (ties with the last one kept); 0 draws
+    /// among all.
+    pub top_k: usize,
+}
+
+/// Continues `prompt` by `n_tokens` tokens picked as `sampling` says. Returns the new tokens
+/// only.
+pub fn generate_with(
+    model: &Gpt,
+    prompt: &[u32],
+    n_tokens: usize,
+    sampling: Sampling,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Vec<u32> {
+    let context = model.context();
+    let mut ids: Vec<u32> = prompt.to_vec();
+    if ids.is_empty() {
+        ids.push(0);
+    }
+    let start = ids.len();
+    for _ in 0..n_tokens {
+        let window = &ids[ids.len().saturating_sub(context)..];
+        let seq = window.len();
+        let input = tokens_tensor(
+            window.iter().map(|&t| i64::from(t)).collect(),
+            1,
+            seq,
+            device,
+        );
+        let logits = model.forward(input); // [1, seq, vocab]
+        let vocab = logits.dims()[2];
+        let last = logits.narrow(1, seq - 1, 1).reshape([vocab]);
+        if sampling.temperature <= 0.0 {
+            let next: i64 = last.argmax(0).into_scalar();
+            ids.push(next as u32);
+            continue;
+        }
+        let mut probs = softmax(last / sampling.temperature, 0)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        if sampling.top_k > 0 && sampling.top_k < probs.len() {
+            let mut sorted = probs.clone();
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            let kth = sorted[sampling.top_k - 1];
+            for p in &mut probs {
+                if *p < kth {
+                    *p = 0.0;
+                }
+            }
+        }
+        ids.push(sample_index(&probs, rng) as u32);
+    }
+    ids.split_off(start)
+}
+
 /// Draws an index from a probability vector.
 pub fn sample_index(probs: &[f32], rng: &mut StdRng) -> usize {
     let total: f32 = probs.iter().sum();
@@ -111,4 +175,43 @@ pub fn greedy_until_newline(
         outputs.extend(generated.iter().map(|g| tok.decode(g)));
     }
     outputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSpec;
+    use rand::SeedableRng;
+
+    #[test]
+    fn top_1_sampling_is_greedy_and_a_seed_repeats() {
+        let device = Device::flex();
+        let spec = ModelSpec {
+            n_layer: 1,
+            n_head: 2,
+            d_model: 16,
+            context: 8,
+            ..ModelSpec::default()
+        };
+        let model = Gpt::new(&spec, 12, &device);
+        let run = |sampling: Sampling, seed: u64| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            generate_with(&model, &[1, 2, 3], 12, sampling, &mut rng, &device)
+        };
+        let greedy = Sampling {
+            temperature: 0.0,
+            top_k: 0,
+        };
+        let top_1 = Sampling {
+            temperature: 1.0,
+            top_k: 1,
+        };
+        assert_eq!(run(top_1, 1), run(greedy, 2));
+        let free = Sampling {
+            temperature: 1.5,
+            top_k: 0,
+        };
+        assert_eq!(run(free, 7), run(free, 7));
+        assert_eq!(run(free, 7).len(), 12);
+    }
 }

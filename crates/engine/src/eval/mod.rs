@@ -12,7 +12,7 @@ pub mod retrieval;
 
 pub use embed::{Pooling, embed, embed_all, normalize, pool, similarities};
 pub use exact_match::exact_match;
-pub use generate::{generate, greedy_until_newline, sample_index};
+pub use generate::{Sampling, generate, generate_with, greedy_until_newline, sample_index};
 pub use loss::{cross_entropy, estimate_loss, full_split_loss};
 pub use relation::{relation_accuracy, relation_hidden};
 pub use retrieval::{Retrieval, embedded_retrieval, retrieval, spearman};

@@ -1,0 +1,159 @@
+//! A GPT-2 folder (as `transformers`' `save_pretrained` writes it) into a run folder: the spec,
+//! the run store, a step-0 checkpoint and the tokenizer, which `--init-from` fine-tuning,
+//! evaluation, generation and export read like any run's.
+
+use super::HfError;
+use super::hf::{Gpt2Config, params_from_gpt2};
+use super::weights::{Array, load_params, read_safetensors};
+use crate::data::tokenizer::BpeModel;
+use crate::data::{DataSpec, Tokenizer, TokenizerKind};
+use crate::model::Gpt;
+use crate::project::store::write_atomic;
+use crate::project::{Annotations, RunStatus, RunStore};
+use crate::spec::RunSpec;
+use burn::module::Module;
+use burn::tensor::Device;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What [`import_hf`] created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSummary {
+    /// The new run folder.
+    pub run_dir: PathBuf,
+    /// Its spec.
+    pub spec: RunSpec,
+    /// Trainable parameters.
+    pub n_params: usize,
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+}
+
+/// The weights of a folder: `model.safetensors`, or the shards a
+/// `model.safetensors.index.json` lists.
+fn read_weights(dir: &Path) -> Result<(BTreeMap<String, Array>, PathBuf), HfError> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok((read_safetensors(&single)?, single));
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index).map_err(|e| HfError::io(&index, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| HfError::invalid(&index, format!("not JSON: {e}")))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| HfError::invalid(&index, "no weight_map"))?;
+        let mut files: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        let mut all = BTreeMap::new();
+        for file in files {
+            all.extend(read_safetensors(&dir.join(file))?);
+        }
+        return Ok((all, index));
+    }
+    let message = if dir.join("pytorch_model.bin").exists() {
+        "no model.safetensors (pytorch_model.bin is not read: save with safe_serialization=True)"
+    } else {
+        "no model.safetensors"
+    };
+    Err(HfError::invalid(dir, message))
+}
+
+/// The folder's `tokenizer.json` as a Hearth tokenizer (its vocabulary must be the model's).
+fn read_tokenizer(dir: &Path, vocab_size: usize) -> Result<Tokenizer, HfError> {
+    let path = dir.join("tokenizer.json");
+    let json = std::fs::read_to_string(&path).map_err(|e| HfError::io(&path, e))?;
+    let model = BpeModel::from_json(json).map_err(|e| HfError::invalid(&path, e.to_string()))?;
+    let tokenizer = Tokenizer::Bpe {
+        model,
+        specials: false,
+    };
+    if tokenizer.vocab_size() != vocab_size {
+        return Err(HfError::Unsupported {
+            path: dir.join("config.json"),
+            key: "vocab_size".into(),
+            value: vocab_size.to_string(),
+            reason: format!(
+                "tokenizer.json has {} tokens; Hearth needs the model's vocabulary and the tokenizer's to be the same size",
+                tokenizer.vocab_size()
+            ),
+        });
+    }
+    Ok(tokenizer)
+}
+
+/// Imports the GPT-2 folder `hf_dir` as a new run in `run_dir` named `name` (the weights are
+/// loaded on `device` to be checked and saved). Unsupported settings are refused with the key
+/// and its value; nothing is written unless the whole folder reads.
+pub fn import_hf(
+    hf_dir: &Path,
+    run_dir: &Path,
+    name: &str,
+    device: &Device,
+) -> Result<ImportSummary, HfError> {
+    let config = Gpt2Config::read(&hf_dir.join("config.json"))?;
+    let model_spec = config.model_spec();
+    if let Some(error) = model_spec.validate().first() {
+        return Err(HfError::invalid(
+            &hf_dir.join("config.json"),
+            error.to_string(),
+        ));
+    }
+    let tokenizer = read_tokenizer(hf_dir, config.vocab_size)?;
+    let (tensors, weights_path) = read_weights(hf_dir)?;
+    let params = params_from_gpt2(&tensors, &config, &weights_path)?;
+    let model = load_params(Gpt::new(&model_spec, config.vocab_size, device), &params)
+        .map_err(|problems| HfError::invalid(&weights_path, problems.join("; ")))?;
+
+    let spec = RunSpec {
+        name: name.to_string(),
+        model: model_spec,
+        data: DataSpec {
+            tokenizer: TokenizerKind::Bpe {
+                vocab_size: tokenizer.vocab_size(),
+            },
+            ..DataSpec::default()
+        },
+        ..RunSpec::default()
+    };
+    let store = RunStore::create(run_dir, &spec)?;
+    let tokenizer_path = run_dir.join("tokenizer.json");
+    write_atomic(
+        &tokenizer_path,
+        serde_json::to_string(&tokenizer)
+            .expect("a tokenizer serializes")
+            .as_bytes(),
+    )?;
+    let checkpoint = run_dir.join("checkpoints").join("step-000000.bpk");
+    model
+        .clone()
+        .save_file(&checkpoint)
+        .map_err(|e| HfError::invalid(&checkpoint, format!("not written: {e}")))?;
+    store.append_checkpoint(0, &checkpoint)?;
+    let source = hf_dir
+        .canonicalize()
+        .unwrap_or_else(|_| hf_dir.to_path_buf());
+    store.append_message(
+        0,
+        "info",
+        &format!("imported from {} (GPT-2)", source.display()),
+    )?;
+    store.set_annotations(&Annotations {
+        display_name: None,
+        tags: vec!["imported".to_string()],
+        notes: format!(
+            "Imported from the Hugging Face folder {}.",
+            source.display()
+        ),
+    })?;
+    store.set_status(&RunStatus::Finished)?;
+    Ok(ImportSummary {
+        run_dir: run_dir.to_path_buf(),
+        n_params: spec.model.n_params(tokenizer.vocab_size()),
+        vocab_size: tokenizer.vocab_size(),
+        spec,
+    })
+}

@@ -1,0 +1,55 @@
+//! `hearth export`: a run's newest checkpoint as a Hugging Face folder.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use hearth_engine::backend::BackendKind;
+use std::path::PathBuf;
+
+/// Formats `hearth export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A folder `transformers` loads with no custom code (safetensors, config, tokenizer,
+    /// model card; sentence-transformers modules for embedding runs).
+    Hf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Run folder (as written by `hearth train`, `hearth import` or the studio).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "hf")]
+    pub format: ExportFormat,
+    /// Folder to write (created; an existing one must be empty unless `--force`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write into a folder that already has files, replacing those of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `hearth export`: writes the folder and lists the models in it.
+pub fn run(args: &ExportArgs) -> Result<()> {
+    let ExportFormat::Hf = args.format;
+    let occupied = std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !args.force {
+        bail!(
+            "{} already has files; choose an empty folder or pass --force",
+            args.out.display()
+        );
+    }
+    // The weights are only read and written: the pure-Rust backend needs no set-up.
+    let device = BackendKind::Flex.device().map_err(anyhow::Error::msg)?;
+    let summary = hearth_engine::export::export_run(&args.run, &args.out, &device)
+        .with_context(|| format!("cannot export {}", args.run.display()))?;
+    for (dir, class) in &summary.models {
+        eprintln!("{class}: {}", dir.display());
+    }
+    println!(
+        "exported step {} to {}",
+        summary.step,
+        summary.dir.display()
+    );
+    Ok(())
+}

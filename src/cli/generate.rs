@@ -1,0 +1,80 @@
+//! `hearth generate`: continues a prompt with a run's newest checkpoint.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hearth_engine::backend::{BackendKind, available_cores};
+use hearth_engine::eval::{Sampling, generate_with};
+use hearth_engine::export::LoadedRun;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// Run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The text to continue.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 200)]
+    pub max_tokens: usize,
+    /// Softmax temperature (1: the model's own distribution; 0: always the most likely token).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::cli::train::finite)]
+    pub temperature: f64,
+    /// Draw among the K most likely tokens only (0: among all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Seed of the sampling (default: a new one each time); the same seed gives the same text.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend to run on (default: the run's own).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Intra-op threads (default, or 0: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `hearth generate`: prints the continuation (the prompt not repeated).
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    let spec = hearth_engine::project::store::read_spec(&args.run)?;
+    let backend = args.backend.unwrap_or(spec.train.backend);
+    backend.set_threads(
+        args.threads
+            .filter(|&n| n > 0)
+            .unwrap_or_else(available_cores),
+    );
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let run = LoadedRun::load(&args.run, &device)
+        .with_context(|| format!("cannot load {}", args.run.display()))?;
+    if !run.layout().decoder {
+        eprintln!(
+            "note: the {} objective does not train generation; the continuation reads the model causally",
+            run.spec.objective.kind
+        );
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let mut rng = StdRng::seed_from_u64(seed);
+    let prompt = run.tokenizer.encode(&args.prompt);
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_k: args.top_k,
+    };
+    let ids = generate_with(
+        &run.model,
+        &prompt,
+        args.max_tokens,
+        sampling,
+        &mut rng,
+        &device,
+    );
+    eprintln!("checkpoint of step {}, seed {seed}", run.step);
+    println!("{}", run.tokenizer.decode(&ids));
+    Ok(())
+}
