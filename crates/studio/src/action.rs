@@ -70,6 +70,10 @@ pub enum Action {
         /// The proposed file name.
         file_name: String,
     },
+    /// Ask for a folder and write the run's newest checkpoint there as a Hugging Face model.
+    ExportRun(usize),
+    /// Ask for a Hugging Face GPT-2 folder and import it as a run of the project.
+    ImportModel,
     /// Ask for a project folder and open it.
     OpenProject,
     /// Ask for a run folder (e.g. from `hearth train --out`) and add it to the project.

@@ -32,6 +32,10 @@ enum DialogPurpose {
     MetricsCsv(PathBuf),
     /// The chart in this screen rectangle.
     ChartPng(egui::Rect),
+    /// A Hugging Face export of the run in this folder.
+    Export(PathBuf),
+    /// A Hugging Face model to import.
+    Import,
     Data(Pick),
 }
 
@@ -145,6 +149,11 @@ impl StudioApp {
         &self.runs
     }
 
+    /// The run the monitor shows (index into [`StudioApp::runs`]).
+    pub fn selected(&self) -> Option<usize> {
+        self.selected
+    }
+
     /// Run folders listed as damaged, with their reason.
     pub fn damaged(&self) -> &[RunCheck] {
         &self.damaged
@@ -234,6 +243,22 @@ impl StudioApp {
                     .starting_in(&self.project.dir);
                 self.open_dialog(DialogPurpose::Project, request);
             }
+            Action::ExportRun(run) => {
+                if let Some(run) = self.runs.get(run) {
+                    let request = DialogRequest::open_folder(
+                        "Export as a Hugging Face model: choose an empty folder (or one to hold it)",
+                    )
+                    .starting_in(&self.project.dir);
+                    self.open_dialog(DialogPurpose::Export(run.dir.clone()), request);
+                }
+            }
+            Action::ImportModel => {
+                let request = DialogRequest::open_folder(
+                    "Import a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json)",
+                )
+                .starting_in(&self.project.dir);
+                self.open_dialog(DialogPurpose::Import, request);
+            }
             Action::OpenRun => {
                 let request =
                     DialogRequest::open_folder("Open a run folder (e.g. from hearth train --out)")
@@ -270,6 +295,13 @@ impl StudioApp {
             }
             if ui.button("Open run folder…").clicked() {
                 actions.push(Action::OpenRun);
+            }
+            if ui
+                .button("Import model…")
+                .on_hover_text("A Hugging Face GPT-2 folder becomes a run you can fine-tune")
+                .clicked()
+            {
+                actions.push(Action::ImportModel);
             }
             ui.separator();
             for tab in Tab::ALL {

@@ -360,6 +360,15 @@ fn details_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<
                     actions.push(Action::ExportMetricsCsv(index));
                 }
                 if ui
+                    .add_enabled(run.last_step.is_some(), egui::Button::new("Export…"))
+                    .on_hover_text(
+                        "Write the newest checkpoint as a Hugging Face model (transformers loads it)",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::ExportRun(index));
+                }
+                if ui
                     .add_enabled(!live, egui::Button::new("Delete"))
                     .on_hover_text("Moves the run to the project's trash; Undo brings it back")
                     .clicked()

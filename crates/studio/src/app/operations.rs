@@ -55,6 +55,8 @@ impl StudioApp {
                     }
                 }
             }
+            DialogPurpose::Export(run_dir) => self.export_run(&run_dir, &path),
+            DialogPurpose::Import => self.import_model(&path),
             DialogPurpose::ChartPng(rect) => {
                 // Taken on the next frame: this one may still show the in-app picker over
                 // the chart.
@@ -64,6 +66,83 @@ impl StudioApp {
             DialogPurpose::Data(pick) => {
                 dataset::apply_pick(&mut self.project.file.draft.data, pick, path);
             }
+        }
+    }
+
+    /// Writes the run's newest checkpoint as a Hugging Face model into `chosen` (or, when that
+    /// folder already has files, into a new `<run>-hf` folder inside it); says where, or why not.
+    pub(super) fn export_run(&mut self, run_dir: &Path, chosen: &Path) {
+        let name = self
+            .runs
+            .iter()
+            .find(|r| r.dir == run_dir)
+            .map(|r| r.name().to_string())
+            .unwrap_or_else(|| "run".to_string());
+        let occupied = std::fs::read_dir(chosen).is_ok_and(|mut e| e.next().is_some());
+        let out = if occupied {
+            let slug: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let mut out = chosen.join(format!("{slug}-hf"));
+            let mut n = 2;
+            while out.exists() {
+                out = chosen.join(format!("{slug}-hf-{n}"));
+                n += 1;
+            }
+            out
+        } else {
+            chosen.to_path_buf()
+        };
+        let result = hearth_engine::backend::BackendKind::Flex
+            .device()
+            .and_then(|device| {
+                hearth_engine::export::export_run(run_dir, &out, &device).map_err(|e| e.to_string())
+            });
+        self.messages.push(match result {
+            Ok(summary) => format!(
+                "exported {name} (step {}) as a Hugging Face model to {}",
+                summary.step,
+                summary.dir.display()
+            ),
+            Err(err) => format!("cannot export {name}: {err}"),
+        });
+    }
+
+    /// Imports a Hugging Face GPT-2 folder as a new run of the project and shows it.
+    pub(super) fn import_model(&mut self, hf_dir: &Path) {
+        let base = hf_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "imported".to_string());
+        let name = self.project.unique_run_name(&base);
+        let run_dir = self.project.new_run_dir(&name);
+        let result = hearth_engine::backend::BackendKind::Flex
+            .device()
+            .and_then(|device| {
+                hearth_engine::export::import_hf(hf_dir, &run_dir, &name, &device)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(summary) => {
+                self.reload_runs();
+                self.selected = self.runs.iter().position(|r| r.dir == summary.run_dir);
+                self.prefs.tab = Tab::Monitor;
+                self.messages.push(format!(
+                    "imported {} as run {name} ({} parameters)",
+                    hf_dir.display(),
+                    summary.n_params
+                ));
+            }
+            Err(err) => self
+                .messages
+                .push(format!("cannot import {}: {err}", hf_dir.display())),
         }
     }
 

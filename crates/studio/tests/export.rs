@@ -1,0 +1,95 @@
+//! Export and import from the studio, through the in-app folder picker (what a desktop without
+//! a portal or zenity gets): a finished run goes out as a Hugging Face folder and comes back in
+//! as a new run.
+
+#[path = "../../engine/tests/common/mod.rs"]
+mod common;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
+use hearth_studio::{DialogBackend, Prefs, StudioApp, Tab};
+use std::path::Path;
+use std::time::Duration;
+
+/// Types `path` into the open in-app picker and chooses it.
+fn pick_folder(harness: &mut Harness<'static, StudioApp>, path: &Path) {
+    // The window fades in over a few frames.
+    harness.run_steps(4);
+    let field = || egui::accesskit::Role::TextInput;
+    harness.get_by_role_and_label(field(), "Folder").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(field(), "Folder")
+        .type_text(&path.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Choose this folder").click();
+    harness.run_steps(3);
+}
+
+#[test]
+fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = hearth_engine::project::Project::open_or_create(dir.path()).unwrap();
+    let mut spec = common::small_spec(BackendKind::preferred(), 10);
+    spec.name = "tiny".into();
+    spec.model.n_layer = 1;
+    let handle = spawn_run(spec, &project.new_run_dir("tiny"), None).unwrap();
+    let events = common::collect_events(&handle, Duration::from_secs(120));
+    assert!(matches!(events.last(), Some(RunEvent::Finished(_))));
+    drop(handle);
+
+    let project_dir = dir.path().to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1360.0, 860.0))
+        .build_eframe(move |cc| {
+            StudioApp::with_project(cc.egui_ctx.clone(), &project_dir, Prefs::default())
+        });
+    harness.state_mut().set_dialog_backend(DialogBackend::InApp);
+    harness.run_steps(2);
+    harness.get_by_label_contains("tiny\nfinished").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export…").click();
+    let out = tempfile::tempdir().unwrap();
+    let export_dir = out.path().join("tiny-hf");
+    std::fs::create_dir(&export_dir).unwrap();
+    pick_folder(&mut harness, &export_dir);
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "README.md",
+    ] {
+        assert!(
+            export_dir.join(file).exists(),
+            "{file} missing; messages: {:?}",
+            harness.state().messages()
+        );
+    }
+    assert!(
+        harness
+            .state()
+            .messages()
+            .last()
+            .is_some_and(|m| m.starts_with("exported tiny (step 10)")),
+        "{:?}",
+        harness.state().messages()
+    );
+
+    harness.get_by_label("Import model…").click();
+    pick_folder(&mut harness, &export_dir);
+    let app = harness.state();
+    assert_eq!(app.runs().len(), 2, "{:?}", app.messages());
+    let imported = &app.runs()[app.selected().expect("the imported run is shown")];
+    assert_eq!(imported.name(), "tiny-hf");
+    assert_eq!(app.prefs().tab, Tab::Monitor);
+    assert!(
+        app.messages()
+            .last()
+            .is_some_and(|m| m.contains("as run tiny-hf")),
+        "{:?}",
+        app.messages()
+    );
+}
