@@ -245,18 +245,14 @@ impl StudioApp {
             }
             Action::ExportRun(run) => {
                 if let Some(run) = self.runs.get(run) {
-                    let request = DialogRequest::open_folder(
-                        "Export as a Hugging Face model: choose an empty folder (or one to hold it)",
-                    )
-                    .starting_in(&self.project.dir);
+                    let request = DialogRequest::open_folder("Export as a Hugging Face model")
+                        .starting_in(&self.project.dir);
                     self.open_dialog(DialogPurpose::Export(run.dir.clone()), request);
                 }
             }
             Action::ImportModel => {
-                let request = DialogRequest::open_folder(
-                    "Import a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json)",
-                )
-                .starting_in(&self.project.dir);
+                let request = DialogRequest::open_folder("Import a Hugging Face GPT-2 folder")
+                    .starting_in(&self.project.dir);
                 self.open_dialog(DialogPurpose::Import, request);
             }
             Action::OpenRun => {

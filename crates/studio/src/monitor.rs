@@ -360,7 +360,7 @@ fn details_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<
                     actions.push(Action::ExportMetricsCsv(index));
                 }
                 if ui
-                    .add_enabled(run.last_step.is_some(), egui::Button::new("Export…"))
+                    .add_enabled(!live, egui::Button::new("Export…"))
                     .on_hover_text(
                         "Write the newest checkpoint as a Hugging Face model (transformers loads it)",
                     )
