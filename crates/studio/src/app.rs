@@ -61,6 +61,8 @@ pub struct StudioApp {
     chart_to_export: Option<(egui::Rect, PathBuf)>,
     /// The outcome of a chart export, once the screenshot is written.
     png_result: Option<Receiver<Result<(), String>>>,
+    /// When the project folder was last looked at for runs other processes write.
+    watched: std::time::Instant,
     notify: Notify,
     /// The keyboard shortcuts are listed over the pages.
     shortcuts_open: bool,
@@ -131,6 +133,7 @@ impl StudioApp {
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
             png_result: None,
+            watched: std::time::Instant::now(),
             notify,
             shortcuts_open: false,
             notifications: Notifications::default(),
@@ -417,6 +420,11 @@ impl eframe::App for StudioApp {
         if self.dialogs.is_open() || self.dataset.is_loading() || self.png_result.is_some() {
             ctx.request_repaint_after(Duration::from_millis(100));
         }
+        if self.watch_project() {
+            ctx.request_repaint();
+        }
+        // Keep looking while some other process trains a run of this project.
+        ctx.request_repaint_after(Duration::from_secs(1));
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -112,8 +112,11 @@ fn curves_of(history: &RunHistory, tokens_per_step: f64) -> Curves {
 impl RunView {
     /// A run listed by the project.
     pub fn from_entry(entry: RunEntry) -> Self {
-        // A run left "running" by a studio or CLI that died shows as interrupted.
-        let status = if entry.status.is_active() {
+        // A run left "running" by a studio or CLI that died shows as interrupted; one that
+        // another process is still writing stays running (the app watches it).
+        let status = if entry.status.is_active()
+            && !hearth_engine::project::store::being_written(&entry.dir)
+        {
             RunStatus::Failed {
                 reason: "interrupted: the process training it ended".to_string(),
             }

@@ -646,6 +646,23 @@ pub fn read_tokenizer(dir: &Path) -> Option<crate::data::Tokenizer> {
     serde_json::from_str(&text).ok()
 }
 
+/// How long a run marked running may go without writing its history before it counts as
+/// interrupted (its process died) rather than trained by another process.
+pub const TRAINER_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether some process is still writing the run's history: `run.sqlite` or its write-ahead
+/// log changed within [`TRAINER_SILENCE`]. A run trained by `hearth train` or an MPI job on
+/// shared storage appends a row every step.
+pub fn being_written(dir: &Path) -> bool {
+    ["run.sqlite", "run.sqlite-wal"].iter().any(|file| {
+        std::fs::metadata(dir.join(file))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < TRAINER_SILENCE)
+    })
+}
+
 /// Reads `spec.json` of a run folder.
 pub fn read_spec(dir: &Path) -> Result<RunSpec, StoreError> {
     let path = dir.join(RunStore::SPEC_FILE);

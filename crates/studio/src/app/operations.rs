@@ -6,7 +6,7 @@ use crate::dataset;
 use crate::files::metrics_csv;
 use crate::prefs::Tab;
 use crate::run_view::RunView;
-use hearth_engine::project::{Annotations, Project, RunStore};
+use hearth_engine::project::{Annotations, Project, RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
 
@@ -250,6 +250,79 @@ impl StudioApp {
         }
         self.damaged.retain(|d| d.dir != dir);
         self.forget_external(dir);
+    }
+
+    /// Runs that other processes write into the project (`hearth train`, an MPI job) show up
+    /// and move live: at most once a second, new run folders join the list, and a run another
+    /// process is training re-reads its status, last step and, once shown, its history.
+    /// Returns whether anything changed.
+    pub(super) fn watch_project(&mut self) -> bool {
+        if self.watched.elapsed() < std::time::Duration::from_secs(1) {
+            return false;
+        }
+        self.watched = std::time::Instant::now();
+        let mut changed = false;
+        let on_disk: Vec<PathBuf> = std::fs::read_dir(self.project.runs_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.join(RunStore::SPEC_FILE).exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let known = |dir: &PathBuf| {
+            self.runs.iter().any(|r| r.dir == *dir) || self.damaged.iter().any(|d| d.dir == *dir)
+        };
+        if on_disk.iter().any(|d| !known(d)) {
+            // The list is read again; the selection and the compare ticks stay with their runs.
+            let selected = self
+                .selected
+                .and_then(|i| self.runs.get(i))
+                .map(|r| r.dir.clone());
+            let ticked: Vec<PathBuf> = self
+                .runs
+                .iter()
+                .filter(|r| r.checked)
+                .map(|r| r.dir.clone())
+                .collect();
+            self.reload_runs();
+            for run in &mut self.runs {
+                run.checked = ticked.contains(&run.dir);
+            }
+            self.selected = selected.and_then(|d| self.runs.iter().position(|r| r.dir == d));
+            changed = true;
+        }
+        for run in self
+            .runs
+            .iter_mut()
+            .filter(|r| r.live.is_none() && r.status.is_active())
+        {
+            let Ok(store) = RunStore::open(&run.dir) else {
+                continue;
+            };
+            if let Ok(mut status) = store.status() {
+                if status.is_active() && !hearth_engine::project::store::being_written(&run.dir) {
+                    status = RunStatus::Failed {
+                        reason: "interrupted: the process training it ended".to_string(),
+                    };
+                }
+                if status != run.status {
+                    run.status = status;
+                    changed = true;
+                }
+            }
+            if let Ok(last) = store.last_step()
+                && last != run.last_step
+            {
+                run.last_step = last;
+                // Read again by the page that shows it.
+                if run.history.is_some() {
+                    run.history = None;
+                }
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Restores the most recently deleted run.
