@@ -71,6 +71,13 @@ pub struct TrainArgs {
     pub dropout: Option<f64>,
     #[arg(long, value_parser = finite)]
     pub weight_decay: Option<f64>,
+    /// Update rule of the block matrices: `adamw`, or `muon` (orthogonalised momentum; the
+    /// embeddings, head, biases and gains keep AdamW).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<hearth_engine::train::OptimizerKind>,
+    /// Muon: peak learning rate of the block matrices.
+    #[arg(long, value_parser = finite)]
+    pub muon_lr: Option<f64>,
     #[arg(long, value_parser = finite)]
     pub grad_clip: Option<f64>,
     #[arg(long)]
@@ -191,6 +198,8 @@ impl TrainArgs {
         set(&mut o.min_lr, self.min_lr);
         set(&mut o.warmup_steps, self.warmup);
         set(&mut o.weight_decay, self.weight_decay);
+        set(&mut o.optimizer, self.optimizer);
+        set(&mut o.muon_lr, self.muon_lr);
         set(&mut o.grad_clip, self.grad_clip);
         let t = &mut spec.train;
         set(&mut t.batch_size, self.batch);

@@ -274,6 +274,26 @@ pub struct OptimSpec {
     pub eps: f64,
     /// Clip the global gradient norm to this value; 0 disables clipping.
     pub grad_clip: f64,
+    /// The update rule of the weight matrices inside the transformer blocks.
+    pub optimizer: OptimizerKind,
+    /// Muon: peak learning rate of the block matrices (the schedule scales it like `lr`).
+    pub muon_lr: f64,
+    /// Muon: momentum of the block matrices' gradients (Nesterov).
+    pub muon_momentum: f64,
+}
+
+/// How the weight matrices inside the transformer blocks are updated; everything else (the
+/// embeddings, the output head, biases and norm gains) always uses AdamW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW for every parameter (nanoGPT).
+    #[default]
+    Adamw,
+    /// Muon for the block matrices: momentum orthogonalised by five Newton-Schulz iterations
+    /// (Jordan et al. 2024, "Muon: An optimizer for hidden layers in neural networks", as
+    /// used in the modded-nanogpt speedruns); AdamW for the rest.
+    Muon,
 }
 
 impl Default for OptimSpec {
@@ -288,6 +308,9 @@ impl Default for OptimSpec {
             beta2: 0.99,
             eps: 1e-8,
             grad_clip: 1.0,
+            optimizer: OptimizerKind::Adamw,
+            muon_lr: 0.02,
+            muon_momentum: 0.95,
         }
     }
 }
@@ -313,6 +336,14 @@ impl OptimSpec {
         }
         if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             errors.push(SpecError::new("optim.weight_decay", "must be at least 0"));
+        }
+        if self.optimizer == OptimizerKind::Muon {
+            if !(self.muon_lr.is_finite() && self.muon_lr > 0.0) {
+                errors.push(SpecError::new("optim.muon_lr", "must be positive"));
+            }
+            if !(0.0..1.0).contains(&self.muon_momentum) {
+                errors.push(SpecError::new("optim.muon_momentum", "must be in [0, 1)"));
+            }
         }
         if self.grad_clip.is_nan() || self.grad_clip < 0.0 {
             errors.push(SpecError::new(

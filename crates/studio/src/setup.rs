@@ -204,6 +204,26 @@ fn optimizer_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecErr
         row(ui, errors, "Weight decay", "optim.weight_decay", |ui| {
             ui.add(egui::DragValue::new(&mut o.weight_decay).speed(0.01))
         });
+        row(ui, errors, "Block matrices", "optim.optimizer", |ui| {
+            use hearth_engine::spec::OptimizerKind;
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut o.optimizer, OptimizerKind::Adamw, "AdamW");
+                ui.selectable_value(&mut o.optimizer, OptimizerKind::Muon, "Muon");
+            })
+            .response
+            .on_hover_text(
+                "Muon orthogonalises the momentum of the weight matrices inside the blocks (Jordan et al. 2024); the embeddings, head, biases and gains keep AdamW",
+            )
+        });
+        if o.optimizer == hearth_engine::spec::OptimizerKind::Muon {
+            row(ui, errors, "Muon learning rate", "optim.muon_lr", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut o.muon_lr)
+                        .speed(1e-3)
+                        .max_decimals(4),
+                )
+            });
+        }
         row(ui, errors, "Beta 2", "optim.beta2", |ui| {
             ui.add(
                 egui::DragValue::new(&mut o.beta2)

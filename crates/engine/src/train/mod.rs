@@ -9,7 +9,7 @@ pub mod worker;
 pub use crate::backend::BackendKind;
 pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetrics};
 pub use collective::{Collective, Solo};
-pub use optim::{AdamW, GradBuffer, OptimSpec};
+pub use optim::{AdamW, GradBuffer, OptimSpec, OptimizerKind};
 pub use worker::{
     RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run, spawn_run_with,
 };

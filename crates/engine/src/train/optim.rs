@@ -6,7 +6,7 @@ use burn::tensor::{Gradients, Tensor};
 use std::any::Any;
 use std::collections::HashMap;
 
-pub use crate::spec::OptimSpec;
+pub use crate::spec::{OptimSpec, OptimizerKind};
 
 /// The two moment estimates of one parameter, of the parameter's own rank.
 struct Moments<const D: usize> {
@@ -250,6 +250,7 @@ impl AdamW {
         };
         self.steps += 1;
         let mut update = Update {
+            path: Vec::new(),
             optim: self,
             grads,
             lr,
@@ -369,6 +370,8 @@ impl ModuleVisitor for GradNorm<'_> {
 }
 
 struct Update<'a> {
+    /// Names of the modules entered, outermost first.
+    path: Vec<String>,
     optim: &'a mut AdamW,
     grads: &'a GradBuffer,
     lr: f64,
@@ -376,6 +379,14 @@ struct Update<'a> {
 }
 
 impl ModuleMapper for Update<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let Some(mut grad) = self.grads.get::<D>(&id) else {
@@ -385,6 +396,44 @@ impl ModuleMapper for Update<'_> {
         let spec = &self.optim.spec;
         if self.clip_scale != 1.0 {
             grad = grad.mul_scalar(self.clip_scale);
+        }
+        // Muon takes the matrices inside the blocks; the embeddings, the head, biases and
+        // gains stay with AdamW (as in the reference setup).
+        if spec.optimizer == OptimizerKind::Muon
+            && D == 2
+            && self.path.iter().any(|p| p == "blocks")
+        {
+            let dims = tensor.shape().dims::<D>();
+            let shape2 = [dims[0], dims[1]];
+            let momentum: Tensor<2> = match self.optim.moments.remove(&id) {
+                Some(state) => match state.downcast::<Moments<D>>() {
+                    Ok(state) => state.m.reshape(shape2),
+                    Err(_) => unreachable!("a parameter keeps its rank"),
+                },
+                None => grad.clone().reshape(shape2).zeros_like(),
+            };
+            let lr = spec.muon_lr * self.lr / spec.lr;
+            let (value, momentum) = muon_step(
+                tensor.inner().reshape(shape2),
+                grad.reshape(shape2),
+                momentum,
+                lr,
+                spec.weight_decay,
+                spec.muon_momentum,
+            );
+            let m: Tensor<D> = momentum.reshape(dims);
+            self.optim.moments.insert(
+                id,
+                Box::new(Moments {
+                    v: m.clone().zeros_like(),
+                    m,
+                }),
+            );
+            let mut value = Tensor::from_inner(value.reshape(dims));
+            if require_grad {
+                value = value.require_grad();
+            }
+            return Param::from_mapped_value(id, value, mapper);
         }
         let (b1, b2) = (spec.beta1, spec.beta2);
         let moments = match self.optim.moments.remove(&id) {
@@ -429,6 +478,46 @@ impl ModuleMapper for Update<'_> {
         }
         Param::from_mapped_value(id, value, mapper)
     }
+}
+
+/// The orthogonal factor of `g` (its singular values pushed towards 1) by `steps` quintic
+/// Newton-Schulz iterations with (a, b, c) = (3.4445, -4.7750, 2.0315), on `g` scaled to unit
+/// Frobenius norm (Jordan et al. 2024).
+pub fn newton_schulz(g: Tensor<2>, steps: usize) -> Tensor<2> {
+    let [rows, cols] = g.shape().dims::<2>();
+    let (a, b, c) = (3.4445, -4.7750, 2.0315);
+    // Iterate on the wide orientation, so X Xᵀ is the smaller Gram matrix.
+    let tall = rows > cols;
+    let mut x = if tall { g.transpose() } else { g };
+    let norm = x.clone().powf_scalar(2.0).sum().sqrt().add_scalar(1e-7);
+    x = x.div(norm.reshape([1, 1]));
+    for _ in 0..steps {
+        let gram = x.clone().matmul(x.clone().transpose());
+        let poly = gram.clone().mul_scalar(b) + gram.clone().matmul(gram).mul_scalar(c);
+        x = x.clone().mul_scalar(a) + poly.matmul(x);
+    }
+    if tall { x.transpose() } else { x }
+}
+
+/// One Muon step of the weight matrix `w` in Burn's `[inputs, outputs]` layout, with gradient
+/// `g` and momentum `m`: `m <- lerp(m, g, 1 - beta)`, Nesterov `u = lerp(g, m, beta)`,
+/// `w <- w (1 - lr wd) - lr sqrt(max(1, outputs / inputs)) NS5(u)`. Returns the new weights
+/// and momentum.
+pub fn muon_step(
+    w: Tensor<2>,
+    g: Tensor<2>,
+    m: Tensor<2>,
+    lr: f64,
+    weight_decay: f64,
+    beta: f64,
+) -> (Tensor<2>, Tensor<2>) {
+    let [inputs, outputs] = w.shape().dims::<2>();
+    let m = m.mul_scalar(beta) + g.clone().mul_scalar(1.0 - beta);
+    let u = g.mul_scalar(1.0 - beta) + m.clone().mul_scalar(beta);
+    let scale = (outputs as f64 / inputs as f64).max(1.0).sqrt();
+    let update = newton_schulz(u, 5).mul_scalar(scale);
+    let w = w.mul_scalar(1.0 - lr * weight_decay) - update.mul_scalar(lr);
+    (w, m)
 }
 
 #[cfg(test)]
