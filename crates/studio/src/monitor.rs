@@ -3,7 +3,9 @@
 
 use crate::action::{Action, AppContext};
 use crate::prefs::XAxis;
-use crate::quantities::{loss_quantities, val_like_train};
+use crate::quantities::{
+    HEALTH_CHARTS, collapse_in, is_health_metric, loss_quantities, val_like_train,
+};
 use crate::run_view::RunView;
 use crate::shortcuts::{self, Command};
 use crate::views::{contrastive_view_ui, embedding_map_ui, layer_head_ui, masked_view_ui};
@@ -69,7 +71,10 @@ impl MonitorPage {
             ui.vertical(|ui| {
                 egui::ScrollArea::vertical()
                     .id_salt("monitor_right")
-                    .show(ui, |ui| self.views_ui(ui, run, available.y));
+                    .show(ui, |ui| {
+                        health_ui(ui, run, plot.x_axis);
+                        self.views_ui(ui, run, available.y);
+                    });
             });
         });
         actions
@@ -267,6 +272,19 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
             parts.extend(eval.extra.iter().map(|(k, v)| format!("{k} {v:.4}")));
             ui.label(format!("step {}: {}", eval.step, parts.join(" · ")));
         }
+    }
+    if let Some(eval) = run.history.as_ref().and_then(|h| h.evals.last())
+        && let Some(sentence) = collapse_in(&eval.extra)
+    {
+        let text = format!("Step {}: {sentence}", eval.step);
+        ui.add(
+            egui::Label::new(
+                egui::RichText::new(text)
+                    .strong()
+                    .color(ui.visuals().error_fg_color),
+            )
+            .wrap(),
+        );
     }
     if let RunStatus::Failed { reason } = &run.status {
         ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {reason}"));
@@ -520,7 +538,9 @@ fn metrics_plot_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis, height: f32) {
         for (k, (name, ys)) in curves
             .metrics
             .iter()
-            .filter(|(name, _)| !name.ends_with("ppl") && !name.ends_with("loss"))
+            .filter(|(name, _)| {
+                !name.ends_with("ppl") && !name.ends_with("loss") && !is_health_metric(name)
+            })
             .enumerate()
         {
             series.push(Series {
@@ -541,4 +561,51 @@ fn metrics_plot_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis, height: f32) {
         y_label: if grit { "loss" } else { "value" },
     };
     loss_plot(ui, "monitor_metrics", &series, &[], options);
+}
+
+/// The embedding objectives' health at each evaluation, one quantity per chart; nothing for
+/// runs that do not measure it.
+fn health_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis) {
+    let curves = &run.curves;
+    if !HEALTH_CHARTS
+        .iter()
+        .any(|c| c.series.iter().any(|(m, _)| curves.metric(m).is_some()))
+    {
+        return;
+    }
+    ui.label(egui::RichText::new("Embedding health (held-out embeddings)").strong());
+    let xs = curves.val_xs(axis);
+    let palette = [
+        egui::Color32::from_rgb(0x4e, 0x9a, 0xf1),
+        egui::Color32::from_rgb(0xf2, 0x8e, 0x2b),
+    ];
+    for (k, chart) in HEALTH_CHARTS.iter().enumerate() {
+        let series: Vec<Series<'_>> = chart
+            .series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (metric, legend))| {
+                Some(Series {
+                    name: (*legend).into(),
+                    xs,
+                    ys: curves.metric(metric)?,
+                    color: palette[i % palette.len()],
+                    style: SeriesStyle::Line { width: 2.0 },
+                    index: None,
+                })
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        ui.label(egui::RichText::new(chart.title).small());
+        let options = PlotOptions {
+            log_y: false,
+            height: 110.0,
+            x_label: axis.label(),
+            y_label: chart.y_label,
+        };
+        loss_plot(ui, &format!("monitor_health_{k}"), &series, &[], options);
+    }
+    ui.separator();
 }

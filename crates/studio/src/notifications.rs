@@ -1,12 +1,13 @@
-//! Desktop notifications when a run trained in this session finishes or fails, through the
-//! freedesktop notification service (D-Bus, in pure Rust). Runs that were already over when
-//! the project was opened never notify; each run notifies once per outcome (again only after
-//! it was resumed). Sending happens on a background thread; where no notification service
+//! Desktop notifications when a run trained in this session finishes, fails or its embeddings
+//! collapse, through the freedesktop notification service (D-Bus, in pure Rust). Runs that
+//! were already over when the project was opened never notify; each run notifies once per
+//! outcome (finish and failure again only after it was resumed, collapse once per run). Sending happens on a background thread; where no notification service
 //! runs, notices are dropped with a debug log line.
 
 use crate::action::Action;
 use crate::prefs::Prefs;
 use crate::run_view::RunView;
+use crate::widgets::capitalized;
 use hearth_engine::project::RunStatus;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub enum Outcome {
     Finished,
     /// It stopped on an error (divergence, bad data, a crash of its worker).
     Failed,
+    /// Its latest evaluation shows collapsed embeddings (every text nearly one vector).
+    Collapsed,
 }
 
 /// One notification.
@@ -35,7 +38,7 @@ pub struct Notice {
 }
 
 /// What the watch needs to know of a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunState<'a> {
     /// The run's folder (its identity).
     pub dir: &'a Path,
@@ -47,6 +50,8 @@ pub struct RunState<'a> {
     pub live: bool,
     /// Last step and its training loss.
     pub last_step: Option<(usize, f32)>,
+    /// Why its latest evaluation counts as collapsed, if it does.
+    pub collapse: Option<String>,
 }
 
 impl<'a> RunState<'a> {
@@ -58,6 +63,7 @@ impl<'a> RunState<'a> {
             status: &run.status,
             live: run.is_live(),
             last_step: run.last_step,
+            collapse: crate::runs::collapse_of(run),
         }
     }
 }
@@ -67,6 +73,8 @@ impl<'a> RunState<'a> {
 pub struct RunWatch {
     /// Runs trained in this session, with the outcomes told since they last trained.
     watched: HashMap<PathBuf, HashSet<Outcome>>,
+    /// Runs whose collapse was told (once per run, resumed or not).
+    collapse_told: HashSet<PathBuf>,
 }
 
 impl RunWatch {
@@ -84,6 +92,9 @@ impl RunWatch {
             let Some(told) = self.watched.get_mut(run.dir) else {
                 continue;
             };
+            if run.collapse.is_some() && self.collapse_told.insert(run.dir.to_path_buf()) {
+                notices.push(notice(&run, Outcome::Collapsed));
+            }
             let outcome = match run.status {
                 RunStatus::Finished => Outcome::Finished,
                 RunStatus::Failed { .. } => Outcome::Failed,
@@ -103,6 +114,14 @@ fn notice(run: &RunState<'_>, outcome: Outcome) -> Notice {
         (Outcome::Failed, RunStatus::Failed { reason }) => {
             (format!("Run {} failed", run.name), reason.clone())
         }
+        (Outcome::Collapsed, _) => (
+            format!("Run {}: embeddings collapsed", run.name),
+            capitalized(
+                run.collapse
+                    .as_deref()
+                    .unwrap_or("the embeddings have collapsed"),
+            ),
+        ),
         _ => (
             format!("Run {} finished", run.name),
             match run.last_step {
@@ -160,6 +179,7 @@ fn show(notice: &Notice) {
     let icon = match notice.outcome {
         Outcome::Finished => "dialog-information",
         Outcome::Failed => "dialog-error",
+        Outcome::Collapsed => "dialog-warning",
     };
     let result = notify_rust::Notification::new()
         .appname("Hearth")
@@ -219,7 +239,10 @@ pub fn settings_menu_ui(ui: &mut egui::Ui, prefs: &Prefs, actions: &mut Vec<Acti
         let mut on = prefs.notifications;
         if ui
             .checkbox(&mut on, "Desktop notifications")
-            .on_hover_text("Tell the desktop when a run trained in this session finishes or fails")
+            .on_hover_text(
+                "Tell the desktop when a run trained in this session finishes, fails or its \
+                 embeddings collapse",
+            )
             .changed()
         {
             actions.push(Action::SetNotifications(on));
@@ -238,6 +261,7 @@ mod tests {
             status,
             live,
             last_step: Some((60, 2.5)),
+            collapse: None,
         }
     }
 
@@ -341,5 +365,42 @@ mod tests {
         ]);
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].run, b);
+    }
+
+    #[test]
+    fn a_collapse_notifies_once_per_run() {
+        let dir = Path::new("/p/runs/emb");
+        let mut watch = RunWatch::default();
+        let sentence = crate::quantities::collapse_in(&[
+            ("val_uniformity".to_string(), -0.02),
+            ("val_eff_rank".to_string(), 1.1),
+        ]);
+        assert!(sentence.is_some());
+        let collapsed = |status| RunState {
+            collapse: sentence.clone(),
+            ..state(dir, status, true)
+        };
+        assert!(
+            watch
+                .observe([state(dir, &RunStatus::Running, true)])
+                .is_empty()
+        );
+        let notices = watch.observe([collapsed(&RunStatus::Running)]);
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].outcome, Outcome::Collapsed);
+        assert_eq!(notices[0].summary, "Run tiny: embeddings collapsed");
+        assert!(notices[0].body.starts_with("The embeddings have collapsed"));
+        assert!(notices[0].body.contains("uniformity -0.02"));
+        for _ in 0..3 {
+            assert!(watch.observe([collapsed(&RunStatus::Running)]).is_empty());
+        }
+        // Finishing still tells the finish, not the collapse again.
+        let finished = RunState {
+            live: false,
+            ..collapsed(&RunStatus::Finished)
+        };
+        let notices = watch.observe([finished]);
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].outcome, Outcome::Finished);
     }
 }

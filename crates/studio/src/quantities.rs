@@ -77,6 +77,69 @@ pub fn val_like_train<'a>(objective: &ObjectiveSpec, curves: &'a Curves) -> Opti
     ))
 }
 
+/// One chart of an embedding objective's health: its title, its axis and the metrics it draws
+/// (`(metric name, legend)`), all in the axis's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthChart {
+    /// What the chart measures.
+    pub title: &'static str,
+    /// The y axis.
+    pub y_label: &'static str,
+    /// The curves it draws.
+    pub series: &'static [(&'static str, &'static str)],
+}
+
+/// The health charts of the embedding objectives (alignment and uniformity after Wang & Isola
+/// 2020; effective rank after Roy & Vetterli 2007), one quantity per axis.
+pub const HEALTH_CHARTS: [HealthChart; 4] = [
+    HealthChart {
+        title: "Alignment: mean squared distance of held-out positives (lower: closer)",
+        y_label: "squared distance",
+        series: &[("val_alignment", "alignment")],
+    },
+    HealthChart {
+        title: "Uniformity: log E exp(-2 squared distance) (near 0: collapsed)",
+        y_label: "uniformity",
+        series: &[("val_uniformity", "uniformity")],
+    },
+    HealthChart {
+        title: "Pairwise cosine of held-out embeddings",
+        y_label: "cosine",
+        series: &[
+            ("val_cos_mean", "mean"),
+            ("val_cos_std", "standard deviation"),
+        ],
+    },
+    HealthChart {
+        title: "Effective rank of held-out embeddings (near 1: collapsed)",
+        y_label: "effective rank",
+        series: &[("val_eff_rank", "effective rank")],
+    },
+];
+
+/// True for a metric drawn on the health charts rather than with the objective's metrics.
+pub fn is_health_metric(name: &str) -> bool {
+    HEALTH_CHARTS
+        .iter()
+        .any(|c| c.series.iter().any(|(metric, _)| *metric == name))
+}
+
+/// What an evaluation's metrics say of collapse: the sentence with what to try, `None` when
+/// the embeddings are healthy or were not measured.
+pub fn collapse_in(extra: &[(String, f64)]) -> Option<String> {
+    let get = |key: MetricKey| {
+        extra
+            .iter()
+            .find(|(name, _)| name == key.name())
+            .map(|(_, v)| *v)
+    };
+    hearth_engine::eval::health::collapse(
+        get(MetricKey::VAL_UNIFORMITY)?,
+        get(MetricKey::VAL_EFF_RANK)?,
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +150,31 @@ mod tests {
             kind,
             ..ObjectiveSpec::default()
         }
+    }
+
+    #[test]
+    fn collapse_is_read_from_an_evaluations_metrics() {
+        let eval = |u: f64, r: f64| {
+            vec![
+                ("val_recall_at_1".to_string(), 0.01),
+                (MetricKey::VAL_UNIFORMITY.name().to_string(), u),
+                (MetricKey::VAL_EFF_RANK.name().to_string(), r),
+            ]
+        };
+        let text = collapse_in(&eval(-0.02, 1.1)).expect("collapsed");
+        assert!(text.contains("collapsed"), "{text}");
+        assert!(
+            collapse_in(&eval(-2.8, 1.2)).is_some(),
+            "one direction left"
+        );
+        assert!(collapse_in(&eval(-2.8, 20.0)).is_none());
+        assert!(collapse_in(&[]).is_none(), "not measured");
+        for chart in HEALTH_CHARTS {
+            for (metric, _) in chart.series {
+                assert!(is_health_metric(metric));
+            }
+        }
+        assert!(!is_health_metric("val_mrr"));
     }
 
     #[test]

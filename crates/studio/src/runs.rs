@@ -1,5 +1,5 @@
-//! The run list: name, status, step and last loss, objective and backend; click to monitor,
-//! tick to compare.
+//! The run list: name, status, step and last loss, objective and backend, a mark on runs whose
+//! embeddings collapsed; click to monitor, tick to compare.
 
 use crate::action::{Action, AppContext};
 use crate::run_view::RunView;
@@ -123,4 +123,19 @@ fn row_ui(
     {
         actions.push(Action::Monitor(index));
     }
+    if let Some(sentence) = collapse_of(run) {
+        ui.label(
+            egui::RichText::new("collapsed")
+                .small()
+                .color(ui.visuals().error_fg_color),
+        )
+        .on_hover_text(sentence);
+    }
+}
+
+/// The collapse sentence of a run whose latest evaluation (as far as it is loaded) shows
+/// collapsed embeddings.
+pub fn collapse_of(run: &RunView) -> Option<String> {
+    let eval = run.history.as_ref()?.evals.last()?;
+    crate::quantities::collapse_in(&eval.extra)
 }

@@ -1,11 +1,12 @@
 //! Evaluation and inference: loss estimates on held-out batches, text generation, exact match,
-//! embeddings and retrieval, relation accuracy. Nothing here knows which objective trained the
+//! embeddings, retrieval and the health of an embedding space, relation accuracy. Nothing here knows which objective trained the
 //! model; objectives build their metrics from these helpers, and `hearth eval` scores saved
 //! checkpoints with them.
 
 pub mod embed;
 pub mod exact_match;
 pub mod generate;
+pub mod health;
 pub mod loss;
 pub mod relation;
 pub mod retrieval;

@@ -1,12 +1,15 @@
 //! Embedding similarity: pooled, L2-normalised encodings trained with InfoNCE over in-batch
 //! negatives (plus optional hard negatives) at a temperature. Evaluations report retrieval of
-//! held-out positives and show the embedding map and one batch's similarities.
+//! held-out positives and the health of their embeddings (alignment, uniformity, pairwise
+//! cosine, effective rank; see [`crate::eval::health`]), and show the embedding map and one
+//! batch's similarities.
 
 use super::step::{StepData, mean_of_batches};
 use super::{EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, Positives};
 use crate::data::Split;
 use crate::eval::embed::as_refs;
-use crate::eval::{Retrieval, embed, embed_all, embedded_retrieval, similarities};
+use crate::eval::health::{self, Health};
+use crate::eval::{Retrieval, embed, embed_all, retrieval, similarities};
 use crate::events::{ContrastiveBatch, EmbeddingSnapshot};
 use crate::model::{AttentionMode, Gpt, SpecError};
 use burn::tensor::activation::log_softmax;
@@ -21,6 +24,20 @@ impl MetricKey {
     pub const VAL_RECALL_AT_10: MetricKey = MetricKey::new("val_recall_at_10");
     /// Embedding objectives: the mean reciprocal rank of the held-out positives.
     pub const VAL_MRR: MetricKey = MetricKey::new("val_mrr");
+    /// Embedding objectives: mean squared distance between held-out positives' normalised
+    /// embeddings (alignment, Wang & Isola 2020; lower is better aligned).
+    pub const VAL_ALIGNMENT: MetricKey = MetricKey::new("val_alignment");
+    /// Embedding objectives: `log E exp(-2 ||x - y||^2)` over pairs of held-out embeddings
+    /// (uniformity, Wang & Isola 2020; at most 0, near 0 when collapsed).
+    pub const VAL_UNIFORMITY: MetricKey = MetricKey::new("val_uniformity");
+    /// Embedding objectives: mean cosine between distinct held-out embeddings.
+    pub const VAL_COS_MEAN: MetricKey = MetricKey::new("val_cos_mean");
+    /// Embedding objectives: standard deviation of the cosine between distinct held-out
+    /// embeddings.
+    pub const VAL_COS_STD: MetricKey = MetricKey::new("val_cos_std");
+    /// Embedding objectives: effective rank of the centred held-out embeddings (Roy & Vetterli
+    /// 2007; near 1 when collapsed).
+    pub const VAL_EFF_RANK: MetricKey = MetricKey::new("val_eff_rank");
 }
 
 /// Texts of the embedding map: this many validation windows, each as a query and a positive.
@@ -192,9 +209,24 @@ pub fn embedding_map(
     })
 }
 
-/// Held-out retrieval: for text positives the consecutive windows of `2 * context` tokens of
-/// the validation split (first half queries, second half candidates), else the held-out pairs.
-pub fn held_out_retrieval(model: &Gpt, data: &StepData<'_>, device: &Device) -> Option<Retrieval> {
+/// Held-out pairs whose embeddings the health statistics use (at most).
+const HEALTH_PAIRS: usize = 512;
+
+/// What an evaluation measures on the held-out pairs: retrieval, and the embedding space's
+/// health on the first of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldOut {
+    /// Retrieval of the positives (`None` with fewer than two pairs).
+    pub retrieval: Option<Retrieval>,
+    /// Alignment, uniformity, cosine spread and effective rank (`None` with fewer than
+    /// [`health::MIN_EMBEDDINGS`] embeddings).
+    pub health: Option<Health>,
+}
+
+/// Held-out retrieval and health: for text positives the consecutive windows of `2 * context`
+/// tokens of the validation split (first half queries, second half candidates), else the
+/// held-out pairs. Both come from one embedding of each text.
+pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
     let ctx = data.context;
     let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
         match (data.objective.positives, data.pairs) {
@@ -206,26 +238,64 @@ pub fn held_out_retrieval(model: &Gpt, data: &StepData<'_>, device: &Device) -> 
                 .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
                 .unzip(),
         };
-    embedded_retrieval(
-        model,
-        &queries,
-        &candidates,
-        data.objective.pooling,
-        &data.corpus.tokenizer,
-        device,
-    )
+    if queries.len() < 2 {
+        return HeldOut::default();
+    }
+    let (pooling, tok) = (data.objective.pooling, &data.corpus.tokenizer);
+    let eq = embed_all(model, &queries, pooling, tok, device);
+    let ec = embed_all(model, &candidates, pooling, tok, device);
+    let sims = similarities(eq.clone(), ec.clone());
+    let n = queries.len().min(candidates.len());
+    let probe = n.min(HEALTH_PAIRS);
+    let health = if 2 * probe >= health::MIN_EMBEDDINGS {
+        let [_, d] = eq.dims();
+        let host = |x: Tensor<2>| {
+            x.narrow(0, 0, probe)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        health::health(&host(eq), &host(ec), d)
+    } else {
+        None
+    };
+    HeldOut {
+        retrieval: Some(retrieval(&sims, queries.len(), candidates.len())),
+        health,
+    }
 }
 
-/// The retrieval metrics of [`held_out_retrieval`], in the order they are reported.
-pub fn retrieval_metrics(retrieval: Option<Retrieval>) -> Vec<(MetricKey, f64)> {
-    match retrieval {
-        Some(r) => vec![
+/// The metrics of [`held_out`], in the order they are reported.
+pub fn held_out_metrics(held_out: HeldOut) -> Vec<(MetricKey, f64)> {
+    let mut metrics = Vec::new();
+    if let Some(r) = held_out.retrieval {
+        metrics.extend([
             (MetricKey::VAL_RECALL_AT_1, r.recall_at_1),
             (MetricKey::VAL_RECALL_AT_10, r.recall_at_10),
             (MetricKey::VAL_MRR, r.mrr),
-        ],
-        None => Vec::new(),
+        ]);
     }
+    if let Some(h) = held_out.health {
+        metrics.extend([
+            (MetricKey::VAL_ALIGNMENT, h.alignment),
+            (MetricKey::VAL_UNIFORMITY, h.uniformity),
+            (MetricKey::VAL_COS_MEAN, h.cos_mean),
+            (MetricKey::VAL_COS_STD, h.cos_std),
+            (MetricKey::VAL_EFF_RANK, h.eff_rank),
+        ]);
+    }
+    metrics
+}
+
+/// The collapse sentence for an evaluation's metrics (`None`: healthy, or not measured).
+pub fn collapse_in(metrics: &[(MetricKey, f64)]) -> Option<String> {
+    let get = |key: MetricKey| metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    health::collapse(
+        get(MetricKey::VAL_UNIFORMITY)?,
+        get(MetricKey::VAL_EFF_RANK)?,
+        None,
+    )
 }
 
 /// The embedding options' checks, shared by the objectives that embed.
@@ -312,6 +382,11 @@ impl Objective for Contrastive {
             MetricKey::VAL_RECALL_AT_1,
             MetricKey::VAL_RECALL_AT_10,
             MetricKey::VAL_MRR,
+            MetricKey::VAL_ALIGNMENT,
+            MetricKey::VAL_UNIFORMITY,
+            MetricKey::VAL_COS_MEAN,
+            MetricKey::VAL_COS_STD,
+            MetricKey::VAL_EFF_RANK,
         ]
     }
 
@@ -341,7 +416,7 @@ impl Objective for Contrastive {
         Evaluation {
             train_loss,
             val_loss,
-            metrics: retrieval_metrics(held_out_retrieval(model, data, device)),
+            metrics: held_out_metrics(held_out(model, data, device)),
         }
     }
 

@@ -66,6 +66,11 @@ impl Objective for Grit {
             MetricKey::VAL_RECALL_AT_1,
             MetricKey::VAL_RECALL_AT_10,
             MetricKey::VAL_MRR,
+            MetricKey::VAL_ALIGNMENT,
+            MetricKey::VAL_UNIFORMITY,
+            MetricKey::VAL_COS_MEAN,
+            MetricKey::VAL_COS_STD,
+            MetricKey::VAL_EFF_RANK,
             MetricKey::VAL_EMB_LOSS,
             MetricKey::TRAIN_EMB_LOSS,
             MetricKey::TRAIN_GEN_LOSS,
@@ -98,8 +103,7 @@ impl Objective for Grit {
         let emb_val = mean_of_batches(data, rng, |r| {
             contrastive::batch_loss(model, data, Split::Val, r, device).into_scalar()
         });
-        let mut metrics =
-            contrastive::retrieval_metrics(contrastive::held_out_retrieval(model, data, device));
+        let mut metrics = contrastive::held_out_metrics(contrastive::held_out(model, data, device));
         let (batches, b) = (data.eval_batches, data.batch_size);
         let gen_train = estimate_loss(model, data.corpus, Split::Train, batches, b, rng, device);
         let gen_val = estimate_loss(model, data.corpus, Split::Val, batches, b, rng, device);

@@ -178,6 +178,7 @@ fn start(
         receiver_gone: false,
         resume,
         last_map: None,
+        collapse_told: false,
         collective,
     };
     let thread = std::thread::Builder::new()
@@ -267,6 +268,8 @@ struct Worker {
     resume: Option<ResumePoint>,
     /// The previous embedding map, to keep the projection's orientation.
     last_map: Option<Vec<[f32; 2]>>,
+    /// The embeddings' collapse was reported (once per run).
+    collapse_told: bool,
     spec: RunSpec,
     /// What the run learns (the registered implementation of `spec.objective.kind`).
     objective: Arc<dyn Objective>,
@@ -669,6 +672,14 @@ impl Worker {
             spec.objective.kind,
             evaluation.metrics
         );
+        if !self.collapse_told
+            && let Some(message) = crate::objective::contrastive::collapse_in(&evaluation.metrics)
+        {
+            self.collapse_told = true;
+            let step = self.step;
+            self.record(self.store.append_message(step, "warning", &message));
+            self.send(RunEvent::Warning { step, message });
+        }
         let eval = EvalMetrics {
             step: self.step,
             train_loss: evaluation.train_loss,

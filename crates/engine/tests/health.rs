@@ -1,0 +1,68 @@
+//! The embedding objectives report the health of their embedding space at every evaluation.
+
+mod common;
+
+use common::{collect_events, small_spec};
+use hearth_engine::objective::ObjectiveKind;
+use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
+use std::time::Duration;
+
+const HEALTH: [&str; 5] = [
+    "val_alignment",
+    "val_uniformity",
+    "val_cos_mean",
+    "val_cos_std",
+    "val_eff_rank",
+];
+
+#[test]
+fn a_contrastive_run_reports_its_embedding_health_at_every_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), 30);
+    spec.objective.kind = ObjectiveKind::CONTRASTIVE;
+    spec.train.eval_interval = 10;
+    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{:?}",
+        events.last()
+    );
+    let evals: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Eval(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evals.len(), 3);
+    for eval in evals {
+        for name in HEALTH {
+            let value = eval
+                .metric(name)
+                .unwrap_or_else(|| panic!("{name} missing at step {}", eval.step));
+            assert!(value.is_finite(), "{name} = {value}");
+        }
+        let u = eval.metric("val_uniformity").unwrap();
+        let a = eval.metric("val_alignment").unwrap();
+        let r = eval.metric("val_eff_rank").unwrap();
+        let (mean, std) = (
+            eval.metric("val_cos_mean").unwrap(),
+            eval.metric("val_cos_std").unwrap(),
+        );
+        assert!((-4.0 - 1e-9..=0.0).contains(&u), "uniformity {u}");
+        assert!((0.0..=4.0).contains(&a), "alignment {a}");
+        assert!((1.0..=64.0).contains(&r), "effective rank {r}");
+        assert!((-1.0..=1.0).contains(&mean) && (0.0..=1.0).contains(&std));
+        eprintln!(
+            "step {}: alignment {a:.4} uniformity {u:.4} cos {mean:.4} ± {std:.4} eff_rank {r:.2}",
+            eval.step
+        );
+    }
+    // The run's stored history holds them too.
+    let history = hearth_engine::project::RunStore::open(&dir.path().join("run"))
+        .and_then(|s| s.load_history())
+        .expect("the run's history loads");
+    let last = history.evals.last().expect("evaluations are stored");
+    assert!(HEALTH.iter().all(|n| last.metric(n).is_some()));
+}
