@@ -52,6 +52,27 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         steps: usize,
     },
+    /// The whole studio, headless, on the monitor and compare pages while two runs train;
+    /// ends with `ui_frame_p99_ms=<x>`.
+    Ui {
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
+    /// The attention heatmap of a long probe, hovered; ends with `attention_frame_p99_ms=<x>`.
+    Attention {
+        #[arg(long, default_value_t = 1_024)]
+        tokens: usize,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
+    /// The embedding map with many points, zoomed and panned; ends with
+    /// `embed_frame_p99_ms=<x>`.
+    Embed {
+        #[arg(long, default_value_t = 100_000)]
+        points: usize,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+    },
     /// Opening a generated project of many runs, to the first frame.
     Store {
         #[arg(long, default_value_t = 1_000)]
@@ -191,8 +212,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None => run_train(args),
         Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),
         #[cfg(not(feature = "studio"))]
-        Some(BenchWhat::Plot { .. } | BenchWhat::Store { .. }) => bail!(
-            "`hearth bench plot` and `hearth bench store` draw the studio: this hearth was built without the `studio` feature"
+        Some(
+            BenchWhat::Plot { .. }
+            | BenchWhat::Store { .. }
+            | BenchWhat::Ui { .. }
+            | BenchWhat::Attention { .. }
+            | BenchWhat::Embed { .. },
+        ) => bail!(
+            "`hearth bench plot`, `store`, `ui`, `attention` and `embed` draw the studio: this hearth was built without the `studio` feature"
         ),
         #[cfg(feature = "studio")]
         Some(BenchWhat::Plot {
@@ -215,6 +242,50 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Ok(())
         }
         #[cfg(feature = "studio")]
+        Some(BenchWhat::Ui { frames }) => {
+            let dir = std::env::temp_dir().join(format!("hearth-bench-ui-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            println!(
+                "studio at 1280x800, {frames} frames alternating monitor (each run) and compare (both) while two runs train (1 thread each)"
+            );
+            let result = hearth_studio::bench::ui_benchmark(&dir, *frames);
+            let _ = std::fs::remove_dir_all(&dir);
+            let bench = result.map_err(anyhow::Error::msg)?;
+            println!(
+                "backend {}; runs at steps {}->{} and {}->{} while timed",
+                bench.backend,
+                bench.steps[0].0,
+                bench.steps[0].1,
+                bench.steps[1].0,
+                bench.steps[1].1
+            );
+            print_frames(&bench.stats);
+            println!("ui_frame_p99_ms={:.3}", bench.stats.p99_ms);
+            Ok(())
+        }
+        #[cfg(feature = "studio")]
+        Some(BenchWhat::Attention { tokens, frames }) => {
+            println!(
+                "attention heatmap of a {tokens}-token probe, hovered, a new snapshot every 100 frames, {frames} frames at 1280x800"
+            );
+            let stats = hearth_studio::bench::attention_benchmark(*tokens, *frames);
+            print_frames(&stats);
+            println!("attention_frame_p99_ms={:.3}", stats.p99_ms);
+            Ok(())
+        }
+        #[cfg(feature = "studio")]
+        Some(BenchWhat::Embed { points, frames }) => {
+            println!(
+                "embedding map of {points} points, {frames} frames of zoom, pan and zoom out at 1280x800, hovered"
+            );
+            let (build_ms, stats) = hearth_studio::bench::embed_benchmark(*points, *frames);
+            println!("first frame (index built): {build_ms:.1} ms");
+            print_frames(&stats);
+            println!("embed_frame_p99_ms={:.3}", stats.p99_ms);
+            Ok(())
+        }
+        #[cfg(feature = "studio")]
         Some(BenchWhat::Store { runs, steps }) => {
             let dir =
                 std::env::temp_dir().join(format!("hearth-bench-store-{}", std::process::id()));
@@ -234,6 +305,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "studio")]
+fn print_frames(stats: &hearth_studio::bench::FrameStats) {
+    println!(
+        "frame CPU time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} frames",
+        stats.p50_ms, stats.p99_ms, stats.max_ms, stats.frames
+    );
 }
 
 fn run_train(args: &BenchArgs) -> Result<()> {

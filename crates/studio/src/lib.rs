@@ -17,6 +17,7 @@ mod prefs;
 mod quantities;
 mod run_view;
 mod runs;
+mod scatter;
 mod setup;
 mod shortcuts;
 mod views;

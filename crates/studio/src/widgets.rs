@@ -445,6 +445,26 @@ pub fn attention_hover_text(
     )
 }
 
+/// The cell (query row, key column) of a `seq`×`seq` heatmap drawn in `grid` under `pos`, if
+/// any.
+pub fn heatmap_cell(grid: Rect, seq: usize, pos: egui::Pos2) -> Option<(usize, usize)> {
+    if seq == 0 || !grid.contains(pos) || grid.width() <= 0.0 || grid.height() <= 0.0 {
+        return None;
+    }
+    let at = |v: f32, lo: f32, size: f32| {
+        (((v - lo) / size * seq as f32).floor().max(0.0) as usize).min(seq - 1)
+    };
+    Some((
+        at(pos.y, grid.min.y, grid.height()),
+        at(pos.x, grid.min.x, grid.width()),
+    ))
+}
+
+/// Whether `texture` holds the image cached under `key` (otherwise it is rebuilt).
+fn texture_is_current(texture: &Option<(u64, egui::TextureHandle)>, key: u64) -> bool {
+    texture.as_ref().is_some_and(|(k, _)| *k == key)
+}
+
 /// Draws the `[seq, seq]` map of `layer`/`head` as an image: rows are queries, columns keys.
 /// Short probes ([`MAX_LABELLED_TOKENS`]) get their tokens on both axes where the cells are
 /// big enough to read them; hovering any cell shows both tokens and the weight. `texture`
@@ -465,22 +485,36 @@ pub fn attention_heatmap(
         return;
     }
     let map = maps.map(layer, head);
-    if texture.as_ref().map(|(k, _)| *k) != Some(key) {
+    if !texture_is_current(texture, key) {
+        // One pixel per cell: a 1,024-token probe is one 1,024×1,024 texture, uploaded only
+        // when the snapshot, layer or head changes.
         let pixels: Vec<Color32> = map.iter().map(|&w| heat(w)).collect();
         let image = egui::ColorImage::new([seq, seq], pixels);
-        let handle = ui.ctx().load_texture(
-            format!("attention-{key}"),
-            image,
-            egui::TextureOptions::NEAREST,
-        );
-        *texture = Some((key, handle));
+        match texture {
+            Some((k, handle)) => {
+                handle.set(image, egui::TextureOptions::NEAREST);
+                *k = key;
+            }
+            None => {
+                let handle = ui.ctx().load_texture(
+                    format!("attention-{key}"),
+                    image,
+                    egui::TextureOptions::NEAREST,
+                );
+                *texture = Some((key, handle));
+            }
+        }
     }
     let Some((_, handle)) = texture else { return };
     let total = ui
         .available_width()
         .min(ui.available_height() - 24.0)
         .min(max_side);
-    let labels: Vec<String> = tokens.iter().take(seq).map(|t| short_label(t)).collect();
+    let labels: Vec<String> = if seq <= MAX_LABELLED_TOKENS {
+        tokens.iter().take(seq).map(|t| short_label(t)).collect()
+    } else {
+        Vec::new()
+    };
     // Labels only for short probes, and only where a cell is tall enough to read one.
     let font_size = (total / seq as f32 * 0.85).clamp(MIN_LABEL_CELL, 12.0);
     let font = egui::FontId::monospace(font_size);
@@ -526,12 +560,7 @@ pub fn attention_heatmap(
     let cell = side / seq as f32;
     let hovered = response
         .hover_pos()
-        .filter(|pos| grid.contains(*pos))
-        .map(|pos| {
-            let q = (((pos.y - grid.min.y) / cell) as usize).min(seq - 1);
-            let k = (((pos.x - grid.min.x) / cell) as usize).min(seq - 1);
-            (q, k)
-        });
+        .and_then(|pos| heatmap_cell(grid, seq, pos));
     if labelled {
         let strong = ui.visuals().strong_text_color();
         for (i, galley) in galleys.iter().enumerate() {
@@ -663,6 +692,65 @@ mod tests {
         assert_eq!(
             attention_hover_text(&tokens[..1], &map, seq, 1, 0),
             "query 1 ''\nkey   0 'T'\nweight 0.0000"
+        );
+    }
+
+    #[test]
+    fn the_pointer_maps_to_the_cell_under_it() {
+        let grid = Rect::from_min_size(pos2(10.0, 20.0), Vec2::splat(512.0));
+        // 1,024 cells of half a point each.
+        assert_eq!(heatmap_cell(grid, 1024, pos2(10.0, 20.0)), Some((0, 0)));
+        assert_eq!(heatmap_cell(grid, 1024, pos2(10.6, 21.2)), Some((2, 1)));
+        assert_eq!(
+            heatmap_cell(grid, 1024, pos2(522.0, 532.0)),
+            Some((1023, 1023))
+        );
+        assert_eq!(heatmap_cell(grid, 1024, pos2(266.0, 20.0)), Some((0, 512)));
+        // Big cells: row from y, column from x.
+        assert_eq!(heatmap_cell(grid, 4, pos2(400.0, 30.0)), Some((0, 3)));
+        assert_eq!(heatmap_cell(grid, 4, pos2(9.9, 30.0)), None);
+        assert_eq!(heatmap_cell(grid, 4, pos2(100.0, 533.0)), None);
+        assert_eq!(heatmap_cell(grid, 0, pos2(100.0, 100.0)), None);
+    }
+
+    #[test]
+    fn the_texture_is_uploaded_again_only_when_the_snapshot_changes() {
+        let seq = 1024;
+        let maps = AttentionMaps {
+            n_layer: 1,
+            n_head: 1,
+            seq,
+            weights: (0..seq * seq).map(|i| (i % 7) as f32 / 7.0).collect(),
+        };
+        let tokens: Vec<String> = (0..seq).map(|i| format!("t{i}")).collect();
+        let ctx = egui::Context::default();
+        let mut texture = None;
+        let mut frame = |key: u64| {
+            let mut output = ctx.run_ui(egui::RawInput::default(), |ui| {
+                attention_heatmap(ui, &maps, &tokens, 0, 0, &mut texture, key, 600.0);
+            });
+            let uploads: Vec<[usize; 2]> = output
+                .textures_delta
+                .set
+                .iter()
+                .filter(|(id, _)| Some(**id) == texture.as_ref().map(|(_, h)| h.id()))
+                .flat_map(|(_, deltas)| deltas.iter().map(|d| d.image.size()))
+                .collect();
+            output.textures_delta.clear();
+            (uploads, texture.as_ref().map(|(k, h)| (*k, h.id())))
+        };
+        let (first, at_1) = frame(1);
+        assert_eq!(first, vec![[seq, seq]], "one texel per cell");
+        let (again, same) = frame(1);
+        assert!(again.is_empty(), "an unchanged snapshot is not uploaded");
+        assert_eq!(same, at_1);
+        let (next, at_2) = frame(2);
+        assert_eq!(next, vec![[seq, seq]], "a new snapshot replaces the image");
+        assert_eq!(at_2.map(|(k, _)| k), Some(2));
+        assert_eq!(
+            at_2.map(|(_, id)| id),
+            at_1.map(|(_, id)| id),
+            "in the same texture"
         );
     }
 
