@@ -397,6 +397,14 @@ fn a_text_file_not_chosen_yet_is_a_hint_not_an_error() {
     let mut harness = studio(dir.path(), small_spec(backend(), 10));
     harness.get_all_by_label("Dataset").next().unwrap().click();
     harness.run_steps(2);
+    // The preview of the starting data (built in the background) is done first, so what is
+    // checked below is the text file's state only.
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first preview",
+        |app| !app.dataset().is_loading(),
+    );
     harness.get_by_label("Text file").click();
     harness.run_steps(4);
     harness.get_by_label_contains("Choose a text file");
