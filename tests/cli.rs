@@ -576,3 +576,31 @@ fn a_jsonl_data_file_is_read_as_records_not_as_text() {
         "JSON braces in the vocabulary: {tokenizer}"
     );
 }
+
+#[test]
+fn train_reports_the_count_models_it_must_beat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("text.txt");
+    std::fs::write(&data, hearth_engine::data::generated::story_text(7, 20_000)).unwrap();
+    let out = hearth()
+        .args(["train", "--steps", "2", "--data"])
+        .arg(&data)
+        .args(TINY)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("count models on the validation split"))
+        .unwrap_or_else(|| panic!("no baseline line: {stderr}"));
+    let losses: Vec<f64> = line
+        .split(" · ")
+        .map(|part| part.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 5, "{line}");
+    // A longer context never does much worse on this text; a unigram is far from the 5-gram.
+    assert!(losses[4] < losses[0] - 0.5, "{line}");
+}

@@ -284,6 +284,11 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
         args.batch,
         args.context
     );
+    if !corpus.is_instructions()
+        && let Some(line) = baseline_line(&corpus)
+    {
+        println!("{line}");
+    }
     if args.preview > 0 {
         println!("first batch («» marks the tokens the loss is computed on):");
         for row in hearth_engine::preview::first_batch(&corpus, &spec, args.preview) {
@@ -291,6 +296,25 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The validation cross-entropy of add-k count models (unigram to 5-gram) in the corpus's
+/// tokens, as one line; `None` when a split is too small.
+pub fn baseline_line(corpus: &Corpus) -> Option<String> {
+    use hearth_engine::data::Split;
+    use hearth_engine::eval::baseline::{describe, ngram_baselines};
+    let baselines = ngram_baselines(
+        corpus.split(Split::Train),
+        corpus.split(Split::Val),
+        corpus.tokenizer.vocab_size(),
+        5,
+    );
+    (!baselines.is_empty()).then(|| {
+        format!(
+            "count models on the validation split (nats/token, add-k): {}",
+            describe(&baselines)
+        )
+    })
 }
 
 /// The data source of a run that trains on the dataset saved at `path` (its folder or recipe

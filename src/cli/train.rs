@@ -314,6 +314,14 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     let corpus =
         hearth_engine::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
     corpus.check_context(spec.model.context)?;
+    // What the next-token loss must beat: count models in the run's own tokens.
+    let generates = spec.objective.objective().is_ok_and(|o| o.generates_text());
+    if generates && !corpus.is_instructions() {
+        eprintln!(
+            "{}",
+            crate::cli::dataset::baseline_line(&corpus).unwrap_or_default()
+        );
+    }
     drop(corpus);
     if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
         hearth_engine::data::pairs::read_pairs(path)?;

@@ -3,6 +3,7 @@
 //! model; objectives build their metrics from these helpers, and `hearth eval` scores saved
 //! checkpoints with them.
 
+pub mod baseline;
 pub mod embed;
 pub mod exact_match;
 pub mod generate;
