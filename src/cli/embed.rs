@@ -2,8 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hearth_engine::backend::{BackendKind, available_cores};
-use hearth_engine::export::LoadedRun;
+use hearth_engine::backend::BackendKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,16 +62,7 @@ pub fn read_texts(path: &Path) -> Result<Vec<String>> {
 /// many.
 pub fn run(args: &EmbedArgs) -> Result<()> {
     let texts = read_texts(&args.input)?;
-    let spec = hearth_engine::project::store::read_spec(&args.run)?;
-    let backend = args.backend.unwrap_or(spec.train.backend);
-    backend.set_threads(
-        args.threads
-            .filter(|&n| n > 0)
-            .unwrap_or_else(available_cores),
-    );
-    let device = backend.device().map_err(anyhow::Error::msg)?;
-    let run = LoadedRun::load(&args.run, &device)
-        .with_context(|| format!("cannot load {}", args.run.display()))?;
+    let (run, device) = super::generate::load_run(&args.run, args.backend, args.threads)?;
     if run.layout().embedding.is_none() {
         eprintln!(
             "note: the {} objective does not train embeddings; pooling its states anyway",

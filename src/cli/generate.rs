@@ -1,6 +1,7 @@
 //! `hearth generate`: continues a prompt with a run's newest checkpoint.
 
 use anyhow::{Context, Result};
+use burn::tensor::Device;
 use clap::Args;
 use hearth_engine::backend::{BackendKind, available_cores};
 use hearth_engine::eval::{Sampling, generate_with};
@@ -37,18 +38,25 @@ pub struct GenerateArgs {
     pub threads: Option<usize>,
 }
 
+/// The run's newest checkpoint on `backend` (default: the run's own) with `threads` intra-op
+/// threads (default, or 0: all cores), and the device it is on.
+pub fn load_run(
+    dir: &std::path::Path,
+    backend: Option<BackendKind>,
+    threads: Option<usize>,
+) -> Result<(LoadedRun, Device)> {
+    let spec = hearth_engine::project::store::read_spec(dir)?;
+    let backend = backend.unwrap_or(spec.train.backend);
+    backend.set_threads(threads.filter(|&n| n > 0).unwrap_or_else(available_cores));
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let run =
+        LoadedRun::load(dir, &device).with_context(|| format!("cannot load {}", dir.display()))?;
+    Ok((run, device))
+}
+
 /// `hearth generate`: prints the continuation (the prompt not repeated).
 pub fn run(args: &GenerateArgs) -> Result<()> {
-    let spec = hearth_engine::project::store::read_spec(&args.run)?;
-    let backend = args.backend.unwrap_or(spec.train.backend);
-    backend.set_threads(
-        args.threads
-            .filter(|&n| n > 0)
-            .unwrap_or_else(available_cores),
-    );
-    let device = backend.device().map_err(anyhow::Error::msg)?;
-    let run = LoadedRun::load(&args.run, &device)
-        .with_context(|| format!("cannot load {}", args.run.display()))?;
+    let (run, device) = load_run(&args.run, args.backend, args.threads)?;
     if !run.layout().decoder {
         eprintln!(
             "note: the {} objective does not train generation; the continuation reads the model causally",

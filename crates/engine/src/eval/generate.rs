@@ -18,32 +18,11 @@ pub fn generate(
     rng: &mut StdRng,
     device: &Device,
 ) -> Vec<u32> {
-    let context = model.context();
-    let mut ids: Vec<u32> = prompt.to_vec();
-    if ids.is_empty() {
-        ids.push(0);
-    }
-    let start = ids.len();
-    for _ in 0..n_tokens {
-        let window = &ids[ids.len().saturating_sub(context)..];
-        let seq = window.len();
-        let input = tokens_tensor(
-            window.iter().map(|&t| i64::from(t)).collect(),
-            1,
-            seq,
-            device,
-        );
-        let logits = model.forward(input); // [1, seq, vocab]
-        let vocab = logits.dims()[2];
-        let last = logits.narrow(1, seq - 1, 1).reshape([vocab]);
-        let probs = softmax(last / temperature.max(1e-6), 0)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        ids.push(sample_index(&probs, rng) as u32);
-    }
-    ids.split_off(start)
+    let sampling = Sampling {
+        temperature: temperature.max(1e-6),
+        top_k: 0,
+    };
+    generate_with(model, prompt, n_tokens, sampling, rng, device)
 }
 
 /// How [`generate_with`] picks each new token.
