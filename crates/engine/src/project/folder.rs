@@ -176,9 +176,9 @@ impl Project {
         self.dir.join("runs")
     }
 
-    /// Every run folder of the project, oldest first, each loaded or reported as damaged with
-    /// what is wrong and what still reads.
-    pub fn list_runs(&self) -> Vec<Result<RunEntry, RunCheck>> {
+    /// Every run folder of the project: those in `runs/` (the folders with a spec), oldest
+    /// first, then the external ones it lists.
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
             .map(|entries| {
                 entries
@@ -189,17 +189,23 @@ impl Project {
             .unwrap_or_default();
         dirs.sort();
         dirs.extend(self.file.external_runs.iter().cloned());
-        dirs.iter().map(|d| RunEntry::load_checked(d)).collect()
+        dirs
+    }
+
+    /// Every run folder of the project, oldest first, each loaded or reported as damaged with
+    /// what is wrong and what still reads.
+    pub fn list_runs(&self) -> Vec<Result<RunEntry, RunCheck>> {
+        self.run_dirs()
+            .iter()
+            .map(|d| RunEntry::load_checked(d))
+            .collect()
     }
 
     /// `base`, or `base-2`, `base-3`, ... : the first name no run of the project has, so runs
     /// started with a default name (the data file's) tell apart in lists.
     pub fn unique_run_name(&self, base: &str) -> String {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        dirs.extend(self.file.external_runs.iter().cloned());
-        let taken: std::collections::HashSet<String> = dirs
+        let taken: std::collections::HashSet<String> = self
+            .run_dirs()
             .iter()
             .filter_map(|d| read_spec(d).ok().map(|s| s.name))
             .collect();

@@ -262,14 +262,7 @@ impl StudioApp {
         }
         self.watched = std::time::Instant::now();
         let mut changed = false;
-        let on_disk: Vec<PathBuf> = std::fs::read_dir(self.project.runs_dir())
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.join(RunStore::SPEC_FILE).exists())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let on_disk = self.project.run_dirs();
         let known = |dir: &PathBuf| {
             self.runs.iter().any(|r| r.dir == *dir) || self.damaged.iter().any(|d| d.dir == *dir)
         };
