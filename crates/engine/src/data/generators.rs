@@ -5,6 +5,10 @@
 //! - [`class_tasks`]: families of small classification tasks with checkable rules, for symbol
 //!   tuning.
 //! - [`linked_docs`]: documents on invented topics that link to each other, for LinkBERT.
+//! - [`arithmetic`] and [`sort_letters`]: prompt / response tasks whose answers a program
+//!   checks ([`check_arithmetic`], [`check_sort_letters`]); [`ApiZooChecker`] checks calls to
+//!   the functions of [`api_zoo`]. These verifiable tasks are what a run improves on from its
+//!   own samples.
 //!
 //! Every generator is deterministic given its seed and writes ASCII text only.
 
@@ -13,6 +17,7 @@ use super::transforms::{EDITED_ANSWER_FIELD, EDITED_DOCUMENT_FIELD};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 fn fields(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -623,6 +628,304 @@ pub fn linked_docs(seed: u64, n_docs: usize) -> Vec<Record> {
     records
 }
 
+// ---------------------------------------------------------------------------------------------
+// Verifiable tasks
+// ---------------------------------------------------------------------------------------------
+
+/// A checker's verdict on one answer: whether it is right and, when it is not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The answer is right.
+    pub pass: bool,
+    /// Why it fails (or `ok`).
+    pub reason: String,
+}
+
+impl Verdict {
+    /// A right answer.
+    pub fn ok() -> Self {
+        Self {
+            pass: true,
+            reason: "ok".to_string(),
+        }
+    }
+
+    /// A wrong answer, and why.
+    pub fn fail(reason: impl Into<String>) -> Self {
+        Self {
+            pass: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The most distinct problems [`arithmetic`] makes.
+pub const MAX_ARITHMETIC: usize = 500_000;
+
+fn operand(rng: &mut StdRng) -> u32 {
+    match rng.random_range(1..=3) {
+        1 => rng.random_range(0..=9),
+        2 => rng.random_range(10..=99),
+        _ => rng.random_range(100..=999),
+    }
+}
+
+/// `n` distinct problems (at most [`MAX_ARITHMETIC`]) with origin `arithmetic:<i>` and fields
+/// `prompt` (`a+b` or `a-b`, each operand of 1 to 3 digits, the digit count drawn uniformly;
+/// a subtraction puts the larger operand first, so results are never negative) and `response`
+/// (the exact result). The `sft` transform trains on them as they are.
+pub fn arithmetic(seed: u64, n: usize) -> Vec<Record> {
+    let n = n.min(MAX_ARITHMETIC);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seen = BTreeSet::new();
+    let mut records = Vec::with_capacity(n);
+    while records.len() < n {
+        let (mut a, mut b) = (operand(&mut rng), operand(&mut rng));
+        let add = rng.random_bool(0.5);
+        if !add && a < b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        let (prompt, result) = if add {
+            (format!("{a}+{b}"), a + b)
+        } else {
+            (format!("{a}-{b}"), a - b)
+        };
+        if seen.insert(prompt.clone()) {
+            records.push(Record::new(
+                format!("arithmetic:{}", records.len()),
+                fields(&[("prompt", prompt), ("response", result.to_string())]),
+            ));
+        }
+    }
+    records
+}
+
+/// Checks `answer` to an [`arithmetic`] `prompt` (`a+b` or `a-b`): it must be the exact result
+/// (surrounding whitespace ignored).
+pub fn check_arithmetic(prompt: &str, answer: &str) -> Verdict {
+    let prompt = prompt.trim();
+    let Some(at) = prompt.find(['+', '-']) else {
+        return Verdict::fail(format!("not an arithmetic problem: {prompt:?}"));
+    };
+    let (a, b) = (prompt[..at].trim(), prompt[at + 1..].trim());
+    let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) else {
+        return Verdict::fail(format!("not an arithmetic problem: {prompt:?}"));
+    };
+    let expected = if prompt.as_bytes()[at] == b'+' {
+        a + b
+    } else {
+        a - b
+    };
+    let answer = answer.trim();
+    match answer.parse::<i64>() {
+        Err(_) => Verdict::fail(format!("not a number: {answer:?}")),
+        Ok(got) if got == expected => Verdict::ok(),
+        Ok(got) => Verdict::fail(format!("expected {expected}, got {got}")),
+    }
+}
+
+/// What a [`sort_letters`] prompt starts with.
+pub const SORT_PREFIX: &str = "sort ";
+
+/// `n` distinct problems with origin `sort_letters:<i>` and fields `prompt` (`sort ` and 3 to 8
+/// lowercase letters, repeats allowed) and `response` (the same letters in alphabetical order).
+pub fn sort_letters(seed: u64, n: usize) -> Vec<Record> {
+    let n = n.min(MAX_ARITHMETIC);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seen = BTreeSet::new();
+    let mut records = Vec::with_capacity(n);
+    while records.len() < n {
+        let word = letters(&mut rng);
+        if seen.insert(word.clone()) {
+            let mut sorted: Vec<char> = word.chars().collect();
+            sorted.sort_unstable();
+            records.push(Record::new(
+                format!("sort_letters:{}", records.len()),
+                fields(&[
+                    ("prompt", format!("{SORT_PREFIX}{word}")),
+                    ("response", sorted.into_iter().collect()),
+                ]),
+            ));
+        }
+    }
+    records
+}
+
+/// Checks `answer` to a [`sort_letters`] `prompt`: the same letters, in alphabetical order.
+pub fn check_sort_letters(prompt: &str, answer: &str) -> Verdict {
+    let Some(word) = prompt.trim().strip_prefix(SORT_PREFIX) else {
+        return Verdict::fail(format!("not a sorting problem: {prompt:?}"));
+    };
+    let answer = answer.trim();
+    if let Some(c) = answer.chars().find(|c| !c.is_ascii_lowercase()) {
+        return Verdict::fail(format!("{c:?} is not a lowercase letter"));
+    }
+    let count = |text: &str| {
+        let mut n = [0usize; 26];
+        for b in text.bytes().filter(u8::is_ascii_lowercase) {
+            n[usize::from(b - b'a')] += 1;
+        }
+        n
+    };
+    let (want, got) = (count(word), count(answer));
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        let letter = char::from(b'a' + i as u8);
+        if g < w {
+            return Verdict::fail(format!("missing {letter:?}"));
+        }
+        if g > w {
+            return Verdict::fail(format!("extra {letter:?}"));
+        }
+    }
+    let bytes = answer.as_bytes();
+    if let Some(i) = (1..bytes.len()).find(|&i| bytes[i - 1] > bytes[i]) {
+        return Verdict::fail(format!(
+            "out of order at {}: {:?} before {:?}",
+            i,
+            char::from(bytes[i - 1]),
+            char::from(bytes[i])
+        ));
+    }
+    Verdict::ok()
+}
+
+/// The arguments of one [`api_zoo`] function and the values each accepts, as its
+/// documentation says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Signature {
+    /// `(argument, accepted values)`, in documentation order.
+    args: Vec<(String, Vec<String>)>,
+}
+
+/// Parses `name(a, b): purpose. a: 2 to 8. b: red, blue or gold.` into the name and signature.
+fn parse_document(document: &str) -> Option<(String, Signature)> {
+    let open = document.find('(')?;
+    let close = document.find("):")?;
+    let name = document[..open].to_string();
+    let names: Vec<&str> = document[open + 1..close]
+        .split(", ")
+        .filter(|a| !a.is_empty())
+        .collect();
+    let rest = &document[close..];
+    let mut args = Vec::with_capacity(names.len());
+    for arg in names {
+        let key = format!(" {arg}: ");
+        let at = rest.find(&key)? + key.len();
+        let values = rest[at..].split('.').next()?.trim();
+        let choices = if let Some((lo, hi)) = values.split_once(" to ") {
+            let (lo, hi) = (lo.parse::<i64>().ok()?, hi.parse::<i64>().ok()?);
+            (lo..=hi).map(|v| v.to_string()).collect()
+        } else {
+            values
+                .replace(" or ", ", ")
+                .split(", ")
+                .map(str::to_string)
+                .collect()
+        };
+        args.push((arg.to_string(), choices));
+    }
+    Some((name, Signature { args }))
+}
+
+/// Parses `name(k=v, k=v)` into the name and its `(key, value)` arguments.
+fn parse_call(call: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let call = call.trim();
+    let (Some(open), true) = (call.find('('), call.ends_with(')')) else {
+        return Err(format!("not a call: {call:?}"));
+    };
+    let name = call[..open].trim().to_string();
+    if name.is_empty() {
+        return Err(format!("no function name: {call:?}"));
+    }
+    let inside = call[open + 1..call.len() - 1].trim();
+    let mut args = Vec::new();
+    for part in inside.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(format!("argument without a name: {part:?}"));
+        };
+        args.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok((name, args))
+}
+
+/// Checks calls to the functions of an [`api_zoo`]: the function must exist and be the one the
+/// request asks for, every documented argument must be given once with an allowed value, and
+/// the values must be the request's.
+#[derive(Debug, Clone, Default)]
+pub struct ApiZooChecker {
+    functions: std::collections::BTreeMap<String, Signature>,
+    /// The reference call of every request (`question`).
+    requests: std::collections::BTreeMap<String, String>,
+}
+
+impl ApiZooChecker {
+    /// A checker of the functions documented in `records` (fields `document`, `question` and
+    /// `answer`, as [`api_zoo`] writes them); records without them are skipped.
+    pub fn new(records: &[Record]) -> Self {
+        let mut checker = Self::default();
+        for r in records {
+            if let Some((name, sig)) = r.get("document").and_then(parse_document) {
+                checker.functions.insert(name, sig);
+            }
+            if let (Some(q), Some(a)) = (r.get("question"), r.get("answer")) {
+                checker.requests.insert(q.to_string(), a.to_string());
+            }
+        }
+        checker
+    }
+
+    /// Functions the checker knows.
+    pub fn n_functions(&self) -> usize {
+        self.functions.len()
+    }
+
+    /// Checks `answer` to the request `question`.
+    pub fn check(&self, question: &str, answer: &str) -> Verdict {
+        let (name, args) = match parse_call(answer) {
+            Ok(call) => call,
+            Err(reason) => return Verdict::fail(reason),
+        };
+        let Some(sig) = self.functions.get(&name) else {
+            return Verdict::fail(format!("unknown function {name}"));
+        };
+        let reference = self
+            .requests
+            .get(question.trim())
+            .and_then(|r| parse_call(r).ok());
+        if let Some((want, _)) = &reference
+            && *want != name
+        {
+            return Verdict::fail(format!("wrong function {name}: the request is for {want}"));
+        }
+        for (i, (k, _)) in args.iter().enumerate() {
+            if args[..i].iter().any(|(j, _)| j == k) {
+                return Verdict::fail(format!("argument {k} given twice"));
+            }
+            if !sig.args.iter().any(|(a, _)| a == k) {
+                return Verdict::fail(format!("extra argument {k}"));
+            }
+        }
+        for (a, choices) in &sig.args {
+            let Some((_, v)) = args.iter().find(|(k, _)| k == a) else {
+                return Verdict::fail(format!("missing argument {a}"));
+            };
+            if !choices.contains(v) {
+                return Verdict::fail(format!("{a}={v} is not allowed ({})", choices.join(", ")));
+            }
+        }
+        if let Some((_, want)) = &reference {
+            for (k, v) in want {
+                if let Some((_, got)) = args.iter().find(|(a, _)| a == k)
+                    && got != v
+                {
+                    return Verdict::fail(format!("{k}={got}: the request says {v}"));
+                }
+            }
+        }
+        Verdict::ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,5 +1065,146 @@ mod tests {
             }
         }
         assert_eq!(linked_docs(1, 1).len(), 1);
+    }
+
+    #[test]
+    fn arithmetic_problems_are_distinct_and_their_checker_knows_the_result() {
+        let recs = arithmetic(1, 500);
+        assert_eq!(recs.len(), 500);
+        assert_eq!(recs, arithmetic(1, 500));
+        let prompts: BTreeSet<&str> = recs.iter().map(|r| field(r, "prompt")).collect();
+        assert_eq!(prompts.len(), 500);
+        for r in &recs {
+            let (p, a) = (field(r, "prompt"), field(r, "response"));
+            assert_eq!(check_arithmetic(p, a), Verdict::ok(), "{p} = {a}");
+            assert!(a.parse::<u32>().is_ok(), "never negative: {p} = {a}");
+            let digits: Vec<&str> = p.split(['+', '-']).collect();
+            assert_eq!(digits.len(), 2);
+            assert!(digits.iter().all(|d| (1..=3).contains(&d.len())), "{p}");
+        }
+        assert!(prompts.iter().any(|p| p.contains('-')));
+        assert!(
+            prompts.iter().any(|p| p.len() == 3),
+            "single-digit operands"
+        );
+        assert_eq!(check_arithmetic("12+30", " 42\n"), Verdict::ok());
+        assert_eq!(check_arithmetic("120-30", "90"), Verdict::ok());
+        let wrong = check_arithmetic("12+30", "43");
+        assert!(!wrong.pass);
+        assert_eq!(wrong.reason, "expected 42, got 43");
+        assert_eq!(
+            check_arithmetic("7-9", "2").reason,
+            "expected -2, got 2",
+            "the checker reads the prompt as written"
+        );
+        assert_eq!(
+            check_arithmetic("12+30", "4x").reason,
+            "not a number: \"4x\""
+        );
+        assert!(!check_arithmetic("12+30", "").pass);
+        assert!(
+            check_arithmetic("hello", "1")
+                .reason
+                .contains("not an arithmetic")
+        );
+    }
+
+    #[test]
+    fn sort_letters_checker_says_what_is_wrong() {
+        let recs = sort_letters(2, 300);
+        assert_eq!(recs.len(), 300);
+        for r in &recs {
+            let (p, a) = (field(r, "prompt"), field(r, "response"));
+            assert!(p.starts_with(SORT_PREFIX));
+            assert_eq!(check_sort_letters(p, a), Verdict::ok(), "{p} -> {a}");
+        }
+        assert!(check_sort_letters("sort dcba", "abcd\n").pass);
+        assert!(check_sort_letters("sort bab", "abb").pass);
+        assert_eq!(check_sort_letters("sort dcba", "abc").reason, "missing 'd'");
+        assert_eq!(check_sort_letters("sort dcba", "abcde").reason, "extra 'e'");
+        assert_eq!(
+            check_sort_letters("sort dcba", "abdc").reason,
+            "out of order at 3: 'd' before 'c'"
+        );
+        assert_eq!(
+            check_sort_letters("sort dcba", "ab1d").reason,
+            "'1' is not a lowercase letter"
+        );
+        assert!(!check_sort_letters("dcba", "abcd").pass);
+    }
+
+    #[test]
+    fn api_zoo_checker_passes_reference_calls_and_names_each_fault() {
+        let recs = api_zoo(5, 40);
+        let checker = ApiZooChecker::new(&recs);
+        assert_eq!(checker.n_functions(), 40);
+        for r in &recs {
+            let (q, a) = (field(r, "question"), field(r, "answer"));
+            assert_eq!(checker.check(q, a), Verdict::ok(), "{q} -> {a}");
+        }
+        let r = &recs[0];
+        let (q, a) = (field(r, "question"), field(r, "answer"));
+        let (name, args) = parse_call(a).unwrap();
+        let doc = field(r, "document");
+        let (_, sig) = parse_document(doc).unwrap();
+        let call = |args: &[(String, String)]| {
+            let parts: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{name}({})", parts.join(", "))
+        };
+        let unknown = checker.check(q, &a.replacen(&name, "zzz_nothing", 1));
+        assert_eq!(unknown.reason, "unknown function zzz_nothing");
+        let other = field(&recs[QUESTIONS_PER_FUNCTION], "answer");
+        let wrong = checker.check(q, other);
+        assert!(
+            wrong.reason.starts_with("wrong function"),
+            "{}",
+            wrong.reason
+        );
+        let missing = checker.check(q, &call(&args[1..]));
+        assert_eq!(missing.reason, format!("missing argument {}", args[0].0));
+        let mut extra = args.clone();
+        extra.push(("bogus".to_string(), "1".to_string()));
+        assert_eq!(
+            checker.check(q, &call(&extra)).reason,
+            "extra argument bogus"
+        );
+        let mut twice = args.clone();
+        twice.push(args[0].clone());
+        assert!(
+            checker
+                .check(q, &call(&twice))
+                .reason
+                .contains("given twice")
+        );
+        let mut bad = args.clone();
+        bad[0].1 = "nonsense".to_string();
+        let not_allowed = checker.check(q, &call(&bad));
+        assert!(
+            not_allowed
+                .reason
+                .starts_with(&format!("{}=nonsense is not allowed (", args[0].0)),
+            "{}",
+            not_allowed.reason
+        );
+        // An allowed value that the request did not ask for.
+        let choices = &sig.args.iter().find(|(k, _)| *k == args[0].0).unwrap().1;
+        let other_value = choices.iter().find(|c| **c != args[0].1).unwrap();
+        let mut differs = args.clone();
+        differs[0].1 = other_value.clone();
+        assert_eq!(
+            checker.check(q, &call(&differs)).reason,
+            format!(
+                "{}={other_value}: the request says {}",
+                args[0].0, args[0].1
+            )
+        );
+        assert!(
+            checker
+                .check(q, "no call here")
+                .reason
+                .starts_with("not a call")
+        );
+        // Without the request, a well-formed call with allowed values passes.
+        assert!(checker.check("an unseen request", a).pass);
     }
 }

@@ -46,15 +46,21 @@ pub enum Generator {
     ClassTasks,
     /// Documents on invented topics that link to each other with `[[wiki links]]`.
     LinkedDocs,
+    /// Additions and subtractions of 1-3 digit numbers, with a checker.
+    Arithmetic,
+    /// Letters to sort alphabetically, with a checker.
+    SortLetters,
 }
 
 impl Generator {
     /// Every generator, in the order the studio lists them.
-    pub const ALL: [Generator; 4] = [
+    pub const ALL: [Generator; 6] = [
         Generator::Stories,
         Generator::ApiZoo,
         Generator::ClassTasks,
         Generator::LinkedDocs,
+        Generator::Arithmetic,
+        Generator::SortLetters,
     ];
 
     /// The generator's name, as `gen:NAME` sources and the studio write it.
@@ -64,6 +70,8 @@ impl Generator {
             Generator::ApiZoo => "api_zoo",
             Generator::ClassTasks => "class_tasks",
             Generator::LinkedDocs => "linked_docs",
+            Generator::Arithmetic => "arithmetic",
+            Generator::SortLetters => "sort_letters",
         }
     }
 
@@ -79,6 +87,8 @@ impl Generator {
             Generator::ApiZoo => ("functions", 300),
             Generator::ClassTasks => ("examples per task", 200),
             Generator::LinkedDocs => ("documents", 120),
+            Generator::Arithmetic => ("problems", 6000),
+            Generator::SortLetters => ("problems", 6000),
         }
     }
 }
@@ -726,6 +736,8 @@ pub fn read_source(
                 Generator::ApiZoo => super::generators::api_zoo(*seed, *size),
                 Generator::ClassTasks => super::generators::class_tasks(*seed, *size),
                 Generator::LinkedDocs => super::generators::linked_docs(*seed, *size),
+                Generator::Arithmetic => super::generators::arithmetic(*seed, *size),
+                Generator::SortLetters => super::generators::sort_letters(*seed, *size),
             };
             progress(1, 1);
             Ok(records)
