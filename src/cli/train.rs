@@ -115,6 +115,13 @@ pub struct TrainArgs {
     /// GRIT: weight of the generation loss (lambda).
     #[arg(long, value_parser = finite)]
     pub gen_weight: Option<f64>,
+    /// Contrastive / GRIT: weight of the uniformity loss added to InfoNCE.
+    #[arg(long, value_parser = finite)]
+    pub uniformity_weight: Option<f64>,
+    /// Contrastive / GRIT with halves: share of the run during which positives overlap their
+    /// queries (shrinking to none); 0 trains on plain halves.
+    #[arg(long, value_parser = finite)]
+    pub overlap_curriculum: Option<f64>,
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -152,7 +159,17 @@ impl TrainArgs {
                     .with_context(|| format!("cannot read spec file {}", path.display()))?;
                 RunSpec::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
-            None => RunSpec::default(),
+            None => {
+                // The objective's recipe where flags do not say otherwise.
+                let mut spec = RunSpec::default();
+                if let Some(kind) = &self.objective {
+                    spec.objective.kind = kind.clone();
+                    let recipe = hearth_engine::objective::Recipe::of(kind);
+                    spec.apply_recipe();
+                    eprintln!("{kind} recipe (flags override): {}", recipe.describe());
+                }
+                spec
+            }
         };
         if let Some(path) = &self.data {
             spec.data.source = data_source_for(path);
@@ -223,6 +240,8 @@ impl TrainArgs {
         set(&mut o.mask_rate, self.mask_rate);
         set(&mut o.temperature, self.temperature);
         set(&mut o.gen_weight, self.gen_weight);
+        set(&mut o.uniformity_weight, self.uniformity_weight);
+        set(&mut o.overlap_curriculum, self.overlap_curriculum);
         set(&mut o.positives, self.positives);
         set(&mut o.pooling, self.pooling);
         if let Some(path) = &self.pairs {
@@ -314,14 +333,6 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     let corpus =
         hearth_engine::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
     corpus.check_context(spec.model.context)?;
-    // What the next-token loss must beat: count models in the run's own tokens.
-    let generates = spec.objective.objective().is_ok_and(|o| o.generates_text());
-    if generates && !corpus.is_instructions() {
-        eprintln!(
-            "{}",
-            crate::cli::dataset::baseline_line(&corpus).unwrap_or_default()
-        );
-    }
     drop(corpus);
     if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
         hearth_engine::data::pairs::read_pairs(path)?;
@@ -458,6 +469,15 @@ pub fn follow(handle: &RunHandle, steps: u64) -> Result<()> {
                     bar.println(line);
                 }
             }
+            RunEvent::References(references) => {
+                for line in reference_lines(&references) {
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
+            }
             RunEvent::Warning { step, message } => {
                 let line = format!("warning at step {step}: {message}");
                 if bar.is_hidden() {
@@ -500,4 +520,40 @@ pub fn follow(handle: &RunHandle, steps: u64) -> Result<()> {
             | RunEvent::Resumed { .. } => {}
         }
     }
+}
+
+/// What the run's metrics must beat, one line per metric: the count models of the next-token
+/// loss as `hearth dataset` prints them, the others as `reference METRIC: label value · ...`.
+pub fn reference_lines(references: &[hearth_engine::eval::baseline::Reference]) -> Vec<String> {
+    let mut metrics: Vec<&str> = Vec::new();
+    for r in references {
+        if !metrics.contains(&r.metric.as_str()) {
+            metrics.push(&r.metric);
+        }
+    }
+    metrics
+        .into_iter()
+        .map(|metric| {
+            let of: Vec<_> = references.iter().filter(|r| r.metric == metric).collect();
+            if metric == "val_loss" {
+                let parts: Vec<String> = of
+                    .iter()
+                    .map(|r| {
+                        let label = r.label.trim_end_matches(" count model");
+                        format!("{label} {:.3}", r.value)
+                    })
+                    .collect();
+                format!(
+                    "count models on the validation split (nats/token, add-k): {}",
+                    parts.join(" · ")
+                )
+            } else {
+                let parts: Vec<String> = of
+                    .iter()
+                    .map(|r| format!("{} {:.4}", r.label, r.value))
+                    .collect();
+                format!("reference {metric}: {}", parts.join(" · "))
+            }
+        })
+        .collect()
 }

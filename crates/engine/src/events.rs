@@ -134,6 +134,9 @@ pub enum RunEvent {
         /// Steps the run will take.
         total_steps: usize,
     },
+    /// Simple models' figures on the run's data (count models, TF-IDF, chance), sent once
+    /// when training starts.
+    References(Vec<Reference>),
     /// One optimizer step finished.
     Step(StepMetrics),
     /// A validation estimate finished.
@@ -204,4 +207,27 @@ pub enum RunControl {
     Resume,
     /// Finish after the current step: final evaluation and checkpoint, then `Finished`.
     Stop,
+}
+
+/// A simple model's figure on the run's own data, drawn as a labelled horizontal line beside
+/// the run's metric so a user sees at once whether the model beats it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// The metric it compares with (`val_loss`, `val_masked_acc`, `val_mrr`, ...).
+    pub metric: String,
+    /// What it is (`5-gram count model`, `word TF-IDF`, `chance`).
+    pub label: String,
+    /// Its value, in the metric's units.
+    pub value: f64,
+}
+
+impl Reference {
+    /// A reference for `metric`.
+    pub fn new(metric: &str, label: impl Into<String>, value: f64) -> Self {
+        Self {
+            metric: metric.to_string(),
+            label: label.into(),
+            value,
+        }
+    }
 }

@@ -77,6 +77,7 @@ pub fn first_batch(corpus: &Corpus, spec: &RunSpec, max_rows: usize) -> Vec<Prev
         eval_batches: spec.train.eval_batches,
         corpus,
         pairs: None,
+        progress: 0.0,
     };
     // Objectives that change what the model reads (masks, relation rows) draw their own batch;
     // next-token text and instruction data are shown here.

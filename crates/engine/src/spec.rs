@@ -3,7 +3,7 @@
 use crate::backend::BackendKind;
 use crate::data::DataSpec;
 use crate::model::{ModelSpec, SpecError};
-use crate::objective::ObjectiveSpec;
+use crate::objective::{ObjectiveSpec, Recipe};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a saved field changes meaning; older files are migrated on load.
@@ -146,6 +146,35 @@ impl Default for RunSpec {
 }
 
 impl RunSpec {
+    /// Writes the recipe of the spec's objective (see [`Recipe`]) into its optimizer schedule
+    /// and objective options.
+    pub fn apply_recipe(&mut self) {
+        let recipe = Recipe::of(&self.objective.kind);
+        let o = &mut self.optim;
+        o.lr = recipe.lr;
+        o.min_lr = recipe.min_lr;
+        o.warmup_steps = recipe.warmup_steps;
+        let defaults = ObjectiveSpec::default();
+        let obj = &mut self.objective;
+        obj.mask_rate = recipe.mask_rate.unwrap_or(defaults.mask_rate);
+        obj.temperature = recipe.temperature.unwrap_or(defaults.temperature);
+        obj.pooling = recipe.pooling.unwrap_or(defaults.pooling);
+        obj.uniformity_weight = recipe
+            .uniformity_weight
+            .unwrap_or(defaults.uniformity_weight);
+        obj.overlap_curriculum = recipe
+            .overlap_curriculum
+            .unwrap_or(defaults.overlap_curriculum);
+        obj.gen_weight = recipe.gen_weight.unwrap_or(defaults.gen_weight);
+    }
+
+    /// Whether the spec holds its objective's recipe values (the studio says so).
+    pub fn follows_recipe(&self) -> bool {
+        let mut applied = self.clone();
+        applied.apply_recipe();
+        applied == *self
+    }
+
     /// Every setting that cannot train, each naming its field.
     pub fn validate(&self) -> Vec<SpecError> {
         let mut errors = self.model.validate();

@@ -1,7 +1,9 @@
 //! Count-model baselines against an independent Python computation
 //! (`scripts/ngram_reference.py`) on a fixed text.
 
-use hearth_engine::eval::baseline::ngram_baselines;
+use hearth_engine::eval::baseline::{
+    chance_retrieval, masked_count_accuracy, ngram_baselines, tfidf_retrieval,
+};
 use serde_json::Value;
 
 #[test]
@@ -33,4 +35,64 @@ fn ngram_cross_entropies_match_the_reference() {
     }
     // Longer contexts predict this repetitive text better.
     assert!(got.windows(2).all(|p| p[1].val_loss < p[0].val_loss));
+}
+
+/// The fixture's text as char ids, and its validation length.
+fn fixture_tokens(fixture: &Value) -> (Vec<u32>, usize) {
+    let vocab: Vec<char> = fixture["vocab"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().chars().next().unwrap())
+        .collect();
+    let ids = fixture["text"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .map(|c| vocab.iter().position(|&v| v == c).unwrap() as u32)
+        .collect();
+    (ids, fixture["n_val"].as_u64().unwrap() as usize)
+}
+
+#[test]
+fn masked_count_accuracies_match_the_reference() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/ngram_reference.json")).unwrap();
+    let (ids, n_val) = fixture_tokens(&fixture);
+    let (train, val) = ids.split_at(ids.len() - n_val);
+    for width in [1usize, 2] {
+        let want = fixture["masked_accuracy"][width.to_string()]
+            .as_f64()
+            .unwrap();
+        let got = masked_count_accuracy(train, val, width);
+        assert!(
+            (got - want).abs() < 1e-12,
+            "+-{width}: {got} against {want}"
+        );
+    }
+}
+
+#[test]
+fn tfidf_retrieval_matches_the_reference() {
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/ngram_reference.json")).unwrap();
+    let texts = |key: &str| -> Vec<String> {
+        fixture["pairs"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    };
+    let got = tfidf_retrieval(&texts("queries"), &texts("candidates"));
+    let want = &fixture["pairs"]["tfidf"];
+    for (name, value) in [
+        ("recall_at_1", got.recall_at_1),
+        ("recall_at_10", got.recall_at_10),
+        ("mrr", got.mrr),
+    ] {
+        let w = want[name].as_f64().unwrap();
+        assert!((value - w).abs() < 1e-6, "{name}: {value} against {w}");
+    }
+    assert!(got.mrr > chance_retrieval(texts("queries").len()).mrr);
 }

@@ -158,6 +158,7 @@ pub fn plot_benchmark(runs: usize, points: usize, frames: usize) -> (f64, FrameS
                 height: 600.0,
                 x_label: "step",
                 y_label: "loss",
+                references: &[],
             };
             loss_plot(ui, "bench_plot", &series, &[], options);
         });

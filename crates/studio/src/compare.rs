@@ -8,9 +8,10 @@ use crate::quantities::{Quantity, loss_quantities};
 use crate::run_view::RunView;
 use crate::views::{embedding_scatter_ui, layer_head_ui};
 use crate::widgets::{
-    Band, PlotOptions, Series, SeriesStyle, attention_heatmap, loss_plot, plot_controls_ui,
-    run_color,
+    Band, PlotOptions, RefLine, Series, SeriesStyle, attention_heatmap, loss_plot,
+    plot_controls_ui, run_color,
 };
+use hearth_engine::eval::baseline::Reference;
 use hearth_engine::viz::groups::{mean_std, seed_groups};
 use hearth_engine::viz::smoothing::SmoothingKind;
 use std::collections::BTreeMap;
@@ -104,6 +105,8 @@ struct Chart<'a> {
     quantity: Quantity,
     series: Vec<Series<'a>>,
     bands: Vec<Band<'a>>,
+    /// Count-model lines of the runs' data (validation charts of next-token losses).
+    references: Vec<RefLine>,
 }
 
 /// Adds a series (and band) to the chart of `quantity`, opening that chart if needed.
@@ -115,6 +118,7 @@ fn chart_for<'c, 'a>(charts: &'c mut Vec<Chart<'a>>, quantity: &Quantity) -> &'c
                 quantity: quantity.clone(),
                 series: Vec::new(),
                 bands: Vec::new(),
+                references: Vec::new(),
             });
             charts.len() - 1
         }
@@ -261,7 +265,13 @@ impl ComparePage {
                         egui::RichText::new(format!("{title} {}{smoothed}", chart.quantity.label))
                             .strong(),
                     );
+                    let references: &[RefLine] = if plot.references && col == 0 {
+                        &chart.references
+                    } else {
+                        &[]
+                    };
                     let options = PlotOptions {
+                        references,
                         log_y: plot.log_y,
                         height: each,
                         x_label: axis.label(),
@@ -357,6 +367,19 @@ impl ComparePage {
                             ui.label(fmt(last_val(&runs[i])));
                         }
                         ui.end_row();
+                        // What each run must beat on its own data.
+                        for (metric, label) in reference_rows(runs, indices) {
+                            ui.label(egui::RichText::new(format!("{label} ({metric})")).weak());
+                            for &i in indices {
+                                let value = runs[i]
+                                    .references
+                                    .iter()
+                                    .find(|r| r.metric == metric && r.label == label)
+                                    .map(|r| r.value);
+                                ui.label(egui::RichText::new(fmt(value)).weak());
+                            }
+                            ui.end_row();
+                        }
                         for key in keys {
                             if key == "schema_version" {
                                 continue;
@@ -501,6 +524,17 @@ fn sample_at_ui(ui: &mut egui::Ui, run: &RunView, step: usize, column: usize) {
 }
 
 /// Validation and training curves of the groups, one chart per measured quantity.
+/// Adds the next-token count models of a run's data to a chart's lines; the same figure
+/// (runs on the same data) is drawn once, different data's figures each.
+fn add_references(lines: &mut Vec<RefLine>, references: &[Reference]) {
+    for line in RefLine::of(references, "val_loss", None) {
+        let same = |l: &RefLine| l.name == line.name && (l.value - line.value).abs() < 1e-9;
+        if !lines.iter().any(same) {
+            lines.push(line);
+        }
+    }
+}
+
 fn sort_into_charts<'a>(
     groups: &[Vec<usize>],
     aggregates: &'a [GroupAggregate],
@@ -513,16 +547,16 @@ fn sort_into_charts<'a>(
         let run = &runs[group[0]];
         let quantities = loss_quantities(&run.spec.objective);
         let name = legend_name(runs, group[0]);
-        chart_for(&mut val_charts, &quantities.val)
-            .series
-            .push(Series {
-                name: name.clone(),
-                xs: run.curves.val_xs(axis),
-                ys: &run.curves.val,
-                color: run_color(group[0]),
-                style: SeriesStyle::Markers,
-                index: None,
-            });
+        let chart = chart_for(&mut val_charts, &quantities.val);
+        add_references(&mut chart.references, &run.references);
+        chart.series.push(Series {
+            name: name.clone(),
+            xs: run.curves.val_xs(axis),
+            ys: &run.curves.val,
+            color: run_color(group[0]),
+            style: SeriesStyle::Markers,
+            index: None,
+        });
         chart_for(&mut train_charts, &quantities.train)
             .series
             .push(Series {
@@ -611,6 +645,20 @@ fn compute_groups(runs: &[RunView], indices: &[usize], axis: XAxis, grouped: boo
 
 /// A run's name for legends, with its list position when another ticked run has the same name
 /// (legend entries of equal names would merge).
+/// `(metric, label)` of every reference of the runs, in first-seen order.
+fn reference_rows(runs: &[RunView], indices: &[usize]) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for &i in indices {
+        for r in &runs[i].references {
+            let row = (r.metric.clone(), r.label.clone());
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
 fn legend_name(runs: &[RunView], i: usize) -> String {
     let name = runs[i].name();
     let clashes = runs

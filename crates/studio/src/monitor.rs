@@ -10,8 +10,8 @@ use crate::run_view::RunView;
 use crate::shortcuts::{self, Command};
 use crate::views::{contrastive_view_ui, embedding_map_ui, layer_head_ui, masked_view_ui};
 use crate::widgets::{
-    PlotOptions, Series, SeriesStyle, attention_heatmap, capitalized, loss_plot, plot_controls_ui,
-    run_color,
+    PlotOptions, RefLine, Series, SeriesStyle, attention_heatmap, capitalized, loss_plot,
+    plot_controls_ui, run_color,
 };
 use hearth_engine::events::RunControl;
 use hearth_engine::objective::{MetricKey, ObjectiveKind};
@@ -64,7 +64,7 @@ impl MonitorPage {
                         file_name: format!("{}-loss.png", run.name()),
                     });
                 }
-                metrics_plot_ui(ui, run, plot.x_axis, available.y * 0.25);
+                metrics_plot_ui(ui, run, plot.x_axis, available.y * 0.25, plot.references);
                 sample_ui(ui, run);
             });
             ui.separator();
@@ -452,11 +452,18 @@ fn loss_chart_ui(
             index: None,
         });
     }
+    // Count models measure the next-token loss; only a chart of that loss shows them.
+    let references = if plot.references && val.is_some() {
+        RefLine::of(&run.references, "val_loss", None)
+    } else {
+        Vec::new()
+    };
     let options = PlotOptions {
         log_y: plot.log_y,
         height,
         x_label: axis.label(),
         y_label: &quantity.label,
+        references: &references,
     };
     // The exported picture holds the title and the axes with the plot.
     ui.scope(|ui| {
@@ -492,7 +499,13 @@ fn sample_ui(ui: &mut egui::Ui, run: &RunView) {
 }
 
 /// The objective's own curves: GRIT's loss balance, or accuracy / retrieval metrics.
-fn metrics_plot_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis, height: f32) {
+fn metrics_plot_ui(
+    ui: &mut egui::Ui,
+    run: &RunView,
+    axis: XAxis,
+    height: f32,
+    show_references: bool,
+) {
     let curves = &run.curves;
     if curves.metrics.is_empty() {
         return;
@@ -554,11 +567,20 @@ fn metrics_plot_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis, height: f32) {
         }
     }
     ui.label(egui::RichText::new(title).strong());
+    let references: Vec<RefLine> = if grit || !show_references {
+        Vec::new()
+    } else {
+        series
+            .iter()
+            .flat_map(|s| RefLine::of(&run.references, &s.name, Some(&s.name)))
+            .collect()
+    };
     let options = PlotOptions {
         log_y: false,
         height: height.max(120.0),
         x_label: axis.label(),
         y_label: if grit { "loss" } else { "value" },
+        references: &references,
     };
     loss_plot(ui, "monitor_metrics", &series, &[], options);
 }
@@ -604,6 +626,7 @@ fn health_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis) {
             height: 110.0,
             x_label: axis.label(),
             y_label: chart.y_label,
+            references: &[],
         };
         loss_plot(ui, &format!("monitor_health_{k}"), &series, &[], options);
     }

@@ -57,6 +57,8 @@ pub struct Prefs {
     pub x_axis: XAxis,
     /// Tell the desktop when a run trained in this session finishes or fails.
     pub notifications: bool,
+    /// Draw simple models' figures (count models, TF-IDF, chance) as reference lines.
+    pub references: bool,
 }
 
 impl Default for Prefs {
@@ -70,6 +72,7 @@ impl Default for Prefs {
             log_y: false,
             x_axis: XAxis::Step,
             notifications: true,
+            references: true,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct PlotSettings {
     pub log_y: bool,
     /// See [`Prefs::x_axis`].
     pub x_axis: XAxis,
+    /// See [`Prefs::references`].
+    pub references: bool,
 }
 
 impl PlotSettings {
@@ -109,6 +114,7 @@ impl Prefs {
             smooth_in_log_space: self.smooth_in_log_space,
             log_y: self.log_y,
             x_axis: self.x_axis,
+            references: self.references,
         }
     }
 
@@ -119,6 +125,7 @@ impl Prefs {
         self.smooth_in_log_space = plot.smooth_in_log_space;
         self.log_y = plot.log_y;
         self.x_axis = plot.x_axis;
+        self.references = plot.references;
     }
 
     /// The smoothing plots ask for.

@@ -71,6 +71,8 @@ pub struct RunView {
     pub masked_view: Option<MaskedProbe>,
     /// Embedding maps of the probe set, in step order.
     pub embedding_maps: Vec<EmbeddingSnapshot>,
+    /// Simple models' figures on the run's data, drawn as reference lines.
+    pub references: Vec<hearth_engine::eval::baseline::Reference>,
     /// Attention snapshot read from the store: `(requested step, snapshot at or before it)`.
     pub stored_attention: Option<(usize, Option<AttentionSnapshot>)>,
 }
@@ -136,6 +138,7 @@ impl RunView {
             annotations: entry.annotations,
             stored_attention: None,
             embedding_maps: Vec::new(),
+            references: Vec::new(),
             contrastive_view: None,
             masked_view: None,
         }
@@ -219,6 +222,7 @@ impl RunView {
         // One open of the store for both reads.
         let loaded = RunStore::open(&self.dir).and_then(|store| {
             self.embedding_maps = store.embedding_maps()?;
+            self.references = store.references()?.unwrap_or_default();
             store.load_history()
         });
         match loaded {
@@ -288,6 +292,7 @@ impl RunView {
                 }
             }
             RunEvent::EmbeddingMap(map) => self.embedding_maps.push(map),
+            RunEvent::References(references) => self.references = references,
             RunEvent::ContrastiveBatch(view) => self.contrastive_view = Some(view),
             RunEvent::MaskedProbe(view) => self.masked_view = Some(view),
             RunEvent::Sample { step, text } => history.samples.push((step, text)),

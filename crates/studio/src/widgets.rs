@@ -80,6 +80,41 @@ pub struct PlotOptions<'a> {
     pub x_label: &'a str,
     /// The y axis title: what the curves measure.
     pub y_label: &'a str,
+    /// Horizontal reference lines (simple models' figures on the same data); empty when the
+    /// user turned them off.
+    pub references: &'a [RefLine],
+}
+
+/// A labelled horizontal line at a simple model's figure (a count model's loss, TF-IDF's
+/// recall), drawn dashed in grey; clicking its legend entry hides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefLine {
+    /// Legend entry and label (`5-gram count model`).
+    pub name: String,
+    /// Where it is drawn, in the curves' units.
+    pub value: f64,
+}
+
+impl RefLine {
+    /// The references of `metric` among `references`, named `label` or, with `suffix`,
+    /// `label (suffix)`.
+    pub fn of(
+        references: &[hearth_engine::eval::baseline::Reference],
+        metric: &str,
+        suffix: Option<&str>,
+    ) -> Vec<RefLine> {
+        references
+            .iter()
+            .filter(|r| r.metric == metric && r.value.is_finite())
+            .map(|r| RefLine {
+                name: match suffix {
+                    Some(s) => format!("{} ({s})", r.label),
+                    None => r.label.clone(),
+                },
+                value: r.value,
+            })
+            .collect()
+    }
 }
 
 /// Grid lines closer than this (in points) are not drawn.
@@ -215,6 +250,25 @@ pub fn loss_plot(
         for band in bands {
             band_ui(plot_ui, band, x_min, x_max, to_y);
         }
+        let grey = Color32::from_gray(150);
+        for r in options.references {
+            let y = to_y(r.value);
+            plot_ui.hline(
+                egui_plot::HLine::new(r.name.clone(), y)
+                    .color(grey)
+                    .width(1.0)
+                    .style(egui_plot::LineStyle::dashed_loose()),
+            );
+            plot_ui.text(
+                Text::new(
+                    r.name.clone(),
+                    egui_plot::PlotPoint::new(x_min, y),
+                    format!("  {} {:.3}", r.name, r.value),
+                )
+                .anchor(egui::Align2::LEFT_BOTTOM)
+                .color(grey),
+            );
+        }
         for s in series {
             let points = match s.index {
                 Some(index) => min_max_last_indexed(s.xs, s.ys, index, x_min, x_max, buckets),
@@ -298,6 +352,11 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<Plo
         ui.separator();
         ui.checkbox(&mut s.log_y, "log y")
             .on_hover_text(shortcuts::hint(ui.ctx(), Command::ToggleLogY));
+        ui.checkbox(&mut s.references, "reference lines")
+            .on_hover_text(
+                "Simple models' figures on the run's own data: count models for losses and \
+             accuracies, word TF-IDF and chance for retrieval (click a legend entry to hide one)",
+            );
         let x_label = ui
             .label("x axis")
             .on_hover_text(shortcuts::hint(ui.ctx(), Command::CycleXAxis));

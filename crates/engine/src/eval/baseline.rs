@@ -117,9 +117,215 @@ pub fn describe(baselines: &[CountBaseline]) -> String {
         .join(" · ")
 }
 
+/// Accuracy of a count model that fills in a hidden token from the `width` tokens on each
+/// side of it (the masked objective's count-model baseline): the most frequent token of the
+/// training split between the same neighbours, backing off to fewer neighbours (`width - 1`
+/// on each side, down to none) where the training split never saw them. Ties go to the lower
+/// token id. Every position of `val` with `width` tokens on both sides is scored.
+pub fn masked_count_accuracy(train: &[u32], val: &[u32], width: usize) -> f64 {
+    // (width, key of the neighbours) -> counts of the middle token.
+    let mut tables: Vec<HashMap<u64, HashMap<u32, u64>>> = vec![HashMap::new(); width + 1];
+    for at in width..train.len().saturating_sub(width) {
+        for (w, table) in tables.iter_mut().enumerate() {
+            *table
+                .entry(around(train, at, w))
+                .or_default()
+                .entry(train[at])
+                .or_insert(0) += 1;
+        }
+    }
+    let best: Vec<HashMap<u64, u32>> = tables
+        .iter()
+        .map(|table| {
+            table
+                .iter()
+                .map(|(&k, counts)| {
+                    let (&token, _) = counts
+                        .iter()
+                        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                        .expect("a seen context has a token");
+                    (k, token)
+                })
+                .collect()
+        })
+        .collect();
+    let (mut correct, mut scored) = (0usize, 0usize);
+    for at in width..val.len().saturating_sub(width) {
+        let guess = (0..=width)
+            .rev()
+            .find_map(|w| best[w].get(&around(val, at, w)).copied());
+        scored += 1;
+        correct += usize::from(guess == Some(val[at]));
+    }
+    correct as f64 / scored.max(1) as f64
+}
+
+/// The `w` tokens before and after `at`, as one key.
+fn around(tokens: &[u32], at: usize, w: usize) -> u64 {
+    tokens[at - w..at]
+        .iter()
+        .chain(&tokens[at + 1..at + 1 + w])
+        .fold(0xcbf2_9ce4_8422_2325u64 ^ w as u64, |h, &t| {
+            (h ^ u64::from(t)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// Words of a text for [`tfidf_retrieval`]: maximal runs of letters, digits and `_`,
+/// lower-cased.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Retrieval of `candidates[i]` for `queries[i]` among all candidates by the cosine of word
+/// TF-IDF vectors: term weight `1 + ln(tf)`, idf `ln((1 + N) / (1 + df))` over the N texts of
+/// both lists. The baseline an embedding model must beat on the same pairs.
+pub fn tfidf_retrieval(queries: &[String], candidates: &[String]) -> crate::eval::Retrieval {
+    let bags: Vec<HashMap<String, f64>> = queries
+        .iter()
+        .chain(candidates)
+        .map(|t| {
+            let mut bag = HashMap::new();
+            for w in words(t) {
+                *bag.entry(w).or_insert(0.0) += 1.0;
+            }
+            bag
+        })
+        .collect();
+    let mut df: HashMap<&str, f64> = HashMap::new();
+    for bag in &bags {
+        for w in bag.keys() {
+            *df.entry(w.as_str()).or_insert(0.0) += 1.0;
+        }
+    }
+    let n = bags.len() as f64;
+    let vectors: Vec<HashMap<&str, f64>> = bags
+        .iter()
+        .map(|bag| {
+            let mut v: HashMap<&str, f64> = bag
+                .iter()
+                .map(|(w, tf)| {
+                    let idf = ((1.0 + n) / (1.0 + df[w.as_str()])).ln();
+                    (w.as_str(), (1.0 + tf.ln()) * idf)
+                })
+                .collect();
+            let norm = v.values().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                v.values_mut().for_each(|x| *x /= norm);
+            }
+            v
+        })
+        .collect();
+    let (q, c) = vectors.split_at(queries.len());
+    let m = c.len();
+    let mut sims = Vec::with_capacity(q.len() * m);
+    for a in q {
+        for b in c {
+            let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            let dot: f64 = small
+                .iter()
+                .map(|(w, x)| x * large.get(w).copied().unwrap_or(0.0))
+                .sum();
+            sims.push(dot as f32);
+        }
+    }
+    crate::eval::retrieval(&sims, q.len().min(m), m)
+}
+
+/// What picking a candidate at random scores on `n` pairs: recall@1 `1/n`, recall@10
+/// `min(10, n)/n`, MRR `H_n / n`.
+pub fn chance_retrieval(n: usize) -> crate::eval::Retrieval {
+    let n = n.max(1);
+    crate::eval::Retrieval {
+        recall_at_1: 1.0 / n as f64,
+        recall_at_10: n.min(10) as f64 / n as f64,
+        mrr: (1..=n).map(|r| 1.0 / r as f64).sum::<f64>() / n as f64,
+    }
+}
+
+pub use crate::events::Reference;
+
+/// The count models' validation cross-entropies (unigram to 5-gram) as references of
+/// `metric` (a next-token loss).
+pub fn ngram_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Reference> {
+    use crate::data::Split;
+    ngram_baselines(
+        corpus.split(Split::Train),
+        corpus.split(Split::Val),
+        corpus.tokenizer.vocab_size(),
+        5,
+    )
+    .into_iter()
+    .map(|b| Reference::new(metric, format!("{}-gram count model", b.order), b.val_loss))
+    .collect()
+}
+
+/// The masked objective's count models (filling in a token from 1 and from 2 neighbours on
+/// each side) as references of `metric` (a masked-token accuracy). The training split is
+/// capped at two million tokens.
+pub fn masked_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Reference> {
+    use crate::data::Split;
+    let train = corpus.split(Split::Train);
+    let train = &train[..train.len().min(2_000_000)];
+    let val = corpus.split(Split::Val);
+    if train.len() < 10 || val.len() < 5 {
+        return Vec::new();
+    }
+    (1..=2)
+        .map(|w| {
+            Reference::new(
+                metric,
+                format!("count model, \u{b1}{w} tokens"),
+                masked_count_accuracy(train, val, w),
+            )
+        })
+        .collect()
+}
+
+/// Word TF-IDF and chance retrieval of `candidates[i]` for `queries[i]` as references of
+/// `val_recall_at_1`, `val_recall_at_10` and `val_mrr`.
+pub fn retrieval_references(queries: &[String], candidates: &[String]) -> Vec<Reference> {
+    if queries.len() < 2 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (label, r) in [
+        ("word TF-IDF", tfidf_retrieval(queries, candidates)),
+        ("chance", chance_retrieval(candidates.len())),
+    ] {
+        out.push(Reference::new("val_recall_at_1", label, r.recall_at_1));
+        out.push(Reference::new("val_recall_at_10", label, r.recall_at_10));
+        out.push(Reference::new("val_mrr", label, r.mrr));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_between_known_neighbours_is_filled_in() {
+        // "abcabc...": the token between `a` and `c` is always `b`; without neighbours the
+        // guess is the most frequent token (all tie, so the lowest id, `a`).
+        let tokens: Vec<u32> = (0..300).map(|i| i % 3).collect();
+        assert_eq!(
+            masked_count_accuracy(&tokens[..270], &tokens[270..], 1),
+            1.0
+        );
+        let zero = masked_count_accuracy(&tokens[..270], &tokens[270..], 0);
+        assert!((zero - 1.0 / 3.0).abs() < 0.02, "{zero}");
+    }
+
+    #[test]
+    fn chance_retrieval_of_one_pair_is_certain() {
+        let c = chance_retrieval(1);
+        assert_eq!((c.recall_at_1, c.recall_at_10, c.mrr), (1.0, 1.0, 1.0));
+        let c = chance_retrieval(4);
+        assert!((c.mrr - (1.0 + 0.5 + 1.0 / 3.0 + 0.25) / 4.0).abs() < 1e-12);
+    }
 
     #[test]
     fn a_periodic_text_is_learnt_by_a_long_enough_context() {

@@ -65,6 +65,30 @@ pub fn info_nce(
     log_softmax(logits, 1).gather(1, targets).mean().neg()
 }
 
+/// Uniformity (Wang & Isola 2020, "Understanding Contrastive Representation Learning through
+/// Alignment and Uniformity on the Hypersphere"): `log E exp(-2 ||x - y||^2)` over distinct
+/// rows of normalised `x: [n, d]`; 0 when every row is the same, lower when spread.
+pub fn uniformity(x: Tensor<2>) -> Tensor<1> {
+    let [n, _] = x.dims();
+    let sims = x.clone().matmul(x.transpose());
+    // ||x - y||^2 = 2 - 2 cos for unit rows; the diagonal adds exactly n * exp(0).
+    let kernel = (sims * 4.0 - 4.0).exp().sum();
+    let pairs = (n * n.saturating_sub(1)).max(1) as f64;
+    ((kernel - n as f64) / pairs).clamp_min(1e-12).log()
+}
+
+/// Tokens a `halves` positive shares with its query at `progress` (see
+/// [`ObjectiveSpec::overlap_curriculum`]): three quarters of `ctx` at the start, shrinking
+/// linearly to none when the curriculum ends.
+pub fn halves_overlap(spec: &ObjectiveSpec, ctx: usize, progress: f64) -> usize {
+    let span = spec.overlap_curriculum;
+    if span <= 0.0 || progress >= span {
+        return 0;
+    }
+    let left = 1.0 - progress / span;
+    ((ctx as f64 * 0.75 * left).round() as usize).min(ctx.saturating_sub(1))
+}
+
 /// Query, positive and hard-negative token sequences of one batch.
 type Triples = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>);
 
@@ -74,8 +98,13 @@ fn batch(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Triples {
     let spec = data.objective;
     match spec.positives {
         Positives::Halves | Positives::Dropout => {
+            let overlap = if spec.positives == Positives::Halves {
+                halves_overlap(spec, ctx, data.progress)
+            } else {
+                0
+            };
             let len = if spec.positives == Positives::Halves {
-                2 * ctx
+                2 * ctx - overlap
             } else {
                 ctx
             };
@@ -86,7 +115,7 @@ fn batch(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Triples {
                 .collect();
             if spec.positives == Positives::Halves {
                 let q = rows.iter().map(|r| r[..ctx].to_vec()).collect();
-                let p = rows.iter().map(|r| r[ctx..].to_vec()).collect();
+                let p = rows.iter().map(|r| r[ctx - overlap..].to_vec()).collect();
                 (q, p, Vec::new())
             } else {
                 (rows.clone(), rows, Vec::new())
@@ -128,7 +157,13 @@ pub fn batch_loss(
     let eq = embed(model, &as_refs(&q), pooling, tok, device);
     let ep = embed(model, &as_refs(&p), pooling, tok, device);
     let en = (!n.is_empty()).then(|| embed(model, &as_refs(&n), pooling, tok, device));
-    info_nce(eq, ep, en, data.objective.temperature)
+    let weight = data.objective.uniformity_weight;
+    if weight > 0.0 {
+        let spread = uniformity(Tensor::cat(vec![eq.clone(), ep.clone()], 0));
+        info_nce(eq, ep, en, data.objective.temperature) + spread * weight
+    } else {
+        info_nce(eq, ep, en, data.objective.temperature)
+    }
 }
 
 /// Similarities of one validation batch and each query's margin over its hardest negative.
@@ -266,6 +301,30 @@ pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
     }
 }
 
+/// The held-out queries and candidates of [`held_out`] as text.
+pub fn held_out_texts(data: &StepData<'_>) -> (Vec<String>, Vec<String>) {
+    let ctx = data.context;
+    let tok = &data.corpus.tokenizer;
+    let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
+        match (data.objective.positives, data.pairs) {
+            (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
+            _ => data
+                .corpus
+                .windows(Split::Val, 2 * ctx, RETRIEVAL_WINDOWS)
+                .into_iter()
+                .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
+                .unzip(),
+        };
+    let decode = |t: Vec<Vec<u32>>| t.iter().map(|x| tok.decode(x)).collect();
+    (decode(queries), decode(candidates))
+}
+
+/// Word TF-IDF and chance on the held-out pairs an evaluation scores.
+pub fn references(data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+    let (queries, candidates) = held_out_texts(data);
+    crate::eval::baseline::retrieval_references(&queries, &candidates)
+}
+
 /// The metrics of [`held_out`], in the order they are reported.
 pub fn held_out_metrics(held_out: HeldOut) -> Vec<(MetricKey, f64)> {
     let mut metrics = Vec::new();
@@ -371,6 +430,10 @@ impl Objective for Contrastive {
 
     fn validate(&self, spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> {
         validate_embedding(spec, dropout)
+    }
+
+    fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+        references(data)
     }
 
     fn start_note(&self, data: &StepData<'_>) -> Option<String> {

@@ -57,6 +57,12 @@ impl Objective for Grit {
         errors
     }
 
+    fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+        let mut out = crate::eval::baseline::ngram_references(data.corpus, "val_loss");
+        out.extend(contrastive::references(data));
+        out
+    }
+
     fn start_note(&self, data: &StepData<'_>) -> Option<String> {
         Some(contrastive::start_note(data))
     }

@@ -214,6 +214,10 @@ impl Objective for Masked {
         validate_mask_rate(spec)
     }
 
+    fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+        crate::eval::baseline::masked_references(data.corpus, MetricKey::VAL_MASKED_ACC.name())
+    }
+
     fn metrics(&self) -> &'static [MetricKey] {
         &[MetricKey::VAL_MASKED_ACC, MetricKey::VAL_MLM_PPL]
     }

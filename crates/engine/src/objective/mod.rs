@@ -12,10 +12,12 @@ pub mod grit;
 pub mod linkbert;
 pub mod masked;
 pub mod next_token;
+pub mod recipe;
 pub mod registry;
 pub mod step;
 
 pub use crate::eval::Pooling;
+pub use recipe::Recipe;
 pub use registry::{lookup, register};
 pub use step::{PairSet, StepData, mean_of_batches};
 
@@ -83,6 +85,18 @@ pub trait Objective: Send + Sync {
     /// loss starts near.
     fn start_note(&self, _data: &StepData<'_>) -> Option<String> {
         None
+    }
+
+    /// The settings this objective trains well with, applied where the user has not chosen
+    /// (see [`Recipe`]).
+    fn recipe(&self) -> Recipe {
+        Recipe::default()
+    }
+
+    /// Simple models' figures on the run's data (count models, TF-IDF, chance), computed once
+    /// when training starts and drawn beside the metrics they compare with.
+    fn references(&self, _data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+        Vec::new()
     }
 
     /// Every metric [`Objective::evaluate`] may report, in the order it reports them.
@@ -356,6 +370,15 @@ pub struct ObjectiveSpec {
     pub hard_negatives: bool,
     /// GRIT: lambda, the weight of the generation loss.
     pub gen_weight: f64,
+    /// Contrastive / GRIT: weight of the uniformity loss (Wang & Isola 2020) added to
+    /// InfoNCE on the batch's embeddings; it keeps texts apart while the model has not yet
+    /// found what a query shares with its positive, so the encoder does not collapse.
+    pub uniformity_weight: f64,
+    /// Contrastive / GRIT with `halves`: the share of the run during which a positive
+    /// overlaps its query (by three quarters of a half at the start, shrinking to none), so
+    /// the encoder first learns to recognise shared text; 0 trains on plain halves
+    /// throughout. Evaluations always use plain halves.
+    pub overlap_curriculum: f64,
 }
 
 impl Default for ObjectiveSpec {
@@ -369,6 +392,8 @@ impl Default for ObjectiveSpec {
             pairs_file: None,
             hard_negatives: true,
             gen_weight: 1.0,
+            uniformity_weight: 0.0,
+            overlap_curriculum: 0.0,
         }
     }
 }

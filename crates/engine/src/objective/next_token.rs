@@ -92,6 +92,15 @@ impl Objective for NextToken {
         true
     }
 
+    fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
+        // Instruction data is scored on responses only, which a count model of the whole
+        // stream does not measure.
+        if data.corpus.is_instructions() {
+            return Vec::new();
+        }
+        crate::eval::baseline::ngram_references(data.corpus, "val_loss")
+    }
+
     fn metrics(&self) -> &'static [MetricKey] {
         &[MetricKey::VAL_RESPONSE_LOSS, MetricKey::VAL_EXACT_MATCH]
     }

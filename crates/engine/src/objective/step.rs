@@ -60,6 +60,9 @@ pub struct StepData<'a> {
     pub corpus: &'a Corpus,
     /// Labelled pairs, when the objective trains on a pairs file.
     pub pairs: Option<&'a PairSet>,
+    /// How far training has come: the share of the run's steps done (0 at the first step; 1
+    /// at evaluations, which always measure the objective's final task).
+    pub progress: f64,
 }
 
 /// Mean of `loss` over `data.eval_batches` batches, each drawn from `rng` (an evaluation's loss

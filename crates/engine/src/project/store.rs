@@ -4,7 +4,7 @@
 //! SQLite in WAL mode commits each appended row, so a killed process loses at most the row
 //! being written, and a reader (the studio) can open the history while the worker appends.
 
-use crate::events::{AttentionSnapshot, EmbeddingSnapshot};
+use crate::events::{AttentionSnapshot, EmbeddingSnapshot, Reference};
 use crate::events::{EvalMetrics, RunSummary, StepMetrics};
 use crate::model::AttentionMaps;
 use crate::spec::{RunSpec, SpecFileError};
@@ -317,6 +317,22 @@ impl RunStore {
     pub fn summary(&self) -> Result<Option<RunSummary>, StoreError> {
         Ok(self
             .meta("summary")?
+            .and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// Saves the simple models' figures on the run's data (see [`Reference`]).
+    pub fn set_references(&self, references: &[Reference]) -> Result<(), StoreError> {
+        self.set_meta(
+            "references",
+            &serde_json::to_string(references).expect("serializes"),
+        )
+    }
+
+    /// The simple models' figures on the run's data; `None` before training started (or for
+    /// runs recorded before they were computed).
+    pub fn references(&self) -> Result<Option<Vec<Reference>>, StoreError> {
+        Ok(self
+            .meta("references")?
             .and_then(|s| serde_json::from_str(&s).ok()))
     }
 

@@ -144,6 +144,7 @@ fn step_data<'a>(
         eval_batches: spec.train.eval_batches,
         corpus,
         pairs,
+        progress: 1.0,
     }
 }
 
@@ -439,9 +440,23 @@ impl Worker {
             }
             _ => None,
         };
-        if let Some(message) = objective.start_note(&step_data(&spec, &corpus, pairs.as_ref())) {
+        let data = step_data(&spec, &corpus, pairs.as_ref());
+        if let Some(message) = objective.start_note(&data) {
             let step = self.step;
             self.send(RunEvent::Warning { step, message });
+        }
+        // Count-model, TF-IDF and chance figures on this data, once per run (a resumed run
+        // reads them back).
+        let references = match self.store.references() {
+            Ok(Some(stored)) => stored,
+            _ => {
+                let computed = objective.references(&data);
+                self.record(self.store.set_references(&computed));
+                computed
+            }
+        };
+        if !references.is_empty() {
+            self.send(RunEvent::References(references));
         }
         corpus
             .check_context(spec.model.context)
@@ -562,6 +577,7 @@ impl Worker {
             );
             let data = step_data(&spec, &corpus, pairs.as_ref());
             let mut replica_data = data;
+            replica_data.progress = self.step as f64 / total_steps.max(1) as f64;
             replica_data.batch_size = t.batch_size / (replicas.len() * collective.size());
             let (grads, loss_value, reduce) = step_gradients(
                 objective.as_ref(),

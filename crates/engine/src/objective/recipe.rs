@@ -1,0 +1,92 @@
+//! Recommended settings per objective: what a run of that objective starts from when the user
+//! has not chosen a value (`hearth train` without the flag, the studio's "Reset to the
+//! objective's recipe").
+
+use super::{ObjectiveKind, Pooling};
+
+/// The settings an objective trains well with at the nanoGPT CPU shape (4 layers, 128 wide,
+/// context 64); `None` leaves the run's value as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recipe {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    pub warmup_steps: usize,
+    /// Masked: share of positions chosen per sequence.
+    pub mask_rate: Option<f64>,
+    /// Embedding objectives: InfoNCE temperature.
+    pub temperature: Option<f64>,
+    /// Embedding objectives: pooling.
+    pub pooling: Option<Pooling>,
+    /// Embedding objectives: weight of the uniformity loss.
+    pub uniformity_weight: Option<f64>,
+    /// Embedding objectives with `halves`: share of the run with overlapping positives.
+    pub overlap_curriculum: Option<f64>,
+    /// GRIT: weight of the generation loss.
+    pub gen_weight: Option<f64>,
+    /// Sequences per batch the recipe was measured with (a hint; the run's batch is kept).
+    pub batch_hint: usize,
+    /// Why these values, in one or two sentences (shown in the studio and the README).
+    pub why: &'static str,
+}
+
+impl Default for Recipe {
+    /// nanoGPT's `train_shakespeare_char` optimizer settings.
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 100,
+            mask_rate: None,
+            temperature: None,
+            pooling: None,
+            uniformity_weight: None,
+            overlap_curriculum: None,
+            gen_weight: None,
+            batch_hint: 12,
+            why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
+                  run after 100 warmup steps.",
+        }
+    }
+}
+
+impl Recipe {
+    /// The recipe of `kind`; objectives registered at run time get [`Recipe::default`].
+    pub fn of(kind: &ObjectiveKind) -> Recipe {
+        kind.objective()
+            .map_or_else(Recipe::default, |o| o.recipe())
+    }
+
+    /// The recipe's values in one line: `lr 1e-3 -> 1e-4, warmup 100, mask rate 0.3`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![
+            format!("lr {} -> {}", self.lr, self.min_lr),
+            format!("warmup {}", self.warmup_steps),
+        ];
+        if let Some(m) = self.mask_rate {
+            parts.push(format!("mask rate {m}"));
+        }
+        if let Some(t) = self.temperature {
+            parts.push(format!("temperature {t}"));
+        }
+        if let Some(p) = self.pooling {
+            parts.push(format!("{} pooling", p.name()));
+        }
+        if let Some(u) = self.uniformity_weight {
+            parts.push(format!("uniformity weight {u}"));
+        }
+        if let Some(c) = self.overlap_curriculum {
+            parts.push(format!(
+                "overlapping positives for the first {:.0}%",
+                c * 100.0
+            ));
+        }
+        if let Some(g) = self.gen_weight {
+            parts.push(format!("generation weight {g}"));
+        }
+        parts.push(format!("batch {} (hint)", self.batch_hint));
+        parts.join(", ")
+    }
+}
