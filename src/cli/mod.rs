@@ -8,6 +8,7 @@ pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod improve;
 pub mod resume;
 pub mod runs;
 pub mod train;
@@ -56,6 +57,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Embed texts with a run's newest checkpoint (one JSON line per text).
     Embed(embed::EmbedArgs),
+    /// Improve a finished run from its own checked samples (STaR, DPO, self-correction).
+    Improve(improve::ImproveArgs),
 }
 
 impl Cli {
@@ -73,6 +76,7 @@ impl Cli {
             Some(Command::Import(args)) => import::run(&args, self.project),
             Some(Command::Generate(args)) => generate::run(&args),
             Some(Command::Embed(args)) => embed::run(&args),
+            Some(Command::Improve(args)) => improve::run(&args),
         }
     }
 }

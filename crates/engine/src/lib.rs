@@ -9,7 +9,9 @@
 //! - [`spec`] (a run's whole recipe), [`project`] (project folder and run store),
 //!   [`preview`] (the first batch as the model sees it);
 //! - [`train`] (the run worker thread), [`export`] (Hugging Face folders out of runs and GPT-2
-//!   folders into runs).
+//!   folders into runs);
+//! - [`improve`] (a finished run improved from its own checked samples: STaR, DPO,
+//!   self-correction).
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod data;
 pub mod eval;
 pub mod events;
 pub mod export;
+pub mod improve;
 pub mod model;
 pub mod objective;
 pub mod preview;

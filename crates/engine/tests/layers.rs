@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["spec"],
     &["project", "preview"],
     &["train", "export"],
+    &["improve"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
