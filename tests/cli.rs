@@ -604,3 +604,70 @@ fn train_reports_the_count_models_it_must_beat() {
     // A longer context never does much worse on this text; a unigram is far from the 5-gram.
     assert!(losses[4] < losses[0] - 0.5, "{line}");
 }
+
+#[test]
+fn eval_pairs_prints_tfidf_and_chance_before_the_models_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("text.txt");
+    let text = hearth_engine::data::generated::story_text(3, 20_000);
+    std::fs::write(&data, &text).unwrap();
+    let out = hearth()
+        .args([
+            "train",
+            "--steps",
+            "2",
+            "--objective",
+            "contrastive",
+            "--data",
+        ])
+        .arg(&data)
+        .args(TINY)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The objective's recipe is announced, and the retrieval references at start.
+    assert!(stderr.contains("contrastive recipe"), "{stderr}");
+    assert!(
+        stderr.contains("reference val_mrr: word TF-IDF"),
+        "{stderr}"
+    );
+    // Half-window pairs of the text (64 characters each side).
+    let chars: Vec<char> = text.chars().collect();
+    let pairs: String = chars
+        .chunks_exact(128)
+        .take(40)
+        .map(|w| {
+            let a: String = w[..64].iter().collect();
+            let b: String = w[64..].iter().collect();
+            format!("{}\n", serde_json::json!({"a": a, "b": b}))
+        })
+        .collect();
+    let pairs_file = dir.path().join("pairs.jsonl");
+    std::fs::write(&pairs_file, pairs).unwrap();
+    let out = hearth()
+        .args(["eval", "--run"])
+        .arg(dir.path().join("run"))
+        .arg("--pairs")
+        .arg(&pairs_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("baseline=tfidf pairs=40 recall_at_1="),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("baseline=chance pairs=40 recall_at_1=0.0250"),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with("pairs=40 recall_at_1="), "{stdout}");
+    // Word TF-IDF finds shared words between the halves of a story better than chance.
+    let mrr = |line: &str| -> f64 { line.rsplit("mrr=").next().unwrap().parse().unwrap() };
+    assert!(mrr(lines[0]) > mrr(lines[1]), "{stdout}");
+}

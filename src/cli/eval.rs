@@ -185,6 +185,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             ));
         }
         eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        // What the model must beat on the same pairs, before its own line.
+        use hearth_engine::eval::baseline::{chance_retrieval, tfidf_retrieval};
+        let texts = |f: fn(&hearth_engine::data::pairs::Pair) -> &str| -> Vec<String> {
+            pairs.iter().map(|p| f(p).to_string()).collect()
+        };
+        for (name, r) in [
+            ("tfidf", tfidf_retrieval(&texts(|p| &p.a), &texts(|p| &p.b))),
+            ("chance", chance_retrieval(n)),
+        ] {
+            println!(
+                "baseline={name} pairs={n} recall_at_1={:.4} recall_at_10={:.4} mrr={:.4}",
+                r.recall_at_1, r.recall_at_10, r.mrr
+            );
+        }
         println!("{line}");
         return Ok(());
     }

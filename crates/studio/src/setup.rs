@@ -5,7 +5,7 @@ use crate::action::{Action, AppContext, DataStatus};
 use crate::dataset::missing_path;
 use crate::shortcuts::{self, Command};
 use hearth_engine::model::SpecError;
-use hearth_engine::objective::{ObjectiveKind, ObjectiveSpec, Pooling, Positives};
+use hearth_engine::objective::{ObjectiveKind, ObjectiveSpec, Pooling, Positives, Recipe};
 use hearth_engine::spec::{InitSpec, RunSpec};
 use hearth_engine::train::BackendKind;
 
@@ -40,7 +40,13 @@ impl SetupPage {
                 {
                     spec.init = None;
                 }
+                let kind_before = spec.objective.kind.clone();
                 objective_section_ui(ui, &mut spec.objective, &errors);
+                // A newly chosen objective starts from its recipe.
+                if spec.objective.kind != kind_before {
+                    spec.apply_recipe();
+                }
+                recipe_ui(ui, &mut spec);
                 training_section_ui(ui, &mut spec, &errors);
             });
             ui.add_space(12.0);
@@ -337,6 +343,36 @@ fn objective_section_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[Spec
     ui.add_space(8.0);
 }
 
+/// The objective's recommended settings, whether the draft follows them, and the button that
+/// puts them back.
+fn recipe_ui(ui: &mut egui::Ui, spec: &mut RunSpec) {
+    let recipe = Recipe::of(&spec.objective.kind);
+    let follows = spec.follows_recipe();
+    ui.horizontal_wrapped(|ui| {
+        ui.label(egui::RichText::new("Recipe:").strong());
+        ui.label(recipe.describe());
+        if follows {
+            ui.label(egui::RichText::new("(as recommended)").weak());
+        }
+    })
+    .response
+    .on_hover_text(recipe.why);
+    if ui
+        .add_enabled(
+            !follows,
+            egui::Button::new("Reset to the objective's recipe"),
+        )
+        .on_hover_text(recipe.why)
+        .on_disabled_hover_text(
+            "The learning rate, warmup and objective options already follow the recipe",
+        )
+        .clicked()
+    {
+        spec.apply_recipe();
+    }
+    ui.add_space(8.0);
+}
+
 /// Positives, pairs, temperature and pooling of an embedding objective.
 fn embedding_rows_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecError]) {
     row(ui, errors, "Positives", "objective.positives", |ui| {
@@ -369,6 +405,40 @@ fn embedding_rows_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecErr
             "Hard negatives",
             "objective.hard_negatives",
             |ui| ui.checkbox(&mut o.hard_negatives, "use the third column"),
+        );
+    }
+    row(
+        ui,
+        errors,
+        "Uniformity weight",
+        "objective.uniformity_weight",
+        |ui| {
+            ui.add(
+                egui::DragValue::new(&mut o.uniformity_weight)
+                    .speed(0.05)
+                    .range(0.0..=100.0),
+            )
+            .on_hover_text(
+                "Weight of the uniformity loss (Wang & Isola 2020) that keeps texts apart",
+            )
+        },
+    );
+    if o.positives == Positives::Halves {
+        row(
+            ui,
+            errors,
+            "Overlapping positives",
+            "objective.overlap_curriculum",
+            |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut o.overlap_curriculum)
+                        .speed(0.01)
+                        .range(0.0..=1.0),
+                )
+                .on_hover_text(
+                    "Share of the run during which a positive overlaps its query, shrinking to none",
+                )
+            },
         );
     }
     row(ui, errors, "Temperature", "objective.temperature", |ui| {

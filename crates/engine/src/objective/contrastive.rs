@@ -363,6 +363,18 @@ pub fn validate_embedding(spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> 
     if !(spec.temperature > 0.0 && spec.temperature.is_finite()) {
         errors.push(SpecError::new("objective.temperature", "must be positive"));
     }
+    if !(spec.uniformity_weight >= 0.0 && spec.uniformity_weight.is_finite()) {
+        errors.push(SpecError::new(
+            "objective.uniformity_weight",
+            "must be at least 0",
+        ));
+    }
+    if !(0.0..=1.0).contains(&spec.overlap_curriculum) {
+        errors.push(SpecError::new(
+            "objective.overlap_curriculum",
+            "is a share of the run, from 0 to 1",
+        ));
+    }
     if spec.positives == Positives::Pairs && spec.pairs_file.is_none() {
         errors.push(SpecError::new(
             "objective.pairs_file",
