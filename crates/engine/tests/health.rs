@@ -66,3 +66,40 @@ fn a_contrastive_run_reports_its_embedding_health_at_every_evaluation() {
     let last = history.evals.last().expect("evaluations are stored");
     assert!(HEALTH.iter().all(|n| last.metric(n).is_some()));
 }
+
+/// A learning rate far too high for InfoNCE drives every text to nearly one vector; the
+/// evaluation's health statistics show it and the run warns in words with what to try.
+#[test]
+fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), 60);
+    spec.objective.kind = ObjectiveKind::CONTRASTIVE;
+    spec.optim.lr = 3.0;
+    spec.optim.min_lr = 3.0;
+    spec.optim.warmup_steps = 0;
+    spec.optim.grad_clip = 0.0;
+    spec.train.eval_interval = 60;
+    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    let last_eval = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            RunEvent::Eval(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("an evaluation");
+    let (u, r) = (
+        last_eval.metric("val_uniformity").expect("uniformity"),
+        last_eval.metric("val_eff_rank").expect("effective rank"),
+    );
+    let diagnosis = hearth_engine::eval::health::collapse(u, r, None);
+    assert!(
+        diagnosis.is_some(),
+        "no collapse seen: uniformity {u}, effective rank {r}"
+    );
+    let warned = events
+        .iter()
+        .any(|e| matches!(e, RunEvent::Warning { message, .. } if message.contains("collapsed")));
+    assert!(warned, "the run did not warn about the collapse");
+}
