@@ -9,6 +9,7 @@ use crate::compare::ComparePage;
 use crate::dataset::{self, DatasetPage};
 use crate::dialogs::{DialogBackend, DialogRequest, FileDialogs};
 use crate::files::Trash;
+use crate::improve::ImprovePage;
 use crate::monitor::MonitorPage;
 use crate::notifications::{Notice, Notifications};
 use crate::prefs::{Prefs, Tab};
@@ -55,6 +56,7 @@ pub struct StudioApp {
     setup: SetupPage,
     monitor: MonitorPage,
     compare: ComparePage,
+    improve: ImprovePage,
     trash: Trash,
     dialogs: FileDialogs<DialogPurpose>,
     /// A chart to save as PNG from the next frame: its place on screen and the file.
@@ -129,6 +131,7 @@ impl StudioApp {
             setup: SetupPage,
             monitor: MonitorPage::default(),
             compare: ComparePage::default(),
+            improve: ImprovePage::default(),
             trash: Trash::default(),
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
@@ -170,6 +173,16 @@ impl StudioApp {
     /// Problems shown in the status bar, newest last.
     pub fn messages(&self) -> &[String] {
         &self.messages
+    }
+
+    /// The Improve page (its stage).
+    pub fn improve(&self) -> &ImprovePage {
+        &self.improve
+    }
+
+    /// The Improve page, to set up or start a stage (tests).
+    pub fn improve_mut(&mut self) -> &mut ImprovePage {
+        &mut self.improve
     }
 
     /// The dataset page (its build state).
@@ -366,18 +379,21 @@ impl StudioApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| actions.extend(runs_panel.ui(ui, &ctx)));
-        let (dataset, setup, monitor, compare) = (
+        let (dataset, setup, monitor, compare, improve) = (
             &mut self.dataset,
             &mut self.setup,
             &mut self.monitor,
             &mut self.compare,
+            &mut self.improve,
         );
+        let notify = Arc::clone(&self.notify);
         egui::CentralPanel::default_margins().show(ui, |ui| {
             actions.extend(match ctx.prefs.tab {
                 Tab::Dataset => dataset.ui(ui, &ctx),
                 Tab::Setup => setup.ui(ui, &ctx),
                 Tab::Monitor => monitor.ui(ui, &ctx),
                 Tab::Compare => compare.ui(ui, &ctx),
+                Tab::Improve => improve.ui(ui, &ctx, Some(notify)),
             })
         });
         if self.shortcuts_open && shortcuts::help_ui(ui.ctx()) {
@@ -422,6 +438,17 @@ impl eframe::App for StudioApp {
         }
         if self.watch_project() {
             ctx.request_repaint();
+        }
+        // A stage's events arrive on any page; the list learns of its new run when it ends.
+        let was_improving = self.improve.is_running();
+        if self.improve.poll() {
+            ctx.request_repaint();
+        }
+        if was_improving && !self.improve.is_running() {
+            self.apply(Action::ReloadRuns);
+        }
+        if self.improve.is_running() {
+            ctx.request_repaint_after(Duration::from_millis(250));
         }
         // Keep looking while some other process trains a run of this project.
         ctx.request_repaint_after(Duration::from_secs(1));

@@ -1,4 +1,4 @@
-//! The eframe studio. Each page (dataset, run setup, monitor, compare, and the run list) is a
+//! The eframe studio. Each page (dataset, run setup, monitor, compare, improve, and the run list) is a
 //! struct that owns its state and draws from a read-only [`AppContext`], returning
 //! [`Action`]s; `app.rs` is the shell that owns the shared state and applies them in one
 //! place. Only this crate imports egui.
@@ -10,6 +10,7 @@ mod compare;
 mod dataset;
 mod dialogs;
 mod files;
+mod improve;
 mod monitor;
 mod notifications;
 mod png;
@@ -27,6 +28,7 @@ pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
 pub use dataset::{DatasetPage, DatasetStats};
 pub use dialogs::DialogBackend;
+pub use improve::{ImprovePage, SampleFilter, Stage};
 pub use notifications::{Notice, Outcome};
 pub use prefs::{PlotSettings, Prefs, Tab, XAxis};
 pub use run_view::{LiveRun, RunView};

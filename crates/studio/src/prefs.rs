@@ -19,11 +19,19 @@ pub enum Tab {
     Monitor,
     /// Ticked runs side by side.
     Compare,
+    /// A finished run made better from its own checked attempts.
+    Improve,
 }
 
 impl Tab {
     /// Every page, in the order of the top bar.
-    pub const ALL: [Tab; 4] = [Tab::Dataset, Tab::Setup, Tab::Monitor, Tab::Compare];
+    pub const ALL: [Tab; 5] = [
+        Tab::Dataset,
+        Tab::Setup,
+        Tab::Monitor,
+        Tab::Compare,
+        Tab::Improve,
+    ];
 
     /// The name in the top bar.
     pub fn label(self) -> &'static str {
@@ -32,6 +40,7 @@ impl Tab {
             Tab::Setup => "Run setup",
             Tab::Monitor => "Monitor",
             Tab::Compare => "Compare",
+            Tab::Improve => "Improve",
         }
     }
 }

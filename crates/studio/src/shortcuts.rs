@@ -95,7 +95,7 @@ const fn shortcut(
 }
 
 /// Every shortcut, in the overlay's order. Ctrl is Cmd on a Mac.
-pub const SHORTCUTS: [Shortcut; 15] = {
+pub const SHORTCUTS: [Shortcut; 16] = {
     use Command as C;
     use Group as G;
     use Modifiers as M;
@@ -126,6 +126,13 @@ pub const SHORTCUTS: [Shortcut; 15] = {
             M::COMMAND,
             Key::Num4,
             "Show the Compare page",
+            G::Pages,
+        ),
+        shortcut(
+            C::ShowPage(Tab::Improve),
+            M::COMMAND,
+            Key::Num5,
+            "Show the Improve page",
             G::Pages,
         ),
         shortcut(

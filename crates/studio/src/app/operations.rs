@@ -368,7 +368,7 @@ impl StudioApp {
                     }
                 }
             }
-            Tab::Dataset | Tab::Setup => {}
+            Tab::Dataset | Tab::Setup | Tab::Improve => {}
         }
     }
 }
