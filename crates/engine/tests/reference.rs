@@ -157,6 +157,7 @@ fn check(device: Device, label: &str) {
         tie_weights: true,
         bias: false,
         relation_classes: 0,
+        ..ModelSpec::default()
     };
     let model = Gpt::new(&spec, get("vocab"), &device);
     let mut setter = SetWeights {

@@ -24,7 +24,7 @@ use super::tokenizer_json::HfTokenizer;
 use super::weights::{Array, write_safetensors};
 use super::{HfError, write_json};
 use crate::eval::Pooling;
-use crate::model::ModelSpec;
+use crate::model::{Arch, ModelSpec};
 use crate::spec::RunSpec;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -362,6 +362,24 @@ pub fn megatron_config(spec: &ModelSpec, tokenizer: &HfTokenizer, class: &str) -
     })
 }
 
+/// Fails unless `spec` is the classic architecture: GPT-2 and Megatron-BERT have learned
+/// position embeddings, LayerNorm and a GELU MLP, so a modern model's weights have no place in
+/// them. `path` is the file or folder the error is reported on.
+pub fn classic_only(spec: &ModelSpec, path: &Path) -> Result<(), HfError> {
+    match spec.arch {
+        Arch::Classic => Ok(()),
+        arch => Err(HfError::Unsupported {
+            path: path.to_path_buf(),
+            key: "model.arch".to_string(),
+            value: arch.name().to_string(),
+            reason: "the Hugging Face export writes GPT-2 and Megatron-BERT models, which have \
+                     the classic architecture (learned positions, LayerNorm, GELU MLP); only \
+                     model.arch = classic runs can be exported"
+                .to_string(),
+        }),
+    }
+}
+
 const SAFETENSORS_METADATA: &[(&str, &str)] = &[("format", "pt")];
 
 /// Writes a decoder folder: `config.json`, `generation_config.json`, `model.safetensors` and
@@ -373,6 +391,7 @@ pub fn write_decoder(
     tokenizer: &HfTokenizer,
     run: &RunSpec,
 ) -> Result<(), HfError> {
+    classic_only(spec, dir)?;
     write_safetensors(
         &dir.join("model.safetensors"),
         &gpt2_tensors(params, spec)?,
@@ -393,6 +412,7 @@ pub fn write_masked_encoder(
     params: &Tensors,
     tokenizer: &HfTokenizer,
 ) -> Result<(), HfError> {
+    classic_only(spec, dir)?;
     let mut tensors = megatron_tensors(params, spec, "bert.")?;
     tensors.extend(masked_head_tensors(params, spec)?);
     write_safetensors(
@@ -416,6 +436,7 @@ pub fn write_embedding_encoder(
     tokenizer: &HfTokenizer,
     pooling: Pooling,
 ) -> Result<(), HfError> {
+    classic_only(spec, dir)?;
     // Texts of unequal length are padded: a tokenizer without `[pad]` gets one, embedded as
     // zeros (padded positions are masked).
     let tokenizer = &tokenizer.with_pad()?;
@@ -663,6 +684,7 @@ impl Gpt2Config {
             tie_weights: self.tie_word_embeddings,
             bias: true,
             relation_classes: 0,
+            arch: Arch::Classic,
         }
     }
 }

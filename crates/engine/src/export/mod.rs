@@ -207,6 +207,8 @@ pub fn export_run(run_dir: &Path, out: &Path, device: &Device) -> Result<ExportS
 
 /// [`export_run`] for a run already loaded.
 pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfError> {
+    // Before anything is written: a modern model has no GPT-2 or BERT layout.
+    hf::classic_only(&run.spec.model, &run.dir.join("spec.json"))?;
     let layout = run.layout();
     let params = weights::model_params(&run.model);
     let tokenizer = tokenizer_json::HfTokenizer::new(&run.tokenizer)?;
@@ -336,6 +338,42 @@ mod tests {
         );
         let err = import_hf(&out, &back, "again", &device).unwrap_err();
         assert!(err.to_string().contains("already holds a run"), "{err}");
+    }
+
+    #[test]
+    fn a_modern_run_is_refused_naming_model_arch_before_anything_is_written() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RunSpec {
+            name: "modern".into(),
+            model: ModelSpec {
+                n_layer: 1,
+                n_head: 2,
+                d_model: 16,
+                context: 16,
+                arch: crate::model::Arch::Modern,
+                ..ModelSpec::default()
+            },
+            ..RunSpec::default()
+        };
+        let tokenizer = Tokenizer::fit(TokenizerKind::Byte, "");
+        let run = dir.path().join("run");
+        let model = run_folder(&run, &spec, &tokenizer, &device);
+        // The checkpoint loads back (generation and evaluation read it) ...
+        let loaded = LoadedRun::load(&run, &device).unwrap();
+        let ids = tokenizer.encode("Hi!");
+        assert_eq!(
+            logits(&loaded.model, &ids, &device),
+            logits(&model, &ids, &device)
+        );
+        // ... but has no Hugging Face layout.
+        let out = dir.path().join("hf");
+        let err = export_run(&run, &out, &device).unwrap_err();
+        assert!(
+            matches!(&err, HfError::Unsupported { key, value, .. } if key == "model.arch" && value == "modern"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing written");
     }
 
     #[test]

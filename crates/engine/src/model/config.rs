@@ -22,7 +22,36 @@ impl SpecError {
     }
 }
 
-/// The shape of a GPT: nanoGPT's `GPTConfig`.
+/// Which transformer the model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// nanoGPT's GPT-2: learned position embeddings, pre-LayerNorm blocks, a 4x GELU MLP and
+    /// (optionally) biases.
+    #[default]
+    Classic,
+    /// Rotary position embeddings (Su et al. 2021, "RoFormer"), RMSNorm (Zhang & Sennrich
+    /// 2019) in place of LayerNorm, a SwiGLU MLP (Shazeer 2020, "GLU Variants Improve
+    /// Transformer") of width 8/3 d rounded up to a multiple of 8, RMSNorm on each head's
+    /// queries and keys before the rotation (QK-norm, as in the modded-nanogpt speedruns) and
+    /// no biases.
+    Modern,
+}
+
+impl Arch {
+    /// Every architecture, in the order the studio lists them.
+    pub const ALL: [Arch; 2] = [Arch::Classic, Arch::Modern];
+
+    /// The name used in spec files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Classic => "classic",
+            Arch::Modern => "modern",
+        }
+    }
+}
+
+/// The shape of a GPT: nanoGPT's `GPTConfig`, plus the choice of architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSpec {
@@ -43,6 +72,9 @@ pub struct ModelSpec {
     /// Classes of the sentence-pair relation head on the first position (LinkBERT: 3); 0 for
     /// none. Set from the objective when a run starts.
     pub relation_classes: usize,
+    /// The transformer: nanoGPT's classic GPT-2 or the modern variant (spec files without the
+    /// field read as classic).
+    pub arch: Arch,
 }
 
 impl Default for ModelSpec {
@@ -57,6 +89,7 @@ impl Default for ModelSpec {
             tie_weights: true,
             bias: false,
             relation_classes: 0,
+            arch: Arch::Classic,
         }
     }
 }
@@ -91,12 +124,44 @@ impl ModelSpec {
         if !(0.0..1.0).contains(&self.dropout) {
             errors.push(SpecError::new("model.dropout", "dropout must be in [0, 1)"));
         }
+        if self.arch == Arch::Modern {
+            let head_dim = self.head_dim();
+            if self.n_head > 0
+                && self.d_model.is_multiple_of(self.n_head)
+                && !head_dim.is_multiple_of(2)
+            {
+                errors.push(SpecError::new(
+                    "model.arch",
+                    format!(
+                        "modern: rotary embeddings rotate pairs of dimensions, so the head width \
+                         must be even (width {} / {} heads = {head_dim})",
+                        self.d_model, self.n_head
+                    ),
+                ));
+            }
+            if self.bias {
+                errors.push(SpecError::new(
+                    "model.bias",
+                    "the modern architecture has no biases (set bias to false, or model.arch to classic)",
+                ));
+            }
+        }
         errors
     }
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_head.max(1)
+    }
+
+    /// Hidden width of a block's MLP: 4 d for classic; for modern's SwiGLU, which has three
+    /// matrices instead of two, 8/3 d rounded up to a multiple of 8, so the parameter count
+    /// stays close to classic's.
+    pub fn mlp_hidden(&self) -> usize {
+        match self.arch {
+            Arch::Classic => 4 * self.d_model,
+            Arch::Modern => (8 * self.d_model).div_ceil(3).div_ceil(8) * 8,
+        }
     }
 
     /// Trainable parameters for a vocabulary of `vocab` tokens (`usize::MAX` when the count
@@ -107,6 +172,9 @@ impl ModelSpec {
 
     /// [`ModelSpec::n_params`], or `None` when the count overflows.
     fn n_params_checked(&self, vocab: usize) -> Option<usize> {
+        if self.arch == Arch::Modern {
+            return self.modern_params_checked(vocab);
+        }
         let d = self.d_model;
         let b = usize::from(self.bias);
         let dd = d.checked_mul(d)?;
@@ -128,6 +196,25 @@ impl ModelSpec {
             .checked_add(self.context.checked_mul(d)?)?
             .checked_add(self.n_layer.checked_mul(block)?)?
             .checked_add(layer_norm)?
+            .checked_add(head)
+    }
+
+    /// [`ModelSpec::n_params_checked`] of the modern architecture: no position embedding, no
+    /// biases, RMSNorm gains (two per block, one final, one for each of the queries and keys
+    /// of a head), q, k, v and output projections and the three SwiGLU matrices.
+    fn modern_params_checked(&self, vocab: usize) -> Option<usize> {
+        let d = self.d_model;
+        let attn = d.checked_mul(d)?.checked_mul(4)?;
+        let mlp = d.checked_mul(self.mlp_hidden())?.checked_mul(3)?;
+        let norms = d
+            .checked_mul(2)?
+            .checked_add(self.head_dim().checked_mul(2)?)?;
+        let block = attn.checked_add(mlp)?.checked_add(norms)?;
+        let embed = vocab.checked_mul(d)?;
+        let head = if self.tie_weights { 0 } else { embed };
+        embed
+            .checked_add(self.n_layer.checked_mul(block)?)?
+            .checked_add(d)?
             .checked_add(head)
     }
 
@@ -180,6 +267,49 @@ mod tests {
         let errors = spec.validate();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "model.d_model");
+    }
+
+    #[test]
+    fn modern_keeps_the_parameter_count_close_to_classic() {
+        let classic = ModelSpec::default();
+        let modern = ModelSpec {
+            arch: Arch::Modern,
+            ..ModelSpec::default()
+        };
+        assert_eq!(modern.mlp_hidden(), 344);
+        assert!(modern.validate().is_empty());
+        let (c, m) = (classic.n_params(65), modern.n_params(65));
+        // Modern drops the position embedding (64 x 128) and gains a little in the MLP.
+        assert!(m < c && c - m < 10_000, "classic {c}, modern {m}");
+    }
+
+    #[test]
+    fn modern_needs_an_even_head_width_and_no_biases() {
+        let spec = ModelSpec {
+            arch: Arch::Modern,
+            d_model: 100,
+            n_head: 4,
+            bias: true,
+            ..ModelSpec::default()
+        };
+        let fields: Vec<_> = spec.validate().iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["model.arch", "model.bias"]);
+        // Classic has no such rule.
+        let classic = ModelSpec {
+            arch: Arch::Classic,
+            ..spec
+        };
+        assert!(classic.validate().is_empty());
+    }
+
+    #[test]
+    fn specs_without_an_arch_read_as_classic() {
+        let spec: ModelSpec = serde_json::from_str(r#"{"n_layer": 2}"#).unwrap();
+        assert_eq!(spec.arch, Arch::Classic);
+        let modern: ModelSpec = serde_json::from_str(r#"{"arch": "modern"}"#).unwrap();
+        assert_eq!(modern.arch, Arch::Modern);
+        assert_eq!(serde_json::to_value(Arch::Modern).unwrap(), "modern");
+        assert_eq!(Arch::ALL.map(Arch::name), ["classic", "modern"]);
     }
 
     #[test]

@@ -1,17 +1,35 @@
-//! A GPT in Burn: token + position embeddings, pre-LayerNorm blocks of causal multi-head
-//! attention and a 4x GELU MLP, a final LayerNorm and the LM head (optionally tied).
+//! A GPT in Burn, in two architectures ([`Arch`]):
 //!
-//! Initialisation follows nanoGPT: weights ~ N(0, 0.02), residual projections
-//! ~ N(0, 0.02 / sqrt(2 * n_layer)), biases zero.
+//! - classic (nanoGPT's GPT-2): token + position embeddings, pre-LayerNorm blocks of
+//!   multi-head attention with a fused q/k/v projection and a 4x GELU MLP, a final LayerNorm
+//!   and the LM head (optionally tied);
+//! - modern: token embeddings only, with rotary position embeddings applied to queries and
+//!   keys (Su et al. 2021, "RoFormer: Enhanced Transformer with Rotary Position Embedding"),
+//!   pre-RMSNorm blocks (Zhang & Sennrich 2019, "Root Mean Square Layer Normalization") whose
+//!   attention has separate q, k and v projections and RMSNorm on each head's queries and keys
+//!   before the rotation (QK-norm, as in the modded-nanogpt speedruns), a SwiGLU MLP (Shazeer
+//!   2020, "GLU Variants Improve Transformer"), a final RMSNorm, and no biases.
+//!
+//! Both keep the same parameter paths where the parts agree (`tok_emb`, `blocks.{i}.attn.proj`,
+//! `blocks.{i}.mlp.proj`), so freezing, Muon's choice of block matrices and checkpoints work
+//! alike. Initialisation follows nanoGPT: weights ~ N(0, 0.02), residual projections
+//! ~ N(0, 0.02 / sqrt(2 * n_layer)), biases zero, norm gains one.
 
 use super::ModelSpec;
+use super::config::Arch;
 use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, Initializer, LayerNorm,
-    LayerNormConfig, Linear, LinearConfig,
+    LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
-use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+/// Base of the rotary embedding's frequencies, `theta_i = BASE^(-2i / head_dim)` (RoFormer).
+pub const ROPE_BASE: f64 = 10_000.0;
+
+/// Epsilon of every RMSNorm of the modern architecture (added to the mean square).
+pub const RMS_EPS: f64 = 1e-5;
 
 fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> Linear {
     let mut layer = LinearConfig::new(d_in, d_out)
@@ -28,10 +46,62 @@ fn layer_norm(d: usize, bias: bool, device: &Device) -> LayerNorm {
     LayerNormConfig::new(d).with_bias(bias).init(device)
 }
 
-/// Causal multi-head self-attention with a fused q/k/v projection (nanoGPT's `c_attn`).
+fn rms_norm(d: usize, device: &Device) -> RmsNorm {
+    RmsNormConfig::new(d).with_epsilon(RMS_EPS).init(device)
+}
+
+/// The rotary tables of `seq` positions for heads of width `head_dim`: `(cos, sin)`, each
+/// `[1, 1, seq, head_dim / 2]`, of the angles `position * BASE^(-2i / head_dim)`.
+fn rope_tables(seq: usize, head_dim: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let half = head_dim / 2;
+    let mut cos = Vec::with_capacity(seq * half);
+    let mut sin = Vec::with_capacity(seq * half);
+    for pos in 0..seq {
+        for i in 0..half {
+            let angle = pos as f64 * ROPE_BASE.powf(-2.0 * i as f64 / head_dim as f64);
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    let table = |values: Vec<f32>| {
+        Tensor::<4>::from_data(TensorData::new(values, [1, 1, seq, half]), device)
+    };
+    (table(cos), table(sin))
+}
+
+/// Rotates each pair `(x_i, x_{i + head_dim / 2})` of `x: [batch, head, seq, head_dim]` by
+/// its position's angle (the "rotate half" layout of GPT-NeoX and Llama).
+fn apply_rope(x: Tensor<4>, rope: &(Tensor<4>, Tensor<4>)) -> Tensor<4> {
+    let head_dim = x.dims()[3];
+    let half = head_dim / 2;
+    let (cos, sin) = rope;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    Tensor::cat(
+        vec![
+            x1.clone() * cos.clone() - x2.clone() * sin.clone(),
+            x1 * sin.clone() + x2 * cos.clone(),
+        ],
+        3,
+    )
+}
+
+/// Multi-head self-attention: classic with a fused q/k/v projection (nanoGPT's `c_attn`);
+/// modern with separate q, k and v projections, QK-norm and rotary embeddings.
 #[derive(Module, Debug)]
 pub struct CausalSelfAttention {
-    qkv: Linear,
+    /// Classic: the fused q/k/v projection.
+    qkv: Option<Linear>,
+    /// Modern: the query projection.
+    q: Option<Linear>,
+    /// Modern: the key projection.
+    k: Option<Linear>,
+    /// Modern: the value projection.
+    v: Option<Linear>,
+    /// Modern: RMSNorm of each head's queries (gain shared by the heads).
+    q_norm: Option<RmsNorm>,
+    /// Modern: RMSNorm of each head's keys.
+    k_norm: Option<RmsNorm>,
     proj: Linear,
     resid_dropout: Dropout,
     attn_dropout: Dropout,
@@ -42,12 +112,72 @@ impl CausalSelfAttention {
     fn new(spec: &ModelSpec, device: &Device) -> Self {
         let d = spec.d_model;
         let resid_std = 0.02 / ((2 * spec.n_layer) as f64).sqrt();
-        Self {
-            qkv: linear(d, 3 * d, spec.bias, 0.02, device),
-            proj: linear(d, d, spec.bias, resid_std, device),
-            resid_dropout: DropoutConfig::new(spec.dropout).init(),
-            attn_dropout: DropoutConfig::new(spec.dropout).init(),
-            n_head: spec.n_head,
+        match spec.arch {
+            Arch::Classic => Self {
+                qkv: Some(linear(d, 3 * d, spec.bias, 0.02, device)),
+                q: None,
+                k: None,
+                v: None,
+                q_norm: None,
+                k_norm: None,
+                proj: linear(d, d, spec.bias, resid_std, device),
+                resid_dropout: DropoutConfig::new(spec.dropout).init(),
+                attn_dropout: DropoutConfig::new(spec.dropout).init(),
+                n_head: spec.n_head,
+            },
+            Arch::Modern => Self {
+                qkv: None,
+                q: Some(linear(d, d, false, 0.02, device)),
+                k: Some(linear(d, d, false, 0.02, device)),
+                v: Some(linear(d, d, false, 0.02, device)),
+                q_norm: Some(rms_norm(spec.head_dim(), device)),
+                k_norm: Some(rms_norm(spec.head_dim(), device)),
+                proj: linear(d, d, false, resid_std, device),
+                resid_dropout: DropoutConfig::new(spec.dropout).init(),
+                attn_dropout: DropoutConfig::new(spec.dropout).init(),
+                n_head: spec.n_head,
+            },
+        }
+    }
+
+    /// Queries, keys and values `[batch, head, seq, head_dim]` of `x: [batch, seq, d_model]`;
+    /// for modern, with the queries and keys normalised and rotated by `rope`.
+    fn project(
+        &self,
+        x: Tensor<3>,
+        rope: Option<&(Tensor<4>, Tensor<4>)>,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [batch, seq, d_model] = x.dims();
+        let head_dim = d_model / self.n_head;
+        if let Some(qkv) = &self.qkv {
+            // [batch, seq, 3 * d_model] -> [batch, seq, 3, head, head_dim] -> [3, batch, head, seq, head_dim]
+            let qkv = qkv
+                .forward(x)
+                .reshape([batch, seq, 3, self.n_head, head_dim])
+                .permute([2, 0, 3, 1, 4]);
+            let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).squeeze_dim(0);
+            let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).squeeze_dim(0);
+            let v: Tensor<4> = qkv.narrow(0, 2, 1).squeeze_dim(0);
+            return (q, k, v);
+        }
+        let heads = |layer: &Option<Linear>, x: Tensor<3>| -> Tensor<4> {
+            layer
+                .as_ref()
+                .expect("a modern attention has q, k and v projections")
+                .forward(x)
+                .reshape([batch, seq, self.n_head, head_dim])
+                .swap_dims(1, 2)
+        };
+        let norm = |norm: &Option<RmsNorm>, t: Tensor<4>| match norm {
+            Some(norm) => norm.forward(t),
+            None => t,
+        };
+        let q = norm(&self.q_norm, heads(&self.q, x.clone()));
+        let k = norm(&self.k_norm, heads(&self.k, x.clone()));
+        let v = heads(&self.v, x);
+        match rope {
+            Some(rope) => (apply_rope(q, rope), apply_rope(k, rope), v),
+            None => (q, k, v),
         }
     }
 
@@ -58,19 +188,12 @@ impl CausalSelfAttention {
         &self,
         x: Tensor<3>,
         mask: Option<&Tensor<4, Bool>>,
+        rope: Option<&(Tensor<4>, Tensor<4>)>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_head;
-        // [batch, seq, 3 * d_model] -> [batch, seq, 3, head, head_dim] -> [3, batch, head, seq, head_dim]
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([batch, seq, 3, self.n_head, head_dim])
-            .permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).squeeze_dim(0);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).squeeze_dim(0);
-        let v: Tensor<4> = qkv.narrow(0, 2, 1).squeeze_dim(0);
+        let (q, k, v) = self.project(x, rope);
 
         // [batch, head, seq, seq]
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
@@ -89,10 +212,17 @@ impl CausalSelfAttention {
     }
 }
 
-/// The MLP of a block: d -> 4d, GELU, 4d -> d.
+/// The MLP of a block: classic d -> 4d, GELU, 4d -> d; modern SwiGLU
+/// `proj(silu(gate(x)) * up(x))` of hidden width [`ModelSpec::mlp_hidden`].
 #[derive(Module, Debug)]
 pub struct Mlp {
-    fc: Linear,
+    /// Classic: the up projection before GELU.
+    fc: Option<Linear>,
+    /// Modern: the gate projection (through SiLU).
+    gate: Option<Linear>,
+    /// Modern: the linear projection the gate multiplies.
+    up: Option<Linear>,
+    /// The down projection back to the model width.
     proj: Linear,
     act: Gelu,
     dropout: Dropout,
@@ -101,42 +231,100 @@ pub struct Mlp {
 impl Mlp {
     fn new(spec: &ModelSpec, device: &Device) -> Self {
         let d = spec.d_model;
+        let hidden = spec.mlp_hidden();
         let resid_std = 0.02 / ((2 * spec.n_layer) as f64).sqrt();
-        Self {
-            fc: linear(d, 4 * d, spec.bias, 0.02, device),
-            proj: linear(4 * d, d, spec.bias, resid_std, device),
-            act: Gelu::new(),
-            dropout: DropoutConfig::new(spec.dropout).init(),
+        match spec.arch {
+            Arch::Classic => Self {
+                fc: Some(linear(d, hidden, spec.bias, 0.02, device)),
+                gate: None,
+                up: None,
+                proj: linear(hidden, d, spec.bias, resid_std, device),
+                act: Gelu::new(),
+                dropout: DropoutConfig::new(spec.dropout).init(),
+            },
+            Arch::Modern => Self {
+                fc: None,
+                gate: Some(linear(d, hidden, false, 0.02, device)),
+                up: Some(linear(d, hidden, false, 0.02, device)),
+                proj: linear(hidden, d, false, resid_std, device),
+                act: Gelu::new(),
+                dropout: DropoutConfig::new(spec.dropout).init(),
+            },
         }
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.dropout
-            .forward(self.proj.forward(self.act.forward(self.fc.forward(x))))
+        let hidden = match (&self.fc, &self.gate, &self.up) {
+            (Some(fc), _, _) => self.act.forward(fc.forward(x)),
+            (None, Some(gate), Some(up)) => silu(gate.forward(x.clone())) * up.forward(x),
+            _ => unreachable!("an MLP is classic (fc) or modern (gate and up)"),
+        };
+        self.dropout.forward(self.proj.forward(hidden))
     }
 }
 
-/// A pre-LayerNorm transformer block.
+/// The norm before each sub-layer: LayerNorm (classic) or RMSNorm (modern).
+fn norm(ln: &Option<LayerNorm>, rms: &Option<RmsNorm>, x: Tensor<3>) -> Tensor<3> {
+    match (ln, rms) {
+        (Some(ln), _) => ln.forward(x),
+        (None, Some(rms)) => rms.forward(x),
+        (None, None) => unreachable!("a model has LayerNorms (classic) or RMSNorms (modern)"),
+    }
+}
+
+/// A pre-norm transformer block.
 #[derive(Module, Debug)]
 pub struct Block {
-    ln_1: LayerNorm,
+    /// Classic: LayerNorm before attention.
+    ln_1: Option<LayerNorm>,
+    /// Modern: RMSNorm before attention.
+    rms_1: Option<RmsNorm>,
     attn: CausalSelfAttention,
-    ln_2: LayerNorm,
+    /// Classic: LayerNorm before the MLP.
+    ln_2: Option<LayerNorm>,
+    /// Modern: RMSNorm before the MLP.
+    rms_2: Option<RmsNorm>,
     mlp: Mlp,
 }
 
 impl Block {
+    fn new(spec: &ModelSpec, device: &Device) -> Self {
+        let d = spec.d_model;
+        match spec.arch {
+            Arch::Classic => Self {
+                ln_1: Some(layer_norm(d, spec.bias, device)),
+                rms_1: None,
+                attn: CausalSelfAttention::new(spec, device),
+                ln_2: Some(layer_norm(d, spec.bias, device)),
+                rms_2: None,
+                mlp: Mlp::new(spec, device),
+            },
+            Arch::Modern => Self {
+                ln_1: None,
+                rms_1: Some(rms_norm(d, device)),
+                attn: CausalSelfAttention::new(spec, device),
+                ln_2: None,
+                rms_2: Some(rms_norm(d, device)),
+                mlp: Mlp::new(spec, device),
+            },
+        }
+    }
+
     fn forward(
         &self,
         x: Tensor<3>,
         mask: Option<&Tensor<4, Bool>>,
+        rope: Option<&(Tensor<4>, Tensor<4>)>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let (attn, weights) = self
-            .attn
-            .forward(self.ln_1.forward(x.clone()), mask, keep_weights);
+        let (attn, weights) = self.attn.forward(
+            norm(&self.ln_1, &self.rms_1, x.clone()),
+            mask,
+            rope,
+            keep_weights,
+        );
         let x = x + attn;
-        let x = x.clone() + self.mlp.forward(self.ln_2.forward(x));
+        let x = x.clone() + self.mlp.forward(norm(&self.ln_2, &self.rms_2, x));
         (x, weights)
     }
 }
@@ -173,20 +361,26 @@ impl AttentionMaps {
     }
 }
 
-/// The GPT language model.
+/// The GPT language model (either [`Arch`]).
 #[derive(Module, Debug)]
 pub struct Gpt {
     tok_emb: Embedding,
-    pos_emb: Embedding,
+    /// Classic: the learned position embedding (modern rotates queries and keys instead).
+    pos_emb: Option<Embedding>,
     dropout: Dropout,
     blocks: Vec<Block>,
-    ln_f: LayerNorm,
+    /// Classic: the final LayerNorm.
+    ln_f: Option<LayerNorm>,
+    /// Modern: the final RMSNorm.
+    rms_f: Option<RmsNorm>,
     /// `None` when the head shares the token embedding.
     lm_head: Option<Linear>,
     /// The relation classifier on the first position's state (LinkBERT).
     relation_head: Option<Linear>,
     context: usize,
     vocab: usize,
+    /// Width of one attention head (for the rotary tables).
+    head_dim: usize,
 }
 
 impl Gpt {
@@ -196,28 +390,37 @@ impl Gpt {
             mean: 0.0,
             std: 0.02,
         };
+        let classic = spec.arch == Arch::Classic;
         Self {
             tok_emb: EmbeddingConfig::new(vocab, spec.d_model)
                 .with_initializer(emb_init.clone())
                 .init(device),
-            pos_emb: EmbeddingConfig::new(spec.context, spec.d_model)
-                .with_initializer(emb_init)
-                .init(device),
+            pos_emb: classic.then(|| {
+                EmbeddingConfig::new(spec.context, spec.d_model)
+                    .with_initializer(emb_init)
+                    .init(device)
+            }),
             dropout: DropoutConfig::new(spec.dropout).init(),
             blocks: (0..spec.n_layer)
-                .map(|_| Block {
-                    ln_1: layer_norm(spec.d_model, spec.bias, device),
-                    attn: CausalSelfAttention::new(spec, device),
-                    ln_2: layer_norm(spec.d_model, spec.bias, device),
-                    mlp: Mlp::new(spec, device),
-                })
+                .map(|_| Block::new(spec, device))
                 .collect(),
-            ln_f: layer_norm(spec.d_model, spec.bias, device),
+            ln_f: classic.then(|| layer_norm(spec.d_model, spec.bias, device)),
+            rms_f: (!classic).then(|| rms_norm(spec.d_model, device)),
             lm_head: (!spec.tie_weights).then(|| linear(spec.d_model, vocab, false, 0.02, device)),
             relation_head: (spec.relation_classes > 0)
-                .then(|| linear(spec.d_model, spec.relation_classes, true, 0.02, device)),
+                .then(|| linear(spec.d_model, spec.relation_classes, classic, 0.02, device)),
             context: spec.context,
             vocab,
+            head_dim: spec.head_dim(),
+        }
+    }
+
+    /// Which architecture the model is.
+    pub fn arch(&self) -> Arch {
+        if self.pos_emb.is_some() {
+            Arch::Classic
+        } else {
+            Arch::Modern
         }
     }
 
@@ -253,7 +456,7 @@ impl Gpt {
         (self.logits(hidden), maps)
     }
 
-    /// The final hidden states `[batch, seq, d_model]` (after the last LayerNorm).
+    /// The final hidden states `[batch, seq, d_model]` (after the last norm).
     /// `padding: [batch, seq]` marks padded positions, which no query attends to.
     pub fn hidden(
         &self,
@@ -292,12 +495,22 @@ impl Gpt {
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
         let [batch, seq] = tokens.dims();
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
-            .reshape([1, seq])
-            .expand([batch, seq]);
-        let mut x = self
-            .dropout
-            .forward(self.tok_emb.forward(tokens) + self.pos_emb.forward(positions));
+        let (embedded, rope) = match &self.pos_emb {
+            Some(pos_emb) => {
+                let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
+                    .reshape([1, seq])
+                    .expand([batch, seq]);
+                (
+                    self.tok_emb.forward(tokens) + pos_emb.forward(positions),
+                    None,
+                )
+            }
+            None => (
+                self.tok_emb.forward(tokens),
+                Some(rope_tables(seq, self.head_dim, &device)),
+            ),
+        };
+        let mut x = self.dropout.forward(embedded);
         // True where a query may not look: future positions (causal) and padded keys.
         let causal = match mode {
             AttentionMode::Causal => {
@@ -317,11 +530,11 @@ impl Gpt {
         };
         let mut maps = Vec::new();
         for block in &self.blocks {
-            let (next, weights) = block.forward(x, mask.as_ref(), keep_weights);
+            let (next, weights) = block.forward(x, mask.as_ref(), rope.as_ref(), keep_weights);
             x = next;
             maps.extend(weights);
         }
-        (self.ln_f.forward(x), maps)
+        (norm(&self.ln_f, &self.rms_f, x), maps)
     }
 
     /// Runs `tokens` (one sequence) and returns its attention maps as plain numbers.

@@ -3,5 +3,5 @@
 pub mod config;
 pub mod gpt;
 
-pub use config::{ModelSpec, SpecError};
+pub use config::{Arch, ModelSpec, SpecError};
 pub use gpt::{AttentionMaps, AttentionMode, Gpt};

@@ -28,6 +28,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             tie_weights: true,
             bias: false,
             relation_classes: 0,
+            ..ModelSpec::default()
         },
         optim: OptimSpec {
             lr: 3e-3,
