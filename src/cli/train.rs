@@ -40,6 +40,10 @@ pub struct TrainArgs {
     pub width: Option<usize>,
     #[arg(long)]
     pub context: Option<usize>,
+    /// The transformer: nanoGPT's classic GPT-2, or modern (rotary positions, RMSNorm, SwiGLU,
+    /// QK-norm, no biases).
+    #[arg(long, value_enum)]
+    pub arch: Option<hearth_engine::model::Arch>,
     /// Sequences per micro-batch (per optimizer step without `--grad-accum`).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -122,6 +126,9 @@ pub struct TrainArgs {
     /// queries (shrinking to none); 0 trains on plain halves.
     #[arg(long, value_parser = finite)]
     pub overlap_curriculum: Option<f64>,
+    /// Contrastive: share of the run spent on masked-token prediction before InfoNCE.
+    #[arg(long, value_parser = finite)]
+    pub masked_warmup: Option<f64>,
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -210,6 +217,7 @@ impl TrainArgs {
         set(&mut m.d_model, self.width);
         set(&mut m.context, self.context);
         set(&mut m.dropout, self.dropout);
+        set(&mut m.arch, self.arch);
         let o = &mut spec.optim;
         set(&mut o.lr, self.lr);
         set(&mut o.min_lr, self.min_lr);
@@ -242,6 +250,7 @@ impl TrainArgs {
         set(&mut o.gen_weight, self.gen_weight);
         set(&mut o.uniformity_weight, self.uniformity_weight);
         set(&mut o.overlap_curriculum, self.overlap_curriculum);
+        set(&mut o.masked_warmup, self.masked_warmup);
         set(&mut o.positives, self.positives);
         set(&mut o.pooling, self.pooling);
         if let Some(path) = &self.pairs {

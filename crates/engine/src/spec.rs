@@ -150,6 +150,11 @@ impl RunSpec {
     /// and objective options.
     pub fn apply_recipe(&mut self) {
         let recipe = Recipe::of(&self.objective.kind);
+        self.model.arch = recipe.arch;
+        // The modern transformer has no biases.
+        if recipe.arch == crate::model::Arch::Modern {
+            self.model.bias = false;
+        }
         let o = &mut self.optim;
         o.lr = recipe.lr;
         o.min_lr = recipe.min_lr;
@@ -165,6 +170,7 @@ impl RunSpec {
         obj.overlap_curriculum = recipe
             .overlap_curriculum
             .unwrap_or(defaults.overlap_curriculum);
+        obj.masked_warmup = recipe.masked_warmup.unwrap_or(defaults.masked_warmup);
         obj.gen_weight = recipe.gen_weight.unwrap_or(defaults.gen_weight);
     }
 

@@ -4,7 +4,7 @@
 use crate::action::{Action, AppContext, DataStatus};
 use crate::dataset::missing_path;
 use crate::shortcuts::{self, Command};
-use hearth_engine::model::SpecError;
+use hearth_engine::model::{Arch, SpecError};
 use hearth_engine::objective::{ObjectiveKind, ObjectiveSpec, Pooling, Positives, Recipe};
 use hearth_engine::spec::{InitSpec, RunSpec};
 use hearth_engine::train::BackendKind;
@@ -133,6 +133,20 @@ fn model_section_ui(
             ui.text_edit_singleline(&mut spec.name)
         });
         let m = &mut spec.model;
+        row(ui, errors, "Architecture", "model.arch", |ui| {
+            egui::ComboBox::from_id_salt("model_arch")
+                .selected_text(m.arch.name())
+                .show_ui(ui, |ui| {
+                    for a in Arch::ALL {
+                        ui.selectable_value(&mut m.arch, a, a.name());
+                    }
+                })
+                .response
+                .on_hover_text(
+                    "classic: nanoGPT's GPT-2 (learned positions, LayerNorm, GELU MLP); modern: \
+                     rotary positions, RMSNorm, SwiGLU MLP, QK-norm, no biases",
+                )
+        });
         row(ui, errors, "Layers", "model.n_layer", |ui| {
             ui.add(egui::DragValue::new(&mut m.n_layer).range(0..=64))
         });

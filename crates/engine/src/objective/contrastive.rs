@@ -81,6 +81,9 @@ pub fn uniformity(x: Tensor<2>) -> Tensor<1> {
 /// [`ObjectiveSpec::overlap_curriculum`]): three quarters of `ctx` at the start, shrinking
 /// linearly to none when the curriculum ends.
 pub fn halves_overlap(spec: &ObjectiveSpec, ctx: usize, progress: f64) -> usize {
+    // The curriculum starts when a masked warm-up ends.
+    let start = spec.masked_warmup.clamp(0.0, 0.99);
+    let progress = ((progress - start) / (1.0 - start)).max(0.0);
     let span = spec.overlap_curriculum;
     if span <= 0.0 || progress >= span {
         return 0;
@@ -369,6 +372,12 @@ pub fn validate_embedding(spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> 
             "must be at least 0",
         ));
     }
+    if !(0.0..1.0).contains(&spec.masked_warmup) {
+        errors.push(SpecError::new(
+            "objective.masked_warmup",
+            "is a share of the run before InfoNCE, from 0 to below 1",
+        ));
+    }
     if !(0.0..=1.0).contains(&spec.overlap_curriculum) {
         errors.push(SpecError::new(
             "objective.overlap_curriculum",
@@ -432,8 +441,9 @@ impl Objective for Contrastive {
     }
 
     fn needs_specials(&self, spec: &ObjectiveSpec) -> bool {
-        // Labelled pairs have uneven lengths, padded with `[pad]`; windows of text need none.
-        spec.positives == Positives::Pairs
+        // Labelled pairs have uneven lengths, padded with `[pad]`; windows of text need none,
+        // unless a masked warm-up needs `[mask]`.
+        spec.positives == Positives::Pairs || spec.masked_warmup > 0.0
     }
 
     fn uses_embeddings(&self) -> bool {
@@ -472,6 +482,11 @@ impl Objective for Contrastive {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
+        if data.progress < data.objective.masked_warmup {
+            // Learn the text first: masked-token prediction with the same bidirectional
+            // attention the encoder uses.
+            return super::masked::batch_loss(model, data, Split::Train, rng, device).1;
+        }
         batch_loss(model, data, Split::Train, rng, device)
     }
 

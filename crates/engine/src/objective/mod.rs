@@ -379,6 +379,10 @@ pub struct ObjectiveSpec {
     /// the encoder first learns to recognise shared text; 0 trains on plain halves
     /// throughout. Evaluations always use plain halves.
     pub overlap_curriculum: f64,
+    /// Contrastive: the share of the run spent on masked-token prediction (bidirectional,
+    /// at `mask_rate`) before InfoNCE starts, so the encoder first learns the text; 0 starts
+    /// with InfoNCE. The overlap curriculum counts from its end.
+    pub masked_warmup: f64,
 }
 
 impl Default for ObjectiveSpec {
@@ -394,6 +398,7 @@ impl Default for ObjectiveSpec {
             gen_weight: 1.0,
             uniformity_weight: 0.0,
             overlap_curriculum: 0.0,
+            masked_warmup: 0.0,
         }
     }
 }

@@ -3,11 +3,14 @@
 //! objective's recipe").
 
 use super::{ObjectiveKind, Pooling};
+use crate::model::Arch;
 
 /// The settings an objective trains well with at the nanoGPT CPU shape (4 layers, 128 wide,
 /// context 64); `None` leaves the run's value as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
+    /// The transformer the objective trains best with.
+    pub arch: Arch,
     /// Peak learning rate.
     pub lr: f64,
     /// Learning rate at the end of the cosine decay.
@@ -24,6 +27,8 @@ pub struct Recipe {
     pub uniformity_weight: Option<f64>,
     /// Embedding objectives with `halves`: share of the run with overlapping positives.
     pub overlap_curriculum: Option<f64>,
+    /// Contrastive: share of the run spent on masked-token prediction first.
+    pub masked_warmup: Option<f64>,
     /// GRIT: weight of the generation loss.
     pub gen_weight: Option<f64>,
     /// Sequences per batch the recipe was measured with (a hint; the run's batch is kept).
@@ -36,6 +41,7 @@ impl Default for Recipe {
     /// nanoGPT's `train_shakespeare_char` optimizer settings.
     fn default() -> Self {
         Self {
+            arch: Arch::Classic,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup_steps: 100,
@@ -44,6 +50,7 @@ impl Default for Recipe {
             pooling: None,
             uniformity_weight: None,
             overlap_curriculum: None,
+            masked_warmup: None,
             gen_weight: None,
             batch_hint: 12,
             why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
@@ -61,10 +68,11 @@ impl Recipe {
 
     /// The recipe's values in one line: `lr 1e-3 -> 1e-4, warmup 100, mask rate 0.3`.
     pub fn describe(&self) -> String {
-        let mut parts = vec![
+        let mut parts = vec![format!("{} architecture", self.arch.name())];
+        parts.extend([
             format!("lr {} -> {}", self.lr, self.min_lr),
             format!("warmup {}", self.warmup_steps),
-        ];
+        ]);
         if let Some(m) = self.mask_rate {
             parts.push(format!("mask rate {m}"));
         }
@@ -82,6 +90,9 @@ impl Recipe {
                 "overlapping positives for the first {:.0}%",
                 c * 100.0
             ));
+        }
+        if let Some(w) = self.masked_warmup {
+            parts.push(format!("masked warm-up for the first {:.0}%", w * 100.0));
         }
         if let Some(g) = self.gen_weight {
             parts.push(format!("generation weight {g}"));
