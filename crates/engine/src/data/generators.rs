@@ -719,8 +719,12 @@ pub fn check_arithmetic(prompt: &str, answer: &str) -> Verdict {
     let answer = answer.trim();
     match answer.parse::<i64>() {
         Err(_) => Verdict::fail(format!("not a number: {answer:?}")),
-        Ok(got) if got == expected => Verdict::ok(),
-        Ok(got) => Verdict::fail(format!("expected {expected}, got {got}")),
+        Ok(got) if got != expected => Verdict::fail(format!("expected {expected}, got {got}")),
+        // The exact result as written: no leading zeros or sign.
+        Ok(_) if answer != expected.to_string() => {
+            Verdict::fail(format!("expected {expected}, got {answer:?}"))
+        }
+        Ok(_) => Verdict::ok(),
     }
 }
 
@@ -1102,6 +1106,12 @@ mod tests {
             "not a number: \"4x\""
         );
         assert!(!check_arithmetic("12+30", "").pass);
+        assert_eq!(
+            check_arithmetic("2+3", "05").reason,
+            "expected 5, got \"05\"",
+            "the exact result as written"
+        );
+        assert!(!check_arithmetic("2+3", "+5").pass);
         assert!(
             check_arithmetic("hello", "1")
                 .reason

@@ -14,6 +14,7 @@ pub trait Sampler: Send + Sync {
     /// Continues each of `prompts` (token ids) by at most `max_new` tokens picked as `sampling`
     /// says, stopping a row after the token that writes a newline; returns each row's text up
     /// to that newline. An error fails the stage.
+    #[allow(clippy::too_many_arguments)]
     fn sample(
         &self,
         model: &Gpt,
