@@ -65,7 +65,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets):
         t = idx.size(1)
-        pos = torch.arange(0, t, dtype=torch.long)
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
         for block in self.h:
             x = block(x)
@@ -84,10 +84,13 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1337)
-    model = GPT(a.vocab, a.block, a.layers, a.heads, a.width)
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = GPT(a.vocab, a.block, a.layers, a.heads, a.width).to(dev)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -97,17 +100,20 @@ def main():
     )
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for i in range(a.warmup + a.steps):
-        x = torch.randint(a.vocab, (a.batch, a.block))
-        y = torch.randint(a.vocab, (a.batch, a.block))
+        x = torch.randint(a.vocab, (a.batch, a.block), device=dev)
+        y = torch.randint(a.vocab, (a.batch, a.block), device=dev)
+        sync()
         t0 = time.perf_counter()
         loss = model(x, y)
         loss.item()
         t1 = time.perf_counter()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         t3 = time.perf_counter()
         if i >= a.warmup:
             phases["forward"] += t1 - t0

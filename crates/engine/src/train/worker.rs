@@ -967,13 +967,16 @@ fn load_base(init: &crate::spec::InitSpec, spec: &RunSpec) -> Result<Base, Halt>
         || base_spec.model.context != spec.model.context
         || base_spec.model.tie_weights != spec.model.tie_weights
         || base_spec.model.bias != spec.model.bias
+        || base_spec.model.arch != spec.model.arch
     {
         return Err(fail(format!(
-            "its model ({} layers, {} heads, width {}, context {}) differs from this run's ({} layers, {} heads, width {}, context {})",
+            "its model ({} {} layers, {} heads, width {}, context {}) differs from this run's ({} {} layers, {} heads, width {}, context {})",
+            base_spec.model.arch.name(),
             base_spec.model.n_layer,
             base_spec.model.n_head,
             base_spec.model.d_model,
             base_spec.model.context,
+            spec.model.arch.name(),
             spec.model.n_layer,
             spec.model.n_head,
             spec.model.d_model,
