@@ -427,7 +427,19 @@ fn stage_ui(ui: &mut egui::Ui, stage: &Stage, filter: &mut SampleFilter, method:
             y_label: "share of answers right",
             references: &[],
         };
-        loss_plot(ui, "improve_accuracy", &series, &[], options);
+        if stage.rounds.len() >= 2 {
+            loss_plot(ui, "improve_accuracy", &series, &[], options);
+        } else {
+            // One point makes no line: say it in words until the first round ends.
+            ui.label(match stage.rounds.first() {
+                Some(base) => format!(
+                    "Base (round 0): {:.3} of the held-out prompts answered right; the chart \
+                     starts when round 1 ends.",
+                    base.accuracy.accuracy
+                ),
+                None => "Measuring the base on the held-out prompts…".to_string(),
+            });
+        }
         if method == Method::Dpo {
             for (col, id, title, ys, y_label) in [
                 (
