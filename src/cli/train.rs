@@ -269,6 +269,11 @@ impl TrainArgs {
                     ..base.model
                 };
             }
+            // A base run has learned the text already: no masked warm-up unless asked for
+            // (a next-token base has no `[mask]` token).
+            if self.masked_warmup.is_none() {
+                spec.objective.masked_warmup = 0.0;
+            }
             spec.init = Some(InitSpec {
                 from_run: from.clone(),
                 lr_multiplier: self.lr_multiplier,

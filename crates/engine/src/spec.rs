@@ -170,7 +170,12 @@ impl RunSpec {
         obj.overlap_curriculum = recipe
             .overlap_curriculum
             .unwrap_or(defaults.overlap_curriculum);
-        obj.masked_warmup = recipe.masked_warmup.unwrap_or(defaults.masked_warmup);
+        // A fine-tuning run starts from weights that know the text already.
+        obj.masked_warmup = if self.init.is_some() {
+            0.0
+        } else {
+            recipe.masked_warmup.unwrap_or(defaults.masked_warmup)
+        };
         obj.gen_weight = recipe.gen_weight.unwrap_or(defaults.gen_weight);
     }
 

@@ -454,6 +454,26 @@ impl Objective for Contrastive {
         validate_embedding(spec, dropout)
     }
 
+    fn recipe(&self) -> super::Recipe {
+        super::Recipe {
+            arch: crate::model::Arch::Modern,
+            mask_rate: Some(0.3),
+            temperature: Some(0.05),
+            pooling: Some(super::Pooling::Mean),
+            masked_warmup: Some(0.4),
+            overlap_curriculum: Some(0.5),
+            batch_hint: 32,
+            why: "From scratch, InfoNCE on halves of a window finds nothing the two halves share \
+                  before the cheapest answer, one vector for every text, takes over (the loss \
+                  sits at ln(batch)). The recipe first trains the encoder as a masked model (the \
+                  first 40% of the run, 30% masking, rotary positions), then trains InfoNCE with \
+                  positives that overlap their queries at the start, the overlap shrinking to none \
+                  halfway through the rest. Temperature 0.05 and mean pooling as in SimCSE \
+                  (Gao et al. 2021).",
+            ..super::Recipe::default()
+        }
+    }
+
     fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
         references(data)
     }

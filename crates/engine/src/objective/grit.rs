@@ -57,6 +57,21 @@ impl Objective for Grit {
         errors
     }
 
+    fn recipe(&self) -> super::Recipe {
+        super::Recipe {
+            arch: crate::model::Arch::Modern,
+            temperature: Some(0.05),
+            pooling: Some(super::Pooling::Mean),
+            overlap_curriculum: Some(0.5),
+            gen_weight: Some(1.0),
+            batch_hint: 16,
+            why: "The generation rows teach the text from the first step, so no masked warm-up; \
+                  the embedding rows start from overlapping positives as the contrastive recipe \
+                  does. Rotary positions serve both attention directions.",
+            ..super::Recipe::default()
+        }
+    }
+
     fn references(&self, data: &StepData<'_>) -> Vec<crate::eval::baseline::Reference> {
         let mut out = crate::eval::baseline::ngram_references(data.corpus, "val_loss");
         out.extend(contrastive::references(data));
