@@ -394,3 +394,65 @@ impl OptimSpec {
         errors
     }
 }
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+    use crate::model::Arch;
+    use crate::objective::{ObjectiveKind, Recipe};
+
+    fn with_kind(kind: ObjectiveKind) -> RunSpec {
+        let mut spec = RunSpec::default();
+        spec.objective.kind = kind;
+        spec
+    }
+
+    #[test]
+    fn a_recipe_applies_its_values_and_a_changed_value_leaves_it() {
+        let mut spec = with_kind(ObjectiveKind::MASKED);
+        assert!(
+            !spec.follows_recipe(),
+            "defaults are nanoGPT's, not the masked recipe"
+        );
+        spec.apply_recipe();
+        assert!(spec.follows_recipe());
+        assert_eq!(spec.model.arch, Arch::Modern);
+        assert_eq!(spec.objective.mask_rate, 0.3);
+        spec.optim.lr = 3e-3;
+        assert!(
+            !spec.follows_recipe(),
+            "a value the user set is not the recipe's"
+        );
+        spec.apply_recipe();
+        assert_eq!(spec.optim.lr, Recipe::of(&ObjectiveKind::MASKED).lr);
+        // Switching objective takes the other recipe's architecture too.
+        spec.objective.kind = ObjectiveKind::NEXT_TOKEN;
+        spec.apply_recipe();
+        assert_eq!(spec.model.arch, Arch::Classic);
+        assert!(spec.follows_recipe());
+    }
+
+    #[test]
+    fn every_built_in_recipe_trains_and_describes_itself() {
+        for kind in ObjectiveKind::BUILT_IN {
+            let mut spec = with_kind(kind.clone());
+            spec.apply_recipe();
+            let errors = spec.objective.validate(spec.model.dropout);
+            assert!(errors.is_empty(), "{kind}: {errors:?}");
+            assert!(spec.model.validate().is_empty(), "{kind}");
+            let recipe = Recipe::of(&kind);
+            assert!(recipe.describe().contains("lr "), "{kind}");
+            assert!(!recipe.why.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_fine_tuning_run_skips_the_masked_warm_up() {
+        let mut spec = with_kind(ObjectiveKind::CONTRASTIVE);
+        spec.apply_recipe();
+        assert!(spec.objective.masked_warmup > 0.0);
+        spec.init = Some(InitSpec::default());
+        spec.apply_recipe();
+        assert_eq!(spec.objective.masked_warmup, 0.0);
+    }
+}

@@ -468,6 +468,19 @@ fn loss_chart_ui(
     // The exported picture holds the title and the axes with the plot.
     ui.scope(|ui| {
         ui.label(egui::RichText::new(capitalized(&quantity.label)).strong());
+        // A masked warm-up trains another loss first: say where the curve changes meaning.
+        let warmup = run.spec.objective.masked_warmup;
+        if warmup > 0.0 && run.spec.objective.uses_embeddings() {
+            let until = (warmup * run.spec.train.steps as f64).ceil() as usize;
+            ui.label(
+                egui::RichText::new(format!(
+                    "training curve: masked-token loss until step {until} (the masked warm-up), \
+                     InfoNCE after; validation is InfoNCE throughout"
+                ))
+                .small()
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
         loss_plot(ui, "monitor_loss", &series, &[], options);
     })
     .response

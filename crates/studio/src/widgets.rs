@@ -251,7 +251,7 @@ pub fn loss_plot(
             band_ui(plot_ui, band, x_min, x_max, to_y);
         }
         let grey = Color32::from_gray(150);
-        for r in options.references {
+        for (k, r) in options.references.iter().enumerate() {
             let y = to_y(r.value);
             plot_ui.hline(
                 egui_plot::HLine::new(r.name.clone(), y)
@@ -259,10 +259,16 @@ pub fn loss_plot(
                     .width(1.0)
                     .style(egui_plot::LineStyle::dashed_loose()),
             );
+            // Labels alternate between the left and the middle, so close lines stay legible.
+            let x = if k % 2 == 0 {
+                x_min
+            } else {
+                x_min + 0.4 * (x_max - x_min)
+            };
             plot_ui.text(
                 Text::new(
                     r.name.clone(),
-                    egui_plot::PlotPoint::new(x_min, y),
+                    egui_plot::PlotPoint::new(x, y),
                     format!("  {} {:.3}", r.name, r.value),
                 )
                 .anchor(egui::Align2::LEFT_BOTTOM)
