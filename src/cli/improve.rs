@@ -37,6 +37,10 @@ pub struct ImproveArgs {
     /// DPO: the beta of the loss (how far the model may move from the base).
     #[arg(long, default_value_t = ImproveSpec::default().beta, value_parser = crate::cli::train::finite)]
     pub beta: f64,
+    /// DPO: weight of the verified answers' negative log-likelihood added to the DPO loss (RPO;
+    /// 0: plain DPO).
+    #[arg(long, default_value_t = ImproveSpec::default().nll_weight, value_parser = crate::cli::train::finite)]
+    pub nll_weight: f64,
     /// Training prompts sampled per round (keeps a round short on a CPU).
     #[arg(long, default_value_t = ImproveSpec::default().prompts_per_round)]
     pub prompts_per_round: usize,
@@ -77,6 +81,7 @@ impl ImproveArgs {
             temperature: self.temperature,
             top_k: self.top_k,
             beta: self.beta,
+            nll_weight: self.nll_weight,
             prompts_per_round: self.prompts_per_round,
             eval_prompts: self.eval_prompts,
             steps_per_round: self.steps_per_round,

@@ -91,6 +91,12 @@ pub struct ImproveSpec {
     pub top_k: usize,
     /// DPO: how far the policy may move from the reference (the beta of the loss).
     pub beta: f64,
+    /// DPO: weight of the negative log-likelihood of the verified answers added to the DPO
+    /// loss (0: plain DPO). The DPO loss alone may lower the verified answers' likelihood as
+    /// well as the failed ones', spreading it over tokens no answer uses; the added term keeps
+    /// it up (RPO, Pang et al. 2024, "Iterative Reasoning Preference Optimization"; TRL's
+    /// `rpo_alpha`).
+    pub nll_weight: f64,
     /// Training prompts sampled per round (the cap that keeps a round short).
     pub prompts_per_round: usize,
     /// Held-out prompts the accuracy is measured on (at most the base's validation records).
@@ -119,6 +125,7 @@ impl Default for ImproveSpec {
             temperature: 1.0,
             top_k: 0,
             beta: 0.1,
+            nll_weight: 0.0,
             prompts_per_round: 256,
             eval_prompts: 600,
             steps_per_round: 150,
@@ -151,6 +158,11 @@ impl ImproveSpec {
             self.beta.is_finite() && self.beta > 0.0,
             "beta",
             "must be a positive number",
+        );
+        need(
+            self.nll_weight.is_finite() && self.nll_weight >= 0.0,
+            "nll_weight",
+            "must be 0 or a positive number",
         );
         need(
             self.prompts_per_round >= 1,

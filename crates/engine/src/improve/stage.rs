@@ -1,7 +1,8 @@
 //! A stage: load the base, create the new run, then rounds of sampling, checking and training.
 
 use super::loss::{
-    DpoTerms, Rows, answer_loss, correction_example, dpo_loss, reward_stats, sequence_logps, to_vec,
+    DpoTerms, Rows, answer_loss, correction_example, dpo_loss, reward_stats, sequence_logps,
+    to_vec, token_logps,
 };
 use super::sample::{BatchedSampler, Sampler};
 use super::task::{TaskItem, TaskSet};
@@ -814,8 +815,19 @@ impl<'a> Stage<'a> {
                     let rows = Rows::new(&batch, self.tokenizer, self.context);
                     self.tokens_seen += (rows.rows * rows.len) as u64;
                     let (x, y) = rows.tensors(&device);
-                    let logps = sequence_logps(self.model().forward(x), y);
                     let k = picks.len();
+                    let tokens = token_logps(self.model().forward(x), y.clone());
+                    let logps = tokens.clone().sum_dim(1).reshape([2 * k]);
+                    // The verified answers' mean token NLL (RPO's term), when weighted.
+                    let nll = (self.spec.nll_weight > 0.0).then(|| {
+                        let count = y
+                            .narrow(0, 0, k)
+                            .greater_equal_elem(0)
+                            .float()
+                            .sum()
+                            .clamp_min(1.0);
+                        tokens.narrow(0, 0, k).sum().neg() / count
+                    });
                     let values = |v: &[f32]| {
                         Tensor::<1>::from_data(
                             TensorData::new(picks.iter().map(|&i| v[i]).collect(), [k]),
@@ -830,7 +842,11 @@ impl<'a> Stage<'a> {
                         self.spec.beta,
                     );
                     let rewards = reward_stats(&terms);
-                    (terms.loss, Some(rewards))
+                    let loss = match nll {
+                        Some(nll) => terms.loss + nll * self.spec.nll_weight,
+                        None => terms.loss,
+                    };
+                    (loss, Some(rewards))
                 }
             };
             let value: f32 = loss.clone().into_scalar();
