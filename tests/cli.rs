@@ -673,3 +673,47 @@ fn eval_pairs_prints_tfidf_and_chance_before_the_models_line() {
     assert!((mrr(lines[1]) - chance).abs() < 1e-4, "{stdout}");
     assert!((0.0..=1.0).contains(&mrr(lines[0])), "{stdout}");
 }
+
+#[test]
+fn dataset_lists_the_count_models_of_next_token_and_masked_objectives() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(
+        &notes,
+        hearth_engine::data::generated::story_text(5, 20_000),
+    )
+    .unwrap();
+    let out = hearth()
+        .arg("--project")
+        .arg(dir.path().join("project"))
+        .args(["dataset", "--name", "notes", "--source"])
+        .arg(format!("text:{}", notes.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("count models on the validation split (nats/token, add-k): 1-gram"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("masked-token count models on the validation split (accuracy): "))
+        .unwrap_or_else(|| panic!("no masked line: {stdout}"));
+    let values: Vec<f64> = line
+        .split(" · ")
+        .map(|part| part.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 2, "{line}");
+    assert!(
+        line.contains("±1 tokens") && line.contains("±2 tokens"),
+        "{line}"
+    );
+    // Two neighbours on each side pin a character down at least as well as one on this text.
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{line}");
+    assert!(values[1] >= values[0] - 0.05, "{line}");
+}

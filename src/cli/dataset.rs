@@ -288,6 +288,18 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
         && let Some(line) = baseline_line(&corpus)
     {
         println!("{line}");
+        // What a masked objective must beat on the same split.
+        let masked = hearth_engine::eval::baseline::masked_references(&corpus, "val_masked_acc");
+        if !masked.is_empty() {
+            let parts: Vec<String> = masked
+                .iter()
+                .map(|r| format!("{} {:.4}", r.label, r.value))
+                .collect();
+            println!(
+                "masked-token count models on the validation split (accuracy): {}",
+                parts.join(" · ")
+            );
+        }
     }
     if args.preview > 0 {
         println!("first batch («» marks the tokens the loss is computed on):");
