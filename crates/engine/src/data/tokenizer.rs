@@ -144,9 +144,19 @@ impl BpeModel {
     /// Loads a saved model, checking it parses and that its token ids are below its vocabulary
     /// size (the rows of the model's embedding).
     pub fn from_json(json: String) -> Result<Self, TokenizerError> {
-        let tok: tokenizers::Tokenizer = json
-            .parse()
-            .map_err(|e| TokenizerError::InvalidBpe(format!("{e}")))?;
+        // The tokenizers library panics on some malformed models (an arithmetic overflow
+        // while building the merges): such a file is refused like any other broken one.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            json.parse::<tokenizers::Tokenizer>()
+        }));
+        let tok = match parsed {
+            Ok(result) => result.map_err(|e| TokenizerError::InvalidBpe(format!("{e}")))?,
+            Err(_) => {
+                return Err(TokenizerError::InvalidBpe(
+                    "the BPE model's vocabulary and merges do not fit together".to_string(),
+                ));
+            }
+        };
         let size = tok.get_vocab_size(true);
         if let Some((token, id)) = tok
             .get_vocab(true)
@@ -408,6 +418,25 @@ mod tests {
             !old.has_specials(),
             "files written before specials still load"
         );
+    }
+
+    #[test]
+    fn a_bpe_model_the_library_cannot_build_is_refused_not_a_panic() {
+        let text = crate::data::generated::story_text(3, 5_000);
+        let model = BpeModel::train(std::iter::once(text.as_str()), 280);
+        assert!(model.json.contains("\"continuing_subword_prefix\":null"));
+        // A continuing-subword prefix the merges do not carry makes the library's builder
+        // overflow.
+        let broken = model.json.replace(
+            "\"continuing_subword_prefix\":null",
+            "\"continuing_subword_prefix\":\"{prompt}\"",
+        );
+        match BpeModel::from_json(broken) {
+            Err(TokenizerError::InvalidBpe(message)) => {
+                assert!(message.contains("merges"), "{message}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
