@@ -261,21 +261,27 @@ pub struct HeldOut {
     pub health: Option<Health>,
 }
 
+/// The token sequences an evaluation scores: for text positives the consecutive windows of
+/// `2 * context` tokens of the validation split (first half queries, second half candidates),
+/// else the held-out pairs.
+fn held_out_pairs(data: &StepData<'_>) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let ctx = data.context;
+    match (data.objective.positives, data.pairs) {
+        (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
+        _ => data
+            .corpus
+            .windows(Split::Val, 2 * ctx, RETRIEVAL_WINDOWS)
+            .into_iter()
+            .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
+            .unzip(),
+    }
+}
+
 /// Held-out retrieval and health: for text positives the consecutive windows of `2 * context`
 /// tokens of the validation split (first half queries, second half candidates), else the
 /// held-out pairs. Both come from one embedding of each text.
 pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
-    let ctx = data.context;
-    let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
-        match (data.objective.positives, data.pairs) {
-            (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
-            _ => data
-                .corpus
-                .windows(Split::Val, 2 * ctx, RETRIEVAL_WINDOWS)
-                .into_iter()
-                .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
-                .unzip(),
-        };
+    let (queries, candidates) = held_out_pairs(data);
     if queries.len() < 2 {
         return HeldOut::default();
     }
@@ -306,18 +312,8 @@ pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
 
 /// The held-out queries and candidates of [`held_out`] as text.
 pub fn held_out_texts(data: &StepData<'_>) -> (Vec<String>, Vec<String>) {
-    let ctx = data.context;
     let tok = &data.corpus.tokenizer;
-    let (queries, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) =
-        match (data.objective.positives, data.pairs) {
-            (Positives::Pairs, Some(set)) => set.held_out.iter().cloned().unzip(),
-            _ => data
-                .corpus
-                .windows(Split::Val, 2 * ctx, RETRIEVAL_WINDOWS)
-                .into_iter()
-                .map(|w| (w[..ctx].to_vec(), w[ctx..].to_vec()))
-                .unzip(),
-        };
+    let (queries, candidates) = held_out_pairs(data);
     let decode = |t: Vec<Vec<u32>>| t.iter().map(|x| tok.decode(x)).collect();
     (decode(queries), decode(candidates))
 }
