@@ -3,12 +3,13 @@
 //! only, self-correction end to end, and a failing or panicking sampler that fails the stage
 //! and leaves the base run byte for byte as it was.
 
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hearth_engine::backend::BackendKind;
-use hearth_engine::data::dataset::{Dataset, DatasetRecipe, SourceSpec, TransformKind};
-use hearth_engine::data::sources::{Generator, SourceKind};
-use hearth_engine::data::{DataSource, DataSpec, Tokenizer, TokenizerKind};
+use hearth_engine::data::dataset::Dataset;
+use hearth_engine::data::{DataSource, Tokenizer, TokenizerKind};
 use hearth_engine::eval::Sampling;
 use hearth_engine::export::LoadedRun;
 use hearth_engine::improve::loss::{dpo_loss, sequence_logps, to_vec};
@@ -17,9 +18,8 @@ use hearth_engine::improve::{
     BatchedSampler, CheckedSample, ImproveError, ImproveEvent, ImproveSpec, Method, Sampler,
     TaskKind, run_improve,
 };
-use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::model::Gpt;
 use hearth_engine::project::store::{RunStatus, RunStore};
-use hearth_engine::spec::RunSpec;
 use rand::rngs::StdRng;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -116,36 +116,11 @@ fn dpo_loss_and_gradient_match_trl_in_pytorch() {
 
 /// A finished run trained (here: freshly initialised) on an sft dataset of arithmetic problems.
 fn base_run(dir: &Path, tokenizer: TokenizerKind) -> PathBuf {
-    let recipe = DatasetRecipe {
-        name: "arith".into(),
-        sources: vec![SourceSpec::new(SourceKind::Generated {
-            generator: Generator::Arithmetic,
-            seed: 1,
-            size: 300,
-        })],
-        tokenizer,
-        transform: TransformKind::Sft.default_spec(),
-        ..DatasetRecipe::default()
+    let mut spec = common::arithmetic_sft_spec(tokenizer);
+    let DataSource::Dataset { recipe, .. } = &spec.data.source else {
+        unreachable!("an SFT dataset")
     };
-    let tok: Tokenizer = Dataset::build(&recipe, None, &|_, _| {}).unwrap().tokenizer;
-    let mut spec = RunSpec {
-        name: "base".into(),
-        data: DataSpec {
-            source: DataSource::Dataset {
-                recipe: Box::new(recipe),
-                folder: None,
-            },
-            ..DataSpec::default()
-        },
-        model: ModelSpec {
-            n_layer: 1,
-            n_head: 2,
-            d_model: 32,
-            context: 64,
-            ..ModelSpec::default()
-        },
-        ..RunSpec::default()
-    };
+    let tok: Tokenizer = Dataset::build(recipe, None, &|_, _| {}).unwrap().tokenizer;
     spec.train.backend = BackendKind::Flex;
     let run = dir.join("base");
     let store = RunStore::create(&run, &spec).unwrap();

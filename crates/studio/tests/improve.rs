@@ -1,15 +1,14 @@
 //! The Improve page starts a stage on the monitored finished run, shows its progress, the
 //! held-out accuracy per round and the checked samples, and the improved run joins the list.
 
+#[path = "../../engine/tests/common/mod.rs"]
+mod common;
+
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use hearth_engine::backend::BackendKind;
-use hearth_engine::data::dataset::{DatasetRecipe, SourceSpec, TransformKind};
-use hearth_engine::data::sources::{Generator, SourceKind};
-use hearth_engine::data::{DataSource, DataSpec, TokenizerKind};
+use hearth_engine::data::TokenizerKind;
 use hearth_engine::improve::{ImproveSpec, Method, TaskKind};
-use hearth_engine::model::ModelSpec;
-use hearth_engine::spec::RunSpec;
 use hearth_engine::train::{RunEvent, spawn_run};
 use hearth_studio::{Action, Prefs, SampleFilter, StudioApp, Tab};
 use std::path::Path;
@@ -17,35 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Trains a small next-token run on arithmetic prompts and answers into the project.
 fn train_base(project: &Path) {
-    let recipe = DatasetRecipe {
-        name: "arith".into(),
-        sources: vec![SourceSpec::new(SourceKind::Generated {
-            generator: Generator::Arithmetic,
-            seed: 1,
-            size: 300,
-        })],
-        tokenizer: TokenizerKind::Char,
-        transform: TransformKind::Sft.default_spec(),
-        ..DatasetRecipe::default()
-    };
-    let mut spec = RunSpec {
-        name: "base".into(),
-        data: DataSpec {
-            source: DataSource::Dataset {
-                recipe: Box::new(recipe),
-                folder: None,
-            },
-            ..DataSpec::default()
-        },
-        model: ModelSpec {
-            n_layer: 1,
-            n_head: 2,
-            d_model: 32,
-            context: 64,
-            ..ModelSpec::default()
-        },
-        ..RunSpec::default()
-    };
+    let mut spec = common::arithmetic_sft_spec(TokenizerKind::Char);
     spec.train.steps = 20;
     spec.train.batch_size = 8;
     spec.train.eval_interval = 20;

@@ -137,3 +137,39 @@ pub fn project_with_damaged_runs(dir: &std::path::Path) -> DamagedProject {
     std::fs::write(&checkpoint, &bytes[..bytes.len() / 3]).unwrap();
     runs
 }
+
+/// The spec of a small next-token run (1 layer, 2 heads, 32 wide, context 64) on an SFT
+/// dataset of 300 generated arithmetic problems in `tokenizer`'s tokens, named `base`.
+pub fn arithmetic_sft_spec(tokenizer: TokenizerKind) -> RunSpec {
+    use hearth_engine::data::dataset::{DatasetRecipe, SourceSpec, TransformKind};
+    use hearth_engine::data::sources::{Generator, SourceKind};
+    let recipe = DatasetRecipe {
+        name: "arith".into(),
+        sources: vec![SourceSpec::new(SourceKind::Generated {
+            generator: Generator::Arithmetic,
+            seed: 1,
+            size: 300,
+        })],
+        tokenizer,
+        transform: TransformKind::Sft.default_spec(),
+        ..DatasetRecipe::default()
+    };
+    RunSpec {
+        name: "base".into(),
+        data: DataSpec {
+            source: DataSource::Dataset {
+                recipe: Box::new(recipe),
+                folder: None,
+            },
+            ..DataSpec::default()
+        },
+        model: ModelSpec {
+            n_layer: 1,
+            n_head: 2,
+            d_model: 32,
+            context: 64,
+            ..ModelSpec::default()
+        },
+        ..RunSpec::default()
+    }
+}
