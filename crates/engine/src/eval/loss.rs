@@ -3,7 +3,7 @@
 use super::tokens_tensor;
 use crate::data::{Corpus, Split};
 use crate::model::Gpt;
-use burn::tensor::activation::log_softmax;
+use crate::model::fused;
 use burn::tensor::{Device, Int, Tensor};
 use rand::rngs::StdRng;
 
@@ -11,9 +11,10 @@ use rand::rngs::StdRng;
 /// `logits: [batch, seq, vocab]`, `targets: [batch, seq]`.
 pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
     let [batch, seq, vocab] = logits.dims();
-    let log_probs = log_softmax(logits.reshape([batch * seq, vocab]), 1);
-    let picked = log_probs.gather(1, targets.reshape([batch * seq, 1]));
-    picked.mean().neg()
+    fused::cross_entropy(
+        logits.reshape([batch * seq, vocab]),
+        targets.reshape([batch * seq]),
+    )
 }
 
 /// Mean next-token loss over `batches` random batches of `split`. `model` should be a

@@ -17,12 +17,13 @@
 
 use super::ModelSpec;
 use super::config::Arch;
+use super::fused::{self, AttnMask};
 use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, Initializer, LayerNorm,
     LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 /// Base of the rotary embedding's frequencies, `theta_i = BASE^(-2i / head_dim)` (RoFormer).
@@ -42,12 +43,28 @@ fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> L
     layer
 }
 
+/// Epsilon of every LayerNorm of the classic architecture (PyTorch's default).
+pub const LN_EPS: f64 = 1e-5;
+
 fn layer_norm(d: usize, bias: bool, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(d).with_bias(bias).init(device)
+    LayerNormConfig::new(d)
+        .with_bias(bias)
+        .with_epsilon(LN_EPS)
+        .init(device)
 }
 
 fn rms_norm(d: usize, device: &Device) -> RmsNorm {
     RmsNormConfig::new(d).with_epsilon(RMS_EPS).init(device)
+}
+
+/// A LayerNorm module's forward, as one fused op where the backend has it.
+fn apply_layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    fused::layer_norm(x, ln.gamma.val(), ln.beta.as_ref().map(|b| b.val()), LN_EPS)
+}
+
+/// An RMSNorm module's forward, as one fused op where the backend has it.
+fn apply_rms_norm<const D: usize>(rms: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
+    fused::rms_norm(x, rms.gamma.val(), rms.epsilon)
 }
 
 /// The rotary tables of `seq` positions for heads of width `head_dim`: `(cos, sin)`, each
@@ -147,19 +164,11 @@ impl CausalSelfAttention {
         x: Tensor<3>,
         rope: Option<&(Tensor<4>, Tensor<4>)>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        if let Some(qkv) = &self.qkv {
+            return fused::split_heads(qkv.forward(x), self.n_head);
+        }
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_head;
-        if let Some(qkv) = &self.qkv {
-            // [batch, seq, 3 * d_model] -> [batch, seq, 3, head, head_dim] -> [3, batch, head, seq, head_dim]
-            let qkv = qkv
-                .forward(x)
-                .reshape([batch, seq, 3, self.n_head, head_dim])
-                .permute([2, 0, 3, 1, 4]);
-            let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).squeeze_dim(0);
-            let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).squeeze_dim(0);
-            let v: Tensor<4> = qkv.narrow(0, 2, 1).squeeze_dim(0);
-            return (q, k, v);
-        }
         let heads = |layer: &Option<Linear>, x: Tensor<3>| -> Tensor<4> {
             layer
                 .as_ref()
@@ -169,7 +178,7 @@ impl CausalSelfAttention {
                 .swap_dims(1, 2)
         };
         let norm = |norm: &Option<RmsNorm>, t: Tensor<4>| match norm {
-            Some(norm) => norm.forward(t),
+            Some(norm) => apply_rms_norm(norm, t),
             None => t,
         };
         let q = norm(&self.q_norm, heads(&self.q, x.clone()));
@@ -181,33 +190,30 @@ impl CausalSelfAttention {
         }
     }
 
-    /// `x: [batch, seq, d_model]`; `mask: [batch or 1, 1, seq or 1, seq]`, true where a query
-    /// may not look (future positions, padding).
+    /// `x: [batch, seq, d_model]`; `mask` says which keys each query may attend to.
     /// Returns the output and, when `keep_weights`, the attention weights `[batch, head, seq, seq]`.
     fn forward(
         &self,
         x: Tensor<3>,
-        mask: Option<&Tensor<4, Bool>>,
+        mask: &AttnMask,
         rope: Option<&(Tensor<4>, Tensor<4>)>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let [batch, seq, d_model] = x.dims();
-        let head_dim = d_model / self.n_head;
-        let (q, k, v) = self.project(x, rope);
-
-        // [batch, head, seq, seq]
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
-        let scores = match mask {
-            Some(mask) => scores.mask_fill(
-                mask.clone().expand([batch, self.n_head, seq, seq]),
-                f32::NEG_INFINITY,
-            ),
-            None => scores,
+        let [batch, seq, _] = x.dims();
+        // Attention dropout needs the weights; so do probes. Otherwise one fused op.
+        let dropout_active = self.attn_dropout.prob > 0.0 && x.device().is_autodiff();
+        let (y, kept) = if keep_weights || dropout_active {
+            let (q, k, v) = self.project(x, rope);
+            let weights = fused::attention_weights(q, k, mask);
+            let kept = keep_weights.then(|| weights.clone());
+            let y = self.attn_dropout.forward(weights).matmul(v);
+            (fused::merge_heads(y, batch, seq), kept)
+        } else if let Some(qkv) = &self.qkv {
+            (fused::packed_attention(qkv.forward(x), self.n_head, mask), None)
+        } else {
+            let (q, k, v) = self.project(x, rope);
+            (fused::merge_heads(fused::attention(q, k, v, mask), batch, seq), None)
         };
-        let weights = softmax(scores, 3);
-        let kept = keep_weights.then(|| weights.clone());
-        let y = self.attn_dropout.forward(weights).matmul(v); // [batch, head, seq, head_dim]
-        let y = y.swap_dims(1, 2).reshape([batch, seq, d_model]);
         (self.resid_dropout.forward(self.proj.forward(y)), kept)
     }
 }
@@ -266,8 +272,8 @@ impl Mlp {
 /// The norm before each sub-layer: LayerNorm (classic) or RMSNorm (modern).
 fn norm(ln: &Option<LayerNorm>, rms: &Option<RmsNorm>, x: Tensor<3>) -> Tensor<3> {
     match (ln, rms) {
-        (Some(ln), _) => ln.forward(x),
-        (None, Some(rms)) => rms.forward(x),
+        (Some(ln), _) => apply_layer_norm(ln, x),
+        (None, Some(rms)) => apply_rms_norm(rms, x),
         (None, None) => unreachable!("a model has LayerNorms (classic) or RMSNorms (modern)"),
     }
 }
@@ -313,7 +319,7 @@ impl Block {
     fn forward(
         &self,
         x: Tensor<3>,
-        mask: Option<&Tensor<4, Bool>>,
+        mask: &AttnMask,
         rope: Option<&(Tensor<4>, Tensor<4>)>,
         keep_weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
@@ -511,26 +517,22 @@ impl Gpt {
             ),
         };
         let mut x = self.dropout.forward(embedded);
-        // True where a query may not look: future positions (causal) and padded keys.
-        let causal = match mode {
-            AttentionMode::Causal => {
-                Some(Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device).reshape([1, 1, seq, seq]))
-            }
-            AttentionMode::Bidirectional => None,
-        };
+        // Which keys a query may attend to: not future positions (causal), not padded keys.
         let padded = padding.map(|p| p.reshape([batch, 1, 1, seq]));
-        let mask = match (causal, padded) {
-            (Some(c), Some(p)) => Some(
-                c.expand([batch, 1, seq, seq])
+        let mask = match (mode, padded) {
+            (AttentionMode::Causal, None) => AttnMask::Causal,
+            (AttentionMode::Bidirectional, None) => AttnMask::None,
+            (AttentionMode::Bidirectional, Some(p)) => AttnMask::Masked(p),
+            (AttentionMode::Causal, Some(p)) => AttnMask::Masked(
+                Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device)
+                    .reshape([1, 1, seq, seq])
+                    .expand([batch, 1, seq, seq])
                     .bool_or(p.expand([batch, 1, seq, seq])),
             ),
-            (Some(c), None) => Some(c),
-            (None, Some(p)) => Some(p),
-            (None, None) => None,
         };
         let mut maps = Vec::new();
         for block in &self.blocks {
-            let (next, weights) = block.forward(x, mask.as_ref(), rope.as_ref(), keep_weights);
+            let (next, weights) = block.forward(x, &mask, rope.as_ref(), keep_weights);
             x = next;
             maps.extend(weights);
         }

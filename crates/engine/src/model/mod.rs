@@ -1,6 +1,7 @@
 //! The transformer, its configuration and the attention maps it can capture.
 
 pub mod config;
+pub mod fused;
 pub mod gpt;
 
 pub use config::{Arch, ModelSpec, SpecError};

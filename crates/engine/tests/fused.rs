@@ -1,0 +1,283 @@
+//! LibTorch's fused training ops against Burn's decomposed ops on the same inputs: attention
+//! (causal, bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm
+//! and softmax cross-entropy, forward values and every input gradient within 1e-5; then a whole
+//! classic and modern model's loss and parameter gradients, fused against decomposed.
+#![cfg(feature = "libtorch")]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Bool, Device, Gradients, Int, Tensor, TensorData};
+use hearth_engine::backend::BackendKind;
+use hearth_engine::model::fused::{self, AttnMask};
+use hearth_engine::model::{Arch, Gpt, ModelSpec};
+use hearth_engine::objective::next_token;
+
+const TOLERANCE: f32 = 1e-5;
+
+fn device() -> Device {
+    BackendKind::Libtorch.device().unwrap().autodiff()
+}
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn assert_close(what: &str, fused: &[f32], reference: &[f32]) {
+    assert_eq!(fused.len(), reference.len(), "{what}: lengths");
+    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = fused
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= TOLERANCE * scale,
+        "{what}: largest difference {worst:e} (scale {scale})"
+    );
+    assert!(fused.iter().all(|v| v.is_finite()), "{what}: not finite");
+}
+
+/// Fixed pseudo-random values of unit scale (LibTorch's generator is shared by the tests that
+/// run at once, so inputs come from a formula).
+fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let cells: Vec<f32> = (0..n)
+        .map(|i| {
+            let x = (i as f64 * 12.9898 + seed as f64 * 78.233).sin() * 43_758.545_3;
+            ((x - x.floor()) * 2.0 - 1.0) as f32 * 1.7
+        })
+        .collect();
+    Tensor::<1>::from_data(TensorData::new(cells, [n]), device).reshape(shape)
+}
+
+/// A padding mask `[batch, 1, 1, seq]`: the last `pad[b]` keys of row `b` are padding.
+fn padding(batch: usize, seq: usize, pad: &[usize], device: &Device) -> Tensor<4, Bool> {
+    let mut cells = Vec::new();
+    for b in 0..batch {
+        for s in 0..seq {
+            cells.push(s >= seq - pad[b]);
+        }
+    }
+    Tensor::<1, Bool>::from_data(TensorData::new(cells, [batch * seq]), device)
+        .reshape([batch, 1, 1, seq])
+}
+
+/// Output and q/k/v gradients of `attn` under a fixed weighting of its output.
+fn attention_run(
+    attn: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
+    shape: [usize; 4],
+) -> Vec<Vec<f32>> {
+    let device = device();
+    let q = random(shape, 1, &device).require_grad();
+    let k = random(shape, 2, &device).require_grad();
+    let v = random(shape, 3, &device).require_grad();
+    let weighting = random(shape, 4, &device);
+    let out = attn(q.clone(), k.clone(), v.clone());
+    let grads = (out.clone() * weighting).sum().backward();
+    let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    vec![values(out), grad(&q), grad(&k), grad(&v)]
+}
+
+fn check_attention(what: &str, mask: impl Fn(&Device) -> AttnMask) {
+    let shape = [3, 4, 16, 8];
+    let run = |fused_ops: bool| {
+        let go = || {
+            attention_run(
+                |q, k, v| {
+                    let m = mask(&q.device());
+                    assert_eq!(fused::fused_on(&q.device()), fused_ops);
+                    fused::attention(q, k, v, &m)
+                },
+                shape,
+            )
+        };
+        if fused_ops { go() } else { fused::with_decomposed(go) }
+    };
+    let (fast, reference) = (run(true), run(false));
+    for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
+        .iter()
+        .zip(fast.iter().zip(&reference))
+    {
+        assert_close(&format!("{what} {name}"), a, b);
+    }
+}
+
+#[test]
+fn causal_attention_matches_the_decomposed_ops() {
+    check_attention("causal", |_| AttnMask::Causal);
+}
+
+#[test]
+fn bidirectional_attention_matches_the_decomposed_ops() {
+    check_attention("bidirectional", |_| AttnMask::None);
+}
+
+#[test]
+fn padded_attention_matches_the_decomposed_ops() {
+    check_attention("padded", |d| AttnMask::Masked(padding(3, 16, &[0, 5, 11], d)));
+}
+
+#[test]
+fn causal_padded_attention_matches_the_decomposed_ops() {
+    check_attention("causal padded", |d| {
+        let causal = Tensor::<2, Bool>::tril_mask([16, 16], 0, d)
+            .reshape([1, 1, 16, 16])
+            .expand([3, 1, 16, 16]);
+        AttnMask::Masked(causal.bool_or(padding(3, 16, &[0, 5, 11], d).expand([3, 1, 16, 16])))
+    });
+}
+
+#[test]
+fn packed_attention_matches_the_decomposed_ops() {
+    let run = || {
+        let device = device();
+        let qkv = random([1, 2, 16, 3 * 32], 5, &device)
+            .reshape([2, 16, 96])
+            .require_grad();
+        let weighting = random([1, 2, 16, 32], 6, &device).reshape([2, 16, 32]);
+        let out = fused::packed_attention(qkv.clone(), 4, &AttnMask::Causal);
+        let grads = (out.clone() * weighting).sum().backward();
+        let g = qkv.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        (out.into_data().try_to_vec::<f32>().unwrap(), g)
+    };
+    let (out, grad) = run();
+    let (out_ref, grad_ref) = fused::with_decomposed(run);
+    assert_close("packed output", &out, &out_ref);
+    assert_close("packed grad qkv", &grad, &grad_ref);
+}
+
+/// Output and gradients of a norm of `x: [2, 5, 24]` with gain (and bias) parameters.
+fn norm_run(with_bias: bool, rms: bool) -> Vec<Vec<f32>> {
+    let device = device();
+    let x = random([1, 2, 5, 24], 7, &device).reshape([2, 5, 24]).require_grad();
+    let w = (random([1, 1, 1, 24], 8, &device).reshape([24]) * 0.1 + 1.0).require_grad();
+    let b = (random([1, 1, 1, 24], 9, &device).reshape([24]) * 0.1).require_grad();
+    let weighting = random([1, 2, 5, 24], 10, &device).reshape([2, 5, 24]);
+    let out = if rms {
+        fused::rms_norm(x.clone(), w.clone(), 1e-5)
+    } else {
+        fused::layer_norm(x.clone(), w.clone(), with_bias.then(|| b.clone()), 1e-5)
+    };
+    let grads = (out.clone() * weighting).sum().backward();
+    let mut all = vec![
+        out.into_data().try_to_vec::<f32>().unwrap(),
+        x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+        w.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+    ];
+    if with_bias && !rms {
+        all.push(b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap());
+    }
+    all
+}
+
+#[test]
+fn layer_norm_and_rms_norm_match_the_decomposed_ops() {
+    for (what, with_bias, rms) in [
+        ("layer norm", false, false),
+        ("layer norm with bias", true, false),
+        ("rms norm", false, true),
+    ] {
+        let fast = norm_run(with_bias, rms);
+        let reference = fused::with_decomposed(|| norm_run(with_bias, rms));
+        assert_eq!(fast.len(), reference.len());
+        for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+            assert_close(&format!("{what} #{i}"), a, b);
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_matches_the_decomposed_ops() {
+    let run = || {
+        let device = device();
+        let logits = (random([1, 1, 40, 65], 11, &device).reshape([40, 65]) * 3.0).require_grad();
+        let targets = Tensor::<1, Int>::from_data(
+            TensorData::new((0..40i64).map(|i| (i * 7) % 65).collect(), [40]),
+            &device,
+        );
+        let loss = fused::cross_entropy(logits.clone(), targets);
+        let grads = loss.clone().backward();
+        (
+            loss.into_data().try_to_vec::<f32>().unwrap(),
+            logits.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+        )
+    };
+    let (loss, grad) = run();
+    let (loss_ref, grad_ref) = fused::with_decomposed(run);
+    assert_eq!(loss.len(), 1);
+    assert_close("cross-entropy", &loss, &loss_ref);
+    assert_close("cross-entropy grad", &grad, &grad_ref);
+}
+
+/// Every parameter gradient of `model`, by path.
+struct Collect<'a> {
+    grads: &'a Gradients,
+    out: Vec<(String, Vec<f32>)>,
+    path: Vec<String>,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = param.val().grad(self.grads) {
+            self.out
+                .push((self.path.join("."), g.into_data().try_to_vec::<f32>().unwrap()));
+        }
+    }
+}
+
+/// The loss and parameter gradients of `model` on a fixed batch.
+fn model_run(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
+    let device = device();
+    let tokens: Vec<i64> = (0..2 * 17).map(|i| (i * 5 + 3) % 20).collect();
+    let x: Vec<i64> = (0..2).flat_map(|r| tokens[r * 17..r * 17 + 16].to_vec()).collect();
+    let y: Vec<i64> = (0..2).flat_map(|r| tokens[r * 17 + 1..r * 17 + 17].to_vec()).collect();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(x, [2, 16]), &device);
+    let y = Tensor::<2, Int>::from_data(TensorData::new(y, [2, 16]), &device);
+    let loss = next_token::loss(model.forward(x), y);
+    let grads = loss.backward();
+    let mut collect = Collect {
+        grads: &grads,
+        out: Vec::new(),
+        path: Vec::new(),
+    };
+    model.visit(&mut collect);
+    (loss.into_scalar(), collect.out)
+}
+
+#[test]
+fn a_whole_model_step_matches_with_and_without_the_fused_ops() {
+    for arch in [Arch::Classic, Arch::Modern] {
+        let spec = ModelSpec {
+            n_layer: 2,
+            n_head: 4,
+            d_model: 32,
+            context: 16,
+            arch,
+            ..ModelSpec::default()
+        };
+        let model = Gpt::new(&spec, 20, &device());
+        let (loss, grads) = model_run(&model);
+        let (loss_ref, grads_ref) = fused::with_decomposed(|| model_run(&model));
+        assert!((loss - loss_ref).abs() <= TOLERANCE, "{arch:?} loss {loss} vs {loss_ref}");
+        assert_eq!(grads.len(), grads_ref.len());
+        assert!(!grads.is_empty());
+        for ((name, a), (name_ref, b)) in grads.iter().zip(&grads_ref) {
+            assert_eq!(name, name_ref);
+            assert_close(&format!("{arch:?} {name}"), a, b);
+        }
+    }
+}
+
+#[test]
+fn flex_never_takes_the_fused_path() {
+    let flex = BackendKind::Flex.device().unwrap().autodiff();
+    assert!(!fused::fused_on(&flex));
+    assert!(fused::fused_on(&device()));
+    assert!(!fused::with_decomposed(|| fused::fused_on(&device())));
+}
+
