@@ -110,9 +110,29 @@ pub fn time_backend(
     warmup: usize,
     threads: usize,
 ) -> Result<StepTiming> {
+    time_backend_ops(backend, steps, warmup, threads, true)
+}
+
+/// As [`time_backend`]; with `fused` false, LibTorch runs Burn's decomposed attention, norms
+/// and cross-entropy instead of its fused ops.
+pub fn time_backend_ops(
+    backend: BackendKind,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+    fused: bool,
+) -> Result<StepTiming> {
     std::thread::scope(|scope| {
         scope
-            .spawn(move || time_backend_here(backend, steps, warmup, threads))
+            .spawn(move || {
+                if fused {
+                    time_backend_here(backend, steps, warmup, threads)
+                } else {
+                    hearth_engine::model::fused::with_decomposed(|| {
+                        time_backend_here(backend, steps, warmup, threads)
+                    })
+                }
+            })
             .join()
             .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
     })
@@ -332,6 +352,13 @@ fn run_train(args: &BenchArgs) -> Result<()> {
             backend.name().to_string(),
             time_backend(*backend, args.steps, args.warmup, args.threads)?,
         ));
+        if *backend == BackendKind::Libtorch {
+            // The same steps with Burn's decomposed ops, to show what the fused ops buy.
+            rows.push((
+                "libtorch-decomp".to_string(),
+                time_backend_ops(*backend, args.steps, args.warmup, args.threads, false)?,
+            ));
+        }
     }
     println!(
         "{:<14} {:>9} {:>10} {:>11} {:>11} {:>12} {:>16}",
@@ -356,7 +383,11 @@ fn run_train(args: &BenchArgs) -> Result<()> {
             ratio
         );
     }
-    for (name, t) in rows.iter().skip(1).filter(|(n, _)| n != "libtorch") {
+    for (name, t) in rows
+        .iter()
+        .skip(1)
+        .filter(|(n, _)| n != "libtorch" && n != "libtorch-decomp")
+    {
         println!(
             "ratio {name}/pytorch={:.3}",
             reference.step_ms() / t.step_ms()
