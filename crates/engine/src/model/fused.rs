@@ -464,7 +464,13 @@ mod libtorch {
 
         /// The gradients of the tracked leaves given the output's gradient `grad`.
         fn backward(self, grad: &TchTensor) -> Vec<TchTensor> {
-            let seed = (&self.output.tensor * &grad.tensor).sum(self.output.tensor.kind());
+            // <output, grad> as one dot product: its gradient with respect to the output is
+            // `grad`, so the graph's backward from it is the vector-Jacobian product.
+            let seed = self
+                .output
+                .tensor
+                .reshape([-1])
+                .dot(&grad.tensor.reshape([-1]));
             let leaves: Vec<&tch::Tensor> = self.leaves.iter().map(|l| &l.tensor).collect();
             tch::Tensor::run_backward(&[seed], &leaves, false, false)
                 .into_iter()

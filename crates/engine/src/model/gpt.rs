@@ -57,6 +57,16 @@ fn rms_norm(d: usize, device: &Device) -> RmsNorm {
     RmsNormConfig::new(d).with_epsilon(RMS_EPS).init(device)
 }
 
+/// A linear layer on `[batch, seq, d_in]` as one `[batch * seq, d_in] x [d_in, d_out]` matrix
+/// product, forward and backward (a batched product would copy the weight once per row of the
+/// batch on LibTorch).
+fn apply_linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, seq, d_in] = x.dims();
+    let y = layer.forward(x.reshape([batch * seq, d_in]));
+    let [_, d_out] = y.dims();
+    y.reshape([batch, seq, d_out])
+}
+
 /// A LayerNorm module's forward, as one fused op where the backend has it.
 fn apply_layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     fused::layer_norm(x, ln.gamma.val(), ln.beta.as_ref().map(|b| b.val()), LN_EPS)
@@ -165,15 +175,15 @@ impl CausalSelfAttention {
         rope: Option<&(Tensor<4>, Tensor<4>)>,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         if let Some(qkv) = &self.qkv {
-            return fused::split_heads(qkv.forward(x), self.n_head);
+            return fused::split_heads(apply_linear(qkv, x), self.n_head);
         }
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_head;
         let heads = |layer: &Option<Linear>, x: Tensor<3>| -> Tensor<4> {
-            layer
+            let layer = layer
                 .as_ref()
-                .expect("a modern attention has q, k and v projections")
-                .forward(x)
+                .expect("a modern attention has q, k and v projections");
+            apply_linear(layer, x)
                 .reshape([batch, seq, self.n_head, head_dim])
                 .swap_dims(1, 2)
         };
@@ -209,12 +219,12 @@ impl CausalSelfAttention {
             let y = self.attn_dropout.forward(weights).matmul(v);
             (fused::merge_heads(y, batch, seq), kept)
         } else if let Some(qkv) = &self.qkv {
-            (fused::packed_attention(qkv.forward(x), self.n_head, mask), None)
+            (fused::packed_attention(apply_linear(qkv, x), self.n_head, mask), None)
         } else {
             let (q, k, v) = self.project(x, rope);
             (fused::merge_heads(fused::attention(q, k, v, mask), batch, seq), None)
         };
-        (self.resid_dropout.forward(self.proj.forward(y)), kept)
+        (self.resid_dropout.forward(apply_linear(&self.proj, y)), kept)
     }
 }
 
@@ -261,11 +271,13 @@ impl Mlp {
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match (&self.fc, &self.gate, &self.up) {
-            (Some(fc), _, _) => self.act.forward(fc.forward(x)),
-            (None, Some(gate), Some(up)) => silu(gate.forward(x.clone())) * up.forward(x),
+            (Some(fc), _, _) => self.act.forward(apply_linear(fc, x)),
+            (None, Some(gate), Some(up)) => {
+                silu(apply_linear(gate, x.clone())) * apply_linear(up, x)
+            }
             _ => unreachable!("an MLP is classic (fc) or modern (gate and up)"),
         };
-        self.dropout.forward(self.proj.forward(hidden))
+        self.dropout.forward(apply_linear(&self.proj, hidden))
     }
 }
 
