@@ -128,21 +128,28 @@ fn causal_padded_attention_matches_the_decomposed_ops() {
 
 #[test]
 fn packed_attention_matches_the_decomposed_ops() {
-    let run = || {
-        let device = device();
-        let qkv = random([1, 2, 16, 3 * 32], 5, &device)
-            .reshape([2, 16, 96])
-            .require_grad();
-        let weighting = random([1, 2, 16, 32], 6, &device).reshape([2, 16, 32]);
-        let out = fused::packed_attention(qkv.clone(), 4, &AttnMask::Causal);
-        let grads = (out.clone() * weighting).sum().backward();
-        let g = qkv.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        (out.into_data().try_to_vec::<f32>().unwrap(), g)
-    };
-    let (out, grad) = run();
-    let (out_ref, grad_ref) = fused::with_decomposed(run);
-    assert_close("packed output", &out, &out_ref);
-    assert_close("packed grad qkv", &grad, &grad_ref);
+    for padded in [false, true] {
+        let run = || {
+            let device = device();
+            let qkv = random([1, 2, 16, 3 * 32], 5, &device)
+                .reshape([2, 16, 96])
+                .require_grad();
+            let weighting = random([1, 2, 16, 32], 6, &device).reshape([2, 16, 32]);
+            let mask = if padded {
+                AttnMask::Masked(padding(2, 16, &[3, 0], &device))
+            } else {
+                AttnMask::Causal
+            };
+            let out = fused::packed_attention(qkv.clone(), 4, &mask);
+            let grads = (out.clone() * weighting).sum().backward();
+            let g = qkv.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            (out.into_data().try_to_vec::<f32>().unwrap(), g)
+        };
+        let (out, grad) = run();
+        let (out_ref, grad_ref) = fused::with_decomposed(run);
+        assert_close(&format!("packed output (padded {padded})"), &out, &out_ref);
+        assert_close(&format!("packed grad qkv (padded {padded})"), &grad, &grad_ref);
+    }
 }
 
 /// Output and gradients of a norm of `x: [2, 5, 24]` with gain (and bias) parameters.

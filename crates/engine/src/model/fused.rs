@@ -544,6 +544,130 @@ mod libtorch {
         }
     }
 
+    /// What the backward of packed attention on the CPU keeps: the packed input (a Burn clone,
+    /// so its buffer stays as it was), the flash kernel's output and log-sum-exp.
+    #[derive(Debug, Clone)]
+    struct FlashState {
+        qkv: TchTensor,
+        out: TchTensor,
+        lse: TchTensor,
+        bias: Option<TchTensor>,
+        n_head: usize,
+        causal: bool,
+    }
+
+    /// Packed attention on the CPU, forward and backward straight through LibTorch's flash
+    /// attention kernels (the ones its autograd would pick), without a graph of its own.
+    #[derive(Debug)]
+    struct PackedFlashBackward;
+
+    /// `[batch, seq, 3 * d]` -> q, k, v views `[batch, head, seq, head_dim]`.
+    fn packed_views(qkv: &tch::Tensor, n_head: usize) -> Vec<tch::Tensor> {
+        let size = qkv.size();
+        let (batch, seq, d) = (size[0], size[1], size[2] / 3);
+        let heads = n_head as i64;
+        qkv.view([batch, seq, 3, heads, d / heads])
+            .permute([2, 0, 3, 1, 4])
+            .unbind(0)
+    }
+
+    impl Backward<LibTorch, 1> for PackedFlashBackward {
+        type State = FlashState;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let grad = grads.consume::<LibTorch>(&ops.node);
+            let [parent] = ops.parents;
+            let Some(node) = parent else { return };
+            let s = ops.state;
+            let size = s.qkv.tensor.size();
+            let (batch, seq, d) = (size[0], size[1], size[2] / 3);
+            let heads = s.n_head as i64;
+            let qkv = packed_views(&s.qkv.tensor, s.n_head);
+            let grad_out = grad
+                .tensor
+                .reshape([batch, seq, heads, d / heads])
+                .transpose(1, 2);
+            let (gq, gk, gv) =
+                tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu_backward(
+                    &grad_out,
+                    &qkv[0],
+                    &qkv[1],
+                    &qkv[2],
+                    &s.out.tensor,
+                    &s.lse.tensor,
+                    0.0,
+                    s.causal,
+                    s.bias.as_ref().map(|b| &b.tensor),
+                    None,
+                );
+            let packed = tch::Tensor::stack(&[gq, gk, gv], 0)
+                .permute([1, 3, 0, 2, 4])
+                .reshape([batch, seq, 3 * d]);
+            grads.register::<LibTorch>(node.id, TchTensor::new(packed));
+        }
+    }
+
+    /// Packed attention on the CPU under autodiff, through the flash kernels directly.
+    fn packed_flash<C: CheckpointStrategy>(
+        qkv: FloatTensor<Autodiff<LibTorch, C>>,
+        bias: Option<TchTensor>,
+        n_head: usize,
+        causal: bool,
+    ) -> FloatTensor<Autodiff<LibTorch, C>> {
+        let node = qkv.node();
+        match PackedFlashBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let qkv = qkv.into_primitive();
+                let size = qkv.tensor.size();
+                let (batch, seq, d) = (size[0], size[1], size[2] / 3);
+                let views = packed_views(&qkv.tensor, n_head);
+                let (out, lse) = tch::Tensor::internal_scaled_dot_product_flash_attention_for_cpu(
+                    &views[0],
+                    &views[1],
+                    &views[2],
+                    0.0,
+                    causal,
+                    bias.as_ref().map(|b| &b.tensor),
+                    None,
+                );
+                let merged = out.transpose(1, 2).reshape([batch, seq, d]);
+                let out = TchTensor::new(out);
+                // When the merge is a view of the kernel's output, Burn shares its storage
+                // count and so never writes into the saved output.
+                let merged = TchTensor::from_existing(merged, out.storage.clone());
+                let state = FlashState {
+                    qkv,
+                    out,
+                    lse: TchTensor::new(lse),
+                    bias,
+                    n_head,
+                    causal,
+                };
+                prep.finish(state, merged)
+            }
+            OpsKind::UnTracked(prep) => {
+                let qkv = qkv.into_primitive();
+                let out = tch::no_grad(|| {
+                    packed_attention_tch(&qkv.tensor, n_head, bias.as_ref().map(|b| &b.tensor), causal)
+                });
+                prep.finish(TchTensor::new(out))
+            }
+        }
+    }
+
+    fn on_cpu<C: CheckpointStrategy>(t: &FloatTensor<Autodiff<LibTorch, C>>) -> bool {
+        t.primitive().tensor.device() == tch::Device::Cpu
+    }
+
     impl<C: CheckpointStrategy> FusedOps for Autodiff<LibTorch, C> {
         fn fused_attention(
             q: FloatTensor<Self>,
@@ -572,6 +696,9 @@ mod libtorch {
             n_head: usize,
             causal: bool,
         ) -> FloatTensor<Self> {
+            if on_cpu::<C>(&qkv) {
+                return packed_flash::<C>(qkv, None, n_head, causal);
+            }
             autodiff_op::<C, 1>([qkv], Vec::new(), |t| {
                 packed_attention_tch(&t[0], n_head, None, causal)
             })
@@ -582,6 +709,9 @@ mod libtorch {
             bias: FloatTensor<Self>,
             n_head: usize,
         ) -> FloatTensor<Self> {
+            if on_cpu::<C>(&qkv) {
+                return packed_flash::<C>(qkv, Some(bias.into_primitive()), n_head, false);
+            }
             autodiff_op::<C, 1>([qkv], vec![bias.into_primitive()], |t| {
                 packed_attention_tch(&t[0], n_head, Some(&t[1]), false)
             })
