@@ -125,13 +125,15 @@ pub fn time_backend_ops(
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                if fused {
-                    time_backend_here(backend, steps, warmup, threads)
-                } else {
-                    hearth_engine::model::fused::with_decomposed(|| {
+                backend.with_threads(threads, || {
+                    if fused {
                         time_backend_here(backend, steps, warmup, threads)
-                    })
-                }
+                    } else {
+                        hearth_engine::model::fused::with_decomposed(|| {
+                            time_backend_here(backend, steps, warmup, threads)
+                        })
+                    }
+                })
             })
             .join()
             .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?

@@ -145,6 +145,20 @@ impl BackendKind {
         }
         let _ = threads;
     }
+
+    /// Runs `f` with `threads` intra-op threads: LibTorch's thread count, or for Flex a thread
+    /// pool of its own, across which its matrix products and reductions split.
+    pub fn with_threads<T: Send>(self, threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        self.set_threads(threads);
+        if self == BackendKind::Flex
+            && let Ok(pool) = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .build()
+        {
+            return pool.install(f);
+        }
+        f()
+    }
 }
 
 /// The cores this process may use (2 when the system does not say).

@@ -503,8 +503,15 @@ pub fn attention_hover_text(
 ) -> String {
     let token = |i: usize| tokens.get(i).map_or_else(String::new, |t| visible_token(t));
     let weight = map.get(query * seq + key).copied().unwrap_or(f32::NAN);
+    // Long probes spread attention thin (uniform over 1,024 keys is 0.001): small weights keep
+    // their digits instead of rounding to zero.
+    let weight = if weight != 0.0 && weight.abs() < 1e-3 {
+        format!("{weight:.2e}")
+    } else {
+        format!("{weight:.4}")
+    };
     format!(
-        "query {query} '{}'\nkey   {key} '{}'\nweight {weight:.4}",
+        "query {query} '{}'\nkey   {key} '{}'\nweight {weight}",
         token(query),
         token(key)
     )
@@ -745,9 +752,15 @@ mod tests {
         let seq = tokens.len();
         let mut map = vec![0.0f32; seq * seq];
         map[3 * seq + 2] = 0.625;
+        map[4 * seq + 1] = 3.4e-5;
         assert_eq!(
             attention_hover_text(&tokens, &map, seq, 3, 2),
             "query 3 'b'\nkey   2 '·'\nweight 0.6250"
+        );
+        // A weight far below a thousandth keeps its digits.
+        assert_eq!(
+            attention_hover_text(&tokens, &map, seq, 4, 1),
+            "query 4 'e'\nkey   1 'o'\nweight 3.40e-5"
         );
         assert_eq!(
             attention_hover_text(&tokens, &map, seq, 0, 4),

@@ -292,7 +292,11 @@ enum Halt {
 
 impl Worker {
     fn run(mut self) {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.train()));
+        let (backend, threads) = (self.spec.train.backend, self.spec.train.threads);
+        let threads = if threads == 0 { default_threads() } else { threads };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            backend.with_threads(threads, || self.train())
+        }));
         let (status, event) = match outcome {
             Ok(Ok(summary)) => {
                 let status = if summary.stopped_early {
