@@ -129,6 +129,9 @@ pub struct TrainArgs {
     /// Contrastive: share of the run spent on masked-token prediction before InfoNCE.
     #[arg(long, value_parser = finite)]
     pub masked_warmup: Option<f64>,
+    /// Contrastive: weight of a masked-token loss kept beside InfoNCE after the warm-up.
+    #[arg(long, value_parser = finite)]
+    pub masked_weight: Option<f64>,
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -251,6 +254,7 @@ impl TrainArgs {
         set(&mut o.uniformity_weight, self.uniformity_weight);
         set(&mut o.overlap_curriculum, self.overlap_curriculum);
         set(&mut o.masked_warmup, self.masked_warmup);
+        set(&mut o.masked_weight, self.masked_weight);
         set(&mut o.positives, self.positives);
         set(&mut o.pooling, self.pooling);
         if let Some(path) = &self.pairs {
@@ -273,6 +277,9 @@ impl TrainArgs {
             // (a next-token base has no `[mask]` token).
             if self.masked_warmup.is_none() {
                 spec.objective.masked_warmup = 0.0;
+            }
+            if self.masked_weight.is_none() {
+                spec.objective.masked_weight = 0.0;
             }
             spec.init = Some(InitSpec {
                 from_run: from.clone(),

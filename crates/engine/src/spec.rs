@@ -171,10 +171,14 @@ impl RunSpec {
             .overlap_curriculum
             .unwrap_or(defaults.overlap_curriculum);
         // A fine-tuning run starts from weights that know the text already.
-        obj.masked_warmup = if self.init.is_some() {
-            0.0
+        // ... and, from a next-token base, without a `[mask]` token.
+        (obj.masked_warmup, obj.masked_weight) = if self.init.is_some() {
+            (0.0, 0.0)
         } else {
-            recipe.masked_warmup.unwrap_or(defaults.masked_warmup)
+            (
+                recipe.masked_warmup.unwrap_or(defaults.masked_warmup),
+                recipe.masked_weight.unwrap_or(defaults.masked_weight),
+            )
         };
         obj.gen_weight = recipe.gen_weight.unwrap_or(defaults.gen_weight);
     }
@@ -447,12 +451,15 @@ mod recipe_tests {
     }
 
     #[test]
-    fn a_fine_tuning_run_skips_the_masked_warm_up() {
+    fn a_fine_tuning_run_skips_the_masked_warm_up_and_the_masked_term() {
         let mut spec = with_kind(ObjectiveKind::CONTRASTIVE);
         spec.apply_recipe();
         assert!(spec.objective.masked_warmup > 0.0);
+        assert!(spec.objective.masked_weight > 0.0);
+        assert!(spec.objective.needs_specials());
         spec.init = Some(InitSpec::default());
         spec.apply_recipe();
         assert_eq!(spec.objective.masked_warmup, 0.0);
+        assert_eq!(spec.objective.masked_weight, 0.0);
     }
 }

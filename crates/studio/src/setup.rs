@@ -455,6 +455,40 @@ fn embedding_rows_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecErr
             },
         );
     }
+    if o.kind == ObjectiveKind::CONTRASTIVE {
+        row(
+            ui,
+            errors,
+            "Masked warm-up",
+            "objective.masked_warmup",
+            |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut o.masked_warmup)
+                        .speed(0.01)
+                        .range(0.0..=0.95),
+                )
+                .on_hover_text(
+                    "Share of the run spent on masked-token prediction before InfoNCE starts",
+                )
+            },
+        );
+        row(
+            ui,
+            errors,
+            "Masked-token weight",
+            "objective.masked_weight",
+            |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut o.masked_weight)
+                        .speed(0.05)
+                        .range(0.0..=10.0),
+                )
+                .on_hover_text(
+                    "Weight of a masked-token loss kept beside InfoNCE after the warm-up (0: InfoNCE alone)",
+                )
+            },
+        );
+    }
     row(ui, errors, "Temperature", "objective.temperature", |ui| {
         ui.add(
             egui::DragValue::new(&mut o.temperature)

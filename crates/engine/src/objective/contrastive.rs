@@ -368,6 +368,12 @@ pub fn validate_embedding(spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> 
             "must be at least 0",
         ));
     }
+    if !(spec.masked_weight >= 0.0 && spec.masked_weight.is_finite()) {
+        errors.push(SpecError::new(
+            "objective.masked_weight",
+            "must be at least 0",
+        ));
+    }
     if !(0.0..1.0).contains(&spec.masked_warmup) {
         errors.push(SpecError::new(
             "objective.masked_warmup",
@@ -439,7 +445,7 @@ impl Objective for Contrastive {
     fn needs_specials(&self, spec: &ObjectiveSpec) -> bool {
         // Labelled pairs have uneven lengths, padded with `[pad]`; windows of text need none,
         // unless a masked warm-up needs `[mask]`.
-        spec.positives == Positives::Pairs || spec.masked_warmup > 0.0
+        spec.positives == Positives::Pairs || spec.masked_warmup > 0.0 || spec.masked_weight > 0.0
     }
 
     fn uses_embeddings(&self) -> bool {
@@ -457,6 +463,7 @@ impl Objective for Contrastive {
             temperature: Some(0.05),
             pooling: Some(super::Pooling::Mean),
             masked_warmup: Some(0.4),
+            masked_weight: Some(1.0),
             overlap_curriculum: Some(0.5),
             batch_hint: 32,
             why: "From scratch, InfoNCE on halves of a window finds nothing the two halves share \
@@ -464,7 +471,8 @@ impl Objective for Contrastive {
                   sits at ln(batch)). The recipe first trains the encoder as a masked model (the \
                   first 40% of the run, 30% masking, rotary positions), then trains InfoNCE with \
                   positives that overlap their queries at the start, the overlap shrinking to none \
-                  halfway through the rest. Temperature 0.05 and mean pooling as in SimCSE \
+                  halfway through the rest, keeping the masked-token loss beside it (weight 1) so \
+                  the encoder does not drift back towards one vector. Temperature 0.05 and mean pooling as in SimCSE \
                   (Gao et al. 2021).",
             ..super::Recipe::default()
         }
@@ -503,7 +511,14 @@ impl Objective for Contrastive {
             // attention the encoder uses.
             return super::masked::batch_loss(model, data, Split::Train, rng, device).1;
         }
-        batch_loss(model, data, Split::Train, rng, device)
+        let info = batch_loss(model, data, Split::Train, rng, device);
+        let weight = data.objective.masked_weight;
+        if weight > 0.0 {
+            let masked = super::masked::batch_loss(model, data, Split::Train, rng, device).1;
+            info + masked * weight
+        } else {
+            info
+        }
     }
 
     fn evaluate(

@@ -383,6 +383,9 @@ pub struct ObjectiveSpec {
     /// at `mask_rate`) before InfoNCE starts, so the encoder first learns the text; 0 starts
     /// with InfoNCE. The overlap curriculum counts from its end.
     pub masked_warmup: f64,
+    /// Contrastive: weight of a masked-token loss kept beside InfoNCE after the warm-up, so
+    /// the encoder keeps what it learned of the text; 0 trains InfoNCE alone.
+    pub masked_weight: f64,
 }
 
 impl Default for ObjectiveSpec {
@@ -399,6 +402,7 @@ impl Default for ObjectiveSpec {
             uniformity_weight: 0.0,
             overlap_curriculum: 0.0,
             masked_warmup: 0.0,
+            masked_weight: 0.0,
         }
     }
 }

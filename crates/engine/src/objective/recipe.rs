@@ -29,6 +29,8 @@ pub struct Recipe {
     pub overlap_curriculum: Option<f64>,
     /// Contrastive: share of the run spent on masked-token prediction first.
     pub masked_warmup: Option<f64>,
+    /// Contrastive: weight of the masked-token loss kept beside InfoNCE after the warm-up.
+    pub masked_weight: Option<f64>,
     /// GRIT: weight of the generation loss.
     pub gen_weight: Option<f64>,
     /// Sequences per batch the recipe was measured with (a hint; the run's batch is kept).
@@ -51,6 +53,7 @@ impl Default for Recipe {
             uniformity_weight: None,
             overlap_curriculum: None,
             masked_warmup: None,
+            masked_weight: None,
             gen_weight: None,
             batch_hint: 12,
             why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
@@ -93,6 +96,9 @@ impl Recipe {
         }
         if let Some(w) = self.masked_warmup {
             parts.push(format!("masked warm-up for the first {:.0}%", w * 100.0));
+        }
+        if let Some(w) = self.masked_weight {
+            parts.push(format!("masked-token weight {w} beside InfoNCE"));
         }
         if let Some(g) = self.gen_weight {
             parts.push(format!("generation weight {g}"));
