@@ -73,7 +73,13 @@ fn attention_run(
     let weighting = random(shape, 4, &device);
     let out = attn(q.clone(), k.clone(), v.clone());
     let grads = (out.clone() * weighting).sum().backward();
-    let grad = |t: &Tensor<4>| t.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    let grad = |t: &Tensor<4>| {
+        t.grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
     vec![values(out), grad(&q), grad(&k), grad(&v)]
 }
 
@@ -90,7 +96,11 @@ fn check_attention(what: &str, mask: impl Fn(&Device) -> AttnMask) {
                 shape,
             )
         };
-        if fused_ops { go() } else { fused::with_decomposed(go) }
+        if fused_ops {
+            go()
+        } else {
+            fused::with_decomposed(go)
+        }
     };
     let (fast, reference) = (run(true), run(false));
     for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
@@ -113,7 +123,9 @@ fn bidirectional_attention_matches_the_decomposed_ops() {
 
 #[test]
 fn padded_attention_matches_the_decomposed_ops() {
-    check_attention("padded", |d| AttnMask::Masked(padding(3, 16, &[0, 5, 11], d)));
+    check_attention("padded", |d| {
+        AttnMask::Masked(padding(3, 16, &[0, 5, 11], d))
+    });
 }
 
 #[test]
@@ -142,20 +154,31 @@ fn packed_attention_matches_the_decomposed_ops() {
             };
             let out = fused::packed_attention(qkv.clone(), 4, &mask);
             let grads = (out.clone() * weighting).sum().backward();
-            let g = qkv.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let g = qkv
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             (out.into_data().try_to_vec::<f32>().unwrap(), g)
         };
         let (out, grad) = run();
         let (out_ref, grad_ref) = fused::with_decomposed(run);
         assert_close(&format!("packed output (padded {padded})"), &out, &out_ref);
-        assert_close(&format!("packed grad qkv (padded {padded})"), &grad, &grad_ref);
+        assert_close(
+            &format!("packed grad qkv (padded {padded})"),
+            &grad,
+            &grad_ref,
+        );
     }
 }
 
 /// Output and gradients of a norm of `x: [2, 5, 24]` with gain (and bias) parameters.
 fn norm_run(with_bias: bool, rms: bool) -> Vec<Vec<f32>> {
     let device = device();
-    let x = random([1, 2, 5, 24], 7, &device).reshape([2, 5, 24]).require_grad();
+    let x = random([1, 2, 5, 24], 7, &device)
+        .reshape([2, 5, 24])
+        .require_grad();
     let w = (random([1, 1, 1, 24], 8, &device).reshape([24]) * 0.1 + 1.0).require_grad();
     let b = (random([1, 1, 1, 24], 9, &device).reshape([24]) * 0.1).require_grad();
     let weighting = random([1, 2, 5, 24], 10, &device).reshape([2, 5, 24]);
@@ -167,11 +190,25 @@ fn norm_run(with_bias: bool, rms: bool) -> Vec<Vec<f32>> {
     let grads = (out.clone() * weighting).sum().backward();
     let mut all = vec![
         out.into_data().try_to_vec::<f32>().unwrap(),
-        x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
-        w.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+        x.grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        w.grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
     ];
     if with_bias && !rms {
-        all.push(b.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap());
+        all.push(
+            b.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
     }
     all
 }
@@ -205,7 +242,12 @@ fn cross_entropy_matches_the_decomposed_ops() {
         let grads = loss.clone().backward();
         (
             loss.into_data().try_to_vec::<f32>().unwrap(),
-            logits.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+            logits
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
         )
     };
     let (loss, grad) = run();
@@ -231,8 +273,10 @@ impl ModuleVisitor for Collect<'_> {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = param.val().grad(self.grads) {
-            self.out
-                .push((self.path.join("."), g.into_data().try_to_vec::<f32>().unwrap()));
+            self.out.push((
+                self.path.join("."),
+                g.into_data().try_to_vec::<f32>().unwrap(),
+            ));
         }
     }
 }
@@ -241,8 +285,12 @@ impl ModuleVisitor for Collect<'_> {
 fn model_run(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
     let device = device();
     let tokens: Vec<i64> = (0..2 * 17).map(|i| (i * 5 + 3) % 20).collect();
-    let x: Vec<i64> = (0..2).flat_map(|r| tokens[r * 17..r * 17 + 16].to_vec()).collect();
-    let y: Vec<i64> = (0..2).flat_map(|r| tokens[r * 17 + 1..r * 17 + 17].to_vec()).collect();
+    let x: Vec<i64> = (0..2)
+        .flat_map(|r| tokens[r * 17..r * 17 + 16].to_vec())
+        .collect();
+    let y: Vec<i64> = (0..2)
+        .flat_map(|r| tokens[r * 17 + 1..r * 17 + 17].to_vec())
+        .collect();
     let x = Tensor::<2, Int>::from_data(TensorData::new(x, [2, 16]), &device);
     let y = Tensor::<2, Int>::from_data(TensorData::new(y, [2, 16]), &device);
     let loss = next_token::loss(model.forward(x), y);
@@ -270,7 +318,10 @@ fn a_whole_model_step_matches_with_and_without_the_fused_ops() {
         let model = Gpt::new(&spec, 20, &device());
         let (loss, grads) = model_run(&model);
         let (loss_ref, grads_ref) = fused::with_decomposed(|| model_run(&model));
-        assert!((loss - loss_ref).abs() <= TOLERANCE, "{arch:?} loss {loss} vs {loss_ref}");
+        assert!(
+            (loss - loss_ref).abs() <= TOLERANCE,
+            "{arch:?} loss {loss} vs {loss_ref}"
+        );
         assert_eq!(grads.len(), grads_ref.len());
         assert!(!grads.is_empty());
         for ((name, a), (name_ref, b)) in grads.iter().zip(&grads_ref) {
@@ -287,4 +338,3 @@ fn flex_never_takes_the_fused_path() {
     assert!(fused::fused_on(&device()));
     assert!(!fused::with_decomposed(|| fused::fused_on(&device())));
 }
-

@@ -62,7 +62,10 @@ pub fn fused_on(device: &Device) -> bool {
 #[allow(deprecated)] // as in `mod libtorch`
 fn backend_has_fused(device: &Device) -> bool {
     use burn::backend::DispatchDevice;
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::LibTorch(_))
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::LibTorch(_)
+    )
 }
 
 #[cfg(not(feature = "libtorch"))]
@@ -125,7 +128,12 @@ pub fn merge_heads(y: Tensor<4>, batch: usize, seq: usize) -> Tensor<3> {
 }
 
 /// Attention from Burn's own ops.
-pub fn attention_decomposed(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttnMask) -> Tensor<4> {
+pub fn attention_decomposed(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: &AttnMask,
+) -> Tensor<4> {
     attention_weights(q, k, mask).matmul(v)
 }
 
@@ -190,10 +198,7 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 pub fn cross_entropy_decomposed(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [rows, _] = logits.dims();
     let log_probs = log_softmax(logits, 1);
-    log_probs
-        .gather(1, targets.reshape([rows, 1]))
-        .mean()
-        .neg()
+    log_probs.gather(1, targets.reshape([rows, 1])).mean().neg()
 }
 
 #[cfg(not(feature = "libtorch"))]
@@ -293,8 +298,11 @@ mod libtorch {
         ) -> FloatTensor<Self>;
 
         /// RMSNorm over the last dimension.
-        fn fused_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f64)
-        -> FloatTensor<Self>;
+        fn fused_rms_norm(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self>;
 
         /// Mean cross-entropy of `logits: [rows, classes]` against `targets: [rows]`, shape `[1]`.
         fn fused_cross_entropy(
@@ -456,7 +464,11 @@ mod libtorch {
                     tensor: output,
                     storage: for_burn.storage.clone(),
                 },
-                leaves: leaves.into_iter().take(tracked).map(TchTensor::new).collect(),
+                leaves: leaves
+                    .into_iter()
+                    .take(tracked)
+                    .map(TchTensor::new)
+                    .collect(),
                 _held: inputs,
             };
             (graph, for_burn)
@@ -657,7 +669,12 @@ mod libtorch {
             OpsKind::UnTracked(prep) => {
                 let qkv = qkv.into_primitive();
                 let out = tch::no_grad(|| {
-                    packed_attention_tch(&qkv.tensor, n_head, bias.as_ref().map(|b| &b.tensor), causal)
+                    packed_attention_tch(
+                        &qkv.tensor,
+                        n_head,
+                        bias.as_ref().map(|b| &b.tensor),
+                        causal,
+                    )
                 });
                 prep.finish(TchTensor::new(out))
             }

@@ -219,12 +219,21 @@ impl CausalSelfAttention {
             let y = self.attn_dropout.forward(weights).matmul(v);
             (fused::merge_heads(y, batch, seq), kept)
         } else if let Some(qkv) = &self.qkv {
-            (fused::packed_attention(apply_linear(qkv, x), self.n_head, mask), None)
+            (
+                fused::packed_attention(apply_linear(qkv, x), self.n_head, mask),
+                None,
+            )
         } else {
             let (q, k, v) = self.project(x, rope);
-            (fused::merge_heads(fused::attention(q, k, v, mask), batch, seq), None)
+            (
+                fused::merge_heads(fused::attention(q, k, v, mask), batch, seq),
+                None,
+            )
         };
-        (self.resid_dropout.forward(apply_linear(&self.proj, y)), kept)
+        (
+            self.resid_dropout.forward(apply_linear(&self.proj, y)),
+            kept,
+        )
     }
 }
 

@@ -293,7 +293,11 @@ enum Halt {
 impl Worker {
     fn run(mut self) {
         let (backend, threads) = (self.spec.train.backend, self.spec.train.threads);
-        let threads = if threads == 0 { default_threads() } else { threads };
+        let threads = if threads == 0 {
+            default_threads()
+        } else {
+            threads
+        };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             backend.with_threads(threads, || self.train())
         }));
