@@ -81,7 +81,7 @@ pub enum AttnMask {
     /// Keys at or before the query's position.
     Causal,
     /// A mask `[batch or 1, 1, seq or 1, seq]`, true where a query may not look.
-    Masked(Tensor<4, Bool>),
+    Masked(Box<Tensor<4, Bool>>),
 }
 
 /// Scaled dot-product attention `softmax(q kᵀ / sqrt(head_dim)) v` of `q, k, v:
@@ -148,7 +148,7 @@ pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, mask: &AttnMask) -> Tensor<
             let device = scores.device();
             Some(Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device).reshape([1, 1, seq, seq]))
         }
-        AttnMask::Masked(mask) => Some(mask.clone()),
+        AttnMask::Masked(mask) => Some((**mask).clone()),
     };
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask.expand([batch, heads, seq, seq]), f32::NEG_INFINITY),

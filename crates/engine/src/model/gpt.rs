@@ -543,13 +543,13 @@ impl Gpt {
         let mask = match (mode, padded) {
             (AttentionMode::Causal, None) => AttnMask::Causal,
             (AttentionMode::Bidirectional, None) => AttnMask::None,
-            (AttentionMode::Bidirectional, Some(p)) => AttnMask::Masked(p),
-            (AttentionMode::Causal, Some(p)) => AttnMask::Masked(
+            (AttentionMode::Bidirectional, Some(p)) => AttnMask::Masked(Box::new(p)),
+            (AttentionMode::Causal, Some(p)) => AttnMask::Masked(Box::new(
                 Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device)
                     .reshape([1, 1, seq, seq])
                     .expand([batch, 1, seq, seq])
                     .bool_or(p.expand([batch, 1, seq, seq])),
-            ),
+            )),
         };
         let mut maps = Vec::new();
         for block in &self.blocks {
