@@ -20,6 +20,9 @@ fi
 python -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "torch", torch.__version__, "CUDA", torch.version.cuda)'
 cargo build --workspace --bins || { echo "gpu_check: build failed"; exit 1; }
 bin="$CARGO_TARGET_DIR/debug/hearth"
+# The fused training ops against Burn's decomposed ops, on the GPU.
+HEARTH_TEST_CUDA=1 cargo test -p hearth-engine --test fused 2>&1 | grep -E "^test |test result" \
+  || echo "gpu_check: the fused-op parity tests failed on CUDA"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 shape=(--layers 6 --heads 6 --width 384 --context 256 --batch 64 --dropout 0)

@@ -1,7 +1,8 @@
 //! LibTorch's fused training ops against Burn's decomposed ops on the same inputs: attention
 //! (causal, bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm
 //! and softmax cross-entropy, forward values and every input gradient within 1e-5; then a whole
-//! classic and modern model's loss and parameter gradients, fused against decomposed.
+//! classic and modern model's loss and parameter gradients, fused against decomposed. On the CPU
+//! by default; `HEARTH_TEST_CUDA=1` runs them on the first GPU.
 #![cfg(feature = "libtorch")]
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -13,7 +14,14 @@ use hearth_engine::objective::next_token;
 
 const TOLERANCE: f32 = 1e-5;
 
+/// LibTorch on the CPU, or on the first GPU with `HEARTH_TEST_CUDA=1` (`scripts/gpu_check.sh`).
 fn device() -> Device {
+    if std::env::var("HEARTH_TEST_CUDA").is_ok_and(|v| v == "1") {
+        return BackendKind::LibtorchCuda
+            .device()
+            .expect("HEARTH_TEST_CUDA=1 needs a CUDA device")
+            .autodiff();
+    }
     BackendKind::Libtorch.device().unwrap().autodiff()
 }
 
