@@ -126,12 +126,11 @@ pub fn time_backend_ops(
         scope
             .spawn(move || {
                 backend.with_threads(threads, || {
+                    let run = || time_backend_here(backend, steps, warmup);
                     if fused {
-                        time_backend_here(backend, steps, warmup, threads)
+                        run()
                     } else {
-                        hearth_engine::model::fused::with_decomposed(|| {
-                            time_backend_here(backend, steps, warmup, threads)
-                        })
+                        hearth_engine::model::fused::with_decomposed(run)
                     }
                 })
             })
@@ -140,13 +139,8 @@ pub fn time_backend_ops(
     })
 }
 
-fn time_backend_here(
-    backend: BackendKind,
-    steps: usize,
-    warmup: usize,
-    threads: usize,
-) -> Result<StepTiming> {
-    backend.set_threads(threads);
+/// The timing loop of [`time_backend_ops`], on the calling thread's settings.
+fn time_backend_here(backend: BackendKind, steps: usize, warmup: usize) -> Result<StepTiming> {
     let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
     device.seed(1337);
     let spec = bench_spec();

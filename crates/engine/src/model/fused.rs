@@ -203,34 +203,34 @@ pub fn cross_entropy_decomposed(logits: Tensor<2>, targets: Tensor<1, Int>) -> T
 
 #[cfg(not(feature = "libtorch"))]
 mod libtorch {
-    //! Without LibTorch in the build, `fused_on` is always false and these are never called.
+    //! Without LibTorch in the build `fused_on` is always false: the callers take Burn's ops.
     use super::*;
 
-    pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttnMask) -> Tensor<4> {
-        attention_decomposed(q, k, v, mask)
+    const NEVER: &str = "fused ops are only called where fused_on, which needs LibTorch";
+
+    pub fn attention(_: Tensor<4>, _: Tensor<4>, _: Tensor<4>, _: &AttnMask) -> Tensor<4> {
+        unreachable!("{NEVER}")
     }
 
-    pub fn packed_attention(qkv: Tensor<3>, n_head: usize, mask: &AttnMask) -> Tensor<3> {
-        let [batch, seq, _] = qkv.dims();
-        let (q, k, v) = split_heads(qkv, n_head);
-        merge_heads(attention_decomposed(q, k, v, mask), batch, seq)
+    pub fn packed_attention(_: Tensor<3>, _: usize, _: &AttnMask) -> Tensor<3> {
+        unreachable!("{NEVER}")
     }
 
     pub fn layer_norm<const D: usize>(
-        x: Tensor<D>,
-        weight: Tensor<1>,
-        bias: Option<Tensor<1>>,
-        eps: f64,
+        _: Tensor<D>,
+        _: Tensor<1>,
+        _: Option<Tensor<1>>,
+        _: f64,
     ) -> Tensor<D> {
-        burn::tensor::module::layer_norm(x, weight, bias, eps)
+        unreachable!("{NEVER}")
     }
 
-    pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
-        rms_norm_decomposed(x, weight, eps)
+    pub fn rms_norm<const D: usize>(_: Tensor<D>, _: Tensor<1>, _: f64) -> Tensor<D> {
+        unreachable!("{NEVER}")
     }
 
-    pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-        cross_entropy_decomposed(logits, targets)
+    pub fn cross_entropy(_: Tensor<2>, _: Tensor<1, Int>) -> Tensor<1> {
+        unreachable!("{NEVER}")
     }
 }
 
@@ -330,11 +330,7 @@ mod libtorch {
     ) -> tch::Tensor {
         let size = qkv.size();
         let (batch, seq, d) = (size[0], size[1], size[2] / 3);
-        let heads = n_head as i64;
-        let parts = qkv
-            .view([batch, seq, 3, heads, d / heads])
-            .permute([2, 0, 3, 1, 4])
-            .unbind(0);
+        let parts = packed_views(qkv, n_head);
         attention_tch(&parts[0], &parts[1], &parts[2], bias, causal)
             .transpose(1, 2)
             .reshape([batch, seq, d])

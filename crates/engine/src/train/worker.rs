@@ -299,7 +299,7 @@ impl Worker {
             threads
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            backend.with_threads(threads, || self.train())
+            backend.with_threads(threads, || self.train(threads))
         }));
         let (status, event) = match outcome {
             Ok(Ok(summary)) => {
@@ -401,15 +401,10 @@ impl Worker {
         }
     }
 
-    fn train(&mut self) -> Result<RunSummary, Halt> {
+    /// The training loop, on `threads` intra-op threads (set by the caller).
+    fn train(&mut self, threads: usize) -> Result<RunSummary, Halt> {
         let spec = self.spec.clone();
         let t = &spec.train;
-        let threads = if t.threads == 0 {
-            default_threads()
-        } else {
-            t.threads
-        };
-        t.backend.set_threads(threads);
         self.record(self.store.set_status(&RunStatus::Running));
 
         let base = match &spec.init {
