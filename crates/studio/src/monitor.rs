@@ -452,8 +452,10 @@ fn loss_chart_ui(
             index: None,
         });
     }
-    // Count models measure the next-token loss; only a chart of that loss shows them.
-    let references = if plot.references && val.is_some() {
+    // Count models measure the next-token loss; only a chart of that loss shows them (GRIT's
+    // chart is its total, L_emb + lambda * L_gen).
+    let grit = run.spec.objective.kind == ObjectiveKind::GRIT;
+    let references = if plot.references && val.is_some() && !grit {
         RefLine::of(&run.references, "val_loss", None)
     } else {
         Vec::new()
@@ -468,17 +470,28 @@ fn loss_chart_ui(
     // The exported picture holds the title and the axes with the plot.
     ui.scope(|ui| {
         ui.label(egui::RichText::new(capitalized(&quantity.label)).strong());
-        // A masked warm-up trains another loss first: say where the curve changes meaning.
-        let warmup = run.spec.objective.masked_warmup;
-        if warmup > 0.0 && run.spec.objective.uses_embeddings() {
-            let until = (warmup * run.spec.train.steps as f64).ceil() as usize;
-            ui.label(
-                egui::RichText::new(format!(
+        // A masked warm-up or a kept masked term trains another loss: say what the training
+        // curve measures where, since validation is InfoNCE alone.
+        let o = &run.spec.objective;
+        if (o.masked_warmup > 0.0 || o.masked_weight > 0.0) && o.uses_embeddings() {
+            let after = if o.masked_weight > 0.0 {
+                format!("InfoNCE + {} x masked-token loss", o.masked_weight)
+            } else {
+                "InfoNCE".to_string()
+            };
+            let text = if o.masked_warmup > 0.0 {
+                let until = (o.masked_warmup * run.spec.train.steps as f64).ceil() as usize;
+                format!(
                     "training curve: masked-token loss until step {until} (the masked warm-up), \
-                     InfoNCE after; validation is InfoNCE throughout"
-                ))
-                .small()
-                .color(ui.visuals().warn_fg_color),
+                     {after} after; validation is InfoNCE throughout"
+                )
+            } else {
+                format!("training curve: {after}; validation is InfoNCE alone")
+            };
+            ui.label(
+                egui::RichText::new(text)
+                    .small()
+                    .color(ui.visuals().warn_fg_color),
             );
         }
         loss_plot(ui, "monitor_loss", &series, &[], options);
