@@ -1,8 +1,13 @@
 """PyTorch eager reference for `hearth bench`: nanoGPT's model and training step (AdamW,
-clip_grad_norm_ 1.0) at nanoGPT's CPU shape, timed per phase. Prints one JSON line."""
+clip_grad_norm_ 1.0) at nanoGPT's CPU shape, timed per phase. Prints one JSON line.
+
+With --serve it reads step counts from stdin, one per line, and answers each with one JSON
+line of the milliseconds spent in each phase over those steps (so a caller can interleave its
+own timings with these in the same minutes); an empty line or end of input ends it."""
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -85,6 +90,7 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1337)
@@ -98,32 +104,44 @@ def main():
         lr=1e-3,
         betas=(0.9, 0.99),
     )
-    phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
-    for i in range(a.warmup + a.steps):
-        x = torch.randint(a.vocab, (a.batch, a.block), device=dev)
-        y = torch.randint(a.vocab, (a.batch, a.block), device=dev)
-        sync()
-        t0 = time.perf_counter()
-        loss = model(x, y)
-        loss.item()
-        t1 = time.perf_counter()
-        loss.backward()
-        sync()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync()
-        t3 = time.perf_counter()
-        if i >= a.warmup:
+
+    def steps(n):
+        phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+        for _ in range(n):
+            x = torch.randint(a.vocab, (a.batch, a.block), device=dev)
+            y = torch.randint(a.vocab, (a.batch, a.block), device=dev)
+            sync()
+            t0 = time.perf_counter()
+            loss = model(x, y)
+            loss.item()
+            t1 = time.perf_counter()
+            loss.backward()
+            sync()
+            t2 = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sync()
+            t3 = time.perf_counter()
             phases["forward"] += t1 - t0
             phases["backward"] += t2 - t1
             phases["optimizer"] += t3 - t2
+        return phases
+
+    if a.serve:
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                break
+            ms = {k + "_ms": 1000.0 * v for k, v in steps(int(line)).items()}
+            print(json.dumps(ms), flush=True)
+        return
+    steps(a.warmup)
+    phases = steps(a.steps)
     ms = {k + "_ms": 1000.0 * v / a.steps for k, v in phases.items()}
     ms["step_ms"] = sum(ms.values())
     ms["torch"] = torch.__version__
     print(json.dumps(ms))
-
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Untimed steps first.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
+    /// Steps each backend takes in turn before the next one's turn (the timed steps are taken
+    /// in rounds of this many).
+    #[arg(long, default_value_t = 10)]
+    pub round: usize,
     /// Intra-op threads for every backend and for PyTorch.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -102,86 +106,241 @@ fn bench_spec() -> ModelSpec {
     ModelSpec::default() // nanoGPT's CPU shape: 4 layers, 4 heads, 128 wide, block 64
 }
 
-/// Times `steps` training steps of the nanoGPT CPU shape on `backend`, in a thread of its own
-/// so LibTorch's per-thread thread count applies.
-pub fn time_backend(
-    backend: BackendKind,
-    steps: usize,
-    warmup: usize,
-    threads: usize,
-) -> Result<StepTiming> {
-    time_backend_ops(backend, steps, warmup, threads, true)
+/// The nanoGPT CPU shape's training loop on one backend, kept between calls so steps can be
+/// timed in rounds.
+struct Stepper {
+    device: burn::tensor::Device,
+    corpus: Corpus,
+    model: Option<Gpt>,
+    optim: AdamW,
+    rng: StdRng,
 }
 
-/// As [`time_backend`]; with `fused` false, LibTorch runs Burn's decomposed attention, norms
-/// and cross-entropy instead of its fused ops.
-pub fn time_backend_ops(
-    backend: BackendKind,
-    steps: usize,
-    warmup: usize,
-    threads: usize,
-    fused: bool,
-) -> Result<StepTiming> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
-                backend.with_threads(threads, || {
-                    let run = || time_backend_here(backend, steps, warmup);
-                    if fused {
-                        run()
-                    } else {
-                        hearth_engine::model::fused::with_decomposed(run)
-                    }
-                })
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
-    })
-}
+impl Stepper {
+    fn new(backend: BackendKind) -> Result<Self> {
+        let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
+        device.seed(1337);
+        let spec = bench_spec();
+        // Random text over a 65-character alphabet, like Tiny Shakespeare's.
+        let alphabet: Vec<char> = (0..65u32)
+            .map(|i| char::from_u32(0x21 + i).unwrap_or('?'))
+            .collect();
+        let mut rng = StdRng::seed_from_u64(7);
+        let text: String = (0..20_000)
+            .map(|_| alphabet[rand::Rng::random_range(&mut rng, 0..alphabet.len())])
+            .collect();
+        let corpus = Corpus::from_text(&text, TokenizerKind::Char, 0.1);
+        let model = Gpt::new(&spec, corpus.tokenizer.vocab_size(), &device);
+        Ok(Self {
+            device,
+            corpus,
+            model: Some(model),
+            optim: AdamW::new(OptimSpec::default()),
+            rng,
+        })
+    }
 
-/// The timing loop of [`time_backend_ops`], on the calling thread's settings.
-fn time_backend_here(backend: BackendKind, steps: usize, warmup: usize) -> Result<StepTiming> {
-    let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
-    device.seed(1337);
-    let spec = bench_spec();
-    // Random text over a 65-character alphabet, like Tiny Shakespeare's.
-    let alphabet: Vec<char> = (0..65u32)
-        .map(|i| char::from_u32(0x21 + i).unwrap_or('?'))
-        .collect();
-    let mut rng = StdRng::seed_from_u64(7);
-    let text: String = (0..20_000)
-        .map(|_| alphabet[rand::Rng::random_range(&mut rng, 0..alphabet.len())])
-        .collect();
-    let corpus = Corpus::from_text(&text, TokenizerKind::Char, 0.1);
-    let mut model = Gpt::new(&spec, corpus.tokenizer.vocab_size(), &device);
-    let mut optim = AdamW::new(OptimSpec::default());
-    let mut total = StepTiming::default();
-    for i in 0..warmup + steps {
-        let batch = corpus.sample_batch(Split::Train, BATCH, spec.context, &mut rng);
-        let t0 = Instant::now();
-        let x = tokens_tensor(batch.inputs, BATCH, spec.context, &device);
-        let y = tokens_tensor(batch.targets, BATCH, spec.context, &device);
-        let loss = next_token::loss(model.forward(x), y);
-        let _: f32 = loss.clone().into_scalar();
-        let t1 = Instant::now();
-        let grads = GradBuffer::from_grads(&model, &loss.backward());
-        let t2 = Instant::now();
-        let (next, _) = optim.step(model, &grads, 1e-3);
-        model = next;
-        device.sync().ok();
-        let t3 = Instant::now();
-        if i >= warmup {
+    /// Milliseconds spent in each phase over `n` training steps (totals, not means).
+    fn steps(&mut self, n: usize) -> StepTiming {
+        let context = bench_spec().context;
+        let device = &self.device;
+        let mut total = StepTiming::default();
+        for _ in 0..n {
+            let batch = self
+                .corpus
+                .sample_batch(Split::Train, BATCH, context, &mut self.rng);
+            let model = self
+                .model
+                .take()
+                .expect("the model is put back after each step");
+            let t0 = Instant::now();
+            let x = tokens_tensor(batch.inputs, BATCH, context, device);
+            let y = tokens_tensor(batch.targets, BATCH, context, device);
+            let loss = next_token::loss(model.forward(x), y);
+            let _: f32 = loss.clone().into_scalar();
+            let t1 = Instant::now();
+            let grads = GradBuffer::from_grads(&model, &loss.backward());
+            let t2 = Instant::now();
+            let (next, _) = self.optim.step(model, &grads, 1e-3);
+            self.model = Some(next);
+            device.sync().ok();
+            let t3 = Instant::now();
             total.forward_ms += (t1 - t0).as_secs_f64() * 1e3;
             total.backward_ms += (t2 - t1).as_secs_f64() * 1e3;
             total.optimizer_ms += (t3 - t2).as_secs_f64() * 1e3;
         }
+        total
     }
-    let n = steps.max(1) as f64;
-    Ok(StepTiming {
-        forward_ms: total.forward_ms / n,
-        backward_ms: total.backward_ms / n,
-        optimizer_ms: total.optimizer_ms / n,
-    })
+}
+
+/// One contender of the interleaved benchmark: asked for `n` steps, it answers with the
+/// milliseconds of each phase over them.
+trait Contender {
+    fn steps(&mut self, n: usize) -> Result<StepTiming>;
+}
+
+/// A Hearth backend training in a thread of its own (so LibTorch's per-thread thread count and
+/// Flex's thread pool apply), holding one model per mode between rounds. Modes share the
+/// thread: LibTorch's OpenMP workers belong to the thread that starts them, and a second team
+/// waiting on another thread would take cores from the one being timed.
+struct BackendThread {
+    ask: Option<std::sync::mpsc::Sender<(usize, usize)>>,
+    answer: std::sync::mpsc::Receiver<Result<StepTiming>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackendThread {
+    /// One model per entry of `fused`; with `false`, LibTorch runs Burn's decomposed
+    /// attention, norms and cross-entropy instead of its fused ops.
+    fn spawn(backend: BackendKind, threads: usize, fused: Vec<bool>) -> Self {
+        let (ask, asks) = std::sync::mpsc::channel::<(usize, usize)>();
+        let (reply, answer) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            backend.with_threads(threads, || {
+                let mut steppers = Vec::new();
+                for _ in &fused {
+                    match Stepper::new(backend) {
+                        Ok(s) => steppers.push(s),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                for (mode, n) in asks {
+                    let stepper = &mut steppers[mode];
+                    let t = if fused[mode] {
+                        stepper.steps(n)
+                    } else {
+                        hearth_engine::model::fused::with_decomposed(|| stepper.steps(n))
+                    };
+                    if reply.send(Ok(t)).is_err() {
+                        return;
+                    }
+                }
+            })
+        });
+        Self {
+            ask: Some(ask),
+            answer,
+            handle: Some(handle),
+        }
+    }
+
+    fn steps(&self, mode: usize, n: usize) -> Result<StepTiming> {
+        let ask = self
+            .ask
+            .as_ref()
+            .context("the benchmark thread has stopped")?;
+        ask.send((mode, n))
+            .map_err(|_| anyhow::anyhow!("the benchmark thread has stopped"))?;
+        self.answer
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))?
+    }
+}
+
+impl Drop for BackendThread {
+    fn drop(&mut self) {
+        self.ask.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One mode of a [`BackendThread`].
+struct BackendMode {
+    thread: std::rc::Rc<BackendThread>,
+    mode: usize,
+}
+
+impl Contender for BackendMode {
+    fn steps(&mut self, n: usize) -> Result<StepTiming> {
+        self.thread.steps(self.mode, n)
+    }
+}
+
+/// `scripts/bench_pytorch.py --serve`: the PyTorch eager reference, kept running between
+/// rounds.
+struct PyTorchProcess {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    python: PathBuf,
+}
+
+impl PyTorchProcess {
+    fn spawn(args: &BenchArgs) -> Result<Self> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
+        let python = python(args);
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg("--serve")
+            .args(["--threads", &args.threads.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = std::io::BufReader::new(child.stdout.take().context("no stdout")?);
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            python,
+        })
+    }
+
+    /// Why the reference stopped answering: its exit status and error output.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        self.stdin.take();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+        anyhow::anyhow!(
+            "the PyTorch reference ({}) {what} ({status}): {}",
+            self.python.display(),
+            err.trim()
+        )
+    }
+}
+
+impl Contender for PyTorchProcess {
+    fn steps(&mut self, n: usize) -> Result<StepTiming> {
+        use std::io::{BufRead, Write};
+        let sent = match self.stdin.as_mut() {
+            Some(stdin) => writeln!(stdin, "{n}").and_then(|_| stdin.flush()).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self.failure("stopped"));
+        }
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(self.failure("stopped"));
+        }
+        let v: serde_json::Value = match serde_json::from_str(line.trim()) {
+            Ok(v) => v,
+            Err(_) => return Err(self.failure(&format!("answered `{}`", line.trim()))),
+        };
+        let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+        Ok(StepTiming {
+            forward_ms: get("forward_ms"),
+            backward_ms: get("backward_ms"),
+            optimizer_ms: get("optimizer_ms"),
+        })
+    }
+}
+
+impl Drop for PyTorchProcess {
+    fn drop(&mut self) {
+        self.stdin.take(); // an ended input stops it
+        let _ = self.child.wait();
+    }
 }
 
 fn python(args: &BenchArgs) -> PathBuf {
@@ -190,36 +349,6 @@ fn python(args: &BenchArgs) -> PathBuf {
             .map(|v| PathBuf::from(v).join("bin").join("python"))
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("python3"))
-    })
-}
-
-/// Runs `scripts/bench_pytorch.py` and reads its JSON line.
-pub fn time_pytorch(args: &BenchArgs) -> Result<StepTiming> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_pytorch.py");
-    let py = python(args);
-    let out = Command::new(&py)
-        .arg(&script)
-        .args(["--steps", &args.steps.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--threads", &args.threads.to_string()])
-        .output()
-        .with_context(|| format!("cannot run {}", py.display()))?;
-    if !out.status.success() {
-        bail!(
-            "the PyTorch reference failed ({}): {}",
-            py.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("unexpected output from the PyTorch reference: {stdout}"))?;
-    let get = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
-    Ok(StepTiming {
-        forward_ms: get("forward_ms"),
-        backward_ms: get("backward_ms"),
-        optimizer_ms: get("optimizer_ms"),
     })
 }
 
@@ -333,29 +462,77 @@ fn print_frames(stats: &hearth_studio::bench::FrameStats) {
 
 fn run_train(args: &BenchArgs) -> Result<()> {
     let tokens = (BATCH * bench_spec().context) as f64;
+    let round = args.round.clamp(1, args.steps.max(1));
+    let rounds = args.steps.max(1).div_ceil(round);
     println!(
-        "nanoGPT CPU shape: vocab 65, block 64, batch {BATCH}, 4 layers, 4 heads, 128 wide; {} threads, {} timed steps after {} warmup",
-        args.threads, args.steps, args.warmup
+        "nanoGPT CPU shape: vocab 65, block 64, batch {BATCH}, 4 layers, 4 heads, 128 wide; {} threads, {} timed steps after {} warmup, in {rounds} rounds of {round} steps taken by each backend in turn",
+        args.threads,
+        rounds * round,
+        args.warmup
     );
-    let reference = time_pytorch(args)?;
-    let mut rows = vec![("pytorch eager".to_string(), reference)];
-    let backends: Vec<BackendKind> = BackendKind::available()
+    let mut contenders: Vec<(String, Box<dyn Contender>)> = vec![(
+        "pytorch eager".to_string(),
+        Box::new(PyTorchProcess::spawn(args)?),
+    )];
+    for backend in BackendKind::available()
         .into_iter()
         .filter(|b| *b != BackendKind::LibtorchCuda)
-        .collect();
-    for backend in &backends {
-        rows.push((
+    {
+        // The same steps with Burn's decomposed ops, to show what LibTorch's fused ops buy.
+        let decomposed = backend == BackendKind::Libtorch;
+        let modes = if decomposed {
+            vec![true, false]
+        } else {
+            vec![true]
+        };
+        let thread = std::rc::Rc::new(BackendThread::spawn(backend, args.threads, modes));
+        contenders.push((
             backend.name().to_string(),
-            time_backend(*backend, args.steps, args.warmup, args.threads)?,
+            Box::new(BackendMode {
+                thread: thread.clone(),
+                mode: 0,
+            }),
         ));
-        if *backend == BackendKind::Libtorch {
-            // The same steps with Burn's decomposed ops, to show what the fused ops buy.
-            rows.push((
+        if decomposed {
+            contenders.push((
                 "libtorch-decomp".to_string(),
-                time_backend_ops(*backend, args.steps, args.warmup, args.threads, false)?,
+                Box::new(BackendMode { thread, mode: 1 }),
             ));
         }
     }
+    for (_, c) in contenders.iter_mut() {
+        c.steps(args.warmup)?;
+    }
+    // Each round gives every contender the same minutes of this machine, so a slower or
+    // faster spell (other load, clock changes) falls on all of them alike.
+    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    let mut totals = vec![StepTiming::default(); contenders.len()];
+    for _ in 0..rounds {
+        for (i, (_, c)) in contenders.iter_mut().enumerate() {
+            let t = c.steps(round)?;
+            per_round[i].push(t.step_ms());
+            totals[i].forward_ms += t.forward_ms;
+            totals[i].backward_ms += t.backward_ms;
+            totals[i].optimizer_ms += t.optimizer_ms;
+        }
+    }
+    let n = (rounds * round) as f64;
+    let rows: Vec<(String, StepTiming)> = contenders
+        .iter()
+        .zip(&totals)
+        .map(|((name, _), t)| {
+            (
+                name.clone(),
+                StepTiming {
+                    forward_ms: t.forward_ms / n,
+                    backward_ms: t.backward_ms / n,
+                    optimizer_ms: t.optimizer_ms / n,
+                },
+            )
+        })
+        .collect();
+    drop(contenders);
+    let reference = rows[0].1;
     println!(
         "{:<14} {:>9} {:>10} {:>11} {:>11} {:>12} {:>16}",
         "backend",
@@ -378,6 +555,20 @@ fn run_train(args: &BenchArgs) -> Result<()> {
             t.optimizer_ms,
             ratio
         );
+    }
+    for (i, (name, _)) in rows.iter().enumerate().skip(1) {
+        let mut ratios: Vec<f64> = per_round[0]
+            .iter()
+            .zip(&per_round[i])
+            .map(|(py, own)| py / own)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        if let (Some(lo), Some(hi)) = (ratios.first(), ratios.last()) {
+            println!(
+                "{name}/pytorch by round: lowest {lo:.3}, median {:.3}, highest {hi:.3}",
+                ratios[ratios.len() / 2]
+            );
+        }
     }
     for (name, t) in rows
         .iter()
