@@ -473,6 +473,8 @@ pub fn follow(handle: &RunHandle, steps: u64) -> Result<()> {
                     m.train_loss, m.tokens_per_s, m.lr
                 ));
             }
+            // The step's loss terms are kept in the run's history for the studio's charts.
+            RunEvent::StepTerms { .. } => {}
             RunEvent::Eval(e) => {
                 val = format!("{:.4}", e.val_loss);
                 last_extra = e.extra.clone();

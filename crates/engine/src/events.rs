@@ -139,6 +139,14 @@ pub enum RunEvent {
     References(Vec<Reference>),
     /// One optimizer step finished.
     Step(StepMetrics),
+    /// The terms of that step's loss, where it sums several (contrastive: `step_infonce`,
+    /// `step_masked_loss`), each unweighted; sent right after its [`RunEvent::Step`].
+    StepTerms {
+        /// The step.
+        step: usize,
+        /// Each term's name and value.
+        terms: Vec<(String, f64)>,
+    },
     /// A validation estimate finished.
     Eval(EvalMetrics),
     /// Attention weights on the probe text.

@@ -537,6 +537,82 @@ fn contrastive_objective_learns_dropout_twins_and_reports_retrieval() {
     );
 }
 
+/// A contrastive step that sums InfoNCE and a masked-token loss records each term, and the
+/// run's history gives them back: the masked warm-up has only the masked term, the rest both,
+/// and the step's loss is their sum at the masked weight.
+#[test]
+fn a_contrastive_run_records_the_terms_of_its_step_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), 40);
+    spec.objective.kind = hearth_engine::objective::ObjectiveKind::CONTRASTIVE;
+    spec.objective.positives = hearth_engine::objective::Positives::Halves;
+    spec.objective.masked_warmup = 0.5;
+    spec.objective.masked_weight = 0.5;
+    spec.train.eval_interval = 20;
+    let run_dir = dir.path().join("run");
+    let handle = spawn_run(spec, &run_dir, None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    assert!(matches!(events.last(), Some(RunEvent::Finished(_))));
+    let losses: std::collections::BTreeMap<usize, f32> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Step(m) => Some((m.step, m.train_loss)),
+            _ => None,
+        })
+        .collect();
+    let terms: Vec<(usize, Vec<(String, f64)>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::StepTerms { step, terms } => Some((*step, terms.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(terms.len(), 40, "every step sends its terms");
+    let names = |t: &[(String, f64)]| t.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&terms[0].1),
+        ["step_masked_loss"],
+        "the warm-up is masked only"
+    );
+    assert_eq!(
+        names(&terms[39].1),
+        ["step_infonce", "step_masked_loss"],
+        "after the warm-up both terms"
+    );
+    let first_infonce = terms
+        .iter()
+        .position(|(_, t)| t.iter().any(|(k, _)| k == "step_infonce"))
+        .unwrap();
+    assert!(
+        (15..=25).contains(&first_infonce),
+        "InfoNCE starts near the middle, not at step {first_infonce}"
+    );
+    for (step, t) in &terms[first_infonce..] {
+        assert_eq!(t.len(), 2, "step {step}: both terms until the end");
+        let sum = t[0].1 + 0.5 * t[1].1;
+        let loss = f64::from(losses[step]);
+        assert!(
+            (sum - loss).abs() < 1e-3 * loss.max(1.0),
+            "step {step}: InfoNCE {} + 0.5 x masked {} = {sum}, step loss {loss}",
+            t[0].1,
+            t[1].1
+        );
+    }
+    for (step, t) in &terms[..first_infonce] {
+        assert!(
+            (t[0].1 - f64::from(losses[step])).abs() < 1e-4,
+            "step {step}: the warm-up's loss is its masked term"
+        );
+    }
+    let history = RunStore::open(&run_dir).unwrap().load_history().unwrap();
+    let stored: Vec<(usize, Vec<(String, f64)>)> = history
+        .step_terms
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|c| (c[0].0, c.iter().map(|(_, k, v)| (k.clone(), *v)).collect()))
+        .collect();
+    assert_eq!(stored, terms, "the history gives the terms back as sent");
+}
+
 #[test]
 fn grit_trains_both_losses_at_once() {
     let events = run_objective(hearth_engine::objective::ObjectiveKind::GRIT, 240);

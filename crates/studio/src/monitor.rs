@@ -72,6 +72,7 @@ impl MonitorPage {
                 egui::ScrollArea::vertical()
                     .id_salt("monitor_right")
                     .show(ui, |ui| {
+                        terms_ui(ui, run, index, &plot);
                         health_ui(ui, run, plot.x_axis);
                         self.views_ui(ui, run, available.y);
                     });
@@ -420,27 +421,65 @@ fn loss_chart_ui(
     } else {
         orange
     };
-    let mut series = vec![Series {
-        name: "train (raw)".into(),
-        xs: curves.xs(axis),
-        ys: &curves.train,
-        color: if smoothing_on {
-            color.gamma_multiply(0.3)
-        } else {
-            color
-        },
-        style: SeriesStyle::Line { width: 1.0 },
-        index: Some(curves.train_index_ref()),
-    }];
-    if smoothing_on {
+    // A contrastive run records its step loss's terms: its training curve is then the
+    // InfoNCE term alone (the quantity validation measures), and the masked-token term gets a
+    // chart of its own.
+    let terms = !curves.terms.is_empty();
+    let infonce = curves.terms.get(MetricKey::STEP_INFONCE.name());
+    let infonce_smoothed = infonce
+        .filter(|_| smoothing_on)
+        .map(|t| t.smoothed(plot.smooth_settings()));
+    let (train_name, smoothed_name) = if terms {
+        ("train InfoNCE, each step (raw)", "train InfoNCE (smoothed)")
+    } else {
+        ("train (raw)", "train (smoothed)")
+    };
+    let raw_color = if smoothing_on {
+        color.gamma_multiply(0.3)
+    } else {
+        color
+    };
+    let mut series = Vec::new();
+    if terms {
+        if let Some(t) = infonce {
+            series.push(Series {
+                name: train_name.into(),
+                xs: t.xs(axis),
+                ys: &t.values,
+                color: raw_color,
+                style: SeriesStyle::Line { width: 1.0 },
+                index: None,
+            });
+        }
+        if let (Some(t), Some(ys)) = (infonce, &infonce_smoothed) {
+            series.push(Series {
+                name: smoothed_name.into(),
+                xs: t.xs(axis),
+                ys,
+                color,
+                style: SeriesStyle::Line { width: 2.0 },
+                index: None,
+            });
+        }
+    } else {
         series.push(Series {
-            name: "train (smoothed)".into(),
+            name: train_name.into(),
             xs: curves.xs(axis),
-            ys: curves.smoothed_values(),
-            color,
-            style: SeriesStyle::Line { width: 2.0 },
-            index: Some(curves.smoothed_index()),
+            ys: &curves.train,
+            color: raw_color,
+            style: SeriesStyle::Line { width: 1.0 },
+            index: Some(curves.train_index_ref()),
         });
+        if smoothing_on {
+            series.push(Series {
+                name: smoothed_name.into(),
+                xs: curves.xs(axis),
+                ys: curves.smoothed_values(),
+                color,
+                style: SeriesStyle::Line { width: 2.0 },
+                index: Some(curves.smoothed_index()),
+            });
+        }
     }
     if let Some(val) = &val {
         series.push(Series {
@@ -471,28 +510,42 @@ fn loss_chart_ui(
     ui.scope(|ui| {
         ui.label(egui::RichText::new(capitalized(&quantity.label)).strong());
         // A masked warm-up or a kept masked term trains another loss: say what the training
-        // curve measures where, since validation is InfoNCE alone.
+        // curve measures.
         let o = &run.spec.objective;
         if (o.masked_warmup > 0.0 || o.masked_weight > 0.0) && o.uses_embeddings() {
-            let after = if o.masked_weight > 0.0 {
-                format!("InfoNCE + {} x masked-token loss", o.masked_weight)
-            } else {
-                "InfoNCE".to_string()
-            };
-            let text = if o.masked_warmup > 0.0 {
-                let until = (o.masked_warmup * run.spec.train.steps as f64).ceil() as usize;
+            let until = (o.masked_warmup * run.spec.train.steps as f64).ceil() as usize;
+            let text = if terms {
+                let start = if o.masked_warmup > 0.0 {
+                    format!("from step {} (after the masked warm-up) ", until + 1)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "training curve: masked-token loss until step {until} (the masked warm-up), \
-                     {after} after; validation is InfoNCE throughout"
+                    "training curve: the InfoNCE term of each step {start}; the masked-token \
+                     term has its own chart (Training terms)"
                 )
             } else {
-                format!("training curve: {after}; validation is InfoNCE alone")
+                // Runs recorded before steps kept their terms: one curve of both.
+                let after = if o.masked_weight > 0.0 {
+                    format!("InfoNCE + {} x masked-token loss", o.masked_weight)
+                } else {
+                    "InfoNCE".to_string()
+                };
+                if o.masked_warmup > 0.0 {
+                    format!(
+                        "training curve: masked-token loss until step {until} (the masked \
+                         warm-up), {after} after; validation is InfoNCE throughout"
+                    )
+                } else {
+                    format!("training curve: {after}; validation is InfoNCE alone")
+                }
             };
-            ui.label(
-                egui::RichText::new(text)
-                    .small()
-                    .color(ui.visuals().warn_fg_color),
-            );
+            let color = if terms {
+                ui.visuals().weak_text_color()
+            } else {
+                ui.visuals().warn_fg_color
+            };
+            ui.label(egui::RichText::new(text).small().color(color));
         }
         loss_plot(ui, "monitor_loss", &series, &[], options);
     })
@@ -609,6 +662,59 @@ fn metrics_plot_ui(
         references: &references,
     };
     loss_plot(ui, "monitor_metrics", &series, &[], options);
+}
+
+/// The terms of the step loss besides the loss chart's own (a contrastive run's masked-token
+/// term), one chart each; nothing for runs without terms.
+fn terms_ui(ui: &mut egui::Ui, run: &RunView, index: usize, plot: &crate::prefs::PlotSettings) {
+    let axis = plot.x_axis;
+    let Some(masked) = run.curves.terms.get(MetricKey::STEP_MASKED_LOSS.name()) else {
+        return;
+    };
+    ui.label(egui::RichText::new("Training terms (each step)").strong());
+    let o = &run.spec.objective;
+    let weight = if o.masked_weight > 0.0 {
+        format!(
+            "; after the warm-up it enters the step loss x {}",
+            o.masked_weight
+        )
+    } else {
+        String::new()
+    };
+    ui.label(egui::RichText::new(format!("Masked-token loss, unweighted{weight}")).small());
+    let color = run_color(index);
+    let smoothed = (plot.smoothing > 0.0).then(|| masked.smoothed(plot.smooth_settings()));
+    let mut series = vec![Series {
+        name: "masked-token loss (raw)".into(),
+        xs: masked.xs(axis),
+        ys: &masked.values,
+        color: if smoothed.is_some() {
+            color.gamma_multiply(0.3)
+        } else {
+            color
+        },
+        style: SeriesStyle::Line { width: 1.0 },
+        index: None,
+    }];
+    if let Some(ys) = &smoothed {
+        series.push(Series {
+            name: "masked-token loss (smoothed)".into(),
+            xs: masked.xs(axis),
+            ys,
+            color,
+            style: SeriesStyle::Line { width: 2.0 },
+            index: None,
+        });
+    }
+    let options = PlotOptions {
+        log_y: plot.log_y,
+        height: 130.0,
+        x_label: axis.label(),
+        y_label: "masked-token loss",
+        references: &[],
+    };
+    loss_plot(ui, "monitor_terms_masked", &series, &[], options);
+    ui.separator();
 }
 
 /// The embedding objectives' health at each evaluation, one quantity per chart; nothing for

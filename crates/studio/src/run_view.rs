@@ -108,6 +108,10 @@ fn curves_of(history: &RunHistory, tokens_per_step: f64) -> Curves {
     for e in &history.evals {
         curves.push_eval(eval_point(e, tokens_per_step));
     }
+    for chunk in history.step_terms.chunk_by(|a, b| a.0 == b.0) {
+        let terms: Vec<(String, f64)> = chunk.iter().map(|(_, k, v)| (k.clone(), *v)).collect();
+        curves.push_terms(chunk[0].0, &terms);
+    }
     curves
 }
 
@@ -280,6 +284,12 @@ impl RunView {
                 self.curves.push_step(step_point(&m));
                 self.last_step = Some((m.step, m.train_loss));
                 history.steps.push(m);
+            }
+            RunEvent::StepTerms { step, terms } => {
+                self.curves.push_terms(step, &terms);
+                history
+                    .step_terms
+                    .extend(terms.into_iter().map(|(k, v)| (step, k, v)));
             }
             RunEvent::Eval(e) => {
                 let tokens_per_step = (self.spec.train.batch_size * self.spec.model.context) as f64;

@@ -5,7 +5,9 @@
 //! batch's similarities.
 
 use super::step::{StepData, mean_of_batches};
-use super::{EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, Positives};
+use super::{
+    EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, Positives, StepLoss,
+};
 use crate::data::Split;
 use crate::eval::embed::as_refs;
 use crate::eval::health::{self, Health};
@@ -38,6 +40,11 @@ impl MetricKey {
     /// Embedding objectives: effective rank of the centred held-out embeddings (Roy & Vetterli
     /// 2007; near 1 when collapsed).
     pub const VAL_EFF_RANK: MetricKey = MetricKey::new("val_eff_rank");
+    /// Contrastive training steps: the InfoNCE term of the step's loss.
+    pub const STEP_INFONCE: MetricKey = MetricKey::new("step_infonce");
+    /// Contrastive training steps: the masked-token term of the step's loss (the masked
+    /// warm-up, or the masked-token loss kept beside InfoNCE), unweighted.
+    pub const STEP_MASKED_LOSS: MetricKey = MetricKey::new("step_masked_loss");
 }
 
 /// Texts of the embedding map: this many validation windows, each as a query and a positive.
@@ -506,18 +513,41 @@ impl Objective for Contrastive {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
+        self.train_step_loss(model, data, rng, device).total
+    }
+
+    fn train_step_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> StepLoss {
         if data.progress < data.objective.masked_warmup {
             // Learn the text first: masked-token prediction with the same bidirectional
             // attention the encoder uses.
-            return super::masked::batch_loss(model, data, Split::Train, rng, device).1;
+            let masked = super::masked::batch_loss(model, data, Split::Train, rng, device).1;
+            return StepLoss {
+                total: masked.clone(),
+                terms: vec![(MetricKey::STEP_MASKED_LOSS, masked)],
+            };
         }
         let info = batch_loss(model, data, Split::Train, rng, device);
         let weight = data.objective.masked_weight;
         if weight > 0.0 {
             let masked = super::masked::batch_loss(model, data, Split::Train, rng, device).1;
-            info + masked * weight
+            StepLoss {
+                total: info.clone() + masked.clone() * weight,
+                terms: vec![
+                    (MetricKey::STEP_INFONCE, info),
+                    (MetricKey::STEP_MASKED_LOSS, masked),
+                ],
+            }
         } else {
-            info
+            StepLoss {
+                total: info.clone(),
+                terms: vec![(MetricKey::STEP_INFONCE, info)],
+            }
         }
     }
 

@@ -34,6 +34,15 @@ use std::sync::Arc;
 /// A training batch drawn ahead of its computation (see [`Objective::draw`]).
 pub type Drawn = Box<dyn std::any::Any + Send>;
 
+/// One training step's loss and, where it sums several terms, each term as it entered the sum
+/// (unweighted), named by the metric it is recorded as.
+pub struct StepLoss {
+    /// The loss the gradients come from.
+    pub total: Tensor<1>,
+    /// Each term's name and value.
+    pub terms: Vec<(MetricKey, Tensor<1>)>,
+}
+
 /// What a run learns: a loss per training step, losses and metrics per evaluation, and the
 /// views it offers at evaluations. Implementations are stateless; the registry shares one of
 /// each between all runs, so they must be `Send + Sync`.
@@ -113,6 +122,22 @@ pub trait Objective: Send + Sync {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1>;
+
+    /// [`Objective::train_loss`] with the value of each term where the loss sums several
+    /// (a contrastive run's InfoNCE and masked-token terms), so each term can be drawn as its
+    /// own curve. The default: the loss alone, no terms.
+    fn train_step_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> StepLoss {
+        StepLoss {
+            total: self.train_loss(model, data, rng, device),
+            terms: Vec::new(),
+        }
+    }
 
     /// Draws the rows of one training batch with `rng`, computing nothing, for
     /// [`Objective::drawn_loss`]. The replicas of a data-parallel step draw in turn (so their

@@ -102,6 +102,8 @@ pub struct RunHistory {
     pub checkpoints: Vec<(usize, PathBuf)>,
     /// `(step, level, message)`.
     pub messages: Vec<(usize, String, String)>,
+    /// The terms of steps whose loss sums several (`step, name, value`), in step order.
+    pub step_terms: Vec<(usize, String, f64)>,
 }
 
 /// An open run folder.
@@ -119,6 +121,8 @@ CREATE TABLE IF NOT EXISTS evals (
     step INTEGER PRIMARY KEY, train_loss REAL NOT NULL, val_loss REAL NOT NULL,
     elapsed_s REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS eval_metrics (
+    step INTEGER NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (step, key));
+CREATE TABLE IF NOT EXISTS step_terms (
     step INTEGER NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (step, key));
 CREATE TABLE IF NOT EXISTS embedding_maps (step INTEGER PRIMARY KEY, snapshot TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS samples (step INTEGER NOT NULL, text TEXT NOT NULL);
@@ -498,6 +502,25 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
+    /// Records the terms of step `step`'s loss (see [`RunEvent::StepTerms`]).
+    ///
+    /// [`RunEvent::StepTerms`]: crate::events::RunEvent::StepTerms
+    pub fn append_step_terms(
+        &self,
+        step: usize,
+        terms: &[(String, f64)],
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO step_terms VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.db_err(e))?;
+        for (key, value) in terms {
+            stmt.execute(params![step as i64, key, value])
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
+    }
+
     /// Appends (or replaces) one evaluation and its objective metrics.
     pub fn append_eval(&self, m: &EvalMetrics) -> Result<(), StoreError> {
         self.conn
@@ -630,6 +653,13 @@ impl RunStore {
                 eval.extra.push((key, value));
             }
         }
+        let mut stmt = q("SELECT step, key, value FROM step_terms ORDER BY step, rowid")?;
+        history.step_terms = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))?;
         let mut stmt = q("SELECT step, text FROM samples ORDER BY rowid")?;
         history.samples = stmt
             .query_map([], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))

@@ -582,7 +582,7 @@ impl Worker {
             let mut replica_data = data;
             replica_data.progress = self.step as f64 / total_steps.max(1) as f64;
             replica_data.batch_size = t.batch_size / (replicas.len() * collective.size());
-            let (grads, loss_value, reduce) = step_gradients(
+            let (grads, loss_value, terms, reduce) = step_gradients(
                 objective.as_ref(),
                 &model,
                 &replicas,
@@ -627,6 +627,13 @@ impl Worker {
             };
             self.record(self.store.append_step(&metrics));
             self.send(RunEvent::Step(metrics));
+            if !terms.is_empty() {
+                self.record(self.store.append_step_terms(self.step, &terms));
+                self.send(RunEvent::StepTerms {
+                    step: self.step,
+                    terms,
+                });
+            }
 
             let last = self.step == total_steps;
             let eval_now = self.step.is_multiple_of(t.eval_interval) || last;
@@ -804,7 +811,8 @@ impl Worker {
 /// those of one batch of `replicas x batch_size` rows) and compute at once, each on its own
 /// thread and device with a copy of `model`; every loss is scaled by `1 / (accum x replicas)`
 /// and the gradients are summed on the first replica's device. Objectives that cannot draw
-/// ahead compute their replicas in turn.
+/// ahead compute their replicas in turn. Also returns the mean of each term of a loss that
+/// sums several (see [`crate::objective::StepLoss`]) over this process's micro-batches.
 #[allow(clippy::too_many_arguments)]
 fn step_gradients(
     objective: &dyn Objective,
@@ -816,7 +824,7 @@ fn step_gradients(
     accum: usize,
     threads: usize,
     backend: crate::backend::BackendKind,
-) -> (GradBuffer, f32, Duration) {
+) -> (GradBuffer, f32, Vec<(String, f64)>, Duration) {
     let (rank, ranks) = (collective.rank(), collective.size());
     let parts = (accum * replicas.len() * ranks) as f64;
     let scale = |loss: burn::tensor::Tensor<1>| {
@@ -828,9 +836,12 @@ fn step_gradients(
     };
     let mut grads = GradBuffer::default();
     let mut loss_sum = 0.0f64;
+    let mut terms = TermSums::default();
     for _ in 0..accum {
         if replicas.len() == 1 && ranks == 1 {
-            let loss = objective.train_loss(model, data, rng, &replicas[0]);
+            let loss = objective.train_step_loss(model, data, rng, &replicas[0]);
+            terms.add(loss.terms);
+            let loss = loss.total;
             loss_sum += f64::from(loss.clone().into_scalar::<f32>());
             grads.add(model, &scale(loss).backward());
             continue;
@@ -894,7 +905,9 @@ fn step_gradients(
                     } else {
                         model.clone().fork(device)
                     };
-                    let loss = objective.train_loss(&replica, data, rng, device);
+                    let loss = objective.train_step_loss(&replica, data, rng, device);
+                    terms.add(loss.terms);
+                    let loss = loss.total;
                     let value: f32 = loss.clone().into_scalar();
                     (
                         value,
@@ -918,7 +931,33 @@ fn step_gradients(
         loss_sum = f64::from(flat.pop().unwrap_or(f32::NAN));
         grads = GradBuffer::from_flat(model, &flat);
     }
-    (grads, (loss_sum / parts) as f32, reduce)
+    (grads, (loss_sum / parts) as f32, terms.means(), reduce)
+}
+
+/// Running sums of a step's loss terms, by name in the order first seen.
+#[derive(Default)]
+struct TermSums(Vec<(String, f64, usize)>);
+
+impl TermSums {
+    fn add(&mut self, terms: Vec<(crate::objective::MetricKey, burn::tensor::Tensor<1>)>) {
+        for (key, value) in terms {
+            let value = f64::from(value.into_scalar::<f32>());
+            match self.0.iter_mut().find(|(name, ..)| name == key.name()) {
+                Some((_, sum, n)) => {
+                    *sum += value;
+                    *n += 1;
+                }
+                None => self.0.push((key.name().to_string(), value, 1)),
+            }
+        }
+    }
+
+    fn means(self) -> Vec<(String, f64)> {
+        self.0
+            .into_iter()
+            .map(|(name, sum, n)| (name, sum / n.max(1) as f64))
+            .collect()
+    }
 }
 
 /// Fails the run when the ranks' weights have drifted apart (a lost update, or ranks that

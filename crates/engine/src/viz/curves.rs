@@ -97,8 +97,60 @@ pub struct Curves {
     pub eval_train: Vec<f64>,
     /// Objective metrics by name, one value per evaluation (aligned with `val_step`).
     pub metrics: BTreeMap<String, Vec<f64>>,
+    /// The terms of the steps whose loss sums several, by name (each covers only the steps
+    /// that had it: a contrastive run's InfoNCE starts when its masked warm-up ends).
+    pub terms: BTreeMap<String, TermCurve>,
     smooth: SmoothCache,
     train_index: BlockIndex,
+}
+
+/// One term of the training loss at the steps that had it.
+#[derive(Debug, Default, Clone)]
+pub struct TermCurve {
+    /// Step of every point.
+    pub step: Vec<f64>,
+    /// Tokens seen at every point.
+    pub tokens: Vec<f64>,
+    /// Seconds of training at every point.
+    pub secs: Vec<f64>,
+    /// The term's value at every point.
+    pub values: Vec<f64>,
+}
+
+impl TermCurve {
+    /// The values smoothed as `settings` says (as [`Curves::smoothed`] smooths the training
+    /// curve), computed afresh.
+    pub fn smoothed(&self, settings: SmoothSettings) -> Vec<f64> {
+        let ys: Vec<f64> = if settings.log_space {
+            self.values.iter().map(|y| y.max(1e-12).ln()).collect()
+        } else {
+            self.values.clone()
+        };
+        let mut out = Vec::with_capacity(ys.len());
+        let mut state = EmaState::default();
+        match settings.kind {
+            SmoothingKind::DebiasedEma => state.extend_debiased(&ys, settings.weight, &mut out),
+            SmoothingKind::TimeWeightedEma => state.extend_time_weighted(
+                &self.step,
+                &ys,
+                tau_for_weight(settings.weight),
+                &mut out,
+            ),
+        }
+        if settings.log_space {
+            out.iter_mut().for_each(|v| *v = v.exp());
+        }
+        out
+    }
+
+    /// The x values on `axis`.
+    pub fn xs(&self, axis: XAxis) -> &[f64] {
+        match axis {
+            XAxis::Step => &self.step,
+            XAxis::Tokens => &self.tokens,
+            XAxis::WallTime => &self.secs,
+        }
+    }
 }
 
 /// The smoothed training curve for one setting, extended incrementally while a run trains.
@@ -117,6 +169,27 @@ impl Curves {
         self.tokens.push(point.tokens_seen as f64);
         self.secs.push(point.elapsed_s);
         self.train.push(point.loss);
+    }
+
+    /// Appends the terms of step `step`'s loss, after [`Curves::push_step`] of that step
+    /// (a term of a step never pushed is dropped).
+    pub fn push_terms(&mut self, step: usize, terms: &[(String, f64)]) {
+        let at = step as f64;
+        // Steps arrive in order: the newest is the usual match.
+        let i = match self.step.last() {
+            Some(&last) if last == at => self.step.len() - 1,
+            _ => match self.step.binary_search_by(|s| s.total_cmp(&at)) {
+                Ok(i) => i,
+                Err(_) => return,
+            },
+        };
+        for (name, value) in terms {
+            let curve = self.terms.entry(name.clone()).or_default();
+            curve.step.push(at);
+            curve.tokens.push(self.tokens[i]);
+            curve.secs.push(self.secs[i]);
+            curve.values.push(*value);
+        }
     }
 
     /// Appends one evaluation.
@@ -239,6 +312,38 @@ mod tests {
             elapsed_s: s as f64,
             loss,
         }
+    }
+
+    #[test]
+    fn step_terms_sit_at_their_steps_and_cover_only_the_steps_that_had_them() {
+        let mut curves = Curves::default();
+        let term = |k: &str, v: f64| (k.to_string(), v);
+        for s in 1..=4 {
+            curves.push_step(step(s, 3.0));
+            let mut terms = vec![term("masked", s as f64)];
+            if s > 2 {
+                terms.insert(0, term("infonce", 10.0 * s as f64));
+            }
+            curves.push_terms(s, &terms);
+        }
+        // A term of a step the curves never had is dropped.
+        curves.push_terms(9, &[term("masked", 1.0)]);
+        let masked = &curves.terms["masked"];
+        assert_eq!(masked.step, [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(masked.values, [1.0, 2.0, 3.0, 4.0]);
+        let infonce = &curves.terms["infonce"];
+        assert_eq!(infonce.xs(XAxis::Step), [3.0, 4.0]);
+        assert_eq!(infonce.xs(XAxis::Tokens), [3.0, 4.0]);
+        assert_eq!(infonce.values, [30.0, 40.0]);
+        let smooth = SmoothSettings {
+            kind: SmoothingKind::DebiasedEma,
+            weight: 0.5,
+            log_space: false,
+        };
+        let smoothed = masked.smoothed(smooth);
+        assert_eq!(smoothed.len(), 4);
+        assert_eq!(smoothed[0], 1.0, "a debiased EMA starts at the first value");
+        assert!(smoothed[3] < 4.0 && smoothed[3] > 3.0, "{smoothed:?}");
     }
 
     #[test]
