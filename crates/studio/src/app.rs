@@ -335,7 +335,9 @@ impl StudioApp {
     fn status_bar_ui(&self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         ui.horizontal(|ui| {
             let live = self.runs.iter().filter(|r| r.is_live()).count();
-            ui.label(format!("{} runs, {live} training", self.runs.len()));
+            let n = self.runs.len();
+            let runs = if n == 1 { "run" } else { "runs" };
+            ui.label(format!("{n} {runs}, {live} training"));
             if let Some(from) = self.trash.last_deleted() {
                 ui.separator();
                 let name = from

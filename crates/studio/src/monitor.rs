@@ -29,6 +29,8 @@ pub struct MonitorPage {
     contrastive_texture: Option<(u64, egui::TextureHandle)>,
     /// Which embedding map is shown (`None`: the newest).
     embedding_map_index: Option<usize>,
+    /// The objective metric the metrics chart shows (`None`: the run's first).
+    metric_choice: Option<String>,
 }
 
 impl MonitorPage {
@@ -64,7 +66,14 @@ impl MonitorPage {
                         file_name: format!("{}-loss.png", run.name()),
                     });
                 }
-                metrics_plot_ui(ui, run, plot.x_axis, available.y * 0.25, plot.references);
+                metrics_plot_ui(
+                    ui,
+                    run,
+                    plot.x_axis,
+                    available.y * 0.25,
+                    plot.references,
+                    &mut self.metric_choice,
+                );
                 sample_ui(ui, run);
             });
             ui.separator();
@@ -516,13 +525,28 @@ fn loss_chart_ui(
             let until = (o.masked_warmup * run.spec.train.steps as f64).ceil() as usize;
             let text = if terms {
                 let start = if o.masked_warmup > 0.0 {
-                    format!("from step {} (after the masked warm-up) ", until + 1)
+                    format!(" from step {} (after the masked warm-up)", until + 1)
+                } else {
+                    String::new()
+                };
+                // While halves positives overlap their queries, training pairs share text
+                // that validation's (which never overlap) do not.
+                let curriculum = if o.positives == hearth_engine::objective::Positives::Halves
+                    && o.overlap_curriculum > 0.0
+                {
+                    let w = o.masked_warmup.clamp(0.0, 0.99);
+                    let end = w + (1.0 - w) * o.overlap_curriculum.min(1.0);
+                    let end = (end * run.spec.train.steps as f64).ceil() as usize;
+                    format!(
+                        "; until step {end} its pairs overlap, so it sits below validation's \
+                         non-overlapping pairs"
+                    )
                 } else {
                     String::new()
                 };
                 format!(
-                    "training curve: the InfoNCE term of each step {start}; the masked-token \
-                     term has its own chart (Training terms)"
+                    "training curve: the InfoNCE term of each step{start}{curriculum}; the \
+                     masked-token term has its own chart (Training terms)"
                 )
             } else {
                 // Runs recorded before steps kept their terms: one curve of both.
@@ -577,13 +601,16 @@ fn sample_ui(ui: &mut egui::Ui, run: &RunView) {
         });
 }
 
-/// The objective's own curves: GRIT's loss balance, or accuracy / retrieval metrics.
+/// The objective's own curves: GRIT's loss balance, or one accuracy / retrieval metric at a
+/// time (chosen above the chart) with its reference lines, since recall and MRR are different
+/// quantities.
 fn metrics_plot_ui(
     ui: &mut egui::Ui,
     run: &RunView,
     axis: XAxis,
     height: f32,
     show_references: bool,
+    choice: &mut Option<String>,
 ) {
     let curves = &run.curves;
     if curves.metrics.is_empty() {
@@ -626,39 +653,66 @@ fn metrics_plot_ui(
             }
         }
     } else {
-        title = "Objective metrics (validation)";
-        for (k, (name, ys)) in curves
+        title = "Objective metric (validation)";
+        ui.label(egui::RichText::new(title).strong());
+        let names: Vec<&String> = curves
             .metrics
-            .iter()
-            .filter(|(name, _)| {
+            .keys()
+            .filter(|name| {
                 !name.ends_with("ppl") && !name.ends_with("loss") && !is_health_metric(name)
             })
-            .enumerate()
-        {
+            .collect();
+        let Some(first) = names.first() else {
+            return;
+        };
+        let shown = match choice.as_ref() {
+            Some(c) if names.contains(&c) => c.clone(),
+            _ => (*first).clone(),
+        };
+        if names.len() > 1 {
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new("metric").small());
+                for name in &names {
+                    if ui
+                        .selectable_label(**name == shown, name.as_str())
+                        .clicked()
+                    {
+                        *choice = Some((*name).clone());
+                    }
+                }
+            });
+        }
+        if let Some(ys) = curves.metric(&shown) {
             series.push(Series {
-                name: name.clone(),
+                name: shown.clone(),
                 xs,
                 ys,
-                color: palette[k % palette.len()],
+                color: palette[0],
                 style: SeriesStyle::Line { width: 2.0 },
                 index: None,
             });
         }
     }
-    ui.label(egui::RichText::new(title).strong());
+    if grit {
+        ui.label(egui::RichText::new(title).strong());
+    }
     let references: Vec<RefLine> = if grit || !show_references {
         Vec::new()
     } else {
         series
             .iter()
-            .flat_map(|s| RefLine::of(&run.references, &s.name, Some(&s.name)))
+            .flat_map(|s| RefLine::of(&run.references, &s.name, None))
             .collect()
     };
     let options = PlotOptions {
         log_y: false,
         height: height.max(120.0),
         x_label: axis.label(),
-        y_label: if grit { "loss" } else { "value" },
+        y_label: if grit {
+            "loss"
+        } else {
+            series.first().map_or("value", |s| s.name.as_str())
+        },
         references: &references,
     };
     loss_plot(ui, "monitor_metrics", &series, &[], options);

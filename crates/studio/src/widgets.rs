@@ -138,13 +138,26 @@ fn nice_step_at_least(x: f64) -> f64 {
 /// leave a chart with only "0" labelled when ten steps are too close and a hundred too far
 /// (an 800-step run on a half-width chart).
 pub fn nice_grid_spacer(input: GridInput) -> Vec<GridMark> {
+    grid_marks(input, LABEL_SPACING)
+}
+
+/// As [`nice_grid_spacer`] for the y axis, whose labels are one line tall and may sit closer
+/// ([`Y_LABEL_SPACING`]): a chart 120 points tall still labels several values.
+pub fn nice_y_grid_spacer(input: GridInput) -> Vec<GridMark> {
+    grid_marks(input, Y_LABEL_SPACING)
+}
+
+/// Labelled y ticks are at least this far apart (in points).
+const Y_LABEL_SPACING: f64 = 24.0;
+
+fn grid_marks(input: GridInput, label_spacing: f64) -> Vec<GridMark> {
     let (min, max) = input.bounds;
     // `base_step_size` is the value span of GRID_MIN_SPACING points.
     let per_point = input.base_step_size / f64::from(GRID_MIN_SPACING);
     if !(per_point.is_finite() && per_point > 0.0 && max > min) {
         return Vec::new();
     }
-    let labelled = nice_step_at_least(per_point * LABEL_SPACING);
+    let labelled = nice_step_at_least(per_point * label_spacing);
     let mantissa = labelled / 10f64.powf(labelled.log10().floor());
     // Fine lines split a labelled step in 5 (1 and 5) or 4 (2) equal nice parts.
     let fine = if (mantissa - 2.0).abs() < 1e-6 {
@@ -200,12 +213,20 @@ pub fn loss_plot(
     let from_y = move |y: f64| if log_y { 10f64.powf(y) } else { y };
     let x_label = options.x_label;
     let y_label = options.y_label;
+    // A reference line's label sits above it: room for it when the line is at the top.
+    let margin_y = if options.references.is_empty() {
+        0.05
+    } else {
+        0.15
+    };
     let plot = Plot::new(id)
         .height(options.height)
+        .set_margin_fraction(egui::vec2(0.05, margin_y))
         .legend(Legend::default())
         .x_axis_label(x_label)
         .grid_spacing(egui::Rangef::new(GRID_MIN_SPACING, 300.0))
         .x_grid_spacer(nice_grid_spacer)
+        .y_grid_spacer(nice_y_grid_spacer)
         .y_axis_label(if log_y {
             format!("{} (log scale)", options.y_label)
         } else {
