@@ -433,7 +433,9 @@ fn loss_chart_ui(
     // A contrastive run records its step loss's terms: its training curve is then the
     // InfoNCE term alone (the quantity validation measures), and the masked-token term gets a
     // chart of its own.
-    let terms = !curves.terms.is_empty();
+    let terms = [MetricKey::STEP_INFONCE, MetricKey::STEP_MASKED_LOSS]
+        .iter()
+        .any(|k| curves.terms.contains_key(k.name()));
     let infonce = curves.terms.get(MetricKey::STEP_INFONCE.name());
     let infonce_smoothed = infonce
         .filter(|_| smoothing_on)
