@@ -63,11 +63,14 @@ impl Objective for Grit {
             temperature: Some(0.05),
             pooling: Some(super::Pooling::Mean),
             overlap_curriculum: Some(0.5),
-            gen_weight: Some(1.0),
+            gen_weight: Some(16.0),
             batch_hint: 16,
             why: "The generation rows teach the text from the first step, so no masked warm-up; \
                   the embedding rows start from overlapping positives as the contrastive recipe \
-                  does. Rotary positions serve both attention directions.",
+                  does. Rotary positions serve both attention directions. At 600 steps of \
+                  Tiny Shakespeare, lambda 16 keeps generation within 0.08 nats of a \
+                  generation-only run (lambda 1: 0.47) with retrieval no worse than an \
+                  embedding-only run's.",
             ..super::Recipe::default()
         }
     }
