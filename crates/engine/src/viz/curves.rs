@@ -121,25 +121,14 @@ impl TermCurve {
     /// The values smoothed as `settings` says (as [`Curves::smoothed`] smooths the training
     /// curve), computed afresh.
     pub fn smoothed(&self, settings: SmoothSettings) -> Vec<f64> {
-        let ys: Vec<f64> = if settings.log_space {
-            self.values.iter().map(|y| y.max(1e-12).ln()).collect()
-        } else {
-            self.values.clone()
-        };
-        let mut out = Vec::with_capacity(ys.len());
-        let mut state = EmaState::default();
-        match settings.kind {
-            SmoothingKind::DebiasedEma => state.extend_debiased(&ys, settings.weight, &mut out),
-            SmoothingKind::TimeWeightedEma => state.extend_time_weighted(
-                &self.step,
-                &ys,
-                tau_for_weight(settings.weight),
-                &mut out,
-            ),
-        }
-        if settings.log_space {
-            out.iter_mut().for_each(|v| *v = v.exp());
-        }
+        let mut out = Vec::with_capacity(self.values.len());
+        smooth_into(
+            &mut EmaState::default(),
+            &self.step,
+            &self.values,
+            settings,
+            &mut out,
+        );
         out
     }
 
@@ -150,6 +139,31 @@ impl TermCurve {
             XAxis::Tokens => &self.tokens,
             XAxis::WallTime => &self.secs,
         }
+    }
+}
+
+/// Appends `ys` (at steps `xs`) smoothed as `settings` says to `out`, continuing `state`.
+fn smooth_into(
+    state: &mut EmaState,
+    xs: &[f64],
+    ys: &[f64],
+    settings: SmoothSettings,
+    out: &mut Vec<f64>,
+) {
+    let from = out.len();
+    let ys: Vec<f64> = if settings.log_space {
+        ys.iter().map(|y| y.max(1e-12).ln()).collect()
+    } else {
+        ys.to_vec()
+    };
+    match settings.kind {
+        SmoothingKind::DebiasedEma => state.extend_debiased(&ys, settings.weight, out),
+        SmoothingKind::TimeWeightedEma => {
+            state.extend_time_weighted(xs, &ys, tau_for_weight(settings.weight), out)
+        }
+    }
+    if settings.log_space {
+        out[from..].iter_mut().for_each(|v| *v = v.exp());
     }
 }
 
@@ -254,29 +268,14 @@ impl Curves {
         }
         let from = cache.values.len();
         if from < self.train.len() {
-            let ys: Vec<f64> = if settings.log_space {
-                self.train[from..]
-                    .iter()
-                    .map(|y| y.max(1e-12).ln())
-                    .collect()
-            } else {
-                self.train[from..].to_vec()
-            };
-            let mut out = Vec::with_capacity(ys.len());
-            match settings.kind {
-                SmoothingKind::DebiasedEma => {
-                    cache.state.extend_debiased(&ys, settings.weight, &mut out)
-                }
-                SmoothingKind::TimeWeightedEma => cache.state.extend_time_weighted(
-                    &self.step[from..],
-                    &ys,
-                    tau_for_weight(settings.weight),
-                    &mut out,
-                ),
-            }
-            if settings.log_space {
-                out.iter_mut().for_each(|v| *v = v.exp());
-            }
+            let mut out = Vec::with_capacity(self.train.len() - from);
+            smooth_into(
+                &mut cache.state,
+                &self.step[from..],
+                &self.train[from..],
+                settings,
+                &mut out,
+            );
             cache.values.extend(out);
             cache.index.extend(&cache.values);
         }
