@@ -68,6 +68,8 @@ def pooled(model, tokenizer, texts, path):
         emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     elif pooling["pooling_mode_cls_token"]:
         emb = hidden[:, 0]
+    elif pooling["pooling_mode_max_tokens"]:
+        emb = hidden.masked_fill(mask == 0, -1e9).max(1).values
     elif pooling["pooling_mode_lasttoken"]:
         last = batch["attention_mask"].sum(1) - 1
         emb = hidden[torch.arange(hidden.shape[0]), last]

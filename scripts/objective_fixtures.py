@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/objectives_reference.json: PyTorch values of each objective's loss and
+"""Writes crates/engine/tests/fixtures/objectives_reference.json: PyTorch values of each objective's loss and
 of the retrieval and correlation metrics on fixed inputs (float64). Hearth's tests compare
 their own values against these, so the fixtures are committed and the tests need no PyTorch."""
 import json
@@ -55,6 +55,10 @@ def main():
         "hidden": hidden.tolist(),
         "keep": keep.tolist(),
         "mean_normalized": F.normalize(pooled, dim=1).tolist(),
+        # Max pooling as sentence-transformers does it: padding set far below every state.
+        "max_normalized": F.normalize(
+            hidden.masked_fill(keep[:, :, None] == 0, -1e9).max(1).values, dim=1
+        ).tolist(),
     }
 
     # InfoNCE with in-batch and hard negatives at temperature 0.05.
@@ -102,7 +106,9 @@ def main():
     y = [1.0, 2.0, 3.0, 5.0, 4.0, 2.0, 4.5]
     out["spearman"] = {"x": x, "y": y, "value": spearman(x, y)}
 
-    path = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "objectives_reference.json")
+    path = os.path.join(
+        os.path.dirname(__file__), "..", "crates", "engine", "tests", "fixtures", "objectives_reference.json"
+    )
     with open(path, "w") as f:
         json.dump(out, f)
     print(f"written {os.path.normpath(path)}")

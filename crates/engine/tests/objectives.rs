@@ -92,6 +92,20 @@ fn pooling_and_info_nce_match_pytorch() {
         for (g, w) in got.iter().zip(&want) {
             assert!((f64::from(*g) - w).abs() < 1e-5, "{name} pooled {g} vs {w}");
         }
+        let max = normalize(pool(
+            float(&f["pooling"]["hidden"], &device),
+            Some(float(&f["pooling"]["keep"], &device)),
+            Pooling::Max,
+        ))
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+        let (want, _) = flat(&f["pooling"]["max_normalized"]);
+        assert_eq!(max.len(), want.len());
+        for (g, w) in max.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() < 1e-5, "{name} max-pooled {g} vs {w}");
+        }
         let n = &f["info_nce"];
         let t = n["temperature"].as_f64().unwrap();
         let with_hard = info_nce(

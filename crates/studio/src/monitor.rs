@@ -439,7 +439,7 @@ fn loss_chart_ui(
     let infonce = curves.terms.get(MetricKey::STEP_INFONCE.name());
     let infonce_smoothed = infonce
         .filter(|_| smoothing_on)
-        .map(|t| t.smoothed(plot.smooth_settings()));
+        .map(|t| t.smoothed_values());
     let (train_name, smoothed_name) = if terms {
         ("train InfoNCE, each step (raw)", "train InfoNCE (smoothed)")
     } else {
@@ -739,7 +739,7 @@ fn terms_ui(ui: &mut egui::Ui, run: &RunView, index: usize, plot: &crate::prefs:
     };
     ui.label(egui::RichText::new(format!("Masked-token loss, unweighted{weight}")).small());
     let color = run_color(index);
-    let smoothed = (plot.smoothing > 0.0).then(|| masked.smoothed(plot.smooth_settings()));
+    let smoothed = (plot.smoothing > 0.0).then(|| masked.smoothed_values());
     let mut series = vec![Series {
         name: "masked-token loss (raw)".into(),
         xs: masked.xs(axis),

@@ -3,21 +3,15 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use hearth_studio::{Prefs, StudioApp};
 
 #[test]
 fn damaged_runs_are_listed_with_their_reason_and_can_be_trashed() {
     let dir = tempfile::tempdir().unwrap();
     let runs = common::project_with_damaged_runs(dir.path());
-    let project_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 860.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project_dir, Prefs::default())
-        });
+    let mut harness = harness::studio(dir.path());
     harness.run_steps(2);
     let app = harness.state();
     assert_eq!(app.runs().len(), 1, "only the healthy run loads");

@@ -4,11 +4,12 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
-use hearth_studio::{DialogBackend, Prefs, StudioApp, Tab};
+use hearth_studio::{DialogBackend, StudioApp, Tab};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,12 +40,7 @@ fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
     assert!(matches!(events.last(), Some(RunEvent::Finished(_))));
     drop(handle);
 
-    let project_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 860.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project_dir, Prefs::default())
-        });
+    let mut harness = harness::studio(dir.path());
     harness.state_mut().set_dialog_backend(DialogBackend::InApp);
     harness.run_steps(2);
     harness.get_by_label_contains("tiny\nfinished").click();

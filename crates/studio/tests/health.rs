@@ -3,14 +3,14 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
 use common::small_spec;
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use hearth_engine::objective::ObjectiveKind;
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, EvalMetrics};
-use hearth_studio::{Action, Prefs, StudioApp};
+use hearth_studio::{Action, StudioApp};
 use std::path::Path;
 
 /// A finished contrastive run in the project with one evaluation of the given health.
@@ -43,12 +43,7 @@ fn a_collapsed_run_is_marked_in_the_list_and_explained_on_the_monitor() {
     let dir = tempfile::tempdir().unwrap();
     stored_run(dir.path(), "collapsed-emb", -0.02, 1.1);
     stored_run(dir.path(), "healthy-emb", -3.1, 24.0);
-    let project = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 860.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project, Prefs::default())
-        });
+    let mut harness = harness::studio(dir.path());
     harness.run_steps(2);
     let index =
         |app: &StudioApp, name: &str| app.runs().iter().position(|r| r.spec.name == name).unwrap();

@@ -3,6 +3,7 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -10,7 +11,7 @@ use hearth_engine::backend::BackendKind;
 use hearth_engine::data::TokenizerKind;
 use hearth_engine::improve::{ImproveSpec, Method, TaskKind};
 use hearth_engine::train::{RunEvent, spawn_run};
-use hearth_studio::{Action, Prefs, SampleFilter, StudioApp, Tab};
+use hearth_studio::{Action, SampleFilter, StudioApp, Tab};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,12 +41,7 @@ fn train_base(project: &Path) {
 fn a_stage_started_on_the_page_reports_rounds_and_samples_and_lists_the_new_run() {
     let dir = tempfile::tempdir().unwrap();
     train_base(dir.path());
-    let project_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 1600.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project_dir, Prefs::default())
-        });
+    let mut harness = harness::studio_sized(dir.path(), 1360.0, 1600.0);
     harness.run_steps(2);
     assert_eq!(harness.state().runs().len(), 1);
     harness.state_mut().apply(Action::ShowTab(Tab::Improve));

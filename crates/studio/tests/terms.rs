@@ -4,14 +4,14 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
 use common::small_spec;
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use hearth_engine::objective::ObjectiveKind;
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, EvalMetrics, StepMetrics};
-use hearth_studio::{Action, Prefs, StudioApp};
+use hearth_studio::{Action, StudioApp};
 use std::path::Path;
 
 /// A finished contrastive run (masked warm-up for half of its 10 steps, masked weight 1),
@@ -63,12 +63,7 @@ fn the_contrastive_loss_chart_draws_infonce_and_the_masked_term_apart() {
     let dir = tempfile::tempdir().unwrap();
     stored_run(dir.path(), "with-terms", true);
     stored_run(dir.path(), "without-terms", false);
-    let project = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 860.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project, Prefs::default())
-        });
+    let mut harness = harness::studio(dir.path());
     harness.run_steps(2);
     let index =
         |app: &StudioApp, name: &str| app.runs().iter().position(|r| r.spec.name == name).unwrap();

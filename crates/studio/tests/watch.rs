@@ -3,10 +3,11 @@
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
+mod harness;
 
 use egui_kittest::Harness;
 use hearth_engine::train::{BackendKind, spawn_run};
-use hearth_studio::{Prefs, StudioApp};
+use hearth_studio::StudioApp;
 use std::time::{Duration, Instant};
 
 fn step_until(
@@ -28,12 +29,7 @@ fn step_until(
 #[test]
 fn a_run_trained_elsewhere_appears_and_its_steps_rise() {
     let dir = tempfile::tempdir().unwrap();
-    let project_dir = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1360.0, 860.0))
-        .build_eframe(move |cc| {
-            StudioApp::with_project(cc.egui_ctx.clone(), &project_dir, Prefs::default())
-        });
+    let mut harness = harness::studio(dir.path());
     harness.run_steps(2);
     assert!(harness.state().runs().is_empty());
 

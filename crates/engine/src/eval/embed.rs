@@ -19,11 +19,14 @@ pub enum Pooling {
     Cls,
     /// The last non-padding position.
     Last,
+    /// The largest value of each feature over the non-padding positions (as InferSent,
+    /// Conneau et al. 2017): a feature fires for a text when any of its tokens has it.
+    Max,
 }
 
 impl Pooling {
     /// Every pooling, in the order the studio lists them.
-    pub const ALL: [Pooling; 3] = [Pooling::Mean, Pooling::Cls, Pooling::Last];
+    pub const ALL: [Pooling; 4] = [Pooling::Mean, Pooling::Cls, Pooling::Last, Pooling::Max];
 
     /// The name used on the command line and in spec files.
     pub fn name(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Pooling {
             Pooling::Mean => "mean",
             Pooling::Cls => "cls",
             Pooling::Last => "last",
+            Pooling::Max => "max",
         }
     }
 
@@ -58,6 +62,12 @@ pub fn pool(hidden: Tensor<3>, keep: Option<Tensor<2>>, pooling: Pooling) -> Ten
             let last = (keep.sum_dim(1) - 1.0).clamp_min(0.0).int(); // [batch, 1]
             let index = last.reshape([batch, 1, 1]).expand([batch, 1, d]);
             hidden.gather(1, index).reshape([batch, d])
+        }
+        (Pooling::Max, None) => hidden.max_dim(1).reshape([batch, d]),
+        (Pooling::Max, Some(keep)) => {
+            // Padding sits far below any state, so it never wins the maximum.
+            let shift = (keep.reshape([batch, seq, 1]) - 1.0) * 1e4;
+            (hidden + shift).max_dim(1).reshape([batch, d])
         }
     }
 }

@@ -14,6 +14,7 @@ fn pooling_words(pooling: Pooling) -> &'static str {
         Pooling::Mean => "the mean of the token states over the non-padding positions",
         Pooling::Cls => "the state of the first position",
         Pooling::Last => "the state of the last non-padding position",
+        Pooling::Max => "the largest value of each feature over the non-padding positions",
     }
 }
 

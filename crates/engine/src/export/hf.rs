@@ -467,7 +467,7 @@ pub fn pooling_config(d_model: usize, pooling: Pooling) -> Value {
         "word_embedding_dimension": d_model,
         "pooling_mode_cls_token": pooling == Pooling::Cls,
         "pooling_mode_mean_tokens": pooling == Pooling::Mean,
-        "pooling_mode_max_tokens": false,
+        "pooling_mode_max_tokens": pooling == Pooling::Max,
         "pooling_mode_mean_sqrt_len_tokens": false,
         "pooling_mode_weightedmean_tokens": false,
         "pooling_mode_lasttoken": pooling == Pooling::Last,

@@ -115,21 +115,19 @@ pub struct TermCurve {
     pub secs: Vec<f64>,
     /// The term's value at every point.
     pub values: Vec<f64>,
+    smooth: SmoothCache,
 }
 
 impl TermCurve {
     /// The values smoothed as `settings` says (as [`Curves::smoothed`] smooths the training
-    /// curve), computed afresh.
-    pub fn smoothed(&self, settings: SmoothSettings) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.values.len());
-        smooth_into(
-            &mut EmaState::default(),
-            &self.step,
-            &self.values,
-            settings,
-            &mut out,
-        );
-        out
+    /// curve); computed once per setting and extended as steps arrive.
+    pub fn smoothed(&mut self, settings: SmoothSettings) -> &[f64] {
+        self.smooth.update(settings, &self.step, &self.values)
+    }
+
+    /// The last smoothed values computed by [`TermCurve::smoothed`] (empty before the first).
+    pub fn smoothed_values(&self) -> &[f64] {
+        &self.smooth.values
     }
 
     /// The x values on `axis`.
@@ -167,13 +165,45 @@ fn smooth_into(
     }
 }
 
-/// The smoothed training curve for one setting, extended incrementally while a run trains.
+/// A smoothed curve for one setting, extended incrementally while a run trains.
 #[derive(Debug, Default, Clone)]
 struct SmoothCache {
     key: Option<(u8, u64, bool)>,
     state: EmaState,
     values: Vec<f64>,
     index: BlockIndex,
+}
+
+impl SmoothCache {
+    /// `ys` (at steps `xs`) smoothed as `settings` says: starts afresh when the setting changed
+    /// or the curve shrank, else smooths only the points added since the last call.
+    fn update(&mut self, settings: SmoothSettings, xs: &[f64], ys: &[f64]) -> &[f64] {
+        let kind = match settings.kind {
+            SmoothingKind::DebiasedEma => 0,
+            SmoothingKind::TimeWeightedEma => 1,
+        };
+        let key = (kind, settings.weight.to_bits(), settings.log_space);
+        if self.key != Some(key) || self.values.len() > ys.len() {
+            *self = SmoothCache {
+                key: Some(key),
+                ..SmoothCache::default()
+            };
+        }
+        let from = self.values.len();
+        if from < ys.len() {
+            let mut out = Vec::with_capacity(ys.len() - from);
+            smooth_into(
+                &mut self.state,
+                &xs[from..],
+                &ys[from..],
+                settings,
+                &mut out,
+            );
+            self.values.extend(out);
+            self.index.extend(&self.values);
+        }
+        &self.values
+    }
 }
 
 impl Curves {
@@ -254,32 +284,15 @@ impl Curves {
     /// The training curve smoothed at full resolution (before any down-sampling); computed
     /// once per setting and extended as steps arrive.
     pub fn smoothed(&mut self, settings: SmoothSettings) -> &[f64] {
-        let kind = match settings.kind {
-            SmoothingKind::DebiasedEma => 0,
-            SmoothingKind::TimeWeightedEma => 1,
-        };
-        let key = (kind, settings.weight.to_bits(), settings.log_space);
-        let cache = &mut self.smooth;
-        if cache.key != Some(key) || cache.values.len() > self.train.len() {
-            *cache = SmoothCache {
-                key: Some(key),
-                ..SmoothCache::default()
-            };
+        self.smooth.update(settings, &self.step, &self.train)
+    }
+
+    /// Brings the smoothed curve of every step term up to date (read back with
+    /// [`TermCurve::smoothed_values`]).
+    pub fn smooth_terms(&mut self, settings: SmoothSettings) {
+        for curve in self.terms.values_mut() {
+            curve.smoothed(settings);
         }
-        let from = cache.values.len();
-        if from < self.train.len() {
-            let mut out = Vec::with_capacity(self.train.len() - from);
-            smooth_into(
-                &mut cache.state,
-                &self.step[from..],
-                &self.train[from..],
-                settings,
-                &mut out,
-            );
-            cache.values.extend(out);
-            cache.index.extend(&cache.values);
-        }
-        &cache.values
     }
 
     /// The min/max block index of the smoothed curve (as of the last [`Curves::smoothed`]).
@@ -339,10 +352,22 @@ mod tests {
             weight: 0.5,
             log_space: false,
         };
-        let smoothed = masked.smoothed(smooth);
+        curves.smooth_terms(smooth);
+        let smoothed = curves.terms["masked"].smoothed_values().to_vec();
         assert_eq!(smoothed.len(), 4);
         assert_eq!(smoothed[0], 1.0, "a debiased EMA starts at the first value");
         assert!(smoothed[3] < 4.0 && smoothed[3] > 3.0, "{smoothed:?}");
+        // Steps arriving later extend the smoothed term as smoothing it afresh would.
+        curves.push_step(step(5, 3.0));
+        curves.push_terms(5, &[term("masked", 5.0)]);
+        curves.smooth_terms(smooth);
+        let mut fresh = curves.terms["masked"].clone();
+        fresh.smooth = SmoothCache::default();
+        assert_eq!(
+            curves.terms["masked"].smoothed_values(),
+            fresh.smoothed(smooth)
+        );
+        assert_eq!(curves.terms["masked"].smoothed_values().len(), 5);
     }
 
     #[test]

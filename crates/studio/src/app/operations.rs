@@ -347,6 +347,7 @@ impl StudioApp {
                     run.ensure_history();
                     if settings.weight > 0.0 {
                         run.curves.smoothed(settings);
+                        run.curves.smooth_terms(settings);
                     }
                     run.curves.train_index();
                     // Finished runs show the last stored snapshot; live runs wait for the
