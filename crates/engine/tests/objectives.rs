@@ -104,7 +104,10 @@ fn pooling_and_info_nce_match_pytorch() {
         let (want, _) = flat(&f["pooling"]["max_normalized"]);
         assert_eq!(max.len(), want.len());
         for (g, w) in max.iter().zip(&want) {
-            assert!((f64::from(*g) - w).abs() < 1e-5, "{name} max-pooled {g} vs {w}");
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-5,
+                "{name} max-pooled {g} vs {w}"
+            );
         }
         let n = &f["info_nce"];
         let t = n["temperature"].as_f64().unwrap();

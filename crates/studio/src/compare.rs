@@ -4,7 +4,7 @@
 
 use crate::action::{Action, AppContext};
 use crate::prefs::XAxis;
-use crate::quantities::{Quantity, loss_quantities};
+use crate::quantities::{Quantity, loss_quantities, train_curve};
 use crate::run_view::RunView;
 use crate::views::{embedding_scatter_ui, layer_head_ui};
 use crate::widgets::{
@@ -557,23 +557,26 @@ fn sort_into_charts<'a>(
             style: SeriesStyle::Markers,
             index: None,
         });
-        chart_for(&mut train_charts, &quantities.train)
+        let train = train_curve(&run.spec.objective, &run.curves, axis);
+        chart_for(&mut train_charts, &train.quantity)
             .series
             .push(Series {
                 name,
-                xs: run.curves.xs(axis),
-                ys: run.curves.smoothed_values(),
+                xs: train.xs,
+                ys: train.ys,
                 color: run_color(group[0]),
                 style: SeriesStyle::Line { width: 1.5 },
-                index: Some(run.curves.smoothed_index()),
+                index: train.index,
             });
     }
     for agg in aggregates {
-        let quantities = loss_quantities(&runs[agg.first].spec.objective);
+        let first = &runs[agg.first];
+        let quantities = loss_quantities(&first.spec.objective);
+        let train_quantity = train_curve(&first.spec.objective, &first.curves, axis).quantity;
         for (charts, quantity, curve, style) in [
             (
                 &mut train_charts,
-                &quantities.train,
+                &train_quantity,
                 &agg.train,
                 SeriesStyle::Line { width: 2.0 },
             ),
@@ -611,10 +614,21 @@ fn compute_groups(runs: &[RunView], indices: &[usize], axis: XAxis, grouped: boo
         .map(|&i| serde_json::to_value(&runs[i].spec).unwrap_or_default())
         .collect();
     let groups: Vec<Vec<usize>> = if grouped {
-        seed_groups(&specs)
-            .into_iter()
-            .map(|g| g.into_iter().map(|k| indices[k]).collect())
-            .collect()
+        // Runs of one group must also draw the same quantity (a run recorded with step terms
+        // and one recorded without are not averaged).
+        let key = |i: usize| train_curve(&runs[i].spec.objective, &runs[i].curves, axis).quantity;
+        let mut split: Vec<Vec<usize>> = Vec::new();
+        for group in seed_groups(&specs) {
+            let mut parts: Vec<Vec<usize>> = Vec::new();
+            for i in group.into_iter().map(|k| indices[k]) {
+                match parts.iter_mut().find(|p| key(p[0]) == key(i)) {
+                    Some(part) => part.push(i),
+                    None => parts.push(vec![i]),
+                }
+            }
+            split.extend(parts);
+        }
+        split
     } else {
         indices.iter().map(|&i| vec![i]).collect()
     };
@@ -625,7 +639,10 @@ fn compute_groups(runs: &[RunView], indices: &[usize], axis: XAxis, grouped: boo
             let curves = |i: usize| &runs[i].curves;
             let train: Vec<(&[f64], &[f64])> = g
                 .iter()
-                .map(|&i| (curves(i).xs(axis), curves(i).smoothed_values()))
+                .map(|&i| {
+                    let t = train_curve(&runs[i].spec.objective, curves(i), axis);
+                    (t.xs, t.ys)
+                })
                 .collect();
             let val: Vec<(&[f64], &[f64])> = g
                 .iter()

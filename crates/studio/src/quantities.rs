@@ -4,7 +4,8 @@
 //! what makes it comparable with next-token runs.
 
 use hearth_engine::objective::{MetricKey, ObjectiveKind, ObjectiveSpec};
-use hearth_engine::viz::curves::Curves;
+use hearth_engine::viz::curves::{Curves, XAxis};
+use hearth_engine::viz::lod::BlockIndex;
 use std::borrow::Cow;
 
 /// A measured quantity: curves with the same `key` may share a chart.
@@ -57,6 +58,62 @@ pub fn loss_quantities(objective: &ObjectiveSpec) -> LossQuantities {
             }
         }
         other => both(&format!("{other} loss")),
+    }
+}
+
+/// A run's smoothed training curve as Compare draws it, with what it measures.
+pub struct TrainCurve<'a> {
+    /// What the curve measures (curves of equal keys share a chart).
+    pub quantity: Quantity,
+    /// The x values on the chosen axis.
+    pub xs: &'a [f64],
+    /// The smoothed values (as last prepared by `Curves::smoothed` / `smooth_terms`).
+    pub ys: &'a [f64],
+    /// The min/max index of `ys`, when the curves keep one.
+    pub index: Option<&'a BlockIndex>,
+}
+
+/// The training curve of a run with `objective`: a contrastive run that recorded the terms of
+/// its step loss draws its InfoNCE term, the quantity its validation loss measures; one that
+/// mixed a masked-token loss into its steps without recording terms draws that mix under a name
+/// of its own, so it is never overlaid with InfoNCE alone.
+pub fn train_curve<'a>(
+    objective: &ObjectiveSpec,
+    curves: &'a Curves,
+    axis: XAxis,
+) -> TrainCurve<'a> {
+    let quantity = loss_quantities(objective).train;
+    if let Some(infonce) = curves.terms.get(MetricKey::STEP_INFONCE.name()) {
+        return TrainCurve {
+            quantity,
+            xs: infonce.xs(axis),
+            ys: infonce.smoothed_values(),
+            index: None,
+        };
+    }
+    let mixed = objective.kind == ObjectiveKind::CONTRASTIVE
+        && (objective.masked_warmup > 0.0 || objective.masked_weight > 0.0);
+    let quantity = if mixed {
+        let (warmup, weight) = (objective.masked_warmup, objective.masked_weight);
+        Quantity {
+            key: format!(
+                "contrastive-mixed-{}-{}",
+                warmup.to_bits(),
+                weight.to_bits()
+            ),
+            label: format!(
+                "contrastive step loss (masked-token loss for the first {:.0}%, then InfoNCE + {weight}·masked)",
+                warmup * 100.0
+            ),
+        }
+    } else {
+        quantity
+    };
+    TrainCurve {
+        quantity,
+        xs: curves.xs(axis),
+        ys: curves.smoothed_values(),
+        index: Some(curves.smoothed_index()),
     }
 }
 

@@ -186,6 +186,42 @@ fn grid_marks(input: GridInput, label_spacing: f64) -> Vec<GridMark> {
     marks
 }
 
+/// A tick's label with as many decimals as its step needs: `18` and `12` at a step of 1,
+/// `-0.22` at a step of 0.02 (never `18.000`).
+pub fn tick_label(value: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-(step.log10() + 1e-9).floor()).clamp(0.0, 8.0) as usize
+    } else {
+        3
+    };
+    let text = format!("{value:.decimals$}");
+    // `-0` and `-0.00` read as zero.
+    if text
+        .trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        text.trim_start_matches('-').to_string()
+    } else {
+        text
+    }
+}
+
+/// `value` to `digits` significant digits, without trailing zeros (`1.58`, `20`, `0.0316`).
+fn significant(value: f64, digits: i32) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 fn x_range(series: &[Series<'_>]) -> Option<(f64, f64)> {
     let mut range: Option<(f64, f64)> = None;
     for s in series {
@@ -233,7 +269,13 @@ pub fn loss_plot(
             options.y_label.to_string()
         })
         .link_cursor(egui::Id::unique("loss_plots"), [true, false])
-        .y_axis_formatter(move |mark, _| format!("{:.3}", from_y(mark.value)))
+        .y_axis_formatter(move |mark, _| {
+            if log_y {
+                significant(from_y(mark.value), 3)
+            } else {
+                tick_label(mark.value, mark.step_size)
+            }
+        })
         .label_formatter(move |hover| {
             Some(match hover {
                 egui_plot::HoverPosition::NearDataPoint {
@@ -719,6 +761,19 @@ mod tests {
             .filter(|m| m.step_size / per_point > 60.0)
             .map(|m| m.value)
             .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn tick_labels_carry_the_decimals_their_step_needs() {
+        assert_eq!(tick_label(18.0, 1.0), "18");
+        assert_eq!(tick_label(200.0, 50.0), "200");
+        assert_eq!(tick_label(-0.22, 0.02), "-0.22");
+        assert_eq!(tick_label(0.1, 0.1), "0.1");
+        assert_eq!(tick_label(1.75, 0.05), "1.75");
+        assert_eq!(tick_label(-1e-17, 0.5), "0.0");
+        assert_eq!(significant(1.584_893, 3), "1.58");
+        assert_eq!(significant(20.0, 3), "20");
+        assert_eq!(significant(0.031_62, 3), "0.0316");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable;
 use hearth_engine::objective::ObjectiveKind;
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, EvalMetrics, StepMetrics};
-use hearth_studio::{Action, StudioApp};
+use hearth_studio::{Action, StudioApp, Tab};
 use std::path::Path;
 
 /// A finished contrastive run (masked warm-up for half of its 10 steps, masked weight 1),
@@ -94,4 +94,41 @@ fn the_contrastive_loss_chart_draws_infonce_and_the_masked_term_apart() {
             .is_none()
     );
     harness.get_by_label_contains("masked-token loss until step 5 (the masked warm-up)");
+}
+
+#[test]
+fn compare_draws_the_infonce_term_apart_from_a_mixed_step_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    stored_run(dir.path(), "with-terms", true);
+    stored_run(dir.path(), "without-terms", false);
+    let mut harness = harness::studio(dir.path());
+    harness.run_steps(2);
+    for run in 0..2 {
+        harness.state_mut().apply(Action::SetCompared {
+            run,
+            compared: true,
+        });
+    }
+    harness.state_mut().apply(Action::ShowTab(Tab::Compare));
+    harness.run_steps(3);
+    // Validation measures InfoNCE in both runs: one chart.
+    harness.get_by_label("Validation contrastive loss");
+    // Training: the run with terms draws its InfoNCE term under the same name; the run
+    // without them draws its masked-then-InfoNCE step loss on a chart of its own.
+    harness.get_by_label("Training contrastive loss (smoothed)");
+    harness.get_by_label_contains(
+        "Training contrastive step loss (masked-token loss for the first 50%, then InfoNCE + 1·masked)",
+    );
+    let with = harness
+        .state()
+        .runs()
+        .iter()
+        .position(|r| r.spec.name == "with-terms")
+        .unwrap();
+    let infonce = &harness.state().runs()[with].curves.terms["step_infonce"];
+    assert_eq!(
+        infonce.smoothed_values().len(),
+        5,
+        "the InfoNCE term is smoothed for the chart"
+    );
 }

@@ -361,6 +361,7 @@ impl StudioApp {
                 for run in self.runs.iter_mut().filter(|r| r.checked) {
                     run.ensure_history();
                     run.curves.smoothed(settings);
+                    run.curves.smooth_terms(settings);
                 }
                 let shown = self.compare.shown_runs(&self.runs);
                 if let Some((pair, step)) = self.compare.side_by_side(&self.runs, &shown) {
