@@ -102,7 +102,7 @@ pub fn train_curve<'a>(
                 weight.to_bits()
             ),
             label: format!(
-                "contrastive step loss (masked-token loss for the first {:.0}%, then InfoNCE + {weight}·masked)",
+                "contrastive step loss (masked-token loss for the first {:.0}%, then InfoNCE + {weight} × masked)",
                 warmup * 100.0
             ),
         }

@@ -117,7 +117,7 @@ fn compare_draws_the_infonce_term_apart_from_a_mixed_step_loss() {
     // without them draws its masked-then-InfoNCE step loss on a chart of its own.
     harness.get_by_label("Training contrastive loss (smoothed)");
     harness.get_by_label_contains(
-        "Training contrastive step loss (masked-token loss for the first 50%, then InfoNCE + 1·masked)",
+        "Training contrastive step loss (masked-token loss for the first 50%, then InfoNCE + 1 × masked)",
     );
     let with = harness
         .state()
