@@ -70,6 +70,9 @@ impl SetupPage {
                 }
                 reset_clicked = ui.button("Reset to nanoGPT CPU defaults").clicked();
             });
+            if let Some(note) = sharing_note(ctx.runs, &spec) {
+                ui.label(egui::RichText::new(note).color(ui.visuals().warn_fg_color));
+            }
         });
         if reset_clicked {
             spec = RunSpec {
@@ -87,6 +90,27 @@ impl SetupPage {
         }
         actions
     }
+}
+
+/// What a run started now shares with the runs already training: on the CPU, their cores.
+fn sharing_note(runs: &[crate::run_view::RunView], draft: &RunSpec) -> Option<String> {
+    let on_cpu = |s: &RunSpec| s.train.backend != BackendKind::LibtorchCuda;
+    let busy = runs
+        .iter()
+        .filter(|r| r.is_live() && on_cpu(&r.spec))
+        .count();
+    (busy > 0 && on_cpu(draft)).then(|| {
+        let runs = if busy == 1 {
+            "1 run is".to_string()
+        } else {
+            format!("{busy} runs are")
+        };
+        format!(
+            "{runs} already training on this computer's CPU: a run started now shares its cores, \
+             so each trains more slowly (two LibTorch runs side by side each take about twice as \
+             long per step)"
+        )
+    })
 }
 
 /// Shows the message of `field`'s error (if any) under the widget.

@@ -81,6 +81,12 @@ fn clicking_start_trains_and_the_step_count_rises() {
         "the monitor and the run list both show {shown}"
     );
     assert!(harness.state().runs()[0].is_live());
+    // Back on Run setup, the page says a second run would share the CPU with this one.
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("1 run is already training on this computer's CPU");
+    harness.get_by_label("Monitor").click();
+    harness.run_steps(2);
     harness.get_by_label("Stop").click();
     step_until(
         &mut harness,
