@@ -303,20 +303,25 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
         cases.push(case(name, &run, &exp.join(name), "masked-lm"));
     }
 
-    // A contrastive run (mean pooling, no padding token in its vocabulary) and a GRIT run
+    // Contrastive runs (mean and max pooling, no padding token in their vocabulary) and a GRIT run
     // (last-token pooling; decoder in the folder, the embedding side in embedding/).
-    let contrastive = train(
-        d,
-        "contrastive",
-        &["--objective", "contrastive", "--masked-warmup", "0"],
-    );
-    export(&contrastive, &exp.join("contrastive"));
-    cases.push(case(
-        "contrastive-mean",
-        &contrastive,
-        &exp.join("contrastive"),
-        "embedding",
-    ));
+    for pooling in ["mean", "max"] {
+        let name = format!("contrastive-{pooling}");
+        let run = train(
+            d,
+            &name,
+            &[
+                "--objective",
+                "contrastive",
+                "--masked-warmup",
+                "0",
+                "--pooling",
+                pooling,
+            ],
+        );
+        export(&run, &exp.join(&name));
+        cases.push(case(&name, &run, &exp.join(&name), "embedding"));
+    }
     let grit = train(
         d,
         "grit",
