@@ -468,19 +468,19 @@ impl Objective for Contrastive {
             arch: crate::model::Arch::Modern,
             mask_rate: Some(0.3),
             temperature: Some(0.05),
-            pooling: Some(super::Pooling::Mean),
+            pooling: Some(super::Pooling::Max),
             masked_warmup: Some(0.4),
-            masked_weight: Some(1.0),
-            overlap_curriculum: Some(0.5),
+            masked_weight: Some(2.0),
+            overlap_curriculum: Some(0.0),
             batch_hint: 32,
             why: "From scratch, InfoNCE on halves of a window finds nothing the two halves share \
                   before the cheapest answer, one vector for every text, takes over (the loss \
                   sits at ln(batch)). The recipe first trains the encoder as a masked model (the \
-                  first 40% of the run, 30% masking, rotary positions), then trains InfoNCE with \
-                  positives that overlap their queries at the start, the overlap shrinking to none \
-                  halfway through the rest, keeping the masked-token loss beside it (weight 1) so \
-                  the encoder does not drift back towards one vector. Temperature 0.05 and mean pooling as in SimCSE \
-                  (Gao et al. 2021).",
+                  first 40% of the run, 30% masking, rotary positions), then trains InfoNCE on \
+                  plain halves, keeping the masked-token loss beside it (weight 2) so the encoder \
+                  does not drift back towards one vector. Max pooling (as InferSent, Conneau et \
+                  al. 2017) lets a feature of one word mark the whole text, which is how halves \
+                  of one passage meet; temperature 0.05 as in SimCSE (Gao et al. 2021).",
             ..super::Recipe::default()
         }
     }

@@ -88,7 +88,7 @@ impl Recipe {
         if let Some(u) = self.uniformity_weight {
             parts.push(format!("uniformity weight {u}"));
         }
-        if let Some(c) = self.overlap_curriculum {
+        if let Some(c) = self.overlap_curriculum.filter(|c| *c > 0.0) {
             parts.push(format!(
                 "overlapping positives for the first {:.0}%",
                 c * 100.0
