@@ -58,15 +58,25 @@ fn stored_run(project: &Path, name: &str, terms: bool) {
     store.set_status(&RunStatus::Finished).unwrap();
 }
 
-#[test]
-fn the_contrastive_loss_chart_draws_infonce_and_the_masked_term_apart() {
+/// The studio on a project with a contrastive run recorded with step terms ("with-terms") and
+/// one without ("without-terms"); the folder lives as long as the returned guard.
+fn two_runs_open() -> (tempfile::TempDir, egui_kittest::Harness<'static, StudioApp>) {
     let dir = tempfile::tempdir().unwrap();
     stored_run(dir.path(), "with-terms", true);
     stored_run(dir.path(), "without-terms", false);
     let mut harness = harness::studio(dir.path());
     harness.run_steps(2);
-    let index =
-        |app: &StudioApp, name: &str| app.runs().iter().position(|r| r.spec.name == name).unwrap();
+    (dir, harness)
+}
+
+/// The list position of the run named `name`.
+fn index(app: &StudioApp, name: &str) -> usize {
+    app.runs().iter().position(|r| r.spec.name == name).unwrap()
+}
+
+#[test]
+fn the_contrastive_loss_chart_draws_infonce_and_the_masked_term_apart() {
+    let (_dir, mut harness) = two_runs_open();
     let with = index(harness.state(), "with-terms");
     harness.state_mut().apply(Action::Monitor(with));
     harness.run_steps(3);
@@ -98,11 +108,7 @@ fn the_contrastive_loss_chart_draws_infonce_and_the_masked_term_apart() {
 
 #[test]
 fn compare_draws_the_infonce_term_apart_from_a_mixed_step_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    stored_run(dir.path(), "with-terms", true);
-    stored_run(dir.path(), "without-terms", false);
-    let mut harness = harness::studio(dir.path());
-    harness.run_steps(2);
+    let (_dir, mut harness) = two_runs_open();
     for run in 0..2 {
         harness.state_mut().apply(Action::SetCompared {
             run,
@@ -119,12 +125,7 @@ fn compare_draws_the_infonce_term_apart_from_a_mixed_step_loss() {
     harness.get_by_label_contains(
         "Training contrastive step loss (masked-token loss for the first 50%, then InfoNCE + 1 × masked)",
     );
-    let with = harness
-        .state()
-        .runs()
-        .iter()
-        .position(|r| r.spec.name == "with-terms")
-        .unwrap();
+    let with = index(harness.state(), "with-terms");
     let infonce = &harness.state().runs()[with].curves.terms["step_infonce"];
     assert_eq!(
         infonce.smoothed_values().len(),
