@@ -4,7 +4,7 @@
 use crate::action::{Action, AppContext};
 use crate::prefs::XAxis;
 use crate::quantities::{
-    HEALTH_CHARTS, collapse_in, is_health_metric, loss_quantities, val_like_train,
+    HEALTH_CHARTS, collapse_in, is_health_metric, train_curve, val_like_train,
 };
 use crate::run_view::RunView;
 use crate::shortcuts::{self, Command};
@@ -421,7 +421,8 @@ fn loss_chart_ui(
     let smoothing_on = plot.smoothing > 0.0;
     let color = run_color(index);
     let curves = &run.curves;
-    let quantity = loss_quantities(&run.spec.objective).train;
+    let train = train_curve(&run.spec.objective, curves, axis);
+    let quantity = &train.quantity;
     let val = val_like_train(&run.spec.objective, curves);
     // Validation points sit on the training curve: never in the run's own colour.
     let orange = egui::Color32::from_rgb(0xf2, 0x8e, 0x2b);
@@ -433,13 +434,7 @@ fn loss_chart_ui(
     // A contrastive run records its step loss's terms: its training curve is then the
     // InfoNCE term alone (the quantity validation measures), and the masked-token term gets a
     // chart of its own.
-    let terms = [MetricKey::STEP_INFONCE, MetricKey::STEP_MASKED_LOSS]
-        .iter()
-        .any(|k| curves.terms.contains_key(k.name()));
-    let infonce = curves.terms.get(MetricKey::STEP_INFONCE.name());
-    let infonce_smoothed = infonce
-        .filter(|_| smoothing_on)
-        .map(|t| t.smoothed_values());
+    let terms = train.infonce_term;
     let (train_name, smoothed_name) = if terms {
         ("train InfoNCE, each step (raw)", "train InfoNCE (smoothed)")
     } else {
@@ -450,47 +445,23 @@ fn loss_chart_ui(
     } else {
         color
     };
-    let mut series = Vec::new();
-    if terms {
-        if let Some(t) = infonce {
-            series.push(Series {
-                name: train_name.into(),
-                xs: t.xs(axis),
-                ys: &t.values,
-                color: raw_color,
-                style: SeriesStyle::Line { width: 1.0 },
-                index: None,
-            });
-        }
-        if let (Some(t), Some(ys)) = (infonce, &infonce_smoothed) {
-            series.push(Series {
-                name: smoothed_name.into(),
-                xs: t.xs(axis),
-                ys,
-                color,
-                style: SeriesStyle::Line { width: 2.0 },
-                index: None,
-            });
-        }
-    } else {
+    let mut series = vec![Series {
+        name: train_name.into(),
+        xs: train.xs,
+        ys: train.raw,
+        color: raw_color,
+        style: SeriesStyle::Line { width: 1.0 },
+        index: train.raw_index,
+    }];
+    if smoothing_on {
         series.push(Series {
-            name: train_name.into(),
-            xs: curves.xs(axis),
-            ys: &curves.train,
-            color: raw_color,
-            style: SeriesStyle::Line { width: 1.0 },
-            index: Some(curves.train_index_ref()),
+            name: smoothed_name.into(),
+            xs: train.xs,
+            ys: train.ys,
+            color,
+            style: SeriesStyle::Line { width: 2.0 },
+            index: train.index,
         });
-        if smoothing_on {
-            series.push(Series {
-                name: smoothed_name.into(),
-                xs: curves.xs(axis),
-                ys: curves.smoothed_values(),
-                color,
-                style: SeriesStyle::Line { width: 2.0 },
-                index: Some(curves.smoothed_index()),
-            });
-        }
     }
     if let Some(val) = &val {
         series.push(Series {

@@ -61,34 +61,49 @@ pub fn loss_quantities(objective: &ObjectiveSpec) -> LossQuantities {
     }
 }
 
-/// A run's smoothed training curve as Compare draws it, with what it measures.
+/// A run's training curve as the Monitor and Compare draw it, with what it measures.
 pub struct TrainCurve<'a> {
     /// What the curve measures (curves of equal keys share a chart).
     pub quantity: Quantity,
     /// The x values on the chosen axis.
     pub xs: &'a [f64],
+    /// The value of each step, unsmoothed.
+    pub raw: &'a [f64],
+    /// The min/max index of `raw`, when the curves keep one.
+    pub raw_index: Option<&'a BlockIndex>,
     /// The smoothed values (as last prepared by `Curves::smoothed` / `smooth_terms`).
     pub ys: &'a [f64],
     /// The min/max index of `ys`, when the curves keep one.
     pub index: Option<&'a BlockIndex>,
+    /// Whether the curve is the InfoNCE term of steps that recorded their terms (empty while
+    /// a masked warm-up runs).
+    pub infonce_term: bool,
 }
 
 /// The training curve of a run with `objective`: a contrastive run that recorded the terms of
-/// its step loss draws its InfoNCE term, the quantity its validation loss measures; one that
-/// mixed a masked-token loss into its steps without recording terms draws that mix under a name
-/// of its own, so it is never overlaid with InfoNCE alone.
+/// its step loss draws its InfoNCE term, the quantity its validation loss measures (no points
+/// yet during a masked warm-up); one that mixed a masked-token loss into its steps without
+/// recording terms draws that mix under a name of its own, so it is never overlaid with
+/// InfoNCE alone.
 pub fn train_curve<'a>(
     objective: &ObjectiveSpec,
     curves: &'a Curves,
     axis: XAxis,
 ) -> TrainCurve<'a> {
     let quantity = loss_quantities(objective).train;
-    if let Some(infonce) = curves.terms.get(MetricKey::STEP_INFONCE.name()) {
+    let recorded_terms = [MetricKey::STEP_INFONCE, MetricKey::STEP_MASKED_LOSS]
+        .iter()
+        .any(|k| curves.terms.contains_key(k.name()));
+    if recorded_terms {
+        let infonce = curves.terms.get(MetricKey::STEP_INFONCE.name());
         return TrainCurve {
             quantity,
-            xs: infonce.xs(axis),
-            ys: infonce.smoothed_values(),
+            xs: infonce.map_or(&[], |t| t.xs(axis)),
+            raw: infonce.map_or(&[], |t| t.values.as_slice()),
+            raw_index: None,
+            ys: infonce.map_or(&[], |t| t.smoothed_values()),
             index: None,
+            infonce_term: true,
         };
     }
     let mixed = objective.kind == ObjectiveKind::CONTRASTIVE
@@ -112,8 +127,11 @@ pub fn train_curve<'a>(
     TrainCurve {
         quantity,
         xs: curves.xs(axis),
+        raw: &curves.train,
+        raw_index: Some(curves.train_index_ref()),
         ys: curves.smoothed_values(),
         index: Some(curves.smoothed_index()),
+        infonce_term: false,
     }
 }
 
