@@ -61,16 +61,16 @@ impl Objective for Grit {
         super::Recipe {
             arch: crate::model::Arch::Modern,
             temperature: Some(0.05),
-            pooling: Some(super::Pooling::Mean),
-            overlap_curriculum: Some(0.5),
+            pooling: Some(super::Pooling::Max),
+            overlap_curriculum: Some(0.0),
             gen_weight: Some(16.0),
             batch_hint: 16,
             why: "The generation rows teach the text from the first step, so no masked warm-up; \
-                  the embedding rows start from overlapping positives as the contrastive recipe \
-                  does. Rotary positions serve both attention directions. At 600 steps of \
-                  Tiny Shakespeare, lambda 16 keeps generation within 0.08 nats of a \
-                  generation-only run (lambda 1: 0.47) with retrieval no worse than an \
-                  embedding-only run's.",
+                  the embedding rows train on plain halves with max pooling, as the contrastive \
+                  recipe does. Rotary positions serve both attention directions. At 600 steps \
+                  of Tiny Shakespeare (batch 16), lambda 16 keeps generation within 0.01 nats \
+                  of a generation-only run over the whole validation split (lambda 1: 0.47) and \
+                  retrieves better than an embedding-only run (MRR 0.033 against 0.029).",
             ..super::Recipe::default()
         }
     }
