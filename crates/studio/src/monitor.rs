@@ -4,7 +4,7 @@
 use crate::action::{Action, AppContext};
 use crate::prefs::XAxis;
 use crate::quantities::{
-    HEALTH_CHARTS, collapse_in, is_health_metric, train_curve, val_like_train,
+    HEALTH_CHARTS, collapse_in, is_health_metric, step_loss_name, train_curve, val_like_train,
 };
 use crate::run_view::RunView;
 use crate::shortcuts::{self, Command};
@@ -231,8 +231,10 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
     let mut text = format!("step {step} / {total}");
     if let Some(m) = last {
         text.push_str(&format!(
-            " · {:.0} tokens/s · loss {:.4}",
-            m.tokens_per_s, m.train_loss
+            " · {:.0} tokens/s · {} {:.4}",
+            m.tokens_per_s,
+            step_loss_name(&run.spec.objective, step, total),
+            m.train_loss
         ));
         if run.is_live() && step > 0 && step < total {
             let eta = m.elapsed_s / step as f64 * (total - step) as f64;

@@ -50,6 +50,8 @@ pub struct RunState<'a> {
     pub live: bool,
     /// Last step and its training loss.
     pub last_step: Option<(usize, f32)>,
+    /// What that training loss measures ([`crate::quantities::step_loss_name`]).
+    pub loss_name: String,
     /// Why its latest evaluation counts as collapsed, if it does.
     pub collapse: Option<String>,
 }
@@ -63,6 +65,11 @@ impl<'a> RunState<'a> {
             status: &run.status,
             live: run.is_live(),
             last_step: run.last_step,
+            loss_name: crate::quantities::step_loss_name(
+                &run.spec.objective,
+                run.last_step.map_or(0, |(step, _)| step),
+                run.spec.train.steps,
+            ),
             collapse: crate::runs::collapse_of(run),
         }
     }
@@ -125,7 +132,9 @@ fn notice(run: &RunState<'_>, outcome: Outcome) -> Notice {
         _ => (
             format!("Run {} finished", run.name),
             match run.last_step {
-                Some((step, loss)) => format!("{step} steps · last training loss {loss:.4}"),
+                Some((step, loss)) => {
+                    format!("{step} steps · last {} {loss:.4}", run.loss_name)
+                }
                 None => "Training finished.".to_string(),
             },
         ),
@@ -261,6 +270,7 @@ mod tests {
             status,
             live,
             last_step: Some((60, 2.5)),
+            loss_name: "next-token loss".to_string(),
             collapse: None,
         }
     }
@@ -278,7 +288,7 @@ mod tests {
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].outcome, Outcome::Finished);
         assert_eq!(notices[0].summary, "Run tiny finished");
-        assert_eq!(notices[0].body, "60 steps · last training loss 2.5000");
+        assert_eq!(notices[0].body, "60 steps · last next-token loss 2.5000");
         for _ in 0..3 {
             assert!(
                 watch

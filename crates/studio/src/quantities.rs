@@ -61,6 +61,23 @@ pub fn loss_quantities(objective: &ObjectiveSpec) -> LossQuantities {
     }
 }
 
+/// What the loss of step `step` (of `total`) of a run with `objective` measures, in a few
+/// words, for the places that print one step's loss beside its value (the run list, the
+/// Monitor's progress line): GRIT and a contrastive run that keeps a masked-token loss train on
+/// weighted sums, which are not the quantity of their validation loss.
+pub fn step_loss_name(objective: &ObjectiveSpec, step: usize, total: usize) -> String {
+    let contrastive = objective.kind == ObjectiveKind::CONTRASTIVE;
+    if objective.kind == ObjectiveKind::GRIT {
+        format!("total loss (L_emb + {}·L_gen)", objective.gen_weight)
+    } else if contrastive && (step as f64) < objective.masked_warmup * total as f64 {
+        "masked-token loss (warm-up)".to_string()
+    } else if contrastive && objective.masked_weight > 0.0 {
+        format!("InfoNCE + {} × masked-token loss", objective.masked_weight)
+    } else {
+        loss_quantities(objective).train.label
+    }
+}
+
 /// A run's training curve as the Monitor and Compare draw it, with what it measures.
 pub struct TrainCurve<'a> {
     /// What the curve measures (curves of equal keys share a chart).
@@ -225,6 +242,35 @@ mod tests {
             kind,
             ..ObjectiveSpec::default()
         }
+    }
+
+    #[test]
+    fn a_step_loss_is_named_by_what_its_step_trained_on() {
+        let grit = ObjectiveSpec {
+            gen_weight: 16.0,
+            ..spec(ObjectiveKind::GRIT)
+        };
+        assert_eq!(
+            step_loss_name(&grit, 10, 100),
+            "total loss (L_emb + 16·L_gen)"
+        );
+        let contrastive = ObjectiveSpec {
+            masked_warmup: 0.4,
+            masked_weight: 2.0,
+            ..spec(ObjectiveKind::CONTRASTIVE)
+        };
+        assert_eq!(
+            step_loss_name(&contrastive, 39, 100),
+            "masked-token loss (warm-up)"
+        );
+        assert_eq!(
+            step_loss_name(&contrastive, 40, 100),
+            "InfoNCE + 2 × masked-token loss"
+        );
+        assert_eq!(
+            step_loss_name(&spec(ObjectiveKind::NEXT_TOKEN), 5, 100),
+            "next-token loss"
+        );
     }
 
     #[test]

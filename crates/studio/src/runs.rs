@@ -2,6 +2,7 @@
 //! embeddings collapsed; click to monitor, tick to compare.
 
 use crate::action::{Action, AppContext};
+use crate::quantities::step_loss_name;
 use crate::run_view::RunView;
 use crate::widgets::run_color;
 use hearth_engine::project::RunCheck;
@@ -93,7 +94,10 @@ fn row_ui(
         .circle_filled(rect.center(), 4.5, run_color(index));
     let step = run
         .last_step
-        .map(|(s, l)| format!("step {s} · loss {l:.3}"))
+        .map(|(s, l)| {
+            let name = step_loss_name(&run.spec.objective, s, run.spec.train.steps);
+            format!("step {s} · {name} {l:.3}")
+        })
         .unwrap_or_else(|| "no steps yet".to_string());
     let style = ui.style();
     let mut text = egui::text::LayoutJob::default();
