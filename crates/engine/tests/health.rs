@@ -103,3 +103,50 @@ fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
         .any(|e| matches!(e, RunEvent::Warning { message, .. } if message.contains("collapsed")));
     assert!(warned, "the run did not warn about the collapse");
 }
+
+/// A masked warm-up trains no embeddings: its evaluations are drawn but never judged for
+/// collapse, however alike its pooled vectors are; the first evaluation after InfoNCE trained
+/// is.
+#[test]
+fn a_masked_warm_up_is_not_called_a_collapse() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = small_spec(BackendKind::preferred(), 30);
+    spec.objective.kind = ObjectiveKind::CONTRASTIVE;
+    spec.objective.masked_warmup = 0.9;
+    spec.train.eval_interval = 10;
+    assert!(spec.objective.in_masked_warmup(26, 30));
+    assert!(!spec.objective.in_masked_warmup(27, 30));
+    assert!(!spec.objective.embeddings_trained_by(20, 30));
+    assert!(spec.objective.embeddings_trained_by(30, 30));
+    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{:?}",
+        events.last()
+    );
+    let warm_up_evals = events
+        .iter()
+        .filter(|e| matches!(e, RunEvent::Eval(m) if m.step <= 20))
+        .count();
+    assert_eq!(warm_up_evals, 2, "evaluations at steps 10 and 20");
+    // The young encoder's pooled vectors are alike enough that the statistics alone would
+    // call them collapsed: what keeps the warning back is the warm-up.
+    let alike = events.iter().any(|e| match e {
+        RunEvent::Eval(m) if m.step <= 20 => hearth_engine::eval::health::collapse(
+            m.metric("val_uniformity").unwrap(),
+            m.metric("val_eff_rank").unwrap(),
+            None,
+        )
+        .is_some(),
+        _ => false,
+    });
+    assert!(
+        alike,
+        "the warm-up's statistics no longer look collapsed: {events:?}"
+    );
+    let early = events.iter().find(|e| {
+        matches!(e, RunEvent::Warning { step, message } if *step <= 20 && message.contains("collapsed"))
+    });
+    assert!(early.is_none(), "warned during the warm-up: {early:?}");
+}

@@ -286,7 +286,7 @@ fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions: &mut Vec<A
         }
     }
     if let Some(eval) = run.history.as_ref().and_then(|h| h.evals.last())
-        && let Some(sentence) = collapse_in(&eval.extra)
+        && let Some(sentence) = collapse_in(&run.spec, eval.step, &eval.extra)
     {
         let text = format!("Step {}: {sentence}", eval.step);
         ui.add(

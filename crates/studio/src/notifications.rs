@@ -381,10 +381,14 @@ mod tests {
     fn a_collapse_notifies_once_per_run() {
         let dir = Path::new("/p/runs/emb");
         let mut watch = RunWatch::default();
-        let sentence = crate::quantities::collapse_in(&[
-            ("val_uniformity".to_string(), -0.02),
-            ("val_eff_rank".to_string(), 1.1),
-        ]);
+        let sentence = crate::quantities::collapse_in(
+            &hearth_engine::spec::RunSpec::default(),
+            1,
+            &[
+                ("val_uniformity".to_string(), -0.02),
+                ("val_eff_rank".to_string(), 1.1),
+            ],
+        );
         assert!(sentence.is_some());
         let collapsed = |status| RunState {
             collapse: sentence.clone(),

@@ -4,6 +4,7 @@
 //! what makes it comparable with next-token runs.
 
 use hearth_engine::objective::{MetricKey, ObjectiveKind, ObjectiveSpec};
+use hearth_engine::spec::RunSpec;
 use hearth_engine::viz::curves::{Curves, XAxis};
 use hearth_engine::viz::lod::BlockIndex;
 use std::borrow::Cow;
@@ -69,7 +70,7 @@ pub fn step_loss_name(objective: &ObjectiveSpec, step: usize, total: usize) -> S
     let contrastive = objective.kind == ObjectiveKind::CONTRASTIVE;
     if objective.kind == ObjectiveKind::GRIT {
         format!("total loss (L_emb + {}·L_gen)", objective.gen_weight)
-    } else if contrastive && (step as f64) < objective.masked_warmup * total as f64 {
+    } else if objective.in_masked_warmup(step, total) {
         "masked-token loss (warm-up)".to_string()
     } else if contrastive && objective.masked_weight > 0.0 {
         format!("InfoNCE + {} × masked-token loss", objective.masked_weight)
@@ -216,9 +217,13 @@ pub fn is_health_metric(name: &str) -> bool {
         .any(|c| c.series.iter().any(|(metric, _)| *metric == name))
 }
 
-/// What an evaluation's metrics say of collapse: the sentence with what to try, `None` when
-/// the embeddings are healthy or were not measured.
-pub fn collapse_in(extra: &[(String, f64)]) -> Option<String> {
+/// What the metrics of an evaluation at `step` of a run of `spec` say of collapse: the
+/// sentence with what to try; `None` when the embeddings are healthy, were not measured, or
+/// were not trained yet (a masked warm-up, or the first evaluation), as the run itself judges.
+pub fn collapse_in(spec: &RunSpec, step: usize, extra: &[(String, f64)]) -> Option<String> {
+    if !spec.objective.embeddings_trained_by(step, spec.train.steps) {
+        return None;
+    }
     let get = |key: MetricKey| {
         extra
             .iter()
@@ -282,14 +287,31 @@ mod tests {
                 (MetricKey::VAL_EFF_RANK.name().to_string(), r),
             ]
         };
-        let text = collapse_in(&eval(-0.02, 1.1)).expect("collapsed");
+        let mut run = RunSpec::default();
+        run.train.steps = 100;
+        let text = collapse_in(&run, 50, &eval(-0.02, 1.1)).expect("collapsed");
         assert!(text.contains("collapsed"), "{text}");
         assert!(
-            collapse_in(&eval(-2.8, 1.2)).is_some(),
+            collapse_in(&run, 50, &eval(-2.8, 1.2)).is_some(),
             "one direction left"
         );
-        assert!(collapse_in(&eval(-2.8, 20.0)).is_none());
-        assert!(collapse_in(&[]).is_none(), "not measured");
+        assert!(collapse_in(&run, 50, &eval(-2.8, 20.0)).is_none());
+        assert!(collapse_in(&run, 50, &[]).is_none(), "not measured");
+        assert!(
+            collapse_in(&run, 0, &eval(-0.02, 1.1)).is_none(),
+            "nothing trained before the first evaluation"
+        );
+        // A contrastive run's masked warm-up trains no embeddings: not judged until InfoNCE
+        // has trained a step.
+        run.objective = ObjectiveSpec {
+            masked_warmup: 0.4,
+            ..spec(ObjectiveKind::CONTRASTIVE)
+        };
+        assert!(
+            collapse_in(&run, 40, &eval(-0.02, 1.1)).is_none(),
+            "warm-up"
+        );
+        assert!(collapse_in(&run, 41, &eval(-0.02, 1.1)).is_some());
         for chart in HEALTH_CHARTS {
             for (metric, _) in chart.series {
                 assert!(is_health_metric(metric));

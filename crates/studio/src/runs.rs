@@ -141,5 +141,5 @@ fn row_ui(
 /// collapsed embeddings.
 pub fn collapse_of(run: &RunView) -> Option<String> {
     let eval = run.history.as_ref()?.evals.last()?;
-    crate::quantities::collapse_in(&eval.extra)
+    crate::quantities::collapse_in(&run.spec, eval.step, &eval.extra)
 }

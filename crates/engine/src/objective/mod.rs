@@ -433,6 +433,19 @@ impl Default for ObjectiveSpec {
 }
 
 impl ObjectiveSpec {
+    /// Whether step `step` (counted from 0) of a run of `total` steps trains the masked
+    /// warm-up of a contrastive run rather than InfoNCE.
+    pub fn in_masked_warmup(&self, step: usize, total: usize) -> bool {
+        self.kind == ObjectiveKind::CONTRASTIVE && (step as f64) < self.masked_warmup * total as f64
+    }
+
+    /// Whether an evaluation at `step` (after `step` steps) comes after at least one step
+    /// trained the embeddings: before that, a pooled encoder's statistics say how an untrained
+    /// or masked-only encoder looks, and are not judged for collapse.
+    pub fn embeddings_trained_by(&self, step: usize, total: usize) -> bool {
+        step > 0 && !self.in_masked_warmup(step - 1, total)
+    }
+
     /// The registered implementation of [`ObjectiveSpec::kind`], or the error shown at
     /// `objective.kind` naming the known objectives.
     pub fn objective(&self) -> Result<Arc<dyn Objective>, SpecError> {

@@ -699,6 +699,9 @@ impl Worker {
             evaluation.metrics
         );
         if !self.collapse_told
+            && spec
+                .objective
+                .embeddings_trained_by(self.step, spec.train.steps)
             && let Some(message) = crate::objective::contrastive::collapse_in(&evaluation.metrics)
         {
             self.collapse_told = true;
