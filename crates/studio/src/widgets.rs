@@ -314,23 +314,28 @@ pub fn loss_plot(
             band_ui(plot_ui, band, x_min, x_max, to_y);
         }
         let grey = Color32::from_gray(150);
-        for (k, r) in options.references.iter().enumerate() {
+        // Lines close in value get labels at different places along x: ranked by value, the
+        // labels cycle through the left, a third and two thirds of the way across.
+        let mut ranked: Vec<usize> = (0..options.references.len()).collect();
+        ranked.sort_by(|&a, &b| {
+            options.references[a]
+                .value
+                .total_cmp(&options.references[b].value)
+        });
+        for (rank, &k) in ranked.iter().enumerate() {
+            let r = &options.references[k];
             let y = to_y(r.value);
+            // Unnamed items stay out of the legend: each line is labelled where it lies.
             plot_ui.hline(
-                egui_plot::HLine::new(r.name.clone(), y)
+                egui_plot::HLine::new("", y)
                     .color(grey)
                     .width(1.0)
                     .style(egui_plot::LineStyle::dashed_loose()),
             );
-            // Labels alternate between the left and the middle, so close lines stay legible.
-            let x = if k % 2 == 0 {
-                x_min
-            } else {
-                x_min + 0.4 * (x_max - x_min)
-            };
+            let x = x_min + (rank % 3) as f64 / 3.0 * (x_max - x_min);
             plot_ui.text(
                 Text::new(
-                    r.name.clone(),
+                    "",
                     egui_plot::PlotPoint::new(x, y),
                     format!("  {} {:.3}", r.name, r.value),
                 )
@@ -424,7 +429,7 @@ pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<Plo
         ui.checkbox(&mut s.references, "reference lines")
             .on_hover_text(
                 "Simple models' figures on the run's own data: count models for losses and \
-             accuracies, word TF-IDF and chance for retrieval (click a legend entry to hide one)",
+             accuracies, word TF-IDF and chance for retrieval; each is labelled on its line",
             );
         let x_label = ui
             .label("x axis")
