@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{collect_events, small_spec};
+use common::{collect_events, evals, small_spec, train_to_end};
 use hearth_engine::objective::ObjectiveKind;
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
 use std::time::Duration;
@@ -17,24 +17,11 @@ const HEALTH: [&str; 5] = [
 
 #[test]
 fn a_contrastive_run_reports_its_embedding_health_at_every_evaluation() {
-    let dir = tempfile::tempdir().unwrap();
     let mut spec = small_spec(BackendKind::preferred(), 30);
     spec.objective.kind = ObjectiveKind::CONTRASTIVE;
     spec.train.eval_interval = 10;
-    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
-    let events = collect_events(&handle, Duration::from_secs(600));
-    assert!(
-        matches!(events.last(), Some(RunEvent::Finished(_))),
-        "{:?}",
-        events.last()
-    );
-    let evals: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            RunEvent::Eval(m) => Some(m),
-            _ => None,
-        })
-        .collect();
+    let (dir, events) = train_to_end(spec);
+    let evals = evals(&events);
     assert_eq!(evals.len(), 3);
     for eval in evals {
         for name in HEALTH {
@@ -81,14 +68,7 @@ fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
     spec.train.eval_interval = 60;
     let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
     let events = collect_events(&handle, Duration::from_secs(600));
-    let last_eval = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            RunEvent::Eval(m) => Some(m.clone()),
-            _ => None,
-        })
-        .expect("an evaluation");
+    let last_eval = *evals(&events).last().expect("an evaluation");
     let (u, r) = (
         last_eval.metric("val_uniformity").expect("uniformity"),
         last_eval.metric("val_eff_rank").expect("effective rank"),
@@ -109,7 +89,6 @@ fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
 /// is.
 #[test]
 fn a_masked_warm_up_is_not_called_a_collapse() {
-    let dir = tempfile::tempdir().unwrap();
     let mut spec = small_spec(BackendKind::preferred(), 30);
     spec.objective.kind = ObjectiveKind::CONTRASTIVE;
     spec.objective.masked_warmup = 0.9;
@@ -118,28 +97,21 @@ fn a_masked_warm_up_is_not_called_a_collapse() {
     assert!(!spec.objective.in_masked_warmup(27, 30));
     assert!(!spec.objective.embeddings_trained_by(20, 30));
     assert!(spec.objective.embeddings_trained_by(30, 30));
-    let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
-    let events = collect_events(&handle, Duration::from_secs(600));
-    assert!(
-        matches!(events.last(), Some(RunEvent::Finished(_))),
-        "{:?}",
-        events.last()
-    );
-    let warm_up_evals = events
-        .iter()
-        .filter(|e| matches!(e, RunEvent::Eval(m) if m.step <= 20))
-        .count();
-    assert_eq!(warm_up_evals, 2, "evaluations at steps 10 and 20");
+    let (_dir, events) = train_to_end(spec);
+    let warm_up: Vec<_> = evals(&events)
+        .into_iter()
+        .filter(|m| m.step <= 20)
+        .collect();
+    assert_eq!(warm_up.len(), 2, "evaluations at steps 10 and 20");
     // The young encoder's pooled vectors are alike enough that the statistics alone would
     // call them collapsed: what keeps the warning back is the warm-up.
-    let alike = events.iter().any(|e| match e {
-        RunEvent::Eval(m) if m.step <= 20 => hearth_engine::eval::health::collapse(
+    let alike = warm_up.iter().any(|m| {
+        hearth_engine::eval::health::collapse(
             m.metric("val_uniformity").unwrap(),
             m.metric("val_eff_rank").unwrap(),
             None,
         )
-        .is_some(),
-        _ => false,
+        .is_some()
     });
     assert!(
         alike,

@@ -8,6 +8,7 @@ use crate::action::Action;
 use crate::prefs::Prefs;
 use crate::run_view::RunView;
 use crate::widgets::capitalized;
+use hearth_engine::objective::ObjectiveSpec;
 use hearth_engine::project::RunStatus;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -50,8 +51,10 @@ pub struct RunState<'a> {
     pub live: bool,
     /// Last step and its training loss.
     pub last_step: Option<(usize, f32)>,
-    /// What that training loss measures ([`crate::quantities::step_loss_name`]).
-    pub loss_name: String,
+    /// What it trains (names that training loss in a notice).
+    pub objective: &'a ObjectiveSpec,
+    /// Steps it trains in all.
+    pub total_steps: usize,
     /// Why its latest evaluation counts as collapsed, if it does.
     pub collapse: Option<String>,
 }
@@ -65,11 +68,8 @@ impl<'a> RunState<'a> {
             status: &run.status,
             live: run.is_live(),
             last_step: run.last_step,
-            loss_name: crate::quantities::step_loss_name(
-                &run.spec.objective,
-                run.last_step.map_or(0, |(step, _)| step),
-                run.spec.train.steps,
-            ),
+            objective: &run.spec.objective,
+            total_steps: run.spec.train.steps,
             collapse: crate::runs::collapse_of(run),
         }
     }
@@ -132,9 +132,10 @@ fn notice(run: &RunState<'_>, outcome: Outcome) -> Notice {
         _ => (
             format!("Run {} finished", run.name),
             match run.last_step {
-                Some((step, loss)) => {
-                    format!("{step} steps · last {} {loss:.4}", run.loss_name)
-                }
+                Some((step, loss)) => format!(
+                    "{step} steps · last {} {loss:.4}",
+                    crate::quantities::step_loss_name(run.objective, step, run.total_steps)
+                ),
                 None => "Training finished.".to_string(),
             },
         ),
@@ -263,6 +264,9 @@ pub fn settings_menu_ui(ui: &mut egui::Ui, prefs: &Prefs, actions: &mut Vec<Acti
 mod tests {
     use super::*;
 
+    static NEXT_TOKEN: std::sync::LazyLock<ObjectiveSpec> =
+        std::sync::LazyLock::new(ObjectiveSpec::default);
+
     fn state<'a>(dir: &'a Path, status: &'a RunStatus, live: bool) -> RunState<'a> {
         RunState {
             dir,
@@ -270,7 +274,8 @@ mod tests {
             status,
             live,
             last_step: Some((60, 2.5)),
-            loss_name: "next-token loss".to_string(),
+            objective: &NEXT_TOKEN,
+            total_steps: 60,
             collapse: None,
         }
     }

@@ -217,23 +217,20 @@ pub fn is_health_metric(name: &str) -> bool {
         .any(|c| c.series.iter().any(|(metric, _)| *metric == name))
 }
 
-/// What the metrics of an evaluation at `step` of a run of `spec` say of collapse: the
-/// sentence with what to try; `None` when the embeddings are healthy, were not measured, or
-/// were not trained yet (a masked warm-up, or the first evaluation), as the run itself judges.
+/// What the metrics `extra` of the evaluation at `step` of a run of `spec` say of collapse, as
+/// the run itself judges it ([`hearth_engine::objective::contrastive::collapse_at`]): the
+/// sentence with what to try, or `None`.
 pub fn collapse_in(spec: &RunSpec, step: usize, extra: &[(String, f64)]) -> Option<String> {
-    if !spec.objective.embeddings_trained_by(step, spec.train.steps) {
-        return None;
-    }
-    let get = |key: MetricKey| {
-        extra
-            .iter()
-            .find(|(name, _)| name == key.name())
-            .map(|(_, v)| *v)
-    };
-    hearth_engine::eval::health::collapse(
-        get(MetricKey::VAL_UNIFORMITY)?,
-        get(MetricKey::VAL_EFF_RANK)?,
-        None,
+    hearth_engine::objective::contrastive::collapse_at(
+        &spec.objective,
+        step,
+        spec.train.steps,
+        |key| {
+            extra
+                .iter()
+                .find(|(name, _)| name == key.name())
+                .map(|(_, v)| *v)
+        },
     )
 }
 

@@ -353,12 +353,22 @@ pub fn held_out_metrics(held_out: HeldOut) -> Vec<(MetricKey, f64)> {
     metrics
 }
 
-/// The collapse sentence for an evaluation's metrics (`None`: healthy, or not measured).
-pub fn collapse_in(metrics: &[(MetricKey, f64)]) -> Option<String> {
-    let get = |key: MetricKey| metrics.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+/// The collapse sentence for the evaluation at `step` of a run of `total` steps with
+/// `objective`, whose metrics `metric` looks up; `None` when the embeddings are healthy, were
+/// not measured, or were not trained yet ([`ObjectiveSpec::embeddings_trained_by`]). The run's
+/// warning and every page of the studio judge collapse here.
+pub fn collapse_at(
+    objective: &ObjectiveSpec,
+    step: usize,
+    total: usize,
+    metric: impl Fn(MetricKey) -> Option<f64>,
+) -> Option<String> {
+    if !objective.embeddings_trained_by(step, total) {
+        return None;
+    }
     health::collapse(
-        get(MetricKey::VAL_UNIFORMITY)?,
-        get(MetricKey::VAL_EFF_RANK)?,
+        metric(MetricKey::VAL_UNIFORMITY)?,
+        metric(MetricKey::VAL_EFF_RANK)?,
         None,
     )
 }

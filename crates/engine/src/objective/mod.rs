@@ -202,6 +202,14 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The metric `key`, if this evaluation reported it.
+    pub fn metric(&self, key: MetricKey) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
     /// The metrics as the run history stores them (by name).
     pub fn named_metrics(&self) -> Vec<(String, f64)> {
         self.metrics

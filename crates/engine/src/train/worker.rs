@@ -699,10 +699,12 @@ impl Worker {
             evaluation.metrics
         );
         if !self.collapse_told
-            && spec
-                .objective
-                .embeddings_trained_by(self.step, spec.train.steps)
-            && let Some(message) = crate::objective::contrastive::collapse_in(&evaluation.metrics)
+            && let Some(message) = crate::objective::contrastive::collapse_at(
+                &spec.objective,
+                self.step,
+                spec.train.steps,
+                |key| evaluation.metric(key),
+            )
         {
             self.collapse_told = true;
             let step = self.step;

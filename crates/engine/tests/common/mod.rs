@@ -79,6 +79,31 @@ pub fn collect_events(handle: &RunHandle, timeout: Duration) -> Vec<RunEvent> {
     );
 }
 
+/// Trains `spec` in a new temporary folder (its run in `run/`) until it ends; fails the test
+/// unless it finished. The folder lives as long as the returned guard.
+pub fn train_to_end(spec: RunSpec) -> (tempfile::TempDir, Vec<RunEvent>) {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = hearth_engine::train::spawn_run(spec, &dir.path().join("run"), None).unwrap();
+    let events = collect_events(&handle, Duration::from_secs(600));
+    assert!(
+        matches!(events.last(), Some(RunEvent::Finished(_))),
+        "{:?}",
+        events.last()
+    );
+    (dir, events)
+}
+
+/// The evaluations among a run's events, in order.
+pub fn evals(events: &[RunEvent]) -> Vec<&hearth_engine::events::EvalMetrics> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Eval(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The backends the engine tests train on: every one available here except CUDA.
 pub fn backends_to_test() -> Vec<BackendKind> {
     BackendKind::available()
