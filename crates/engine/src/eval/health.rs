@@ -19,6 +19,15 @@ pub const COLLAPSED_UNIFORMITY: f64 = -0.05;
 /// Effective rank below this is collapse: the centred embeddings vary along about one direction.
 pub const COLLAPSED_EFF_RANK: f64 = 1.5;
 
+/// Uniformity above this (pairwise cosine above about 0.97) is collapse when the effective rank
+/// is also below [`CROWDED_EFF_RANK`]: a crowded space that has lost its dimensions too. A
+/// contrastive run at learning rate 3 ends here (uniformity -0.083, effective rank 1.52,
+/// retrieval at chance), while the anisotropic encoders above keep tens of dimensions.
+pub const CROWDED_UNIFORMITY: f64 = -0.1;
+
+/// See [`CROWDED_UNIFORMITY`].
+pub const CROWDED_EFF_RANK: f64 = 5.0;
+
 /// The health statistics of a set of embeddings and their positives.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Health {
@@ -205,9 +214,10 @@ fn symmetric_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
     (0..n).map(|i| a[i][i]).collect()
 }
 
-/// Collapse as the latest statistics show it: uniformity above [`COLLAPSED_UNIFORMITY`] or
-/// effective rank below [`COLLAPSED_EFF_RANK`], judged on at least [`MIN_EMBEDDINGS`]
-/// embeddings (`n`, where known). Returns the sentence that says so and what to try.
+/// Collapse as the latest statistics show it: uniformity above [`COLLAPSED_UNIFORMITY`],
+/// effective rank below [`COLLAPSED_EFF_RANK`], or both uniformity above
+/// [`CROWDED_UNIFORMITY`] and effective rank below [`CROWDED_EFF_RANK`], judged on at least
+/// [`MIN_EMBEDDINGS`] embeddings (`n`, where known). Returns the sentence that says so and what to try.
 pub fn collapse(uniformity: f64, eff_rank: f64, n: Option<usize>) -> Option<String> {
     if n.is_some_and(|n| n < MIN_EMBEDDINGS) {
         return None;
@@ -216,6 +226,8 @@ pub fn collapse(uniformity: f64, eff_rank: f64, n: Option<usize>) -> Option<Stri
         "every text maps to nearly the same vector"
     } else if eff_rank < COLLAPSED_EFF_RANK {
         "the embeddings vary along about one direction only"
+    } else if uniformity > CROWDED_UNIFORMITY && eff_rank < CROWDED_EFF_RANK {
+        "the texts crowd together and vary along a few directions only"
     } else {
         return None;
     };
@@ -325,6 +337,12 @@ mod tests {
         // Max pooling on a young encoder: every vector shares an offset (cosine 0.98), but the
         // space keeps most of its dimensions: anisotropic, not collapsed.
         assert!(collapse(-0.093, 50.0, Some(200)).is_none(), "anisotropic");
+        let crowded = collapse(-0.083, 1.52, Some(200)).expect("crowded onto few directions");
+        assert!(crowded.contains("a few directions"), "{crowded}");
+        assert!(
+            collapse(-0.3, 3.0, Some(200)).is_none(),
+            "spread, if along few directions"
+        );
         assert!(
             collapse(-0.002, 11.6, Some(200)).is_some(),
             "a learning rate of 3"
