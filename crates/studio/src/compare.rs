@@ -21,7 +21,7 @@ use std::path::PathBuf;
 /// How the compare page orders its runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CompareSort {
-    /// As the run list has them.
+    /// As the run list has them (newest first).
     #[default]
     ListOrder,
     /// Lowest best validation loss first.
@@ -163,7 +163,8 @@ impl ComparePage {
             move |a: &usize, b: &usize| sort_key(f(&runs[*a])).total_cmp(&sort_key(f(&runs[*b])))
         };
         match self.sort {
-            CompareSort::ListOrder => {}
+            // The run list shows the newest run first.
+            CompareSort::ListOrder => indices.reverse(),
             CompareSort::BestValLoss => indices.sort_by(by(best_val)),
             CompareSort::LastValLoss => indices.sort_by(by(last_val)),
         }

@@ -343,7 +343,7 @@ pub fn loss_plot(
                 .color(grey),
             );
         }
-        for s in series {
+        for (k, s) in series.iter().enumerate() {
             let points = match s.index {
                 Some(index) => min_max_last_indexed(s.xs, s.ys, index, x_min, x_max, buckets),
                 None => min_max_last(s.xs, s.ys, x_min, x_max, buckets),
@@ -383,9 +383,23 @@ pub fn loss_plot(
                                 .radius(6.0)
                                 .color(s.color),
                         );
+                        // The label reads away from the nearer edge, so a best point at the
+                        // left end is not cut off; series alternate above and below their
+                        // point, so two bests at one step stay legible.
+                        let (text, h) = if at[0] < 0.5 * (x_min + x_max) {
+                            (format!("  best {y:.4}"), egui::Align::Min)
+                        } else {
+                            (format!("best {y:.4}  "), egui::Align::Max)
+                        };
+                        let v = if k % 2 == 0 {
+                            egui::Align::Max
+                        } else {
+                            egui::Align::Min
+                        };
+                        let anchor = egui::Align2([h, v]);
                         plot_ui.text(
-                            Text::new(s.name.clone(), at.into(), format!("best {y:.4}  "))
-                                .anchor(egui::Align2::RIGHT_BOTTOM)
+                            Text::new(s.name.clone(), at.into(), text)
+                                .anchor(anchor)
                                 .color(s.color),
                         );
                     }
