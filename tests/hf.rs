@@ -317,6 +317,9 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
                 "0",
                 "--pooling",
                 pooling,
+                // sentence-transformers cannot compute the recipe's lexical channel.
+                "--lexical",
+                "0",
             ],
         );
         export(&run, &exp.join(&name));
@@ -590,12 +593,26 @@ fn generate_with_a_seed_repeats_and_embed_matches_the_engine() {
     let engine = rows(hearth_engine::eval::embed_all(
         &loaded.model,
         &ids,
-        loaded.spec.objective.pooling,
+        loaded.spec.objective.embed_spec(),
         &loaded.tokenizer,
         &device,
     ));
-    for ((_, got), want) in from_txt.iter().zip(&engine) {
-        assert_eq!(got.len(), 32);
+    // The recipe's lexical channel follows the 32 pooled dimensions; "a" is shorter than one
+    // of its n-grams.
+    let lexical = hearth_engine::eval::LEXICAL_BUCKETS;
+    assert!(
+        loaded.spec.objective.lexical > 0.0,
+        "the recipe has the channel"
+    );
+    for ((text, got), want) in from_txt.iter().zip(&engine) {
+        assert_eq!(got.len(), 32 + lexical);
+        let channel: f32 = got[32..].iter().map(|v| v * v).sum();
+        let expected = if text.len() >= hearth_engine::eval::LEXICAL_NGRAM {
+            loaded.spec.objective.lexical as f32
+        } else {
+            0.0
+        };
+        assert!((channel - expected).abs() < 1e-4, "{text}: {channel}");
         let diff = got
             .iter()
             .zip(want)

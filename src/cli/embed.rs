@@ -69,10 +69,9 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
             run.spec.objective.kind
         );
     }
-    let pooling = run.spec.objective.pooling;
+    let how = run.spec.objective.embed_spec();
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| run.tokenizer.encode(t)).collect();
-    let embeddings =
-        hearth_engine::eval::embed_all(&run.model, &ids, pooling, &run.tokenizer, &device);
+    let embeddings = hearth_engine::eval::embed_all(&run.model, &ids, how, &run.tokenizer, &device);
     let [n, d] = embeddings.dims();
     let values = embeddings
         .into_data()
@@ -94,8 +93,17 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     out.flush()
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
-        "embedded {n} texts ({d} dimensions, {} pooling) to {}",
-        pooling.name(),
+        "embedded {n} texts ({d} dimensions, {} pooling{}) to {}",
+        how.pooling.name(),
+        if how.has_lexical() {
+            format!(
+                ", the last {} the lexical channel at weight {}",
+                hearth_engine::eval::LEXICAL_BUCKETS,
+                how.lexical
+            )
+        } else {
+            String::new()
+        },
         args.out.display()
     );
     Ok(())

@@ -159,7 +159,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             hearth_engine::eval::embed_all(
                 &model,
                 texts,
-                spec.objective.pooling,
+                spec.objective.embed_spec(),
                 &corpus.tokenizer,
                 &device,
             )

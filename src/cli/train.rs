@@ -132,6 +132,10 @@ pub struct TrainArgs {
     /// Contrastive: weight of a masked-token loss kept beside InfoNCE after the warm-up.
     #[arg(long, value_parser = finite)]
     pub masked_weight: Option<f64>,
+    /// Contrastive / GRIT: share of the similarity carried by the lexical channel (hashed
+    /// character 5-gram counts beside the pooled states); 0 for none.
+    #[arg(long, value_parser = finite)]
+    pub lexical: Option<f64>,
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -255,6 +259,7 @@ impl TrainArgs {
         set(&mut o.overlap_curriculum, self.overlap_curriculum);
         set(&mut o.masked_warmup, self.masked_warmup);
         set(&mut o.masked_weight, self.masked_weight);
+        set(&mut o.lexical, self.lexical);
         set(&mut o.positives, self.positives);
         set(&mut o.pooling, self.pooling);
         if let Some(path) = &self.pairs {

@@ -181,6 +181,7 @@ impl RunSpec {
             )
         };
         obj.gen_weight = recipe.gen_weight.unwrap_or(defaults.gen_weight);
+        obj.lexical = recipe.lexical.unwrap_or(defaults.lexical);
     }
 
     /// Whether the spec holds its objective's recipe values (the studio says so).

@@ -217,3 +217,104 @@ fn info_nce_gradients_pull_pairs_together() {
     let last: f32 = loss_of(&model).into_scalar();
     assert!(last < 0.1 * first, "InfoNCE {first} -> {last}");
 }
+
+/// Cosine of two rows of unit-length features.
+fn row_cosine(x: &[f32], d: usize, i: usize, j: usize) -> f32 {
+    x[i * d..(i + 1) * d]
+        .iter()
+        .zip(&x[j * d..(j + 1) * d])
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
+#[test]
+fn the_lexical_channel_counts_shared_spellings_whatever_the_case() {
+    use hearth_engine::eval::{LEXICAL_BUCKETS, lexical_features};
+    let texts: Vec<String> = [
+        "Good morrow, neighbour Baptista.",
+        "GOOD MORROW, NEIGHBOUR BAPTISTA.",
+        "Baptista hath a daughter.",
+        "xyzzy plugh quux",
+        "abc",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (name, device) in devices() {
+        let x = lexical_features(&texts, &device);
+        assert_eq!(x.dims(), [5, LEXICAL_BUCKETS]);
+        let x: Vec<f32> = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let d = LEXICAL_BUCKETS;
+        assert!(
+            (row_cosine(&x, d, 0, 0) - 1.0).abs() < 1e-5,
+            "{name}: unit rows"
+        );
+        assert!(
+            (row_cosine(&x, d, 0, 1) - 1.0).abs() < 1e-5,
+            "{name}: case does not count"
+        );
+        // The 5-grams of "baptista" are shared; nothing else is.
+        let shared = row_cosine(&x, d, 0, 2);
+        assert!(shared > 0.1 && shared < 0.6, "{name}: {shared}");
+        assert!(
+            row_cosine(&x, d, 0, 3).abs() < 0.1,
+            "{name}: no shared string"
+        );
+        assert_eq!(
+            row_cosine(&x, d, 4, 4),
+            0.0,
+            "{name}: shorter than one n-gram"
+        );
+    }
+}
+
+#[test]
+fn a_lexical_channel_mixes_its_cosine_into_the_embedding_and_health_reads_the_states() {
+    use hearth_engine::data::{Tokenizer, TokenizerKind};
+    use hearth_engine::eval::{EmbedSpec, embed, lexical_features, similarities};
+    use hearth_engine::model::{Gpt, ModelSpec};
+    let texts = [
+        "the king is dead",
+        "long live the king",
+        "a horse, a horse!",
+    ];
+    let tokenizer = Tokenizer::fit(TokenizerKind::Char, &texts.concat());
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t)).collect();
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let spec = ModelSpec {
+        n_layer: 1,
+        n_head: 2,
+        d_model: 16,
+        context: 32,
+        ..ModelSpec::default()
+    };
+    for (name, device) in devices() {
+        let model = Gpt::new(&spec, tokenizer.vocab_size(), &device);
+        let states = embed(&model, &refs, Pooling::Mean, &tokenizer, &device);
+        let how = EmbedSpec {
+            pooling: Pooling::Mean,
+            lexical: 0.3,
+        };
+        let both = embed(&model, &refs, how, &tokenizer, &device);
+        let strings: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let lexical = lexical_features(&strings, &device);
+        let s = similarities(states.clone(), states.clone());
+        let l = similarities(lexical.clone(), lexical);
+        let b = similarities(both.clone(), both.clone());
+        for i in 0..9 {
+            let want = 0.7 * s[i] + 0.3 * l[i];
+            assert!(
+                (b[i] - want).abs() < 1e-5,
+                "{name}: {} against {want}",
+                b[i]
+            );
+        }
+        // The shared "king" makes texts 0 and 1 closer through the channel than texts 0 and 2.
+        assert!(l[1] > l[2] + 0.1, "{name}: {l:?}");
+        let learned = how.learned_part(both);
+        let diff = (learned - states).abs().max().into_scalar::<f32>();
+        assert!(
+            diff < 1e-5,
+            "{name}: the learned part is the pooled states ({diff})"
+        );
+    }
+}

@@ -530,6 +530,20 @@ fn embedding_rows_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecErr
             })
             .response
     });
+    row(ui, errors, "Lexical channel", "objective.lexical", |ui| {
+        ui.add(
+            egui::DragValue::new(&mut o.lexical)
+                .speed(0.01)
+                .range(0.0..=0.95),
+        )
+        .on_hover_text(format!(
+            "Share of the similarity carried by the texts' shared spellings: counts of \
+             lowercased {}-character strings, hashed into {} columns after the pooled states. \
+             0 embeds the pooled states alone.",
+            hearth_engine::eval::LEXICAL_NGRAM,
+            hearth_engine::eval::LEXICAL_BUCKETS
+        ))
+    });
 }
 
 /// Batch, length, evaluation, seed, backend and probes.

@@ -1,5 +1,7 @@
 //! Sentence embeddings: token states pooled to one vector per text, scaled to unit length, and
-//! the cosine similarities between them.
+//! the cosine similarities between them. An embedding may carry a lexical channel beside the
+//! pooled states: the text's hashed character n-gram counts, so two texts that share rare
+//! strings meet even where the learned part has not learned them.
 
 use super::tokens_tensor;
 use crate::data::{Special, Tokenizer};
@@ -42,6 +44,88 @@ impl Pooling {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
+}
+
+/// Buckets the lexical channel hashes character n-grams into (its width).
+pub const LEXICAL_BUCKETS: usize = 32_768;
+
+/// Characters per n-gram of the lexical channel (of the lowercased text, spaces and newlines
+/// included).
+pub const LEXICAL_NGRAM: usize = 5;
+
+/// How a text becomes one embedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbedSpec {
+    /// How the token states become the learned part.
+    pub pooling: Pooling,
+    /// Share of the cosine similarity that the lexical channel carries, in `[0, 1)`; 0 embeds
+    /// the pooled states alone.
+    pub lexical: f64,
+}
+
+impl From<Pooling> for EmbedSpec {
+    fn from(pooling: Pooling) -> Self {
+        Self {
+            pooling,
+            lexical: 0.0,
+        }
+    }
+}
+
+impl EmbedSpec {
+    /// Whether embeddings end with the lexical channel's [`LEXICAL_BUCKETS`] columns.
+    pub fn has_lexical(self) -> bool {
+        self.lexical > 0.0
+    }
+
+    /// The learned part of embeddings `[n, d]` made this way, scaled back to unit length: the
+    /// pooled states the model trains (health statistics and the embedding map read these).
+    pub fn learned_part(self, x: Tensor<2>) -> Tensor<2> {
+        if !self.has_lexical() {
+            return x;
+        }
+        let [_, d] = x.dims();
+        normalize(x.narrow(1, 0, d.saturating_sub(LEXICAL_BUCKETS).max(1)))
+    }
+}
+
+/// Counts of the lowercased character [`LEXICAL_NGRAM`]-grams of each text, hashed (FNV-1a) into
+/// [`LEXICAL_BUCKETS`] signed buckets, each row scaled to unit length: `[texts,
+/// LEXICAL_BUCKETS]`. A second bit of the hash gives each n-gram a sign, so n-grams that share
+/// a bucket cancel out on average instead of adding up, and a dot product estimates the
+/// cosine of the exact counts without bias (the hashing trick, Weinberger et al. 2009,
+/// "Feature Hashing for Large Scale Multitask Learning"). A text shorter than one n-gram has a
+/// zero row.
+pub fn lexical_features(texts: &[String], device: &Device) -> Tensor<2> {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    /// The hash bit that chooses the sign (the bucket reads the low bits).
+    const SIGN_BIT: u32 = 40;
+    let step = |hash: u64, byte: u8| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+    let mut values = vec![0.0f32; texts.len() * LEXICAL_BUCKETS];
+    for (row, text) in values.chunks_mut(LEXICAL_BUCKETS).zip(texts) {
+        let chars: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+        for gram in chars.windows(LEXICAL_NGRAM) {
+            let hash = gram
+                .iter()
+                .flat_map(|&c| u32::from(c).to_le_bytes())
+                .fold(FNV_OFFSET, step);
+            let sign = if (hash >> SIGN_BIT) & 1 == 1 {
+                1.0
+            } else {
+                -1.0
+            };
+            row[(hash % LEXICAL_BUCKETS as u64) as usize] += sign;
+        }
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    Tensor::from_data(
+        TensorData::new(values, [texts.len(), LEXICAL_BUCKETS]),
+        device,
+    )
 }
 
 /// Pools hidden states `[batch, seq, d]` to `[batch, d]`. `keep: [batch, seq]` is 1 for real
@@ -87,15 +171,18 @@ pub fn similarities(a: Tensor<2>, b: Tensor<2>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// Normalised pooled embeddings `[texts, d_model]` of token sequences (bidirectional
-/// attention; padded to the longest, at most the model's context).
+/// Unit-length embeddings of token sequences (bidirectional attention; padded to the longest,
+/// at most the model's context): the pooled states `[texts, d_model]`, followed with a lexical
+/// channel by its [`LEXICAL_BUCKETS`] columns, the two parts weighted so that a dot product is
+/// `(1 - lexical) * cos(states) + lexical * cos(n-grams)`.
 pub fn embed(
     model: &Gpt,
     texts: &[&[u32]],
-    pooling: Pooling,
+    how: impl Into<EmbedSpec>,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> Tensor<2> {
+    let how = how.into();
     let context = model.context();
     let pad = tokenizer.special(Special::Pad).unwrap_or(0);
     let len = texts
@@ -129,20 +216,36 @@ pub fn embed(
             device,
         ))
     };
-    normalize(pool(hidden, keep_tensor, pooling))
+    let states = normalize(pool(hidden, keep_tensor, how.pooling));
+    if !how.has_lexical() {
+        return states;
+    }
+    let seen: Vec<String> = texts
+        .iter()
+        .map(|t| tokenizer.decode(&t[..t.len().min(len)]))
+        .collect();
+    let lexical = lexical_features(&seen, device);
+    Tensor::cat(
+        vec![
+            states * (1.0 - how.lexical).sqrt(),
+            lexical * how.lexical.sqrt(),
+        ],
+        1,
+    )
 }
 
-/// [`embed`] for any number of texts, 64 at a time: `[texts, d_model]`.
+/// [`embed`] for any number of texts, 64 at a time.
 pub fn embed_all(
     model: &Gpt,
     texts: &[Vec<u32>],
-    pooling: Pooling,
+    how: impl Into<EmbedSpec>,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> Tensor<2> {
+    let how = how.into();
     let chunks: Vec<Tensor<2>> = texts
         .chunks(64)
-        .map(|c| embed(model, &as_refs(c), pooling, tokenizer, device))
+        .map(|c| embed(model, &as_refs(c), how, tokenizer, device))
         .collect();
     Tensor::cat(chunks, 0)
 }

@@ -12,7 +12,10 @@ pub mod loss;
 pub mod relation;
 pub mod retrieval;
 
-pub use embed::{Pooling, embed, embed_all, normalize, pool, similarities};
+pub use embed::{
+    EmbedSpec, LEXICAL_BUCKETS, LEXICAL_NGRAM, Pooling, embed, embed_all, lexical_features,
+    normalize, pool, similarities,
+};
 pub use exact_match::exact_match;
 pub use generate::{Sampling, generate, generate_with, greedy_until_newline, sample_index};
 pub use loss::{cross_entropy, estimate_loss, full_split_loss};

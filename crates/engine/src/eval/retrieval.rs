@@ -1,6 +1,6 @@
 //! Retrieval and correlation metrics.
 
-use super::embed::{Pooling, embed_all, similarities};
+use super::embed::{EmbedSpec, embed_all, similarities};
 use crate::data::Tokenizer;
 use crate::model::Gpt;
 use burn::tensor::Device;
@@ -44,14 +44,14 @@ pub fn embedded_retrieval(
     model: &Gpt,
     queries: &[Vec<u32>],
     candidates: &[Vec<u32>],
-    pooling: Pooling,
+    how: EmbedSpec,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> Option<Retrieval> {
     if queries.len() < 2 {
         return None;
     }
-    let embed_set = |texts: &[Vec<u32>]| embed_all(model, texts, pooling, tokenizer, device);
+    let embed_set = |texts: &[Vec<u32>]| embed_all(model, texts, how, tokenizer, device);
     let sims = similarities(embed_set(queries), embed_set(candidates));
     Some(retrieval(&sims, queries.len(), candidates.len()))
 }

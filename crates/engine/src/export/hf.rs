@@ -380,6 +380,24 @@ pub fn classic_only(spec: &ModelSpec, path: &Path) -> Result<(), HfError> {
     }
 }
 
+/// `Err` naming `objective.lexical` in `path` when the run's embeddings carry a lexical
+/// channel: sentence-transformers pools the model's states and has no module that adds hashed
+/// character n-gram counts, so an exported encoder would embed differently from the run.
+pub fn without_lexical(spec: &RunSpec, path: &Path) -> Result<(), HfError> {
+    if !spec.objective.uses_embeddings() || spec.objective.lexical <= 0.0 {
+        return Ok(());
+    }
+    Err(HfError::Unsupported {
+        path: path.to_path_buf(),
+        key: "objective.lexical".to_string(),
+        value: spec.objective.lexical.to_string(),
+        reason: "the run's embeddings end with a lexical channel (hashed character n-gram \
+                 counts) that sentence-transformers cannot compute; only runs trained with \
+                 objective.lexical = 0 (`--lexical 0`) can be exported"
+            .to_string(),
+    })
+}
+
 const SAFETENSORS_METADATA: &[(&str, &str)] = &[("format", "pt")];
 
 /// Writes a decoder folder: `config.json`, `generation_config.json`, `model.safetensors` and

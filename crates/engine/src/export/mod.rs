@@ -209,6 +209,7 @@ pub fn export_run(run_dir: &Path, out: &Path, device: &Device) -> Result<ExportS
 pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfError> {
     // Before anything is written: a modern model has no GPT-2 or BERT layout.
     hf::classic_only(&run.spec.model, &run.dir.join("spec.json"))?;
+    hf::without_lexical(&run.spec, &run.dir.join("spec.json"))?;
     let layout = run.layout();
     let params = weights::model_params(&run.model);
     let tokenizer = tokenizer_json::HfTokenizer::new(&run.tokenizer)?;
@@ -374,6 +375,41 @@ mod tests {
             "{err}"
         );
         assert!(!out.exists(), "nothing written");
+    }
+
+    #[test]
+    fn an_embedding_run_with_a_lexical_channel_is_refused_naming_objective_lexical() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec {
+            name: "lexical".into(),
+            model: ModelSpec {
+                n_layer: 1,
+                n_head: 2,
+                d_model: 16,
+                context: 16,
+                ..ModelSpec::default()
+            },
+            ..RunSpec::default()
+        };
+        spec.objective.kind = ObjectiveKind::CONTRASTIVE;
+        spec.objective.lexical = 0.4;
+        let tokenizer = Tokenizer::fit(TokenizerKind::Byte, "");
+        let run = dir.path().join("run");
+        run_folder(&run, &spec, &tokenizer, &device);
+        let out = dir.path().join("hf");
+        let err = export_run(&run, &out, &device).unwrap_err();
+        assert!(
+            matches!(&err, HfError::Unsupported { key, value, .. } if key == "objective.lexical" && value == "0.4"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing written");
+        // Without the channel the same run exports its encoder.
+        spec.objective.lexical = 0.0;
+        let plain = dir.path().join("plain");
+        run_folder(&plain, &spec, &tokenizer, &device);
+        let summary = export_run(&plain, &out, &device).unwrap();
+        assert_eq!(summary.models, [(out.clone(), hf::ENCODER_CLASS)]);
     }
 
     #[test]

@@ -163,6 +163,8 @@ pub fn batch_loss(
 ) -> Tensor<1> {
     let (q, p, n) = batch(data, split, rng);
     let tok = &data.corpus.tokenizer;
+    // InfoNCE trains the pooled states alone: the lexical channel has no weights, and trained
+    // beside it the states learn to memorise the training pairs it misses.
     let pooling = data.objective.pooling;
     let eq = embed(model, &as_refs(&q), pooling, tok, device);
     let ep = embed(model, &as_refs(&p), pooling, tok, device);
@@ -186,10 +188,10 @@ pub fn batch_view(
 ) -> ContrastiveBatch {
     let (q, p, _) = batch(data, Split::Val, rng);
     let tok = &data.corpus.tokenizer;
-    let pooling = data.objective.pooling;
+    let how = data.objective.embed_spec();
     let sims = similarities(
-        embed(model, &as_refs(&q), pooling, tok, device),
-        embed(model, &as_refs(&p), pooling, tok, device),
+        embed(model, &as_refs(&q), how, tok, device),
+        embed(model, &as_refs(&p), how, tok, device),
     );
     let n = q.len();
     let margins = (0..n)
@@ -230,13 +232,14 @@ pub fn embedding_map(
     let groups: Vec<u8> = (0..texts.len())
         .map(|i| u8::from(i >= windows.len()))
         .collect();
-    let embeddings = embed_all(
+    let how = data.objective.embed_spec();
+    let embeddings = how.learned_part(embed_all(
         model,
         &texts,
-        data.objective.pooling,
+        how,
         &data.corpus.tokenizer,
         device,
-    );
+    ));
     let [n, d] = embeddings.dims();
     let values = embeddings
         .into_data()
@@ -292,16 +295,17 @@ pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
     if queries.len() < 2 {
         return HeldOut::default();
     }
-    let (pooling, tok) = (data.objective.pooling, &data.corpus.tokenizer);
-    let eq = embed_all(model, &queries, pooling, tok, device);
-    let ec = embed_all(model, &candidates, pooling, tok, device);
+    let (how, tok) = (data.objective.embed_spec(), &data.corpus.tokenizer);
+    let eq = embed_all(model, &queries, how, tok, device);
+    let ec = embed_all(model, &candidates, how, tok, device);
     let sims = similarities(eq.clone(), ec.clone());
     let n = queries.len().min(candidates.len());
     let probe = n.min(HEALTH_PAIRS);
     let health = if 2 * probe >= health::MIN_EMBEDDINGS {
-        let [_, d] = eq.dims();
+        // Health reads the learned part: a lexical channel spreads texts by itself.
+        let [_, d] = how.learned_part(eq.clone().narrow(0, 0, 1)).dims();
         let host = |x: Tensor<2>| {
-            x.narrow(0, 0, probe)
+            how.learned_part(x.narrow(0, 0, probe))
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec::<f32>()
@@ -397,6 +401,12 @@ pub fn validate_embedding(spec: &ObjectiveSpec, dropout: f64) -> Vec<SpecError> 
             "is a share of the run before InfoNCE, from 0 to below 1",
         ));
     }
+    if !(0.0..1.0).contains(&spec.lexical) {
+        errors.push(SpecError::new(
+            "objective.lexical",
+            "is the lexical channel's share of the similarity, from 0 to below 1",
+        ));
+    }
     if !(0.0..=1.0).contains(&spec.overlap_curriculum) {
         errors.push(SpecError::new(
             "objective.overlap_curriculum",
@@ -482,6 +492,7 @@ impl Objective for Contrastive {
             masked_warmup: Some(0.4),
             masked_weight: Some(2.0),
             overlap_curriculum: Some(0.0),
+            lexical: Some(0.6),
             batch_hint: 32,
             why: "From scratch, InfoNCE on halves of a window finds nothing the two halves share \
                   before the cheapest answer, one vector for every text, takes over (the loss \
@@ -490,7 +501,11 @@ impl Objective for Contrastive {
                   plain halves, keeping the masked-token loss beside it (weight 2) so the encoder \
                   does not drift back towards one vector. Max pooling (as InferSent, Conneau et \
                   al. 2017) lets a feature of one word mark the whole text, which is how halves \
-                  of one passage meet; temperature 0.05 as in SimCSE (Gao et al. 2021).",
+                  of one passage meet; temperature 0.05 as in SimCSE (Gao et al. 2021). A \
+                  128-wide vector cannot keep thousands of spellings apart, so the embedding \
+                  also carries the texts' hashed character 5-gram counts, with 0.6 of the \
+                  similarity (the lexical channel; it has no weights and InfoNCE trains the \
+                  states alone).",
             ..super::Recipe::default()
         }
     }

@@ -419,6 +419,10 @@ pub struct ObjectiveSpec {
     /// Contrastive: weight of a masked-token loss kept beside InfoNCE after the warm-up, so
     /// the encoder keeps what it learned of the text; 0 trains InfoNCE alone.
     pub masked_weight: f64,
+    /// Contrastive / GRIT: share of the similarity carried by the lexical channel (hashed
+    /// character n-gram counts beside the pooled states, see [`crate::eval::EmbedSpec`]); 0
+    /// embeds the pooled states alone.
+    pub lexical: f64,
 }
 
 impl Default for ObjectiveSpec {
@@ -436,11 +440,20 @@ impl Default for ObjectiveSpec {
             overlap_curriculum: 0.0,
             masked_warmup: 0.0,
             masked_weight: 0.0,
+            lexical: 0.0,
         }
     }
 }
 
 impl ObjectiveSpec {
+    /// How the run turns a text into an embedding.
+    pub fn embed_spec(&self) -> crate::eval::EmbedSpec {
+        crate::eval::EmbedSpec {
+            pooling: self.pooling,
+            lexical: self.lexical,
+        }
+    }
+
     /// Whether step `step` (counted from 0) of a run of `total` steps trains the masked
     /// warm-up of a contrastive run rather than InfoNCE.
     pub fn in_masked_warmup(&self, step: usize, total: usize) -> bool {

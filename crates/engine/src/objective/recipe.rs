@@ -33,6 +33,8 @@ pub struct Recipe {
     pub masked_weight: Option<f64>,
     /// GRIT: weight of the generation loss.
     pub gen_weight: Option<f64>,
+    /// Embedding objectives: share of the similarity carried by the lexical channel.
+    pub lexical: Option<f64>,
     /// Sequences per batch the recipe was measured with (a hint; the run's batch is kept).
     pub batch_hint: usize,
     /// Why these values, in one or two sentences (shown in the studio and the README).
@@ -55,6 +57,7 @@ impl Default for Recipe {
             masked_warmup: None,
             masked_weight: None,
             gen_weight: None,
+            lexical: None,
             batch_hint: 12,
             why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
                   run after 100 warmup steps.",
@@ -99,6 +102,9 @@ impl Recipe {
         }
         if let Some(w) = self.masked_weight {
             parts.push(format!("masked-token weight {w} beside InfoNCE"));
+        }
+        if let Some(l) = self.lexical.filter(|l| *l > 0.0) {
+            parts.push(format!("lexical channel {l}"));
         }
         if let Some(g) = self.gen_weight {
             parts.push(format!("generation weight {g}"));
