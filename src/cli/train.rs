@@ -180,7 +180,16 @@ impl TrainArgs {
                     spec.objective.kind = kind.clone();
                     let recipe = hearth_engine::objective::Recipe::of(kind);
                     spec.apply_recipe();
-                    eprintln!("{kind} recipe (flags override): {}", recipe.describe());
+                    // A run that starts from trained weights skips the masked warm-up.
+                    let warm = if self.init_from.is_some() && recipe.masked_warmup.is_some() {
+                        "; starting from --init-from, without the masked warm-up and its loss"
+                    } else {
+                        ""
+                    };
+                    eprintln!(
+                        "{kind} recipe (flags override): {}{warm}",
+                        recipe.describe()
+                    );
                 }
                 spec
             }

@@ -65,7 +65,7 @@ fn a_collapsed_run_is_marked_in_the_list_and_explained_on_the_monitor() {
     let sentence = harness.get_by_label_contains("the embeddings have collapsed");
     let text = format!("{sentence:?}");
     assert!(
-        text.contains("uniformity -0.02") && text.contains("lower temperature"),
+        text.contains("uniformity -0.02") && text.contains("smaller learning rate"),
         "{text}"
     );
 }

@@ -217,8 +217,15 @@ fn symmetric_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
 /// Collapse as the latest statistics show it: uniformity above [`COLLAPSED_UNIFORMITY`],
 /// effective rank below [`COLLAPSED_EFF_RANK`], or both uniformity above
 /// [`CROWDED_UNIFORMITY`] and effective rank below [`CROWDED_EFF_RANK`], judged on at least
-/// [`MIN_EMBEDDINGS`] embeddings (`n`, where known). Returns the sentence that says so and what to try.
-pub fn collapse(uniformity: f64, eff_rank: f64, n: Option<usize>) -> Option<String> {
+/// [`MIN_EMBEDDINGS`] embeddings (`n`, where known). Returns the sentence that says so and what to
+/// try; a lower temperature is suggested only above [`SUGGESTED_TEMPERATURE`] (the run's
+/// `temperature`).
+pub fn collapse(
+    uniformity: f64,
+    eff_rank: f64,
+    n: Option<usize>,
+    temperature: f64,
+) -> Option<String> {
     if n.is_some_and(|n| n < MIN_EMBEDDINGS) {
         return None;
     }
@@ -231,12 +238,20 @@ pub fn collapse(uniformity: f64, eff_rank: f64, n: Option<usize>) -> Option<Stri
     } else {
         return None;
     };
+    let temperature = if temperature > SUGGESTED_TEMPERATURE + 1e-9 {
+        format!("a lower temperature ({SUGGESTED_TEMPERATURE}), ")
+    } else {
+        String::new()
+    };
     Some(format!(
         "the embeddings have collapsed: {what} (uniformity {uniformity:.3}, effective rank \
-         {eff_rank:.1}). Try a lower temperature (0.05), a smaller learning rate, mean pooling, \
-         or warm-starting from a next-token run (--init-from)."
+         {eff_rank:.1}). Try {temperature}a smaller learning rate, mean pooling, or \
+         warm-starting from a next-token run (--init-from)."
     ))
 }
+
+/// The InfoNCE temperature the collapse advice suggests (SimCSE's, Gao et al. 2021).
+pub const SUGGESTED_TEMPERATURE: f64 = 0.05;
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +280,7 @@ mod tests {
         assert!(close(h.alignment, 0.0), "{h:?}");
         assert!(close(h.cos_mean, 1.0) && close(h.cos_std, 0.0), "{h:?}");
         assert_eq!(h.n, 40);
-        assert!(collapse(h.uniformity, h.eff_rank, Some(h.n)).is_some());
+        assert!(collapse(h.uniformity, h.eff_rank, Some(h.n), 0.1).is_some());
     }
 
     #[test]
@@ -284,7 +299,7 @@ mod tests {
         assert!(close(h.cos_mean, same / pairs), "{h:?}");
         // Centred, the basis spans d - 1 equal singular values: effective rank d - 1.
         assert!(close(h.eff_rank, (d - 1) as f64), "{h:?}");
-        assert!(collapse(h.uniformity, h.eff_rank, Some(h.n)).is_none());
+        assert!(collapse(h.uniformity, h.eff_rank, Some(h.n), 0.1).is_none());
     }
 
     #[test]
@@ -327,31 +342,48 @@ mod tests {
 
     #[test]
     fn collapse_is_judged_on_enough_embeddings() {
-        assert!(collapse(-0.02, 1.1, Some(200)).is_some());
+        assert!(collapse(-0.02, 1.1, Some(200), 0.1).is_some());
         assert!(
-            collapse(-0.02, 30.0, Some(200)).is_some(),
+            collapse(-0.02, 30.0, Some(200), 0.1).is_some(),
             "uniformity alone"
         );
-        assert!(collapse(-2.5, 1.2, None).is_some(), "effective rank alone");
-        assert!(collapse(-2.5, 30.0, Some(200)).is_none());
+        assert!(
+            collapse(-2.5, 1.2, None, 0.1).is_some(),
+            "effective rank alone"
+        );
+        assert!(collapse(-2.5, 30.0, Some(200), 0.1).is_none());
         // Max pooling on a young encoder: every vector shares an offset (cosine 0.98), but the
         // space keeps most of its dimensions: anisotropic, not collapsed.
-        assert!(collapse(-0.093, 50.0, Some(200)).is_none(), "anisotropic");
-        let crowded = collapse(-0.083, 1.52, Some(200)).expect("crowded onto few directions");
+        assert!(
+            collapse(-0.093, 50.0, Some(200), 0.1).is_none(),
+            "anisotropic"
+        );
+        let crowded = collapse(-0.083, 1.52, Some(200), 0.1).expect("crowded onto few directions");
         assert!(crowded.contains("a few directions"), "{crowded}");
         assert!(
-            collapse(-0.3, 3.0, Some(200)).is_none(),
+            collapse(-0.3, 3.0, Some(200), 0.1).is_none(),
             "spread, if along few directions"
         );
         assert!(
-            collapse(-0.002, 11.6, Some(200)).is_some(),
+            collapse(-0.002, 11.6, Some(200), 0.1).is_some(),
             "a learning rate of 3"
         );
-        assert!(collapse(-0.02, 1.1, Some(10)).is_none(), "too few to judge");
-        let text = collapse(-0.02, 1.1, None).unwrap();
+        assert!(
+            collapse(-0.02, 1.1, Some(10), 0.1).is_none(),
+            "too few to judge"
+        );
+        // The advice suggests a lower temperature only to a run above it.
+        let hot = collapse(-0.02, 1.1, Some(200), 0.1).unwrap();
+        assert!(hot.contains("a lower temperature (0.05)"), "{hot}");
+        let cool = collapse(-0.02, 1.1, Some(200), 0.05).unwrap();
+        assert!(
+            !cool.contains("temperature") && cool.contains("Try a smaller learning rate"),
+            "{cool}"
+        );
+        let text = collapse(-0.02, 1.1, None, 0.1).unwrap();
         assert!(text.contains("uniformity -0.020") && text.contains("effective rank 1.1"));
         assert!(text.contains("the same vector"), "{text}");
-        let line = collapse(-2.5, 1.2, None).unwrap();
+        let line = collapse(-2.5, 1.2, None, 0.1).unwrap();
         assert!(line.contains("one direction"), "{line}");
         assert!(text.contains("temperature") && text.contains("--init-from"));
     }

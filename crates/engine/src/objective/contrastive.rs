@@ -374,6 +374,7 @@ pub fn collapse_at(
         metric(MetricKey::VAL_UNIFORMITY)?,
         metric(MetricKey::VAL_EFF_RANK)?,
         None,
+        objective.temperature,
     )
 }
 
