@@ -66,6 +66,7 @@ fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
     spec.optim.warmup_steps = 0;
     spec.optim.grad_clip = 0.0;
     spec.train.eval_interval = 60;
+    let temperature = spec.objective.temperature;
     let handle = spawn_run(spec, &dir.path().join("run"), None).unwrap();
     let events = collect_events(&handle, Duration::from_secs(600));
     let last_eval = *evals(&events).last().expect("an evaluation");
@@ -73,7 +74,7 @@ fn a_huge_learning_rate_collapses_the_embeddings_and_the_run_says_so() {
         last_eval.metric("val_uniformity").expect("uniformity"),
         last_eval.metric("val_eff_rank").expect("effective rank"),
     );
-    let diagnosis = hearth_engine::eval::health::collapse(u, r, None);
+    let diagnosis = hearth_engine::eval::health::collapse(u, r, None, temperature);
     assert!(
         diagnosis.is_some(),
         "no collapse seen: uniformity {u}, effective rank {r}"
@@ -110,6 +111,7 @@ fn a_masked_warm_up_is_not_called_a_collapse() {
             m.metric("val_uniformity").unwrap(),
             m.metric("val_eff_rank").unwrap(),
             None,
+            0.05,
         )
         .is_some()
     });
