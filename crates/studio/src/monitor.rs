@@ -657,6 +657,23 @@ fn metrics_plot_ui(
                 }
             });
         }
+        // Retrieval ranks by the whole embedding; say what that holds besides the states.
+        let o = &run.spec.objective;
+        let retrieval = shown.contains("recall") || shown.contains("mrr");
+        if retrieval && o.uses_embeddings() && o.lexical > 0.0 {
+            ui.label(
+                egui::RichText::new(format!(
+                    "ranked by the whole embedding: the pooled states ({:.2} of the similarity) \
+                     and the lexical channel's hashed character {}-grams ({:.2}); validation \
+                     InfoNCE scores the states alone",
+                    1.0 - o.lexical,
+                    hearth_engine::eval::LEXICAL_NGRAM,
+                    o.lexical
+                ))
+                .small()
+                .color(ui.visuals().weak_text_color()),
+            );
+        }
         if let Some(ys) = curves.metric(&shown) {
             series.push(Series {
                 name: shown.clone(),
