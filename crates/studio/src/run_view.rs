@@ -53,6 +53,9 @@ pub struct RunView {
     pub status: RunStatus,
     /// Last step and its training loss.
     pub last_step: Option<(usize, f32)>,
+    /// Embedding objectives: the latest evaluation's step and metrics as listed, for the run
+    /// list before the history is loaded.
+    pub last_eval: Option<(usize, Vec<(String, f64)>)>,
     /// Loaded when first shown; appended to while the run trains.
     pub history: Option<RunHistory>,
     /// The history as plot columns.
@@ -134,6 +137,7 @@ impl RunView {
             spec: entry.spec,
             status,
             last_step: entry.last_step,
+            last_eval: entry.last_eval,
             history: None,
             curves: Curves::default(),
             live: None,
@@ -160,6 +164,7 @@ impl RunView {
                 spec,
                 status: RunStatus::Created,
                 last_step: None,
+                last_eval: None,
                 annotations: Annotations::default(),
             })
         })

@@ -137,9 +137,16 @@ fn row_ui(
     }
 }
 
-/// The collapse sentence of a run whose latest evaluation (as far as it is loaded) shows
+/// The collapse sentence of a run whose latest evaluation (from its history, or as the project
+/// listed it before the history is loaded) shows
 /// collapsed embeddings.
 pub fn collapse_of(run: &RunView) -> Option<String> {
-    let eval = run.history.as_ref()?.evals.last()?;
-    crate::quantities::collapse_in(&run.spec, eval.step, &eval.extra)
+    match run.history.as_ref().and_then(|h| h.evals.last()) {
+        Some(eval) => crate::quantities::collapse_in(&run.spec, eval.step, &eval.extra),
+        // Not shown yet: the latest evaluation as the project listed it.
+        None => {
+            let (step, metrics) = run.last_eval.as_ref()?;
+            crate::quantities::collapse_in(&run.spec, *step, metrics)
+        }
+    }
 }

@@ -47,18 +47,22 @@ fn a_collapsed_run_is_marked_in_the_list_and_explained_on_the_monitor() {
     harness.run_steps(2);
     let index =
         |app: &StudioApp, name: &str| app.runs().iter().position(|r| r.spec.name == name).unwrap();
-    // The healthy run shown: no mark, no sentence.
+    // As soon as the project opens, before either history is loaded, the list marks the
+    // collapsed run only.
+    let collapsed = index(harness.state(), "collapsed-emb");
+    assert!(harness.state().runs()[collapsed].history.is_none());
+    assert_eq!(harness.query_all_by_label("collapsed").count(), 1);
+    // The healthy run shown: no sentence, and the one mark is still the collapsed run's.
     let healthy = index(harness.state(), "healthy-emb");
     harness.state_mut().apply(Action::Monitor(healthy));
     harness.run_steps(3);
-    assert_eq!(harness.query_all_by_label("collapsed").count(), 0);
+    assert_eq!(harness.query_all_by_label("collapsed").count(), 1);
     assert!(
         harness
             .query_by_label_contains("the embeddings have collapsed")
             .is_none()
     );
     // The collapsed run shown: the list marks it and the monitor says what to try.
-    let collapsed = index(harness.state(), "collapsed-emb");
     harness.state_mut().apply(Action::Monitor(collapsed));
     harness.run_steps(3);
     assert_eq!(harness.query_all_by_label("collapsed").count(), 1);

@@ -42,6 +42,9 @@ pub struct RunEntry {
     pub status: RunStatus,
     /// Last recorded step and its training loss.
     pub last_step: Option<(usize, f32)>,
+    /// Embedding objectives: the latest evaluation's step and metrics (the run list judges
+    /// collapse from them before the history is loaded); `None` for the others.
+    pub last_eval: Option<(usize, Vec<(String, f64)>)>,
     /// The user's name, tags and notes.
     pub annotations: super::store::Annotations,
 }
@@ -61,10 +64,15 @@ impl RunEntry {
         let store = RunStore::open(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            spec,
             status: store.status()?,
             last_step: store.last_step()?,
+            last_eval: if spec.objective.uses_embeddings() {
+                store.last_eval_metrics()?
+            } else {
+                None
+            },
             annotations: store.annotations()?,
+            spec,
         })
     }
 }

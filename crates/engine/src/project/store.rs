@@ -595,6 +595,29 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
+    /// The latest evaluation's step and its objective metrics (`key`, value), without loading
+    /// the whole history; `None` before the first evaluation.
+    pub fn last_eval_metrics(&self) -> Result<Option<(usize, Vec<(String, f64)>)>, StoreError> {
+        let step: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(step) FROM evals", [], |row| row.get(0))
+            .map_err(|e| self.db_err(e))?;
+        let Some(step) = step else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM eval_metrics WHERE step = ?1 ORDER BY key")
+            .map_err(|e| self.db_err(e))?;
+        let metrics = stmt
+            .query_map([step], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, f64>(1)?))
+            })
+            .and_then(Iterator::collect)
+            .map_err(|e| self.db_err(e))?;
+        Ok(Some((step as usize, metrics)))
+    }
+
     /// The evaluation with the lowest validation loss: its step and that loss.
     pub fn best_val_loss(&self) -> Result<Option<(usize, f32)>, StoreError> {
         self.conn
