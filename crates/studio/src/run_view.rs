@@ -55,7 +55,7 @@ pub struct RunView {
     pub last_step: Option<(usize, f32)>,
     /// Embedding objectives: the latest evaluation's step and metrics as listed, for the run
     /// list before the history is loaded.
-    pub last_eval: Option<(usize, Vec<(String, f64)>)>,
+    pub last_eval: Option<hearth_engine::project::store::LastEval>,
     /// Loaded when first shown; appended to while the run trains.
     pub history: Option<RunHistory>,
     /// The history as plot columns.

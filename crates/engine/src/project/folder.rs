@@ -44,7 +44,7 @@ pub struct RunEntry {
     pub last_step: Option<(usize, f32)>,
     /// Embedding objectives: the latest evaluation's step and metrics (the run list judges
     /// collapse from them before the history is loaded); `None` for the others.
-    pub last_eval: Option<(usize, Vec<(String, f64)>)>,
+    pub last_eval: Option<super::store::LastEval>,
     /// The user's name, tags and notes.
     pub annotations: super::store::Annotations,
 }

@@ -597,7 +597,7 @@ impl RunStore {
 
     /// The latest evaluation's step and its objective metrics (`key`, value), without loading
     /// the whole history; `None` before the first evaluation.
-    pub fn last_eval_metrics(&self) -> Result<Option<(usize, Vec<(String, f64)>)>, StoreError> {
+    pub fn last_eval_metrics(&self) -> Result<Option<LastEval>, StoreError> {
         let step: Option<i64> = self
             .conn
             .query_row("SELECT MAX(step) FROM evals", [], |row| row.get(0))
@@ -708,6 +708,9 @@ impl RunStore {
         Ok(history)
     }
 }
+
+/// An evaluation's step and its objective metrics (`key`, value).
+pub type LastEval = (usize, Vec<(String, f64)>);
 
 /// The tokenizer a run saved (`tokenizer.json`), if it has one that reads.
 pub fn read_tokenizer(dir: &Path) -> Option<crate::data::Tokenizer> {
