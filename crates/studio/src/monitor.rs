@@ -497,7 +497,7 @@ fn loss_chart_ui(
         // curve measures.
         let o = &run.spec.objective;
         if (o.masked_warmup > 0.0 || o.masked_weight > 0.0) && o.uses_embeddings() {
-            let until = (o.masked_warmup * run.spec.train.steps as f64).ceil() as usize;
+            let until = o.masked_warmup_steps(run.spec.train.steps);
             let text = if terms {
                 let start = if o.masked_warmup > 0.0 {
                     format!(" from step {} (after the masked warm-up)", until + 1)

@@ -549,6 +549,7 @@ impl Objective for Contrastive {
         rng: &mut StdRng,
         device: &Device,
     ) -> StepLoss {
+        // The steps of `ObjectiveSpec::masked_warmup_steps`: `progress` is `step / total`.
         if data.progress < data.objective.masked_warmup {
             // Learn the text first: masked-token prediction with the same bidirectional
             // attention the encoder uses.

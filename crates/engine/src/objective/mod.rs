@@ -457,7 +457,18 @@ impl ObjectiveSpec {
     /// Whether step `step` (counted from 0) of a run of `total` steps trains the masked
     /// warm-up of a contrastive run rather than InfoNCE.
     pub fn in_masked_warmup(&self, step: usize, total: usize) -> bool {
-        self.kind == ObjectiveKind::CONTRASTIVE && (step as f64) < self.masked_warmup * total as f64
+        step < self.masked_warmup_steps(total)
+    }
+
+    /// Steps of a run of `total` steps that train the masked warm-up of a contrastive run
+    /// (the first `ceil(masked_warmup * total)`; the worker's `progress = step / total` is
+    /// below `masked_warmup` for exactly these); 0 for other objectives.
+    pub fn masked_warmup_steps(&self, total: usize) -> usize {
+        if self.kind == ObjectiveKind::CONTRASTIVE && self.masked_warmup > 0.0 {
+            (self.masked_warmup * total as f64).ceil() as usize
+        } else {
+            0
+        }
     }
 
     /// Whether an evaluation at `step` (after `step` steps) comes after at least one step
@@ -521,6 +532,47 @@ impl ObjectiveSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_masked_warm_up_is_the_steps_whose_progress_is_below_its_share() {
+        for (share, total) in [
+            (0.4, 1500),
+            (0.4, 10),
+            (0.5, 10),
+            (0.33, 7),
+            (0.9, 60),
+            (0.0, 20),
+        ] {
+            let spec = ObjectiveSpec {
+                kind: ObjectiveKind::CONTRASTIVE,
+                masked_warmup: share,
+                ..ObjectiveSpec::default()
+            };
+            // The worker trains the warm-up while `step / total` is below the share.
+            let by_progress = (0..total)
+                .filter(|&s| (s as f64 / total as f64) < share)
+                .count();
+            let judged = (0..total)
+                .filter(|&s| spec.in_masked_warmup(s, total))
+                .count();
+            assert_eq!(
+                spec.masked_warmup_steps(total),
+                by_progress,
+                "{share} of {total}"
+            );
+            assert_eq!(judged, by_progress, "{share} of {total}");
+        }
+        let grit = ObjectiveSpec {
+            kind: ObjectiveKind::GRIT,
+            masked_warmup: 0.4,
+            ..ObjectiveSpec::default()
+        };
+        assert_eq!(
+            grit.masked_warmup_steps(100),
+            0,
+            "only contrastive warms up"
+        );
+    }
 
     #[test]
     fn an_unknown_objective_is_refused_naming_the_known_ones() {
