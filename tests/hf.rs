@@ -560,6 +560,8 @@ fn generate_with_a_seed_repeats_and_embed_matches_the_engine() {
         .map(|t| json!({"text": t, "id": 1}).to_string())
         .collect();
     std::fs::write(d.join("texts.jsonl"), jsonl.join("\n")).unwrap();
+    // Each line: the text and its full embedding (the sparse lexical channel, where the run
+    // has one, written out in its columns after the pooled states).
     let embed = |input: &str, out: &str| -> Vec<(String, Vec<f32>)> {
         ok(hearth()
             .args(["embed", "--backend", "flex", "--threads", "1", "--run"])
@@ -573,10 +575,21 @@ fn generate_with_a_seed_repeats_and_embed_matches_the_engine() {
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l).unwrap();
-                (
-                    v["text"].as_str().unwrap().to_string(),
-                    serde_json::from_value(v["embedding"].clone()).unwrap(),
-                )
+                let mut full: Vec<f32> = serde_json::from_value(v["embedding"].clone()).unwrap();
+                if let Some(lexical) = v.get("lexical") {
+                    let size = lexical["size"].as_u64().unwrap() as usize;
+                    let start = full.len();
+                    full.resize(start + size, 0.0);
+                    let indices: Vec<usize> =
+                        serde_json::from_value(lexical["indices"].clone()).unwrap();
+                    let values: Vec<f32> =
+                        serde_json::from_value(lexical["values"].clone()).unwrap();
+                    assert_eq!(indices.len(), values.len());
+                    for (i, x) in indices.into_iter().zip(values) {
+                        full[start + i] = x;
+                    }
+                }
+                (v["text"].as_str().unwrap().to_string(), full)
             })
             .collect()
     };

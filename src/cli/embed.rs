@@ -81,30 +81,54 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let mut out = std::io::BufWriter::new(file);
+    // The lexical channel's columns are mostly zero: written as its non-zero entries.
+    let states = if how.has_lexical() {
+        d - hearth_engine::eval::LEXICAL_BUCKETS
+    } else {
+        d
+    };
     for (text, row) in texts.iter().zip(values.chunks(d)) {
         // `f32`s as `f32`s: the shortest text that reads back to the same number.
-        let line = format!(
-            "{{\"text\":{},\"embedding\":{}}}",
+        let mut line = format!(
+            "{{\"text\":{},\"embedding\":{}",
             serde_json::to_string(text)?,
-            serde_json::to_string(row)?
+            serde_json::to_string(&row[..states])?
         );
+        if how.has_lexical() {
+            let (indices, weights): (Vec<usize>, Vec<f32>) = row[states..]
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(|(i, v)| (i, *v))
+                .unzip();
+            line.push_str(&format!(
+                ",\"lexical\":{{\"size\":{},\"indices\":{},\"values\":{}}}",
+                d - states,
+                serde_json::to_string(&indices)?,
+                serde_json::to_string(&weights)?
+            ));
+        }
+        line.push('}');
         writeln!(out, "{line}").with_context(|| format!("cannot write {}", args.out.display()))?;
     }
     out.flush()
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
-        "embedded {n} texts ({d} dimensions, {} pooling{}) to {}",
-        how.pooling.name(),
-        if how.has_lexical() {
-            format!(
-                ", the last {} the lexical channel at weight {}",
-                hearth_engine::eval::LEXICAL_BUCKETS,
-                how.lexical
-            )
-        } else {
-            String::new()
-        },
-        args.out.display()
-    );
+    if how.has_lexical() {
+        println!(
+            "embedded {n} texts ({states} dimensions, {} pooling, and the lexical channel at \
+             {}: {} columns, written sparse as \"lexical\"; a similarity is the dot product of \
+             the embeddings plus that of the channels) to {}",
+            how.pooling.name(),
+            how.lexical,
+            d - states,
+            args.out.display()
+        );
+    } else {
+        println!(
+            "embedded {n} texts ({d} dimensions, {} pooling) to {}",
+            how.pooling.name(),
+            args.out.display()
+        );
+    }
     Ok(())
 }
