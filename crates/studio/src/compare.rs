@@ -158,13 +158,14 @@ fn sort_key(v: Option<f64>) -> f64 {
 impl ComparePage {
     /// The ticked runs in the page's order.
     pub fn shown_runs(&self, runs: &[RunView]) -> Vec<usize> {
-        let mut indices: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].checked).collect();
+        let mut indices: Vec<usize> = crate::runs::list_order(runs.len())
+            .filter(|&i| runs[i].checked)
+            .collect();
         let by = |f: fn(&RunView) -> Option<f64>| {
             move |a: &usize, b: &usize| sort_key(f(&runs[*a])).total_cmp(&sort_key(f(&runs[*b])))
         };
         match self.sort {
-            // The run list shows the newest run first.
-            CompareSort::ListOrder => indices.reverse(),
+            CompareSort::ListOrder => {}
             CompareSort::BestValLoss => indices.sort_by(by(best_val)),
             CompareSort::LastValLoss => indices.sort_by(by(last_val)),
         }
@@ -715,6 +716,48 @@ pub fn flatten(value: &serde_json::Value, prefix: &str, out: &mut BTreeMap<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run listed as `name`, ticked for comparison or not.
+    fn listed(name: &str, checked: bool) -> RunView {
+        let spec = hearth_engine::spec::RunSpec {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        RunView {
+            checked,
+            ..RunView::from_entry(hearth_engine::project::folder::RunEntry {
+                dir: std::path::PathBuf::from(name),
+                spec,
+                status: hearth_engine::project::RunStatus::Finished,
+                last_step: None,
+                last_eval: None,
+                annotations: Default::default(),
+            })
+        }
+    }
+
+    #[test]
+    fn as_listed_compares_the_ticked_runs_in_the_run_lists_order() {
+        // The app keeps runs oldest first; the list shows the newest first.
+        let runs = [
+            listed("oldest", true),
+            listed("middle", false),
+            listed("newer", true),
+            listed("newest", true),
+        ];
+        let page = ComparePage {
+            sort: CompareSort::ListOrder,
+            ..ComparePage::default()
+        };
+        let names: Vec<&str> = page
+            .shown_runs(&runs)
+            .into_iter()
+            .map(|i| runs[i].spec.name.as_str())
+            .collect();
+        assert_eq!(names, ["newest", "newer", "oldest"]);
+        let listed: Vec<usize> = crate::runs::list_order(runs.len()).collect();
+        assert_eq!(listed, [3, 2, 1, 0], "the run list's order");
+    }
 
     #[test]
     fn flatten_names_nested_fields() {

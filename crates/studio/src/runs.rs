@@ -33,7 +33,8 @@ impl RunsPanel {
             return actions;
         }
         egui::ScrollArea::vertical().show(ui, |ui| {
-            for (i, run) in ctx.runs.iter().enumerate().rev() {
+            for i in list_order(ctx.runs.len()) {
+                let run = &ctx.runs[i];
                 ui.horizontal(|ui| {
                     row_ui(ui, i, run, ctx.selected == Some(i), &mut actions);
                 });
@@ -135,6 +136,12 @@ fn row_ui(
         )
         .on_hover_text(sentence);
     }
+}
+
+/// The order the run list shows `n` runs in, as indices into the app's runs (oldest first):
+/// the newest run first.
+pub fn list_order(n: usize) -> impl Iterator<Item = usize> {
+    (0..n).rev()
 }
 
 /// The collapse sentence of a run whose latest evaluation (from its history, or as the project
