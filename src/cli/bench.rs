@@ -190,7 +190,7 @@ struct BackendThread {
 }
 
 impl BackendThread {
-    /// One model per entry of `fused`; with `false`, LibTorch runs Burn's decomposed
+    /// One model per entry of `fused`; with `false`, the backend runs Burn's decomposed
     /// attention, norms and cross-entropy instead of its fused ops.
     fn spawn(backend: BackendKind, threads: usize, fused: Vec<bool>) -> Self {
         let (ask, asks) = std::sync::mpsc::channel::<(usize, usize)>();
@@ -478,8 +478,8 @@ fn run_train(args: &BenchArgs) -> Result<()> {
         .into_iter()
         .filter(|b| *b != BackendKind::LibtorchCuda)
     {
-        // The same steps with Burn's decomposed ops, to show what LibTorch's fused ops buy.
-        let decomposed = backend == BackendKind::Libtorch;
+        // The same steps with Burn's decomposed ops, to show what the fused ops buy.
+        let decomposed = matches!(backend, BackendKind::Libtorch | BackendKind::Flex);
         let modes = if decomposed {
             vec![true, false]
         } else {
@@ -495,7 +495,7 @@ fn run_train(args: &BenchArgs) -> Result<()> {
         ));
         if decomposed {
             contenders.push((
-                "libtorch-decomp".to_string(),
+                format!("{}-decomp", backend.name()),
                 Box::new(BackendMode { thread, mode: 1 }),
             ));
         }
@@ -573,7 +573,7 @@ fn run_train(args: &BenchArgs) -> Result<()> {
     for (name, t) in rows
         .iter()
         .skip(1)
-        .filter(|(n, _)| n != "libtorch" && n != "libtorch-decomp")
+        .filter(|(n, _)| n != "libtorch" && !n.ends_with("-decomp"))
     {
         println!(
             "ratio {name}/pytorch={:.3}",

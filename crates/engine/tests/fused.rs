@@ -1,9 +1,9 @@
-//! LibTorch's fused training ops against Burn's decomposed ops on the same inputs: attention
-//! (causal, bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm
-//! and softmax cross-entropy, forward values and every input gradient within 1e-5; then a whole
-//! classic and modern model's loss and parameter gradients, fused against decomposed. On the CPU
-//! by default; `HEARTH_TEST_CUDA=1` runs them on the first GPU.
-#![cfg(feature = "libtorch")]
+//! The fused training ops against Burn's decomposed ops on the same inputs: attention (causal,
+//! bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm and softmax
+//! cross-entropy, forward values and every input gradient within 1e-5; then a whole classic and
+//! modern model's loss and parameter gradients, fused against decomposed. On Flex (its own Rust
+//! kernels: packed attention, the norms, cross-entropy) and on LibTorch (every op), on the CPU by
+//! default; `HEARTH_TEST_CUDA=1` runs the LibTorch ones on the first GPU.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Gradients, Int, Tensor, TensorData};
@@ -15,7 +15,8 @@ use hearth_engine::objective::next_token;
 const TOLERANCE: f32 = 1e-5;
 
 /// LibTorch on the CPU, or on the first GPU with `HEARTH_TEST_CUDA=1` (`scripts/gpu_check.sh`).
-fn device() -> Device {
+#[cfg(feature = "libtorch")]
+fn libtorch() -> Device {
     if std::env::var("HEARTH_TEST_CUDA").is_ok_and(|v| v == "1") {
         return BackendKind::LibtorchCuda
             .device()
@@ -23,6 +24,19 @@ fn device() -> Device {
             .autodiff();
     }
     BackendKind::Libtorch.device().unwrap().autodiff()
+}
+
+fn flex() -> Device {
+    BackendKind::Flex.device().unwrap().autodiff()
+}
+
+/// Every backend with fused ops of its own in this build.
+fn devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    let mut all = vec![flex()];
+    #[cfg(feature = "libtorch")]
+    all.push(libtorch());
+    all
 }
 
 fn values(t: Tensor<4>) -> Vec<f32> {
@@ -71,8 +85,9 @@ fn padding(batch: usize, seq: usize, pad: &[usize], device: &Device) -> Tensor<4
 fn attention_run(
     attn: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
     shape: [usize; 4],
+    device: &Device,
 ) -> Vec<Vec<f32>> {
-    let device = device();
+    let device = device.clone();
     let q = random(shape, 1, &device).require_grad();
     let k = random(shape, 2, &device).require_grad();
     let v = random(shape, 3, &device).require_grad();
@@ -89,7 +104,10 @@ fn attention_run(
     vec![values(out), grad(&q), grad(&k), grad(&v)]
 }
 
+/// Attention with separate q, k and v is fused on LibTorch only.
+#[cfg(feature = "libtorch")]
 fn check_attention(what: &str, mask: impl Fn(&Device) -> AttnMask) {
+    let device = libtorch();
     let shape = [3, 4, 16, 8];
     let run = |fused_ops: bool| {
         let go = || {
@@ -100,6 +118,7 @@ fn check_attention(what: &str, mask: impl Fn(&Device) -> AttnMask) {
                     fused::attention(q, k, v, &m)
                 },
                 shape,
+                &device,
             )
         };
         if fused_ops {
@@ -117,16 +136,19 @@ fn check_attention(what: &str, mask: impl Fn(&Device) -> AttnMask) {
     }
 }
 
+#[cfg(feature = "libtorch")]
 #[test]
 fn causal_attention_matches_the_decomposed_ops() {
     check_attention("causal", |_| AttnMask::Causal);
 }
 
+#[cfg(feature = "libtorch")]
 #[test]
 fn bidirectional_attention_matches_the_decomposed_ops() {
     check_attention("bidirectional", |_| AttnMask::None);
 }
 
+#[cfg(feature = "libtorch")]
 #[test]
 fn padded_attention_matches_the_decomposed_ops() {
     check_attention("padded", |d| {
@@ -134,6 +156,7 @@ fn padded_attention_matches_the_decomposed_ops() {
     });
 }
 
+#[cfg(feature = "libtorch")]
 #[test]
 fn causal_padded_attention_matches_the_decomposed_ops() {
     check_attention("causal padded", |d| {
@@ -148,9 +171,12 @@ fn causal_padded_attention_matches_the_decomposed_ops() {
 
 #[test]
 fn packed_attention_matches_the_decomposed_ops() {
-    for padded in [false, true] {
+    for (device, padded) in devices()
+        .into_iter()
+        .flat_map(|d| [(d.clone(), false), (d, true)])
+    {
         let run = || {
-            let device = device();
+            let device = device.clone();
             let qkv = random([1, 2, 16, 3 * 32], 5, &device)
                 .reshape([2, 16, 96])
                 .require_grad();
@@ -172,9 +198,13 @@ fn packed_attention_matches_the_decomposed_ops() {
         };
         let (out, grad) = run();
         let (out_ref, grad_ref) = fused::with_decomposed(run);
-        assert_close(&format!("packed output (padded {padded})"), &out, &out_ref);
         assert_close(
-            &format!("packed grad qkv (padded {padded})"),
+            &format!("{device:?} packed output (padded {padded})"),
+            &out,
+            &out_ref,
+        );
+        assert_close(
+            &format!("{device:?} packed grad qkv (padded {padded})"),
             &grad,
             &grad_ref,
         );
@@ -182,8 +212,8 @@ fn packed_attention_matches_the_decomposed_ops() {
 }
 
 /// Output and gradients of a norm of `x: [2, 5, 24]` with gain (and bias) parameters.
-fn norm_run(with_bias: bool, rms: bool) -> Vec<Vec<f32>> {
-    let device = device();
+fn norm_run(with_bias: bool, rms: bool, device: &Device) -> Vec<Vec<f32>> {
+    let device = device.clone();
     let x = random([1, 2, 5, 24], 7, &device)
         .reshape([2, 5, 24])
         .require_grad();
@@ -223,24 +253,28 @@ fn norm_run(with_bias: bool, rms: bool) -> Vec<Vec<f32>> {
 
 #[test]
 fn layer_norm_and_rms_norm_match_the_decomposed_ops() {
-    for (what, with_bias, rms) in [
-        ("layer norm", false, false),
-        ("layer norm with bias", true, false),
-        ("rms norm", false, true),
-    ] {
-        let fast = norm_run(with_bias, rms);
-        let reference = fused::with_decomposed(|| norm_run(with_bias, rms));
-        assert_eq!(fast.len(), reference.len());
-        for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
-            assert_close(&format!("{what} #{i}"), a, b);
+    for device in devices() {
+        for (what, with_bias, rms) in [
+            ("layer norm", false, false),
+            ("layer norm with bias", true, false),
+            ("rms norm", false, true),
+        ] {
+            let what = format!("{device:?} {what}");
+            let fast = norm_run(with_bias, rms, &device);
+            let reference = fused::with_decomposed(|| norm_run(with_bias, rms, &device));
+            assert_eq!(fast.len(), reference.len());
+            for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+                assert_close(&format!("{what} #{i}"), a, b);
+            }
         }
     }
 }
 
 #[test]
 fn cross_entropy_matches_the_decomposed_ops() {
+    for device in devices() {
     let run = || {
-        let device = device();
+        let device = device.clone();
         let logits = (random([1, 1, 40, 65], 11, &device).reshape([40, 65]) * 3.0).require_grad();
         let targets = Tensor::<1, Int>::from_data(
             TensorData::new((0..40i64).map(|i| (i * 7) % 65).collect(), [40]),
@@ -263,6 +297,7 @@ fn cross_entropy_matches_the_decomposed_ops() {
     assert_eq!(loss.len(), 1);
     assert_close("cross-entropy", &loss, &loss_ref);
     assert_close("cross-entropy grad", &grad, &grad_ref);
+    }
 }
 
 /// Every parameter gradient of `model`, by path.
@@ -290,8 +325,8 @@ impl ModuleVisitor for Collect<'_> {
 }
 
 /// The loss and parameter gradients of `model` on a fixed batch.
-fn model_run(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
-    let device = device();
+fn model_run(model: &Gpt, device: &Device) -> (f32, Vec<(String, Vec<f32>)>) {
+    let device = device.clone();
     let tokens: Vec<i64> = (0..2 * 17).map(|i| (i * 5 + 3) % 20).collect();
     let x: Vec<i64> = (0..2)
         .flat_map(|r| tokens[r * 17..r * 17 + 16].to_vec())
@@ -314,7 +349,10 @@ fn model_run(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
 
 #[test]
 fn a_whole_model_step_matches_with_and_without_the_fused_ops() {
-    for arch in [Arch::Classic, Arch::Modern] {
+    for (device, arch) in devices()
+        .into_iter()
+        .flat_map(|d| [(d.clone(), Arch::Classic), (d, Arch::Modern)])
+    {
         let spec = ModelSpec {
             n_layer: 2,
             n_head: 4,
@@ -323,26 +361,32 @@ fn a_whole_model_step_matches_with_and_without_the_fused_ops() {
             arch,
             ..ModelSpec::default()
         };
-        let model = Gpt::new(&spec, 20, &device());
-        let (loss, grads) = model_run(&model);
-        let (loss_ref, grads_ref) = fused::with_decomposed(|| model_run(&model));
+        let model = Gpt::new(&spec, 20, &device);
+        let (loss, grads) = model_run(&model, &device);
+        let (loss_ref, grads_ref) = fused::with_decomposed(|| model_run(&model, &device));
         assert!(
             (loss - loss_ref).abs() <= TOLERANCE,
-            "{arch:?} loss {loss} vs {loss_ref}"
+            "{device:?} {arch:?} loss {loss} vs {loss_ref}"
         );
         assert_eq!(grads.len(), grads_ref.len());
         assert!(!grads.is_empty());
         for ((name, a), (name_ref, b)) in grads.iter().zip(&grads_ref) {
             assert_eq!(name, name_ref);
-            assert_close(&format!("{arch:?} {name}"), a, b);
+            assert_close(&format!("{device:?} {arch:?} {name}"), a, b);
         }
     }
 }
 
 #[test]
-fn flex_never_takes_the_fused_path() {
-    let flex = BackendKind::Flex.device().unwrap().autodiff();
-    assert!(!fused::fused_on(&flex));
-    assert!(fused::fused_on(&device()));
-    assert!(!fused::with_decomposed(|| fused::fused_on(&device())));
+fn each_backend_takes_its_own_fused_path_unless_switched_off() {
+    let flex = flex();
+    assert!(fused::flex_fused_on(&flex));
+    assert!(!fused::fused_on(&flex), "Flex never takes the LibTorch ops");
+    assert!(!fused::with_decomposed(|| fused::flex_fused_on(&flex)));
+    #[cfg(feature = "libtorch")]
+    {
+        assert!(fused::fused_on(&libtorch()));
+        assert!(!fused::flex_fused_on(&libtorch()));
+        assert!(!fused::with_decomposed(|| fused::fused_on(&libtorch())));
+    }
 }

@@ -1,4 +1,4 @@
-//! Training ops that run as one LibTorch operation, forward and backward.
+//! Training ops that run as one operation, forward and backward, on LibTorch and on Flex.
 //!
 //! Burn's autodiff decomposes attention (`attention_fallback`), layer norm and softmax
 //! cross-entropy into chains of small tensor ops, each recorded and differentiated on its own.
@@ -6,10 +6,11 @@
 //! LibTorch's own op (`scaled_dot_product_attention`, `layer_norm`, `cross_entropy_loss`) on
 //! leaves that LibTorch's autograd records, and the backward asks LibTorch's autograd for the
 //! vector-Jacobian product, so both directions run the kernels PyTorch eager runs (flash
-//! attention on the CPU and on CUDA, the fused layer-norm backward).
+//! attention on the CPU and on CUDA, the fused layer-norm backward). On Flex, packed attention,
+//! the norms and cross-entropy run as Hearth's own Rust kernels ([`super::flex_ops`]).
 //!
-//! Every other backend, and LibTorch with the fused ops switched off
-//! ([`with_decomposed`], `HEARTH_FUSED_OPS=0`), runs Burn's decomposed ops, which the parity tests
+//! Every other op and backend, and both backends with the fused ops switched off
+//! ([`with_decomposed`], `HEARTH_FUSED_OPS=0`), run Burn's decomposed ops, which the parity tests
 //! use as the reference.
 //!
 //! Safety of sharing buffers with Burn: Burn's LibTorch backend writes in place into a tensor
@@ -20,6 +21,8 @@
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use std::cell::Cell;
+
+use super::flex_ops;
 
 thread_local! {
     static FUSED: Cell<Option<bool>> = const { Cell::new(None) };
@@ -73,6 +76,17 @@ fn backend_has_fused(_device: &Device) -> bool {
     false
 }
 
+/// Whether tensors on `device` take Flex's own fused ops (`super::flex_ops`: packed attention,
+/// the norms, cross-entropy) on this thread.
+pub fn flex_fused_on(device: &Device) -> bool {
+    fused_enabled() && flex_ops::is_flex(device)
+}
+
+/// Whether `t` takes Flex's fused ops: an f32 tensor where [`flex_fused_on`].
+fn flex_fused<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == burn::tensor::DType::F32 && flex_fused_on(&t.device())
+}
+
 /// Which keys each query may attend to.
 #[derive(Debug, Clone)]
 pub enum AttnMask {
@@ -98,6 +112,9 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttnMask) -> T
 /// side by side, each `n_head` heads wide, as nanoGPT's `c_attn`), returning the heads merged
 /// back, `[batch, seq, d_model]`: one fused op where [`fused_on`], otherwise Burn's ops.
 pub fn packed_attention(qkv: Tensor<3>, n_head: usize, mask: &AttnMask) -> Tensor<3> {
+    if flex_fused(&qkv) && !matches!(mask, AttnMask::Masked(_)) {
+        return flex_ops::packed_attention(qkv, n_head, matches!(mask, AttnMask::Causal));
+    }
     if fused_on(&qkv.device()) {
         return libtorch::packed_attention(qkv, n_head, mask);
     }
@@ -165,6 +182,9 @@ pub fn layer_norm<const D: usize>(
     bias: Option<Tensor<1>>,
     eps: f64,
 ) -> Tensor<D> {
+    if flex_fused(&x) {
+        return flex_ops::layer_norm(x, weight, bias, eps);
+    }
     if fused_on(&x.device()) {
         return libtorch::layer_norm(x, weight, bias, eps);
     }
@@ -174,6 +194,9 @@ pub fn layer_norm<const D: usize>(
 /// RMSNorm over the last dimension with gain `weight`: `x / sqrt(mean(x²) + eps) · weight`.
 /// Fused where [`fused_on`], otherwise Burn's ops ([`rms_norm_decomposed`]).
 pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
+    if flex_fused(&x) {
+        return flex_ops::rms_norm(x, weight, eps);
+    }
     if fused_on(&x.device()) {
         return libtorch::rms_norm(x, weight, eps);
     }
@@ -188,6 +211,9 @@ pub fn rms_norm_decomposed<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps:
 
 /// Mean softmax cross-entropy in nats of `logits: [rows, classes]` against `targets: [rows]`.
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    if flex_fused(&logits) {
+        return flex_ops::cross_entropy(logits, targets);
+    }
     if fused_on(&logits.device()) {
         return libtorch::cross_entropy(logits, targets);
     }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod fused;
+mod flex_ops;
 pub mod gpt;
 
 pub use config::{Arch, ModelSpec, SpecError};
