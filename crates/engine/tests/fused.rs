@@ -1,9 +1,10 @@
 //! The fused training ops against Burn's decomposed ops on the same inputs: attention (causal,
-//! bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm and softmax
-//! cross-entropy, forward values and every input gradient within 1e-5; then a whole classic and
-//! modern model's loss and parameter gradients, fused against decomposed. On Flex (its own Rust
-//! kernels: packed attention, the norms, cross-entropy) and on LibTorch (every op), on the CPU by
-//! default; `HEARTH_TEST_CUDA=1` runs the LibTorch ones on the first GPU.
+//! bidirectional, padded, packed q/k/v), layer norm (with and without bias), RMSNorm, softmax
+//! cross-entropy and GELU, forward values and every input gradient within 1e-5; then a whole
+//! classic and modern model's loss and parameter gradients, fused against decomposed. On Flex
+//! (Hearth's Rust kernels: packed attention, the norms, cross-entropy, GELU) and on LibTorch
+//! (every op but GELU, which Burn already runs as LibTorch's own), on the CPU by default;
+//! `HEARTH_TEST_CUDA=1` runs the LibTorch ones on the first GPU.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Gradients, Int, Tensor, TensorData};
@@ -273,30 +274,56 @@ fn layer_norm_and_rms_norm_match_the_decomposed_ops() {
 #[test]
 fn cross_entropy_matches_the_decomposed_ops() {
     for device in devices() {
-    let run = || {
-        let device = device.clone();
-        let logits = (random([1, 1, 40, 65], 11, &device).reshape([40, 65]) * 3.0).require_grad();
-        let targets = Tensor::<1, Int>::from_data(
-            TensorData::new((0..40i64).map(|i| (i * 7) % 65).collect(), [40]),
-            &device,
-        );
-        let loss = fused::cross_entropy(logits.clone(), targets);
-        let grads = loss.clone().backward();
-        (
-            loss.into_data().try_to_vec::<f32>().unwrap(),
-            logits
-                .grad(&grads)
-                .unwrap()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        )
-    };
-    let (loss, grad) = run();
-    let (loss_ref, grad_ref) = fused::with_decomposed(run);
-    assert_eq!(loss.len(), 1);
-    assert_close("cross-entropy", &loss, &loss_ref);
-    assert_close("cross-entropy grad", &grad, &grad_ref);
+        let run = || {
+            let device = device.clone();
+            let logits =
+                (random([1, 1, 40, 65], 11, &device).reshape([40, 65]) * 3.0).require_grad();
+            let targets = Tensor::<1, Int>::from_data(
+                TensorData::new((0..40i64).map(|i| (i * 7) % 65).collect(), [40]),
+                &device,
+            );
+            let loss = fused::cross_entropy(logits.clone(), targets);
+            let grads = loss.clone().backward();
+            (
+                loss.into_data().try_to_vec::<f32>().unwrap(),
+                logits
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            )
+        };
+        let (loss, grad) = run();
+        let (loss_ref, grad_ref) = fused::with_decomposed(run);
+        assert_eq!(loss.len(), 1);
+        assert_close("cross-entropy", &loss, &loss_ref);
+        assert_close("cross-entropy grad", &grad, &grad_ref);
+    }
+}
+
+#[test]
+fn gelu_matches_the_decomposed_ops() {
+    {
+        let device = flex();
+        let run = || {
+            let x = (random([2, 3, 16, 40], 12, &device) * 3.0).require_grad();
+            let weighting = random([2, 3, 16, 40], 13, &device);
+            let out = fused::gelu(x.clone(), burn::tensor::activation::gelu);
+            let grads = (out.clone() * weighting).sum().backward();
+            (
+                values(out),
+                x.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            )
+        };
+        let (out, grad) = run();
+        let (out_ref, grad_ref) = fused::with_decomposed(run);
+        assert_close(&format!("{device:?} gelu"), &out, &out_ref);
+        assert_close(&format!("{device:?} gelu grad"), &grad, &grad_ref);
     }
 }
 

@@ -1,11 +1,12 @@
 //! Training ops that run as one Flex operation, forward and backward.
 //!
 //! On Flex, Burn's autodiff records packed attention, layer norm, RMSNorm and softmax
-//! cross-entropy as chains of small element-wise ops, most of them on one thread. Here each is a
+//! cross-entropy as chains of small element-wise ops, most of them on one thread, and its exact
+//! GELU evaluates `erf` element by element on one thread. Here each is a
 //! single custom autodiff operation with hand-written forward and backward kernels in Rust: rows
 //! (or batch rows, for attention) are split over the run's thread pool, and the small per-head
 //! matrix products of attention read q, k and v in place from the packed projection
-//! (`matrixmultiply`, strided), so no head is ever copied out.
+//! (the `gemm` crate Flex itself uses, on strided operands, one thread per batch row), so no head is ever copied out.
 //!
 //! The kernels compute in f32, as the decomposed ops do; `crates/engine/tests/fused.rs` holds
 //! their outputs and gradients against Burn's decomposed ops.
@@ -24,7 +25,10 @@ use rayon::prelude::*;
 #[allow(deprecated)] // as in `fused::backend_has_fused`
 pub fn is_flex(device: &Device) -> bool {
     use burn::backend::DispatchDevice;
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
 }
 
 /// The fused ops, as a Burn backend extension implemented for Flex and for autodiff over Flex.
@@ -47,12 +51,18 @@ pub trait FlexFusedOps: Backend {
     ) -> FloatTensor<Self>;
 
     /// RMSNorm over the last dimension.
-    fn flex_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f64)
-    -> FloatTensor<Self>;
+    fn flex_rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
 
     /// Mean cross-entropy of `logits: [rows, classes]` against `targets: [rows]`, shape `[1]`.
     fn flex_cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>)
     -> FloatTensor<Self>;
+
+    /// Exact GELU, `x · Φ(x)`.
+    fn flex_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,8 +98,18 @@ fn indices(t: &FlexTensor, classes: usize) -> Vec<usize> {
         v as usize
     };
     match t.dtype() {
-        DType::I64 => t.as_slice::<i64>().unwrap().iter().map(|&v| as_usize(v)).collect(),
-        DType::I32 => t.as_slice::<i32>().unwrap().iter().map(|&v| as_usize(v as i64)).collect(),
+        DType::I64 => t
+            .as_slice::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&v| as_usize(v))
+            .collect(),
+        DType::I32 => t
+            .as_slice::<i32>()
+            .unwrap()
+            .iter()
+            .map(|&v| as_usize(v as i64))
+            .collect(),
         other => panic!("cross-entropy targets must be integers, not {other:?}"),
     }
 }
@@ -121,24 +141,30 @@ fn gemm(
     assert!(extent(k, n, rsb, csb) <= b.len(), "gemm: b out of bounds");
     assert!(extent(m, n, rsc, 1) <= c.len(), "gemm: c out of bounds");
     // SAFETY: the asserts keep every cell the strides address inside its slice, and `c` is a
-    // unique borrow, so it overlaps neither `a` nor `b`. With beta 0, `c` is only written.
+    // unique borrow, so it overlaps neither `a` nor `b`. With `read_dst` false, `c` is only
+    // written.
     #[allow(unsafe_code)]
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
+            k,
             c.as_mut_ptr(),
-            rsc as isize,
             1,
+            rsc as isize,
+            false,
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            0.0,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -159,8 +185,16 @@ struct AttnShape {
 impl AttnShape {
     fn of(qkv: &FlexTensor, heads: usize, causal: bool) -> Self {
         let shape = dims(qkv);
-        assert_eq!(shape.len(), 3, "packed attention takes [batch, seq, 3 * d_model]");
-        assert_eq!(shape[2] % (3 * heads), 0, "3 * d_model must split into the heads");
+        assert_eq!(
+            shape.len(),
+            3,
+            "packed attention takes [batch, seq, 3 * d_model]"
+        );
+        assert_eq!(
+            shape[2] % (3 * heads),
+            0,
+            "3 * d_model must split into the heads"
+        );
         Self {
             batch: shape[0],
             seq: shape[1],
@@ -396,14 +430,58 @@ fn cross_entropy_backward(logits: &[f32], targets: &[usize], lse: &[f32], grad: 
     let classes = logits.len() / rows.max(1);
     let scale = grad / rows as f32;
     let mut out = vec![0.0f32; logits.len()];
-    out.par_chunks_mut(classes)
-        .enumerate()
-        .for_each(|(r, g)| {
-            let row = &logits[r * classes..][..classes];
-            for (gj, &v) in g.iter_mut().zip(row) {
-                *gj = (v - lse[r]).exp() * scale;
+    out.par_chunks_mut(classes).enumerate().for_each(|(r, g)| {
+        let row = &logits[r * classes..][..classes];
+        for (gj, &v) in g.iter_mut().zip(row) {
+            *gj = (v - lse[r]).exp() * scale;
+        }
+        g[targets[r]] -= scale;
+    });
+    out
+}
+
+/// Elements handed to one task by the element-wise kernels.
+const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+/// erf(x) within 1.5e-7 (Abramowitz & Stegun 1964, formula 7.1.26).
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-a * a).exp();
+    if x < 0.0 { -y } else { y }
+}
+
+/// GELU forward: `x · Φ(x)` with `Φ(x) = (1 + erf(x / √2)) / 2`.
+fn gelu_forward(x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+        .for_each(|(out, x)| {
+            for (y, &v) in out.iter_mut().zip(x) {
+                *y = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
             }
-            g[targets[r]] -= scale;
+        });
+    out
+}
+
+/// GELU backward: `grad · (Φ(x) + x · φ(x))`.
+fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let inv_sqrt_2pi = 1.0 / (2.0 * std::f32::consts::PI).sqrt();
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(ELEMENTS_PER_TASK)
+        .zip(
+            x.par_chunks(ELEMENTS_PER_TASK)
+                .zip(grad.par_chunks(ELEMENTS_PER_TASK)),
+        )
+        .for_each(|(out, (x, grad))| {
+            for ((o, &v), &g) in out.iter_mut().zip(x).zip(grad) {
+                let cdf = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = inv_sqrt_2pi * (-0.5 * v * v).exp();
+                *o = g * (cdf + v * pdf);
+            }
         });
     out
 }
@@ -440,7 +518,10 @@ fn norm_op(
     (tensor(out, dims(&x)), x, weight, stats)
 }
 
-fn cross_entropy_op(logits: FlexTensor, targets: &FlexTensor) -> (FlexTensor, FlexTensor, Vec<usize>, Vec<f32>) {
+fn cross_entropy_op(
+    logits: FlexTensor,
+    targets: &FlexTensor,
+) -> (FlexTensor, FlexTensor, Vec<usize>, Vec<f32>) {
     let logits = contiguous(logits);
     let shape = dims(&logits);
     assert_eq!(shape.len(), 2, "cross-entropy takes logits [rows, classes]");
@@ -455,7 +536,12 @@ impl FlexFusedOps for Flex {
         attention_op(qkv, n_head, causal).0
     }
 
-    fn flex_layer_norm(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, eps: f64) -> FlexTensor {
+    fn flex_layer_norm(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        eps: f64,
+    ) -> FlexTensor {
         norm_op(x, weight, Some(bias), eps, true).0
     }
 
@@ -465,6 +551,11 @@ impl FlexFusedOps for Flex {
 
     fn flex_cross_entropy(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
         cross_entropy_op(logits, &targets).0
+    }
+
+    fn flex_gelu(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(x);
+        tensor(gelu_forward(values(&x)), dims(&x))
     }
 }
 
@@ -490,7 +581,10 @@ impl Backward<Flex, 1> for AttnBackward {
         let Some(node) = parent else { return };
         let s = ops.state;
         let g = attention_backward(values(&s.qkv), values(&s.weights), values(&grad), s.shape);
-        grads.register::<Flex>(node.id, tensor(g, vec![s.shape.batch, s.shape.seq, 3 * s.shape.d]));
+        grads.register::<Flex>(
+            node.id,
+            tensor(g, vec![s.shape.batch, s.shape.seq, 3 * s.shape.d]),
+        );
     }
 }
 
@@ -520,7 +614,12 @@ impl<const N: usize> Backward<Flex, N> for NormBackward {
             s.centre,
         );
         let d = dw.len();
-        let mut outs = [tensor(dx, dims(&s.x)), tensor(dw, vec![d]), tensor(db, vec![d])].into_iter();
+        let mut outs = [
+            tensor(dx, dims(&s.x)),
+            tensor(dw, vec![d]),
+            tensor(db, vec![d]),
+        ]
+        .into_iter();
         for parent in ops.parents {
             let out = outs.next().expect("a norm has at most three inputs");
             if let Some(node) = parent {
@@ -550,6 +649,24 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
         let s = ops.state;
         let g = cross_entropy_backward(values(&s.logits), &s.targets, &s.lse, values(&grad)[0]);
         grads.register::<Flex>(node.id, tensor(g, dims(&s.logits)));
+    }
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let [parent] = ops.parents;
+        let Some(node) = parent else { return };
+        let x = ops.state;
+        grads.register::<Flex>(
+            node.id,
+            tensor(gelu_backward(values(&x), values(&grad)), dims(&x)),
+        );
     }
 }
 
@@ -591,7 +708,14 @@ impl<C: CheckpointStrategy> FlexFusedOps for Autodiff<Flex, C> {
                 let qkv = contiguous(qkv.into_primitive());
                 let shape = AttnShape::of(&qkv, n_head, causal);
                 let (out, weights) = attention_op(qkv.clone(), n_head, causal);
-                prep.finish(AttnState { qkv, weights, shape }, out)
+                prep.finish(
+                    AttnState {
+                        qkv,
+                        weights,
+                        shape,
+                    },
+                    out,
+                )
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(attention_op(qkv.into_primitive(), n_head, causal).0)
@@ -608,15 +732,27 @@ impl<C: CheckpointStrategy> FlexFusedOps for Autodiff<Flex, C> {
         norm_autodiff::<C, 3>([x, weight, bias], eps, true)
     }
 
-    fn flex_rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+    fn flex_rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
         norm_autodiff::<C, 2>([x, weight], eps, false)
     }
 
-    fn flex_cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+    fn flex_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
         let node = logits.node();
-        match CrossEntropyBackward.prepare::<C>([node]).compute_bound().stateful() {
+        match CrossEntropyBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
-                let (loss, logits, targets, lse) = cross_entropy_op(logits.into_primitive(), &targets);
+                let (loss, logits, targets, lse) =
+                    cross_entropy_op(logits.into_primitive(), &targets);
                 let state = CrossEntropyState {
                     logits,
                     targets: std::sync::Arc::new(targets),
@@ -627,6 +763,18 @@ impl<C: CheckpointStrategy> FlexFusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => {
                 prep.finish(cross_entropy_op(logits.into_primitive(), &targets).0)
             }
+        }
+    }
+
+    fn flex_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let node = x.node();
+        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = contiguous(x.into_primitive());
+                let out = tensor(gelu_forward(values(&x)), dims(&x));
+                prep.finish(x, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::flex_gelu(x.into_primitive())),
         }
     }
 }
@@ -682,4 +830,10 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
         dispatch(logits),
         targets.into_dispatch(),
     ))
+}
+
+/// Exact GELU.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as FlexFusedOps>::flex_gelu(dispatch(x)))
 }

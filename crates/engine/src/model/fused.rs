@@ -7,7 +7,7 @@
 //! leaves that LibTorch's autograd records, and the backward asks LibTorch's autograd for the
 //! vector-Jacobian product, so both directions run the kernels PyTorch eager runs (flash
 //! attention on the CPU and on CUDA, the fused layer-norm backward). On Flex, packed attention,
-//! the norms and cross-entropy run as Hearth's own Rust kernels ([`super::flex_ops`]).
+//! the norms, cross-entropy and GELU run as Hearth's own Rust kernels ([`super::flex_ops`]).
 //!
 //! Every other op and backend, and both backends with the fused ops switched off
 //! ([`with_decomposed`], `HEARTH_FUSED_OPS=0`), run Burn's decomposed ops, which the parity tests
@@ -207,6 +207,17 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Te
 pub fn rms_norm_decomposed<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Tensor<D> {
     let rms = (x.clone().square().mean_dim(D - 1) + eps).sqrt();
     (x / rms) * weight.unsqueeze()
+}
+
+/// Exact GELU: Flex's fused op where [`flex_fused_on`], otherwise `decomposed` (Burn's).
+pub fn gelu<const D: usize>(
+    x: Tensor<D>,
+    decomposed: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    if flex_fused(&x) {
+        return flex_ops::gelu(x);
+    }
+    decomposed(x)
 }
 
 /// Mean softmax cross-entropy in nats of `logits: [rows, classes]` against `targets: [rows]`.

@@ -280,7 +280,7 @@ impl Mlp {
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match (&self.fc, &self.gate, &self.up) {
-            (Some(fc), _, _) => self.act.forward(apply_linear(fc, x)),
+            (Some(fc), _, _) => fused::gelu(apply_linear(fc, x), |h| self.act.forward(h)),
             (None, Some(gate), Some(up)) => {
                 silu(apply_linear(gate, x.clone())) * apply_linear(up, x)
             }

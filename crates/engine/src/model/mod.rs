@@ -1,8 +1,8 @@
 //! The transformer, its configuration and the attention maps it can capture.
 
 pub mod config;
-pub mod fused;
 mod flex_ops;
+pub mod fused;
 pub mod gpt;
 
 pub use config::{Arch, ModelSpec, SpecError};
