@@ -562,6 +562,19 @@ impl FlexFusedOps for Flex {
 // ---------------------------------------------------------------------------------------------
 // Autodiff.
 
+/// The backward of a one-input op: `input_grad(state, output gradient)` is its input's
+/// gradient, computed only when the input is tracked.
+fn one_input_backward<S>(
+    ops: Ops<S, 1>,
+    grads: &mut Gradients,
+    input_grad: impl FnOnce(S, &FlexTensor) -> FlexTensor,
+) {
+    let grad = contiguous(grads.consume::<Flex>(&ops.node));
+    let [parent] = ops.parents;
+    let Some(node) = parent else { return };
+    grads.register::<Flex>(node.id, input_grad(ops.state, &grad));
+}
+
 #[derive(Debug, Clone)]
 struct AttnState {
     qkv: FlexTensor,
@@ -576,15 +589,10 @@ impl Backward<Flex, 1> for AttnBackward {
     type State = AttnState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let [parent] = ops.parents;
-        let Some(node) = parent else { return };
-        let s = ops.state;
-        let g = attention_backward(values(&s.qkv), values(&s.weights), values(&grad), s.shape);
-        grads.register::<Flex>(
-            node.id,
-            tensor(g, vec![s.shape.batch, s.shape.seq, 3 * s.shape.d]),
-        );
+        one_input_backward(ops, grads, |s, grad| {
+            let g = attention_backward(values(&s.qkv), values(&s.weights), values(grad), s.shape);
+            tensor(g, vec![s.shape.batch, s.shape.seq, 3 * s.shape.d])
+        });
     }
 }
 
@@ -643,12 +651,10 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
     type State = CrossEntropyState;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let [parent] = ops.parents;
-        let Some(node) = parent else { return };
-        let s = ops.state;
-        let g = cross_entropy_backward(values(&s.logits), &s.targets, &s.lse, values(&grad)[0]);
-        grads.register::<Flex>(node.id, tensor(g, dims(&s.logits)));
+        one_input_backward(ops, grads, |s, grad| {
+            let g = cross_entropy_backward(values(&s.logits), &s.targets, &s.lse, values(grad)[0]);
+            tensor(g, dims(&s.logits))
+        });
     }
 }
 
@@ -659,14 +665,9 @@ impl Backward<Flex, 1> for GeluBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = contiguous(grads.consume::<Flex>(&ops.node));
-        let [parent] = ops.parents;
-        let Some(node) = parent else { return };
-        let x = ops.state;
-        grads.register::<Flex>(
-            node.id,
-            tensor(gelu_backward(values(&x), values(&grad)), dims(&x)),
-        );
+        one_input_backward(ops, grads, |x, grad| {
+            tensor(gelu_backward(values(&x), values(grad)), dims(&x))
+        });
     }
 }
 
