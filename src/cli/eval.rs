@@ -117,14 +117,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let model = hearth_engine::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
         .try_load_file(&checkpoint)
         .with_context(|| format!("cannot load {}", checkpoint.display()))?;
-    if spec.objective.kind == hearth_engine::objective::ObjectiveKind::LINKBERT {
-        let (acc, per, n) =
-            hearth_engine::eval::relation_accuracy(&model, &corpus, spec.model.context, &device);
+    let objective = spec.objective.objective()?;
+    if let Some(report) = objective.checkpoint_report(&model, &corpus, spec.model.context, &device)
+    {
         eprintln!("checkpoint of step {step}: {}", checkpoint.display());
-        println!(
-            "relation_acc={acc:.4} next_acc={:.4} random_acc={:.4} linked_acc={:.4} pairs={n}",
-            per[0], per[1], per[2]
-        );
+        println!("{report}");
         return Ok(());
     }
     if let Some((what, examples)) = variant_examples(&spec, args, &corpus.tokenizer)? {

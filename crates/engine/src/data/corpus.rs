@@ -417,59 +417,6 @@ impl Corpus {
         !self.relations_train.is_empty()
     }
 
-    /// LinkBERT batches: rows `[cls] a [sep] b [sep]` padded to `context` (each segment cut to
-    /// fit) and the relation of each row.
-    pub fn sample_relation_batch(
-        &self,
-        split: Split,
-        batch_size: usize,
-        context: usize,
-        rng: &mut StdRng,
-    ) -> (Vec<i64>, Vec<i64>) {
-        let pairs = match split {
-            Split::Train => &self.relations_train,
-            Split::Val => &self.relations_val,
-        };
-        let chosen: Vec<&RelationExample> = (0..batch_size)
-            .map(|_| &pairs[rng.random_range(0..pairs.len())])
-            .collect();
-        self.relation_rows(&chosen, context)
-    }
-
-    /// Rows `[cls] a [sep] b [sep]` of `pairs`, each segment cut to half the context and the
-    /// row padded to `context`, and the relation of each row.
-    pub fn relation_rows(
-        &self,
-        pairs: &[&RelationExample],
-        context: usize,
-    ) -> (Vec<i64>, Vec<i64>) {
-        let sp = |s| {
-            i64::from(
-                self.tokenizer
-                    .special(s)
-                    .expect("LinkBERT needs special tokens"),
-            )
-        };
-        let (cls, sep, pad) = (
-            sp(super::Special::Cls),
-            sp(super::Special::Sep),
-            sp(super::Special::Pad),
-        );
-        let half = context.saturating_sub(3) / 2;
-        let mut rows = Vec::with_capacity(pairs.len() * context);
-        for p in pairs {
-            let row_start = rows.len();
-            rows.push(cls);
-            rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
-            rows.push(sep);
-            rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
-            rows.push(sep);
-            rows.resize(row_start + context, pad);
-        }
-        let labels = pairs.iter().map(|p| i64::from(p.relation)).collect();
-        (rows, labels)
-    }
-
     /// Whether the corpus holds prompt / answer examples.
     pub fn is_instructions(&self) -> bool {
         !self.examples_train.is_empty()

@@ -19,7 +19,7 @@ pub use embed::{
 pub use exact_match::exact_match;
 pub use generate::{Sampling, generate, generate_with, greedy_until_newline, sample_index};
 pub use loss::{cross_entropy, estimate_loss, full_split_loss};
-pub use relation::{relation_accuracy, relation_hidden};
+pub use relation::relation_hidden;
 pub use retrieval::{Retrieval, embedded_retrieval, retrieval, spearman};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -364,6 +364,14 @@ pub enum ImproveError {
     /// The stage started and failed (the new run is marked failed).
     #[error("{0}")]
     Failed(String),
+    /// A training step of a round diverged (the new run is marked failed).
+    #[error("round {round}: {source}")]
+    Diverged {
+        /// The round (counted from 1).
+        round: usize,
+        /// Which number stopped being finite, at which step.
+        source: crate::train::RunFailure,
+    },
     /// Stopped by its cancel flag (the new run is marked stopped).
     #[error("stopped")]
     Cancelled,

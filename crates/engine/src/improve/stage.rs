@@ -81,74 +81,8 @@ pub fn run_improve(
     cancel: &AtomicBool,
     events: &mut dyn FnMut(ImproveEvent),
 ) -> Result<ImproveSummary, ImproveError> {
-    let errors = spec.validate();
-    if !errors.is_empty() {
-        return Err(ImproveError::Invalid(errors.join("; ")));
-    }
-    let base_err = |message: String| ImproveError::Base {
-        path: base.to_path_buf(),
-        message,
-    };
-    let base_spec = crate::project::store::read_spec(base).map_err(|e| base_err(e.to_string()))?;
-    let backend = base_spec.train.backend;
-    backend.set_threads(if spec.threads == 0 {
-        available_cores()
-    } else {
-        spec.threads
-    });
-    let device = backend.device().map_err(base_err)?;
-    device.seed(spec.seed);
-    let loaded = LoadedRun::load(base, &device).map_err(|e| base_err(e.to_string()))?;
-    if !loaded.layout().decoder {
-        return Err(base_err(format!(
-            "the {} objective does not generate text",
-            loaded.spec.objective.kind
-        )));
-    }
-    let tasks = TaskSet::for_base(
-        spec.task,
-        &loaded.spec,
-        &loaded.tokenizer,
-        spec.eval_prompts,
-        spec.rounds * spec.prompts_per_round,
-        spec.seed,
-    )
-    .map_err(|m| ImproveError::Base {
-        path: base.join(RunStore::SPEC_FILE),
-        message: m,
-    })?;
-    if spec.method == Method::SelfCorrect {
-        let tok = &loaded.tokenizer;
-        if tok.decode(&tok.encode(CHECK_MARKER)) != CHECK_MARKER {
-            return Err(base_err(format!(
-                "the run's tokenizer cannot write the check marker {CHECK_MARKER:?} (a char vocabulary lacks some of its characters); build the base's dataset with --tokenizer byte"
-            )));
-        }
-    }
-    let base_dir = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    let mut run_spec = loaded.spec.clone();
-    run_spec.name = format!("{}-{}", loaded.spec.name, spec.method.name());
-    run_spec.init = Some(InitSpec {
-        from_run: base_dir.clone(),
-        lr_multiplier: 1.0,
-        ..InitSpec::default()
-    });
-    run_spec.train.steps = spec.rounds * spec.steps_per_round;
-    run_spec.train.batch_size = spec.batch_size;
-    run_spec.train.seed = spec.seed;
-    run_spec.optim = optim_spec(spec);
-    let store =
-        RunStore::create(out, &run_spec).map_err(|e| ImproveError::Invalid(e.to_string()))?;
-    let mut record = ImproveRecord {
-        base: base_dir,
-        base_checkpoint: loaded.checkpoint.clone(),
-        base_step: loaded.step,
-        spec: spec.clone(),
-        rounds: Vec::new(),
-        summary: None,
-        error: None,
-    };
-    record.save(out);
+    let (loaded, device, tasks) = open_base(base, spec)?;
+    let (store, mut record) = create_run(base, out, spec, &loaded)?;
     let tokenizer_json = serde_json::to_string(&loaded.tokenizer).expect("serializes");
     let started = store
         .set_status(&RunStatus::Running)
@@ -166,7 +100,7 @@ pub fn run_improve(
                 rounds: spec.rounds,
             });
             catch_unwind(AssertUnwindSafe(|| {
-                let mut stage = Stage::new(
+                Stage::new(
                     spec,
                     &tasks,
                     &loaded,
@@ -176,13 +110,120 @@ pub fn run_improve(
                     cancel,
                     &mut *events,
                     &mut record,
-                )?;
-                stage.run()
+                )?
+                .run()
             }))
         }
     };
+    let outcome = outcome.unwrap_or_else(|panic| {
+        Err(ImproveError::Failed(format!(
+            "the stage panicked: {}",
+            crate::train::panic_message(panic.as_ref())
+        )))
+    });
+    conclude(outcome, spec, out, &store, &mut record, events)
+}
+
+/// Checks the settings and opens the base run: its weights on the stage's device, and the
+/// task's prompts.
+fn open_base(
+    base: &Path,
+    spec: &ImproveSpec,
+) -> Result<(LoadedRun, Device, TaskSet), ImproveError> {
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        return Err(ImproveError::Invalid(errors.join("; ")));
+    }
+    let base_err = |message: String| ImproveError::Base {
+        path: base.to_path_buf(),
+        message,
+    };
+    let base_spec = crate::project::store::read_spec(base).map_err(|e| base_err(e.to_string()))?;
+    let backend = base_spec.train.backend;
+    backend.set_threads(if spec.threads == 0 {
+        available_cores()
+    } else {
+        spec.threads
+    });
+    let device = backend.device().map_err(|e| base_err(e.to_string()))?;
+    device.seed(spec.seed);
+    let loaded = LoadedRun::load(base, &device).map_err(|e| base_err(e.to_string()))?;
+    if !loaded.layout().decoder {
+        return Err(base_err(format!(
+            "the {} objective does not generate text",
+            loaded.spec.objective.kind
+        )));
+    }
+    let tasks = TaskSet::for_base(
+        spec.task,
+        &loaded.spec,
+        &loaded.tokenizer,
+        spec.eval_prompts,
+        spec.rounds * spec.prompts_per_round,
+        spec.seed,
+    )
+    .map_err(|e| ImproveError::Base {
+        path: base.join(RunStore::SPEC_FILE),
+        message: e.to_string(),
+    })?;
+    if spec.method == Method::SelfCorrect {
+        let tok = &loaded.tokenizer;
+        if tok.decode(&tok.encode(CHECK_MARKER)) != CHECK_MARKER {
+            return Err(base_err(format!(
+                "the run's tokenizer cannot write the check marker {CHECK_MARKER:?} (a char vocabulary lacks some of its characters); build the base's dataset with --tokenizer byte"
+            )));
+        }
+    }
+    Ok((loaded, device, tasks))
+}
+
+/// Creates the new run in `out`: the base's spec as a fine-tune of it with the stage's
+/// optimizer, steps and seed, and the stage's record linking it to its base.
+fn create_run(
+    base: &Path,
+    out: &Path,
+    spec: &ImproveSpec,
+    loaded: &LoadedRun,
+) -> Result<(RunStore, ImproveRecord), ImproveError> {
+    let base_dir = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    let mut run_spec = loaded.spec.clone();
+    run_spec.name = format!("{}-{}", loaded.spec.name, spec.method.name());
+    run_spec.init = Some(InitSpec {
+        from_run: base_dir.clone(),
+        lr_multiplier: 1.0,
+        ..InitSpec::default()
+    });
+    run_spec.train.steps = spec.rounds * spec.steps_per_round;
+    run_spec.train.batch_size = spec.batch_size;
+    run_spec.train.seed = spec.seed;
+    run_spec.optim = optim_spec(spec);
+    let store =
+        RunStore::create(out, &run_spec).map_err(|e| ImproveError::Invalid(e.to_string()))?;
+    let record = ImproveRecord {
+        base: base_dir,
+        base_checkpoint: loaded.checkpoint.clone(),
+        base_step: loaded.step,
+        spec: spec.clone(),
+        rounds: Vec::new(),
+        summary: None,
+        error: None,
+    };
+    record.save(out);
+    Ok((store, record))
+}
+
+/// Records how the stage ended in the new run (status, summary or error) and sends the last
+/// event.
+fn conclude(
+    outcome: Result<ImproveSummary, ImproveError>,
+    spec: &ImproveSpec,
+    out: &Path,
+    store: &RunStore,
+    record: &mut ImproveRecord,
+    events: &mut dyn FnMut(ImproveEvent),
+) -> Result<ImproveSummary, ImproveError> {
     let failure = match outcome {
-        Ok(Ok(summary)) => {
+        Ok(summary) => {
             let _ = store.set_summary(&RunSummary {
                 step: spec.rounds * spec.steps_per_round,
                 train_loss: summary
@@ -202,19 +243,11 @@ pub fn run_improve(
             events(ImproveEvent::Finished(summary.clone()));
             return Ok(summary);
         }
-        Ok(Err(ImproveError::Cancelled)) => {
+        Err(ImproveError::Cancelled) => {
             let _ = store.set_status(&RunStatus::Stopped);
             return Err(ImproveError::Cancelled);
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            format!("the stage panicked: {message}")
-        }
+        Err(e) => e.to_string(),
     };
     let _ = store.append_message(0, "error", &failure);
     let _ = store.set_status(&RunStatus::Failed {
@@ -235,7 +268,7 @@ pub struct ImproveHandle {
     pub events: Receiver<ImproveEvent>,
     /// Set to stop the stage between batches (the new run is then marked stopped).
     pub cancel: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<ImproveSummary, String>>>,
+    thread: Option<JoinHandle<Result<ImproveSummary, ImproveError>>>,
 }
 
 impl ImproveHandle {
@@ -245,11 +278,14 @@ impl ImproveHandle {
     }
 
     /// Waits for the stage and returns how it ended.
-    pub fn join(mut self) -> Result<ImproveSummary, String> {
+    pub fn join(mut self) -> Result<ImproveSummary, ImproveError> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err("the stage's thread panicked".to_string()),
-            None => Err("already joined".to_string()),
+            Some(Err(panic)) => Err(ImproveError::Failed(format!(
+                "the stage's thread panicked: {}",
+                crate::train::panic_message(panic.as_ref())
+            ))),
+            None => Err(ImproveError::Failed("already joined".to_string())),
         }
     }
 }
@@ -293,7 +329,7 @@ pub fn spawn_improve(
                     reason: e.to_string(),
                 });
             }
-            result.map_err(|e| e.to_string())
+            result
         })?;
     Ok(ImproveHandle {
         events: rx,
@@ -850,18 +886,20 @@ impl<'a> Stage<'a> {
                 }
             };
             let value: f32 = loss.clone().into_scalar();
-            if !value.is_finite() {
-                return Err(ImproveError::Failed(format!(
-                    "round {round}, step {}: the loss is {value}",
-                    self.step + 1
-                )));
-            }
             let grads = GradBuffer::from_grads(self.model(), &loss.backward());
             let model = self
                 .model
                 .take()
                 .expect("the model is back after each step");
-            let (model, grad_norm) = self.optim.step(model, &grads, lr);
+            let (model, grad_norm) = crate::train::update::apply(
+                &mut self.optim,
+                model,
+                &grads,
+                lr,
+                value,
+                self.step + 1,
+            )
+            .map_err(|source| ImproveError::Diverged { round, source })?;
             self.model = Some(model);
             self.step += 1;
             loss_sum += f64::from(value);

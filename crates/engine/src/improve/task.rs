@@ -97,23 +97,25 @@ impl TaskSet {
         eval_prompts: usize,
         pool_size: usize,
         seed: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TaskError> {
         let DataSource::Dataset { recipe, .. } = &spec.data.source else {
-            return Err(format!(
-                "data.source: the base must train on a dataset with the sft transform of gen:{} records ({} is not one)",
-                kind.name(),
-                spec.data.source.describe()
-            ));
+            return Err(TaskError::NotADataset {
+                task: kind.name(),
+                data: spec.data.source.describe(),
+            });
         };
         let TransformSpec::Sft { options } = &recipe.transform else {
-            return Err(format!(
-                "data.source.recipe.transform: the base's dataset {} is {}, not sft",
-                recipe.name,
-                recipe.transform.label()
-            ));
+            return Err(TaskError::NotSft {
+                dataset: recipe.name.clone(),
+                transform: recipe.transform.label().to_string(),
+            });
         };
-        let ds = Dataset::build(recipe, Some(tokenizer.clone()), &|_, _| {})
-            .map_err(|e| format!("the base's dataset {} does not build: {e}", recipe.name))?;
+        let ds = Dataset::build(recipe, Some(tokenizer.clone()), &|_, _| {}).map_err(|e| {
+            TaskError::DoesNotBuild {
+                dataset: recipe.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
         let prefix = format!("{}:", kind.name());
         let item = |instruction: &str, reference: &str| TaskItem {
             instruction: instruction.to_string(),
@@ -133,13 +135,12 @@ impl TaskSet {
             .take(eval_prompts)
             .collect();
         if held_out.is_empty() {
-            return Err(format!(
-                "the base's dataset {} has no gen:{} records with fields \"{}\" and \"{}\" in its validation split",
-                recipe.name,
-                kind.name(),
-                options.prompt_field,
-                options.response_field
-            ));
+            return Err(TaskError::NoHeldOut {
+                dataset: recipe.name.clone(),
+                task: kind.name(),
+                prompt_field: options.prompt_field.clone(),
+                response_field: options.response_field.clone(),
+            });
         }
         let held: BTreeSet<&str> = held_out.iter().map(|i| i.instruction.as_str()).collect();
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5354_6152);
@@ -161,10 +162,9 @@ impl TaskSet {
             }
             TaskKind::ApiZoo => {
                 let Content::Examples { train, .. } = &ds.content else {
-                    return Err(format!(
-                        "the base's dataset {} has no examples",
-                        recipe.name
-                    ));
+                    return Err(TaskError::NoExamples {
+                        dataset: recipe.name.clone(),
+                    });
                 };
                 let (pre, post) = options
                     .template
@@ -185,11 +185,10 @@ impl TaskSet {
             }
         };
         if pool.is_empty() {
-            return Err(format!(
-                "the base's dataset {} gives no training prompts of gen:{}",
-                recipe.name,
-                kind.name()
-            ));
+            return Err(TaskError::NoPrompts {
+                dataset: recipe.name.clone(),
+                task: kind.name(),
+            });
         }
         let checker = match kind {
             TaskKind::Arithmetic => Checker::Arithmetic,
@@ -229,8 +228,74 @@ impl TaskSet {
     }
 }
 
+/// Why a base run cannot be improved on a task: what its data lacks, naming the field or
+/// dataset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    /// The base does not train on a dataset recipe.
+    #[error(
+        "data.source: the base must train on a dataset with the sft transform of gen:{task} records ({data} is not one)"
+    )]
+    NotADataset {
+        /// The task's generator name.
+        task: &'static str,
+        /// The base's data, described.
+        data: String,
+    },
+    /// The base's dataset is not instruction data.
+    #[error("data.source.recipe.transform: the base's dataset {dataset} is {transform}, not sft")]
+    NotSft {
+        /// The dataset's name.
+        dataset: String,
+        /// Its transform.
+        transform: String,
+    },
+    /// The base's dataset cannot be rebuilt.
+    #[error("the base's dataset {dataset} does not build: {message}")]
+    DoesNotBuild {
+        /// The dataset's name.
+        dataset: String,
+        /// The build error.
+        message: String,
+    },
+    /// No validation record of the task to hold out.
+    #[error(
+        "the base's dataset {dataset} has no gen:{task} records with fields \"{prompt_field}\" and \"{response_field}\" in its validation split"
+    )]
+    NoHeldOut {
+        /// The dataset's name.
+        dataset: String,
+        /// The task's generator name.
+        task: &'static str,
+        /// The prompt field the transform reads.
+        prompt_field: String,
+        /// The response field the transform reads.
+        response_field: String,
+    },
+    /// The dataset holds no instruction examples.
+    #[error("the base's dataset {dataset} has no examples")]
+    NoExamples {
+        /// The dataset's name.
+        dataset: String,
+    },
+    /// No training prompt of the task.
+    #[error("the base's dataset {dataset} gives no training prompts of gen:{task}")]
+    NoPrompts {
+        /// The dataset's name.
+        dataset: String,
+        /// The task's generator name.
+        task: &'static str,
+    },
+    /// The API zoo task without the zoo to check calls against.
+    #[error("the base's dataset {dataset} has no gen:api_zoo source to check calls against")]
+    NoApiZoo {
+        /// The dataset's name.
+        dataset: String,
+    },
+}
+
 /// The checker of the API zoo the recipe generates.
-fn api_zoo_checker(recipe: &DatasetRecipe) -> Result<ApiZooChecker, String> {
+fn api_zoo_checker(recipe: &DatasetRecipe) -> Result<ApiZooChecker, TaskError> {
     let records: Vec<_> = recipe
         .sources
         .iter()
@@ -245,10 +310,9 @@ fn api_zoo_checker(recipe: &DatasetRecipe) -> Result<ApiZooChecker, String> {
         .flatten()
         .collect();
     if records.is_empty() {
-        return Err(format!(
-            "the base's dataset {} has no gen:api_zoo source to check calls against",
-            recipe.name
-        ));
+        return Err(TaskError::NoApiZoo {
+            dataset: recipe.name.clone(),
+        });
     }
     Ok(ApiZooChecker::new(&records))
 }

@@ -4,6 +4,12 @@
 //! cosine, effective rank; see [`crate::eval::health`]), and show the embedding map and one
 //! batch's similarities.
 
+mod describe;
+
+pub use describe::{
+    EMBEDDING_HEALTH_CHARTS, EMBEDDING_HEALTH_TITLE, embedding_settings, lexical_note,
+};
+
 use super::step::{StepData, mean_of_batches};
 use super::{
     EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, Positives, StepLoss,
@@ -462,8 +468,43 @@ pub fn views(
 pub struct Contrastive;
 
 impl Objective for Contrastive {
+    fn health_warning(
+        &self,
+        spec: &ObjectiveSpec,
+        step: usize,
+        total: usize,
+        metric: &dyn Fn(MetricKey) -> Option<f64>,
+    ) -> Option<String> {
+        collapse_at(spec, step, total, metric)
+    }
+
     fn kind(&self) -> ObjectiveKind {
         ObjectiveKind::CONTRASTIVE
+    }
+
+    fn charts(&self, spec: &ObjectiveSpec) -> super::Charts {
+        describe::charts(spec)
+    }
+
+    fn step_loss_name(&self, spec: &ObjectiveSpec, step: usize, total: usize) -> String {
+        describe::step_loss_name(spec, step, total)
+    }
+
+    fn train_curve_note(
+        &self,
+        spec: &ObjectiveSpec,
+        total_steps: usize,
+        terms_recorded: bool,
+    ) -> Option<super::ChartNote> {
+        describe::train_curve_note(spec, total_steps, terms_recorded)
+    }
+
+    fn metric_note(&self, spec: &ObjectiveSpec, metric: &str) -> Option<String> {
+        lexical_note(spec, metric)
+    }
+
+    fn settings(&self) -> Vec<super::Setting> {
+        embedding_settings(true)
     }
 
     fn attention_mode(&self) -> AttentionMode {

@@ -27,8 +27,85 @@ impl MetricKey {
 pub struct Grit;
 
 impl Objective for Grit {
+    fn health_warning(
+        &self,
+        spec: &ObjectiveSpec,
+        step: usize,
+        total: usize,
+        metric: &dyn Fn(MetricKey) -> Option<f64>,
+    ) -> Option<String> {
+        super::contrastive::collapse_at(spec, step, total, metric)
+    }
+
     fn kind(&self) -> ObjectiveKind {
         ObjectiveKind::GRIT
+    }
+
+    /// GRIT trains on the total `L_emb + lambda * L_gen` and reports its generation loss as
+    /// the validation loss, which is what makes it comparable with next-token runs; its
+    /// metrics chart is the balance of the two.
+    fn charts(&self, spec: &ObjectiveSpec) -> super::Charts {
+        use super::{ChartCurve, CurveSource, MetricsChart, Quantity, ValidationAsTrain};
+        let lambda = spec.gen_weight;
+        let mut charts = super::Charts::new(super::LossQuantities {
+            train: Quantity {
+                // Totals with different weights are different quantities.
+                key: format!("grit-total-{}", lambda.to_bits()),
+                label: format!("GRIT total loss (L_emb + {lambda}·L_gen)"),
+            },
+            val: Quantity::same("next-token loss"),
+        });
+        charts.validation = ValidationAsTrain::Sum {
+            metric: MetricKey::VAL_EMB_LOSS,
+            val_loss_weight: lambda,
+        };
+        // Count models measure the next-token loss, not the total the loss chart shows.
+        charts.loss_references = false;
+        charts.val_loss_metric = Some("val_gen_loss");
+        charts.metrics_chart = MetricsChart::Together {
+            title: "Loss balance: L_emb, lambda * L_gen and the total (train)",
+            y_label: "loss",
+            curves: vec![
+                ChartCurve {
+                    legend: "L_emb",
+                    source: CurveSource::Metric(MetricKey::TRAIN_EMB_LOSS),
+                },
+                ChartCurve {
+                    legend: "lambda * L_gen",
+                    source: CurveSource::WeightedTrainLoss { weight: lambda },
+                },
+                ChartCurve {
+                    legend: "total",
+                    source: CurveSource::Metric(MetricKey::TRAIN_TOTAL_LOSS),
+                },
+            ],
+        };
+        charts.health_charts = &contrastive::EMBEDDING_HEALTH_CHARTS;
+        charts.health_title = contrastive::EMBEDDING_HEALTH_TITLE;
+        charts
+    }
+
+    fn step_loss_name(&self, spec: &ObjectiveSpec, _step: usize, _total: usize) -> String {
+        format!("total loss (L_emb + {}·L_gen)", spec.gen_weight)
+    }
+
+    fn metric_note(&self, spec: &ObjectiveSpec, metric: &str) -> Option<String> {
+        contrastive::lexical_note(spec, metric)
+    }
+
+    fn settings(&self) -> Vec<super::Setting> {
+        let mut settings = contrastive::embedding_settings(false);
+        settings.push(super::Setting::number(
+            "gen_weight",
+            "Generation weight (lambda)",
+            super::SettingKind::Number {
+                range: 0.0..=100.0,
+                speed: 0.05,
+            },
+            |o| o.gen_weight,
+            |o, v| o.gen_weight = v,
+        ));
+        settings
     }
 
     fn attention_mode(&self) -> AttentionMode {

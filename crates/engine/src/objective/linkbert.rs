@@ -8,10 +8,11 @@ use super::{
     masked,
 };
 use crate::data::record::Relation;
-use crate::data::{Corpus, Split};
+use crate::data::{Corpus, RelationExample, Special, Split, Tokenizer};
 use crate::eval::{relation_hidden, tokens_tensor};
 use crate::model::{AttentionMode, Gpt, SpecError};
 use burn::tensor::{Device, Tensor};
+use rand::Rng;
 use rand::rngs::StdRng;
 
 impl MetricKey {
@@ -21,6 +22,93 @@ impl MetricKey {
 
 /// Relations the head tells apart: next, random, linked.
 const RELATIONS: usize = Relation::ALL.len();
+
+/// A LinkBERT batch of `split` drawn with `rng`: rows `[cls] a [sep] b [sep]` padded to
+/// `context` (each segment cut to fit) and the relation of each row.
+pub fn relation_batch(
+    corpus: &Corpus,
+    split: Split,
+    batch_size: usize,
+    context: usize,
+    rng: &mut StdRng,
+) -> (Vec<i64>, Vec<i64>) {
+    let pairs = match split {
+        Split::Train => &corpus.relations_train,
+        Split::Val => &corpus.relations_val,
+    };
+    let chosen: Vec<&RelationExample> = (0..batch_size)
+        .map(|_| &pairs[rng.random_range(0..pairs.len())])
+        .collect();
+    relation_rows(&corpus.tokenizer, &chosen, context)
+}
+
+/// Rows `[cls] a [sep] b [sep]` of `pairs`, each segment cut to half the context and the row
+/// padded to `context`, and the relation of each row.
+pub fn relation_rows(
+    tokenizer: &Tokenizer,
+    pairs: &[&RelationExample],
+    context: usize,
+) -> (Vec<i64>, Vec<i64>) {
+    let special = |s| i64::from(tokenizer.special(s).expect("LinkBERT needs special tokens"));
+    let (cls, sep, pad) = (
+        special(Special::Cls),
+        special(Special::Sep),
+        special(Special::Pad),
+    );
+    let half = context.saturating_sub(3) / 2;
+    let mut rows = Vec::with_capacity(pairs.len() * context);
+    for p in pairs {
+        let row_start = rows.len();
+        rows.push(cls);
+        rows.extend(p.a.iter().take(half).map(|&i| i64::from(i)));
+        rows.push(sep);
+        rows.extend(p.b.iter().take(half).map(|&i| i64::from(i)));
+        rows.push(sep);
+        rows.resize(row_start + context, pad);
+    }
+    let labels = pairs.iter().map(|p| i64::from(p.relation)).collect();
+    (rows, labels)
+}
+
+/// Relation accuracy of a LinkBERT model over every validation pair (inputs unmasked): overall
+/// and per relation (next, random, linked), with the number of pairs.
+pub fn relation_accuracy(
+    model: &Gpt,
+    corpus: &Corpus,
+    context: usize,
+    device: &Device,
+) -> (f64, [f64; 3], usize) {
+    let (mut hits, mut counts) = ([0usize; 3], [0usize; 3]);
+    for chunk in corpus.relations_val.chunks(64) {
+        let pairs: Vec<&RelationExample> = chunk.iter().collect();
+        let (rows, _) = relation_rows(&corpus.tokenizer, &pairs, context);
+        let hidden = relation_hidden(
+            model,
+            &corpus.tokenizer,
+            &rows,
+            rows.clone(),
+            context,
+            device,
+        );
+        let Some(logits) = model.relation_logits(hidden) else {
+            break;
+        };
+        let predicted = logits.argmax(1).into_data().convert::<i64>();
+        let predicted = predicted.as_slice::<i64>().unwrap_or_default();
+        for (p, &guess) in chunk.iter().zip(predicted) {
+            let r = usize::from(p.relation);
+            counts[r] += 1;
+            hits[r] += usize::from(guess == i64::from(p.relation));
+        }
+    }
+    let total: usize = counts.iter().sum();
+    let per = [0, 1, 2].map(|r| hits[r] as f64 / counts[r].max(1) as f64);
+    (
+        hits.iter().sum::<usize>() as f64 / total.max(1) as f64,
+        per,
+        total,
+    )
+}
 
 /// One LinkBERT batch of `split` drawn with `rng`: `(total loss, relation logits, relation
 /// labels)`.
@@ -33,7 +121,7 @@ pub fn batch_loss(
 ) -> (Tensor<1>, Tensor<2>, Vec<i64>) {
     let (b, ctx) = (data.batch_size, data.context);
     let tok = &data.corpus.tokenizer;
-    let (rows, relations) = data.corpus.sample_relation_batch(split, b, ctx, rng);
+    let (rows, relations) = relation_batch(data.corpus, split, b, ctx, rng);
     let (inputs, labels) = masked::mask_tokens(&rows, ctx, tok, data.objective.mask_rate, rng);
     let hidden = relation_hidden(model, tok, &rows, inputs, ctx, device);
     let relation_logits = model
@@ -51,8 +139,32 @@ pub fn batch_loss(
 pub struct LinkBert;
 
 impl Objective for LinkBert {
+    fn checkpoint_report(
+        &self,
+        model: &Gpt,
+        corpus: &Corpus,
+        context: usize,
+        device: &Device,
+    ) -> Option<String> {
+        let (acc, per, n) = relation_accuracy(model, corpus, context, device);
+        Some(format!(
+            "relation_acc={acc:.4} next_acc={:.4} random_acc={:.4} linked_acc={:.4} pairs={n}",
+            per[0], per[1], per[2]
+        ))
+    }
+
     fn kind(&self) -> ObjectiveKind {
         ObjectiveKind::LINKBERT
+    }
+
+    fn charts(&self, _spec: &ObjectiveSpec) -> super::Charts {
+        super::Charts::new(super::LossQuantities::both(
+            "LinkBERT loss (masked tokens + relation)",
+        ))
+    }
+
+    fn settings(&self) -> Vec<super::Setting> {
+        vec![super::masked::mask_rate_setting()]
     }
 
     fn attention_mode(&self) -> AttentionMode {
@@ -130,8 +242,7 @@ impl Objective for LinkBert {
         let ctx = data.context;
         let tok = &data.corpus.tokenizer;
         let (rows, relations) =
-            data.corpus
-                .sample_relation_batch(Split::Train, data.batch_size, ctx, rng);
+            relation_batch(data.corpus, Split::Train, data.batch_size, ctx, rng);
         let (inputs, labels) = masked::mask_tokens(&rows, ctx, tok, data.objective.mask_rate, rng);
         Some(PreviewBatch {
             inputs,

@@ -196,9 +196,31 @@ pub fn probe(
 /// Masked-token prediction ([`ObjectiveKind::MASKED`]).
 pub struct Masked;
 
+/// The share of positions masked, for the objectives that mask.
+pub fn mask_rate_setting() -> super::Setting {
+    super::Setting::number(
+        "mask_rate",
+        "Mask rate",
+        super::SettingKind::Number {
+            range: 0.0..=0.9,
+            speed: 0.01,
+        },
+        |o| o.mask_rate,
+        |o, v| o.mask_rate = v,
+    )
+}
+
 impl Objective for Masked {
     fn kind(&self) -> ObjectiveKind {
         ObjectiveKind::MASKED
+    }
+
+    fn charts(&self, _spec: &ObjectiveSpec) -> super::Charts {
+        super::Charts::new(super::LossQuantities::both("masked-token loss"))
+    }
+
+    fn settings(&self) -> Vec<super::Setting> {
+        vec![mask_rate_setting()]
     }
 
     fn attention_mode(&self) -> AttentionMode {

@@ -8,6 +8,7 @@
 //! [`register`] at run time).
 
 pub mod contrastive;
+pub mod describe;
 pub mod grit;
 pub mod linkbert;
 pub mod masked;
@@ -17,6 +18,10 @@ pub mod registry;
 pub mod step;
 
 pub use crate::eval::Pooling;
+pub use describe::{
+    ChartCurve, ChartNote, Charts, CurveSource, HealthChart, LossQuantities, MetricsChart,
+    Quantity, Setting, SettingKind, SettingValue, TermChart, TrainTerm, ValidationAsTrain,
+};
 pub use recipe::Recipe;
 pub use registry::{lookup, register};
 pub use step::{PairSet, StepData, mean_of_batches};
@@ -28,6 +33,7 @@ use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -180,6 +186,71 @@ pub trait Objective: Send + Sync {
         _step: usize,
     ) -> Vec<EvalView> {
         Vec::new()
+    }
+
+    /// The health rule this objective judges its evaluations by: a warning in words when the
+    /// metrics of the evaluation at `step` (of a run of `total` steps) show the run has gone
+    /// wrong in a way the loss does not show (an embedding objective: its embeddings
+    /// collapsed), with what to try. The worker sends it once per run; the studio marks the
+    /// run by it. `None` (the default): nothing to judge.
+    fn health_warning(
+        &self,
+        _spec: &ObjectiveSpec,
+        _step: usize,
+        _total: usize,
+        _metric: &dyn Fn(MetricKey) -> Option<f64>,
+    ) -> Option<String> {
+        None
+    }
+
+    /// What the charts of a run with `spec` are called and show (see [`Charts`]). The
+    /// default: one loss named after the objective, trained and validated alike.
+    fn charts(&self, _spec: &ObjectiveSpec) -> Charts {
+        Charts::new(LossQuantities::both(format!("{} loss", self.kind().name())))
+    }
+
+    /// What the loss of step `step` (of `total`) of a run with `spec` measures, in a few
+    /// words, where one step's loss is printed beside its value (the run list, the Monitor's
+    /// progress line). The default: the training loss's label.
+    fn step_loss_name(&self, spec: &ObjectiveSpec, _step: usize, _total: usize) -> String {
+        self.charts(spec).losses.train.label
+    }
+
+    /// A line under the loss chart's title saying what its training curve measures, where
+    /// the title alone would mislead; `terms_recorded`: whether the run recorded the terms of
+    /// its step loss. The default: none.
+    fn train_curve_note(
+        &self,
+        _spec: &ObjectiveSpec,
+        _total_steps: usize,
+        _terms_recorded: bool,
+    ) -> Option<ChartNote> {
+        None
+    }
+
+    /// A line above the metrics chart when it shows `metric`, saying what the metric measures
+    /// beyond its name. The default: none.
+    fn metric_note(&self, _spec: &ObjectiveSpec, _metric: &str) -> Option<String> {
+        None
+    }
+
+    /// The settings of [`ObjectiveSpec`] this objective reads, in the order Run setup shows
+    /// them. The default: none.
+    fn settings(&self) -> Vec<Setting> {
+        Vec::new()
+    }
+
+    /// The objective's own figures of a trained checkpoint for `hearth eval`, as one line of
+    /// `key=value` pairs, where it has figures beyond the losses and the evaluations every
+    /// objective shares (LinkBERT: the relation head's accuracy, overall and per relation).
+    fn checkpoint_report(
+        &self,
+        _model: &Gpt,
+        _corpus: &Corpus,
+        _context: usize,
+        _device: &Device,
+    ) -> Option<String> {
+        None
     }
 
     /// The first training batch as the model reads it, for the data preview, when it is not
@@ -423,6 +494,10 @@ pub struct ObjectiveSpec {
     /// character n-gram counts beside the pooled states, see [`crate::eval::EmbedSpec`]); 0
     /// embeds the pooled states alone.
     pub lexical: f64,
+    /// Settings of objectives that have no field of their own here (see
+    /// [`Setting::option`]), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, f64>,
 }
 
 impl Default for ObjectiveSpec {
@@ -441,6 +516,7 @@ impl Default for ObjectiveSpec {
             masked_warmup: 0.0,
             masked_weight: 0.0,
             lexical: 0.0,
+            options: BTreeMap::new(),
         }
     }
 }

@@ -84,6 +84,10 @@ impl Objective for NextToken {
         ObjectiveKind::NEXT_TOKEN
     }
 
+    fn charts(&self, _spec: &super::ObjectiveSpec) -> super::Charts {
+        super::Charts::new(super::LossQuantities::both("next-token loss"))
+    }
+
     fn attention_mode(&self) -> AttentionMode {
         AttentionMode::Causal
     }

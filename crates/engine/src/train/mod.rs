@@ -4,6 +4,7 @@
 pub mod collective;
 pub mod optim;
 pub mod schedule;
+pub mod update;
 pub mod worker;
 
 pub use crate::backend::BackendKind;
@@ -11,5 +12,6 @@ pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetri
 pub use collective::{Collective, Solo};
 pub use optim::{AdamW, GradBuffer, OptimSpec, OptimizerKind};
 pub use worker::{
-    RunHandle, SpawnError, TrainSpec, WorkerGone, spawn_resume, spawn_run, spawn_run_with,
+    RunFailure, RunHandle, SpawnError, TrainSpec, WorkerGone, panic_message, spawn_resume,
+    spawn_run, spawn_run_with,
 };

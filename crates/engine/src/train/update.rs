@@ -1,0 +1,27 @@
+//! One optimizer update with the checks every training loop makes: the loss and the gradient
+//! norm must be numbers. The run worker and the improve stages both step through here.
+
+use super::optim::{AdamW, GradBuffer};
+use super::worker::RunFailure;
+use crate::model::Gpt;
+
+/// Applies `grads` (whose batch had mean loss `loss`) to `model` at learning rate `lr` as step
+/// `step` (counted from 1); returns the updated model and the gradient norm before clipping.
+/// A loss or gradient norm that is not finite fails the step instead: the run has diverged.
+pub fn apply(
+    optim: &mut AdamW,
+    model: Gpt,
+    grads: &GradBuffer,
+    lr: f64,
+    loss: f32,
+    step: usize,
+) -> Result<(Gpt, f32), RunFailure> {
+    if !loss.is_finite() {
+        return Err(RunFailure::LossDiverged { loss, step, lr });
+    }
+    let (model, grad_norm) = optim.step(model, grads, lr);
+    if !grad_norm.is_finite() {
+        return Err(RunFailure::GradientDiverged { grad_norm, step });
+    }
+    Ok((model, grad_norm))
+}
