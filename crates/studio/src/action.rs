@@ -2,9 +2,9 @@
 //! (shared state, read-only) and its own state, and returns [`Action`]s; the app carries them
 //! out in one place, [`crate::StudioApp::apply`].
 
-use crate::dialogs::DialogRequest;
-use crate::prefs::{PlotSettings, Prefs, Tab};
 use crate::run_view::RunView;
+use crate::services::dialogs::DialogRequest;
+use crate::services::prefs::{PlotSettings, Prefs, Tab};
 use hearth_engine::events::RunControl;
 use hearth_engine::project::{Annotations, Project, RunCheck};
 use hearth_engine::spec::RunSpec;

@@ -5,18 +5,18 @@ mod operations;
 
 use crate::action::Pick;
 use crate::action::{Action, AppContext};
-use crate::compare::ComparePage;
-use crate::dataset::{self, DatasetPage};
-use crate::dialogs::{DialogBackend, DialogRequest, FileDialogs};
-use crate::files::Trash;
-use crate::improve::ImprovePage;
-use crate::monitor::MonitorPage;
-use crate::notifications::{Notice, Notifications};
-use crate::prefs::{Prefs, Tab};
+use crate::pages::compare::ComparePage;
+use crate::pages::dataset::{self, DatasetPage};
+use crate::pages::improve::ImprovePage;
+use crate::pages::monitor::MonitorPage;
+use crate::pages::runs::RunsPanel;
+use crate::pages::setup::SetupPage;
 use crate::run_view::{RunView, drain_events};
-use crate::runs::RunsPanel;
-use crate::setup::SetupPage;
-use crate::shortcuts::{self, Command};
+use crate::services::dialogs::{DialogBackend, DialogRequest, FileDialogs};
+use crate::services::files::Trash;
+use crate::services::notifications::{Notice, Notifications};
+use crate::services::prefs::{Prefs, Tab};
+use crate::services::shortcuts::{self, Command};
 use hearth_engine::project::{Project, RunCheck};
 use hearth_engine::train::worker::Notify;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ pub struct StudioApp {
     /// A chart to save as PNG from the next frame: its place on screen and the file.
     chart_to_export: Option<(egui::Rect, PathBuf)>,
     /// The outcome of a chart export, once the screenshot is written.
-    png_result: Option<Receiver<Result<(), String>>>,
+    png_result: Option<Receiver<Result<(), crate::services::png::PngError>>>,
     /// When the project folder was last looked at for runs other processes write.
     watched: std::time::Instant,
     notify: Notify,
@@ -326,7 +326,7 @@ impl StudioApp {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                crate::notifications::settings_menu_ui(ui, &self.prefs, actions);
+                crate::services::notifications::settings_menu_ui(ui, &self.prefs, actions);
                 shortcuts::help_button_ui(ui, self.shortcuts_open, actions);
             });
         });
@@ -425,12 +425,12 @@ impl eframe::App for StudioApp {
             self.dialog_chosen(ctx, purpose, path);
         }
         if let Some((rect, path)) = self.chart_to_export.take() {
-            self.png_result = Some(crate::png::export_region(ctx, rect, path));
+            self.png_result = Some(crate::services::png::export_region(ctx, rect, path));
         }
         if let Some(Ok(result)) = self.png_result.as_ref().map(|rx| rx.try_recv()) {
             self.png_result = None;
             if let Err(err) = result {
-                self.messages.push(err);
+                self.messages.push(err.to_string());
             }
         }
         self.dataset

@@ -1,37 +1,37 @@
-//! The eframe studio. Each page (dataset, run setup, monitor, compare, improve, and the run list) is a
-//! struct that owns its state and draws from a read-only [`AppContext`], returning
+//! The eframe studio. Each page (dataset, run setup, monitor, compare, improve, and the run
+//! list) is a struct that owns its state and draws from a read-only [`AppContext`], returning
 //! [`Action`]s; `app.rs` is the shell that owns the shared state and applies them in one
 //! place. Only this crate imports egui.
+//!
+//! - `pages/`: one module per page.
+//! - `widgets/`: drawing pieces the pages share (the loss plot, the attention heatmap, the
+//!   embedding scatter, the plot controls).
+//! - `views/`: the views objectives offer at evaluations (embedding map, similarity batch,
+//!   masked-token probe).
+//! - `services/`: files, dialogs, notifications, preferences, shortcuts, PNG export and the UI
+//!   benchmark.
+//! - `quantities.rs`: what a run's curves measure, as its objective describes them; the
+//!   studio names no objective itself.
+//! - `run_view.rs`: a run as the pages see it, live or stored.
 
 mod action;
 mod app;
-pub mod bench;
-mod compare;
-mod dataset;
-mod dialogs;
-mod files;
-mod improve;
-mod monitor;
-mod notifications;
-mod png;
-mod prefs;
+mod pages;
 mod quantities;
 mod run_view;
-mod runs;
-mod scatter;
-mod setup;
-mod shortcuts;
+mod services;
 mod views;
 mod widgets;
 
 pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
-pub use dataset::{DatasetPage, DatasetStats};
-pub use dialogs::DialogBackend;
-pub use improve::{ImprovePage, SampleFilter, Stage};
-pub use notifications::{Notice, Outcome};
-pub use prefs::{PlotSettings, Prefs, Tab, XAxis};
+pub use pages::dataset::{DatasetPage, DatasetStats};
+pub use pages::improve::{ImprovePage, SampleFilter, Stage};
 pub use run_view::{LiveRun, RunView};
+pub use services::bench;
+pub use services::dialogs::DialogBackend;
+pub use services::notifications::{Notice, Outcome};
+pub use services::prefs::{PlotSettings, Prefs, Tab, XAxis};
 
 use std::path::PathBuf;
 

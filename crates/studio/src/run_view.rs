@@ -8,7 +8,7 @@ use hearth_engine::events::{
 use hearth_engine::project::{Annotations, RunEntry, RunHistory, RunStatus, RunStore};
 use hearth_engine::spec::{InitSpec, RunSpec};
 use hearth_engine::train::worker::Notify;
-use hearth_engine::train::{RunHandle, spawn_resume, spawn_run};
+use hearth_engine::train::{RunHandle, SpawnError, spawn_resume, spawn_run};
 use hearth_engine::viz::curves::{Curves, EvalPoint, StepPoint};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -153,8 +153,8 @@ impl RunView {
     }
 
     /// Starts training `spec` into `dir`.
-    pub fn start(spec: RunSpec, dir: PathBuf, notify: Notify) -> Result<Self, String> {
-        let handle = spawn_run(spec.clone(), &dir, Some(notify)).map_err(|e| e.to_string())?;
+    pub fn start(spec: RunSpec, dir: PathBuf, notify: Notify) -> Result<Self, SpawnError> {
+        let handle = spawn_run(spec.clone(), &dir, Some(notify))?;
         let total_steps = spec.train.steps;
         Ok(Self {
             history: Some(RunHistory::default()),
@@ -171,8 +171,8 @@ impl RunView {
     }
 
     /// Continues a stopped or failed run from its last checkpoint.
-    pub fn resume(&mut self, notify: Notify) -> Result<(), String> {
-        let handle = spawn_resume(&self.dir, Some(notify)).map_err(|e| e.to_string())?;
+    pub fn resume(&mut self, notify: Notify) -> Result<(), SpawnError> {
+        let handle = spawn_resume(&self.dir, Some(notify))?;
         // The store dropped what came after the checkpoint; reload to match.
         self.history = None;
         self.ensure_history();

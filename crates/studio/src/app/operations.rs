@@ -2,10 +2,10 @@
 //! before a page draws.
 
 use super::{DialogPurpose, StudioApp};
-use crate::dataset;
-use crate::files::metrics_csv;
-use crate::prefs::Tab;
+use crate::pages::dataset;
 use crate::run_view::RunView;
+use crate::services::files::metrics_csv;
+use crate::services::prefs::Tab;
 use hearth_engine::project::{Annotations, Project, RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,7 @@ impl StudioApp {
         };
         let result = hearth_engine::backend::BackendKind::Flex
             .device()
+            .map_err(|e| e.to_string())
             .and_then(|device| {
                 hearth_engine::export::export_run(run_dir, &out, &device).map_err(|e| e.to_string())
             });
@@ -125,6 +126,7 @@ impl StudioApp {
         let run_dir = self.project.new_run_dir(&name);
         let result = hearth_engine::backend::BackendKind::Flex
             .device()
+            .map_err(|e| e.to_string())
             .and_then(|device| {
                 hearth_engine::export::import_hf(hf_dir, &run_dir, &name, &device)
                     .map_err(|e| e.to_string())
@@ -323,7 +325,7 @@ impl StudioApp {
         let from = match self.trash.undo() {
             None => return,
             Some(Err(err)) => {
-                self.messages.push(err);
+                self.messages.push(err.to_string());
                 return;
             }
             Some(Ok(from)) => from,

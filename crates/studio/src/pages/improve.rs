@@ -143,15 +143,41 @@ impl Default for ImprovePage {
     }
 }
 
+/// Why a stage cannot start, in the words the page shows.
+#[derive(Debug, thiserror::Error)]
+pub enum StageStartError {
+    /// The base run is still training or failed.
+    #[error("{run} is {status}: a stage starts from a finished run")]
+    Unfinished {
+        /// The base run's name.
+        run: String,
+        /// Its status, in words.
+        status: String,
+    },
+    /// The base run's objective does not generate text.
+    #[error("{run} does not generate text ({objective} objective)")]
+    NoText {
+        /// The base run's name.
+        run: String,
+        /// Its objective.
+        objective: String,
+    },
+    /// The stage's settings are refused, each problem in words.
+    #[error("{}", .0.join("; "))]
+    Settings(Vec<String>),
+    /// The stage's thread could not start.
+    #[error("cannot start the stage's thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 /// Whether a run can be improved: finished or stopped, and generating text.
-fn improvable(ctx: &AppContext<'_>, index: usize) -> Result<(), String> {
+fn improvable(ctx: &AppContext<'_>, index: usize) -> Result<(), StageStartError> {
     let run = &ctx.runs[index];
     if !matches!(run.status, RunStatus::Finished | RunStatus::Stopped) {
-        return Err(format!(
-            "{} is {}: a stage starts from a finished run",
-            run.name(),
-            run.status.label()
-        ));
+        return Err(StageStartError::Unfinished {
+            run: run.name().to_string(),
+            status: run.status.label().to_string(),
+        });
     }
     if !run
         .spec
@@ -160,11 +186,10 @@ fn improvable(ctx: &AppContext<'_>, index: usize) -> Result<(), String> {
         .objective()
         .is_some_and(|o| o.generates_text())
     {
-        return Err(format!(
-            "{} does not generate text ({} objective)",
-            run.name(),
-            run.spec.objective.kind
-        ));
+        return Err(StageStartError::NoText {
+            run: run.name().to_string(),
+            objective: run.spec.objective.kind.to_string(),
+        });
     }
     Ok(())
 }
@@ -186,11 +211,11 @@ impl ImprovePage {
         ctx: &AppContext<'_>,
         index: usize,
         notify: Option<Arc<dyn Fn() + Send + Sync>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StageStartError> {
         improvable(ctx, index)?;
         let errors = self.spec.validate();
         if !errors.is_empty() {
-            return Err(errors.join("; "));
+            return Err(StageStartError::Settings(errors));
         }
         let base = ctx.runs[index].dir.clone();
         let name = ctx.project.unique_run_name(&format!(
@@ -199,8 +224,7 @@ impl ImprovePage {
             self.spec.method.name()
         ));
         let out = ctx.project.new_run_dir(&name);
-        let handle = spawn_improve(base.clone(), out.clone(), self.spec.clone(), notify)
-            .map_err(|e| format!("cannot start the stage's thread: {e}"))?;
+        let handle = spawn_improve(base.clone(), out.clone(), self.spec.clone(), notify)?;
         self.stage = Some(Stage {
             base,
             out,
@@ -266,10 +290,10 @@ impl ImprovePage {
             if start.clicked()
                 && let Some(i) = base
             {
-                self.error = self.start(ctx, i, notify).err();
+                self.error = self.start(ctx, i, notify).err().map(|e| e.to_string());
             }
             if let Some(Err(why)) = ready {
-                ui.colored_label(ui.visuals().warn_fg_color, why);
+                ui.colored_label(ui.visuals().warn_fg_color, why.to_string());
             }
             if running
                 && ui.button("Stop").clicked()
@@ -349,6 +373,13 @@ fn settings_ui(ui: &mut egui::Ui, spec: &mut ImproveSpec) {
 /// Progress, charts and the sampled answers of a stage.
 fn stage_ui(ui: &mut egui::Ui, stage: &Stage, filter: &mut SampleFilter, method: Method) {
     ui.label(format!("New run: {}", stage.out.display()));
+    stage_status_ui(ui, stage);
+    stage_charts_ui(ui, stage, method);
+    stage_samples_ui(ui, stage, filter);
+}
+
+/// The stage's progress, or how it ended, and its warnings.
+fn stage_status_ui(ui: &mut egui::Ui, stage: &Stage) {
     match &stage.outcome {
         None => {
             if let Some((round, phase, done, total)) = stage.progress {
@@ -380,6 +411,10 @@ fn stage_ui(ui: &mut egui::Ui, stage: &Stage, filter: &mut SampleFilter, method:
     for w in &stage.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, w);
     }
+}
+
+/// Held-out accuracy per round and, for DPO, its reward accuracy and margin per step.
+fn stage_charts_ui(ui: &mut egui::Ui, stage: &Stage, method: Method) {
     let rounds_x: Vec<f64> = stage.rounds.iter().map(|r| r.round as f64).collect();
     let accuracy: Vec<f64> = stage.rounds.iter().map(|r| r.accuracy.accuracy).collect();
     let pass_rate: Vec<f64> = stage.rounds.iter().map(|r| r.sample_pass_rate).collect();
@@ -472,6 +507,10 @@ fn stage_ui(ui: &mut egui::Ui, stage: &Stage, filter: &mut SampleFilter, method:
             }
         }
     });
+}
+
+/// The answers sampled in the newest round, filtered by whether they passed.
+fn stage_samples_ui(ui: &mut egui::Ui, stage: &Stage, filter: &mut SampleFilter) {
     let (round, samples) = &stage.samples;
     if samples.is_empty() {
         return;

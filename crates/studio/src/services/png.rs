@@ -4,6 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 
+/// A chart that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct PngError {
+    /// The file it was written to.
+    pub path: PathBuf,
+    /// Why writing failed.
+    pub source: std::io::Error,
+}
+
 /// Writes an RGBA image as PNG.
 pub fn write_png(path: &Path, image: &egui::ColorImage) -> std::io::Result<()> {
     let file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -23,12 +33,15 @@ pub fn export_region(
     ctx: &egui::Context,
     rect: egui::Rect,
     path: PathBuf,
-) -> Receiver<Result<(), String>> {
+) -> Receiver<Result<(), PngError>> {
     let pixels_per_point = ctx.pixels_per_point();
     let (tx, rx) = channel();
     ctx.request_screenshot(move |image| {
         let region = image.region(&rect, Some(pixels_per_point));
-        let result = write_png(&path, &region).map_err(|e| format!("{}: {e}", path.display()));
+        let result = write_png(&path, &region).map_err(|source| PngError {
+            path: path.clone(),
+            source,
+        });
         // The receiver is gone only when the studio has closed.
         let _ = tx.send(result);
     });

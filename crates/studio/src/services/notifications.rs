@@ -5,8 +5,8 @@
 //! runs, notices are dropped with a debug log line.
 
 use crate::action::Action;
-use crate::prefs::Prefs;
 use crate::run_view::RunView;
+use crate::services::prefs::Prefs;
 use crate::widgets::capitalized;
 use hearth_engine::objective::ObjectiveSpec;
 use hearth_engine::project::RunStatus;
@@ -70,7 +70,7 @@ impl<'a> RunState<'a> {
             last_step: run.last_step,
             objective: &run.spec.objective,
             total_steps: run.spec.train.steps,
-            collapse: crate::runs::collapse_of(run),
+            collapse: crate::pages::runs::collapse_of(run),
         }
     }
 }
@@ -386,8 +386,14 @@ mod tests {
     fn a_collapse_notifies_once_per_run() {
         let dir = Path::new("/p/runs/emb");
         let mut watch = RunWatch::default();
+        // A run of an objective that embeds: its health rule judges collapse.
+        let mut spec = hearth_engine::spec::RunSpec::default();
+        spec.objective.kind = hearth_engine::objective::ObjectiveKind::all()
+            .into_iter()
+            .find(|k| k.objective().is_some_and(|o| o.uses_embeddings()))
+            .expect("an objective embeds");
         let sentence = crate::quantities::collapse_in(
-            &hearth_engine::spec::RunSpec::default(),
+            &spec,
             1,
             &[
                 ("val_uniformity".to_string(), -0.02),

@@ -3,7 +3,7 @@
 //! map. Run through `hearth bench plot`, `store`, `ui`, `attention` and `embed`.
 
 use crate::app::StudioApp;
-use crate::prefs::Prefs;
+use crate::services::prefs::Prefs;
 use crate::widgets::{PlotOptions, Series, SeriesStyle, loss_plot, run_color};
 use hearth_engine::events::EmbeddingSnapshot;
 use hearth_engine::project::{RunStatus, RunStore};
@@ -269,15 +269,29 @@ pub struct UiBench {
     pub stats: FrameStats,
 }
 
+/// Why the UI benchmark could not time its frames.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The runs trained too slowly to reach the pages' full content.
+    #[error("the runs did not reach step 60 in 300 s: {messages:?}")]
+    TooSlow {
+        /// The studio's messages (why a run did not start, for instance).
+        messages: Vec<String>,
+    },
+    /// The started runs are missing from the run list.
+    #[error("the runs are not listed")]
+    NotListed,
+}
+
 /// Drives the studio headless on a new project in `dir`: starts two small runs (one thread
 /// each), waits for their first evaluation, then times `frames` frames at 1280x800 that
 /// alternate between the monitor page (each run in turn) and the compare page (both runs),
 /// at about 60 frames per second. Each frame's CPU time is what the UI thread does: draining
 /// the runs' events, layout and tessellation.
 /// The runs are stopped at the end.
-pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, String> {
+pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
     use crate::action::Action;
-    use crate::prefs::Tab;
+    use crate::services::prefs::Tab;
     use hearth_engine::events::RunControl;
 
     let ctx = egui::Context::default();
@@ -313,10 +327,9 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, String> {
     let deadline = Instant::now() + Duration::from_secs(300);
     while names.iter().any(|n| step(&app, n) < 60) {
         if Instant::now() > deadline {
-            return Err(format!(
-                "the runs did not reach step 60 in 300 s: {:?}",
-                app.messages()
-            ));
+            return Err(BenchError::TooSlow {
+                messages: app.messages().iter().cloned().collect(),
+            });
         }
         frame(&mut app, Vec::new());
         std::thread::sleep(Duration::from_millis(16));
@@ -330,7 +343,7 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, String> {
         }
     }
     let (Some(a), Some(b)) = (index(&app, names[0]), index(&app, names[1])) else {
-        return Err("the runs are not listed".into());
+        return Err(BenchError::NotListed);
     };
     for run in [a, b] {
         app.apply(Action::SetCompared {

@@ -6,7 +6,7 @@
 //! except F1 and, with the help open, Escape. Space is left to a focused button or checkbox.
 
 use crate::action::{Action, AppContext};
-use crate::prefs::{PlotSettings, Tab, XAxis};
+use crate::services::prefs::{PlotSettings, Tab, XAxis};
 use egui::{Key, KeyboardShortcut, ModifierNames, Modifiers};
 use hearth_engine::events::RunControl;
 use hearth_engine::project::RunStatus;

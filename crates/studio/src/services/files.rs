@@ -38,14 +38,23 @@ impl Trash {
 
     /// Moves the most recently deleted run back; returns its folder, or `None` when nothing
     /// was deleted. A failed move is forgotten (the folder stays in the trash).
-    pub fn undo(&mut self) -> Option<Result<PathBuf, String>> {
+    pub fn undo(&mut self) -> Option<Result<PathBuf, RestoreError>> {
         let (from, trashed) = self.entries.pop()?;
-        Some(
-            std::fs::rename(&trashed, &from)
-                .map(|()| from.clone())
-                .map_err(|err| format!("cannot restore {}: {err}", from.display())),
-        )
+        Some(match std::fs::rename(&trashed, &from) {
+            Ok(()) => Ok(from),
+            Err(source) => Err(RestoreError { path: from, source }),
+        })
     }
+}
+
+/// A deleted run that could not be moved back out of the trash.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot restore {}: {source}", path.display())]
+pub struct RestoreError {
+    /// The folder the run was deleted from.
+    pub path: PathBuf,
+    /// Why the move failed.
+    pub source: std::io::Error,
 }
 
 /// Every step's metrics as CSV, with the validation loss on the steps that were evaluated.
@@ -92,13 +101,13 @@ mod tests {
         trash.delete(project.path(), &b).unwrap();
         assert!(!a.exists() && !b.exists(), "both left the runs folder");
         assert_eq!(trash.last_deleted(), Some(b.as_path()));
-        assert_eq!(trash.undo(), Some(Ok(b.clone())));
+        assert_eq!(trash.undo().map(Result::ok), Some(Some(b.clone())));
         assert!(
             b.join("spec.json").exists(),
             "the newest delete is undone first"
         );
-        assert_eq!(trash.undo(), Some(Ok(a.clone())));
-        assert_eq!(trash.undo(), None, "nothing left to undo");
+        assert_eq!(trash.undo().map(Result::ok), Some(Some(a.clone())));
+        assert!(trash.undo().is_none(), "nothing left to undo");
     }
 
     #[test]
