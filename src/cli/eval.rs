@@ -24,6 +24,12 @@ pub struct EvalArgs {
     /// scores, Spearman correlation.
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Semantic textual similarity: embed both sentences of every scored pair (the STS
+    /// benchmark's tab-separated layout, `a<TAB>b<TAB>score`, or JSONL `{"a", "b", "score"}`)
+    /// and correlate their cosine with the gold score; the last line is
+    /// `pairs=<n> pearson=<x> spearman=<x>`.
+    #[arg(long, conflicts_with = "pairs")]
+    pub sts: Option<PathBuf>,
     /// Retrieval-aware runs: exact match on the validation questions with no document, the
     /// right document, distractors only, or an edited right document (a renamed argument).
     #[arg(long, value_enum)]
@@ -140,6 +146,28 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             hearth_engine::eval::exact_match(&model, &corpus, &encoded, encoded.len(), &device);
         eprintln!("checkpoint of step {step}: {}", checkpoint.display());
         println!("{what} exact_match={em:.4} examples={}", encoded.len());
+        return Ok(());
+    }
+    if let Some(path) = &args.sts {
+        if !objective.uses_embeddings() {
+            bail!(
+                "--sts scores embeddings; the {} objective does not train the model to embed",
+                spec.objective.kind
+            );
+        }
+        let pairs = hearth_engine::data::pairs::read_scored_pairs(path)?;
+        let score = hearth_engine::eval::sts_score(
+            &model,
+            &pairs,
+            spec.objective.embed_spec(),
+            &corpus.tokenizer,
+            &device,
+        );
+        eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        println!(
+            "pairs={} pearson={:.4} spearman={:.4}",
+            score.pairs, score.pearson, score.spearman
+        );
         return Ok(());
     }
     if let Some(path) = &args.pairs {

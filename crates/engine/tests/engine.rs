@@ -3,10 +3,16 @@
 
 mod common;
 
+use burn::tensor::{Device, Tensor};
 use common::{backends_to_test, collect_events, small_spec};
+use hearth_engine::model::AttentionMode;
 use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::objective::next_token::NextToken;
+use hearth_engine::objective::{Evaluation, Objective, ObjectiveKind, StepData, register};
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
+use rand::rngs::StdRng;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn evals(events: &[RunEvent]) -> Vec<hearth_engine::train::EvalMetrics> {
@@ -147,31 +153,72 @@ fn a_finished_run_reloads_with_identical_history() {
     assert!(path.exists(), "checkpoint file {} exists", path.display());
 }
 
+/// Next-token training whose loss is not a number from its third step on: a run that diverges
+/// by construction, whatever the machine.
+struct DivergesAtStep3;
+
+impl Objective for DivergesAtStep3 {
+    fn kind(&self) -> ObjectiveKind {
+        ObjectiveKind::new("test-diverges-at-step-3")
+    }
+    fn attention_mode(&self) -> AttentionMode {
+        AttentionMode::Causal
+    }
+    fn train_loss(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1> {
+        let loss = NextToken.train_loss(model, data, rng, device);
+        // `progress` is 2 / 50 at the third step.
+        if data.progress >= 0.04 {
+            loss.mul_scalar(f32::NAN)
+        } else {
+            loss
+        }
+    }
+    fn evaluate(
+        &self,
+        model: &Gpt,
+        data: &StepData<'_>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Evaluation {
+        NextToken.evaluate(model, data, rng, device)
+    }
+}
+
 #[test]
 fn a_diverging_run_fails_with_a_clear_reason() {
+    register(Arc::new(DivergesAtStep3));
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let mut spec = small_spec(BackendKind::Flex, 50);
-    spec.optim.lr = 1e30;
-    spec.optim.min_lr = 1e30;
-    spec.optim.warmup_steps = 0;
-    spec.optim.grad_clip = 0.0;
+    spec.objective.kind = DivergesAtStep3.kind();
     let handle = spawn_run(spec, &run_dir, None).unwrap();
     let events = collect_events(&handle, Duration::from_secs(120));
     match events.last() {
         Some(RunEvent::Failed { reason, step }) => {
             assert!(
-                reason.contains("became") && reason.contains("diverged"),
+                reason.contains("became NaN at step 3") && reason.contains("diverged"),
                 "reason: {reason}"
             );
-            assert!(*step < 50, "stopped at step {step}");
+            assert_eq!(*step, 2, "two steps were taken");
         }
         other => panic!("expected a failed run, got {other:?}"),
     }
-    let status = RunStore::open(&run_dir).unwrap().status().unwrap();
+    let store = RunStore::open(&run_dir).unwrap();
+    let status = store.status().unwrap();
     assert!(
         matches!(status, RunStatus::Failed { .. }),
         "store says {status:?}"
+    );
+    assert_eq!(
+        store.load_history().unwrap().steps.len(),
+        2,
+        "the steps before the divergence are kept"
     );
 }
 

@@ -140,6 +140,93 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
     Ok(pairs)
 }
 
+/// One pair of sentences with a gold similarity score (STS: 0 to 5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPair {
+    /// The first sentence.
+    pub a: String,
+    /// The second sentence.
+    pub b: String,
+    /// The gold score.
+    pub score: f64,
+}
+
+/// Reads scored sentence pairs: the STS benchmark's tab-separated layout (genre, source, year,
+/// id, score, sentence 1, sentence 2; columns after the seventh are ignored, and sentences are
+/// never split on commas), `a<TAB>b<TAB>score`, or JSONL `{"a", "b", "score"}` (by the name's
+/// `.jsonl` / `.json` ending). Errors name the file, the line and the column.
+pub fn read_scored_pairs(path: &Path) -> Result<Vec<ScoredPair>, PairsError> {
+    let jsonl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
+    if jsonl {
+        return read_pairs(path)?
+            .into_iter()
+            .map(|p| match p.score {
+                Some(score) => Ok(ScoredPair {
+                    a: p.a,
+                    b: p.b,
+                    score,
+                }),
+                None => Err(PairsError::Line {
+                    path: path.to_path_buf(),
+                    line: p.line,
+                    message: "missing a numeric field \"score\"".to_string(),
+                }),
+            })
+            .collect();
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| PairsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut pairs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |message: String| PairsError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let cols: Vec<&str> = line.split('\t').collect();
+        // Columns (from 1) of the score and the two sentences.
+        let (score_col, a_col, b_col) = match cols.len() {
+            n if n >= 7 => (5, 6, 7),
+            3 => (3, 1, 2),
+            n => {
+                return Err(err(format!(
+                    "expected the STS layout (7 tab-separated columns: genre, source, year, id, score, sentence 1, sentence 2) or a<TAB>b<TAB>score, found {n} columns"
+                )));
+            }
+        };
+        let score = cols[score_col - 1]
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| {
+                err(format!(
+                    "column {score_col} (the score) is {:?}, not a number",
+                    cols[score_col - 1]
+                ))
+            })?;
+        pairs.push(ScoredPair {
+            a: cols[a_col - 1].to_string(),
+            b: cols[b_col - 1].to_string(),
+            score,
+        });
+    }
+    if pairs.is_empty() {
+        return Err(PairsError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +259,56 @@ mod tests {
         let err = read_pairs(&jsonl).unwrap_err().to_string();
         assert!(
             err.contains("bad.jsonl:2") && err.contains("invalid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_sts_layout_reads_columns_five_to_seven_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let sts = dir.path().join("sts.csv");
+        std::fs::write(
+            &sts,
+            "main-news\tdeft\t2015\t0001\t3.800\tA man, a plan.\tA plan, a man.\n\
+             main-forums\tans\t2016\t0002\t0.5\tOne.\tTwo.\textra\tcolumns\n",
+        )
+        .unwrap();
+        let pairs = read_scored_pairs(&sts).unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0].a, "A man, a plan.");
+        assert_eq!(pairs[0].b, "A plan, a man.");
+        assert_eq!(pairs[0].score, 3.8);
+        assert_eq!((pairs[1].a.as_str(), pairs[1].score), ("One.", 0.5));
+        let jsonl = dir.path().join("sts.jsonl");
+        std::fs::write(&jsonl, "{\"a\": \"x\", \"b\": \"y\", \"score\": 4}\n").unwrap();
+        assert_eq!(read_scored_pairs(&jsonl).unwrap()[0].score, 4.0);
+    }
+
+    #[test]
+    fn a_bad_sts_line_names_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let sts = dir.path().join("bad.csv");
+        std::fs::write(
+            &sts,
+            "g\ts\t2012\t1\t5.0\ta\tb\ng\ts\t2012\t2\thigh\ta\tb\n",
+        )
+        .unwrap();
+        let err = read_scored_pairs(&sts).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.csv:2") && err.contains("column 5"),
+            "{err}"
+        );
+        std::fs::write(&sts, "g\ts\t2012\t1\n").unwrap();
+        let err = read_scored_pairs(&sts).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.csv:1") && err.contains("4 columns"),
+            "{err}"
+        );
+        let jsonl = dir.path().join("bad.jsonl");
+        std::fs::write(&jsonl, "{\"a\": \"x\", \"b\": \"y\"}\n").unwrap();
+        let err = read_scored_pairs(&jsonl).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.jsonl:1") && err.contains("score"),
             "{err}"
         );
     }

@@ -20,7 +20,9 @@ pub use exact_match::exact_match;
 pub use generate::{Sampling, generate, generate_with, greedy_until_newline, sample_index};
 pub use loss::{cross_entropy, estimate_loss, full_split_loss};
 pub use relation::relation_hidden;
-pub use retrieval::{Retrieval, embedded_retrieval, retrieval, spearman};
+pub use retrieval::{
+    Retrieval, StsScore, embedded_retrieval, pearson, retrieval, spearman, sts_score,
+};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 

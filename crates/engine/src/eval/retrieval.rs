@@ -78,16 +78,78 @@ fn ranks(values: &[f64]) -> Vec<f64> {
 
 /// Spearman's rank correlation (Pearson correlation of average ranks).
 pub fn spearman(xs: &[f64], ys: &[f64]) -> f64 {
-    let (rx, ry) = (ranks(xs), ranks(ys));
-    let n = rx.len() as f64;
-    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
-    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
-    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    pearson(&ranks(xs), &ranks(ys))
+}
+
+/// Pearson's correlation of `xs` and `ys` (0 when either is constant).
+pub fn pearson(xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len().min(ys.len()) as f64;
+    if n == 0.0 {
+        return 0.0;
+    }
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let cov: f64 = xs.iter().zip(ys).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = xs.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ys.iter().map(|b| (b - my).powi(2)).sum();
     if vx == 0.0 || vy == 0.0 {
         0.0
     } else {
         cov / (vx * vy).sqrt()
+    }
+}
+
+/// How well a model's cosine similarities follow gold scores (semantic textual similarity).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StsScore {
+    /// Pairs scored.
+    pub pairs: usize,
+    /// Pearson's correlation of cosine and gold score.
+    pub pearson: f64,
+    /// Spearman's rank correlation of cosine and gold score.
+    pub spearman: f64,
+}
+
+/// Embeds both sentences of every pair (as `how` says) and correlates their cosine with the
+/// gold score.
+pub fn sts_score(
+    model: &Gpt,
+    pairs: &[crate::data::pairs::ScoredPair],
+    how: EmbedSpec,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> StsScore {
+    let encode = |texts: Vec<&str>| -> Vec<Vec<u32>> {
+        texts.into_iter().map(|t| tokenizer.encode(t)).collect()
+    };
+    let a = embed_all(
+        model,
+        &encode(pairs.iter().map(|p| p.a.as_str()).collect()),
+        how,
+        tokenizer,
+        device,
+    );
+    let b = embed_all(
+        model,
+        &encode(pairs.iter().map(|p| p.b.as_str()).collect()),
+        how,
+        tokenizer,
+        device,
+    );
+    // Rows are L2-normalised: the row-wise dot product is the cosine.
+    let cosines: Vec<f64> = (a * b)
+        .sum_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let gold: Vec<f64> = pairs.iter().map(|p| p.score).collect();
+    StsScore {
+        pairs: pairs.len(),
+        pearson: pearson(&cosines, &gold),
+        spearman: spearman(&cosines, &gold),
     }
 }
 
@@ -112,5 +174,14 @@ mod tests {
         // Ties: ranks x = [1.5, 1.5, 3], y = [1, 2, 3].
         let expected = 0.866_025_403_784_438_6;
         assert!((spearman(&[5.0, 5.0, 7.0], &[1.0, 2.0, 3.0]) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pearson_by_hand() {
+        assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-12);
+        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // x = (1, 2, 3, 4), y = (1, 3, 2, 4): cov 4, var 5 and 5.
+        assert!((pearson(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]) - 0.8).abs() < 1e-12);
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), 0.0);
     }
 }
