@@ -6,7 +6,7 @@ use clap::Args;
 use hearth_engine::data::dataset::{
     self, Content, Dataset, DatasetRecipe, SourceSpec, SplitMode, TransformKind, TransformSpec,
 };
-use hearth_engine::data::sources::SourceKind;
+use hearth_engine::data::sources::{SourceArgError, SourceKind};
 use hearth_engine::data::transforms::{DistractorMode, LabelMode, RaftOptions, SftOptions};
 use hearth_engine::data::{Corpus, DataSource, TokenizerKind};
 use hearth_engine::spec::RunSpec;
@@ -95,9 +95,14 @@ pub struct DatasetArgs {
     pub dry_run: bool,
 }
 
+/// A `--source` argument that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("--source {0}")]
+pub struct SourceFlagError(pub SourceArgError);
+
 /// Parses one `--source` argument.
-pub fn parse_source(arg: &str) -> Result<SourceKind, String> {
-    SourceKind::parse_arg(arg).map_err(|e| format!("--source {e}"))
+pub fn parse_source(arg: &str) -> Result<SourceKind, SourceFlagError> {
+    SourceKind::parse_arg(arg).map_err(SourceFlagError)
 }
 
 impl DatasetArgs {
@@ -112,8 +117,7 @@ impl DatasetArgs {
                 .sources
                 .iter()
                 .map(|s| parse_source(s).map(SourceSpec::new))
-                .collect::<Result<_, _>>()
-                .map_err(anyhow::Error::msg)?;
+                .collect::<Result<_, _>>()?;
         }
         if self.weights.len() > recipe.sources.len() {
             bail!(
@@ -373,6 +377,7 @@ mod tests {
         assert!(
             parse_source("gen:nope")
                 .unwrap_err()
+                .to_string()
                 .contains("no generator")
         );
         assert!(parse_source("text:a.txt#pages").is_err());

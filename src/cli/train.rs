@@ -341,12 +341,24 @@ fn data_source_for(path: &std::path::Path) -> DataSource {
     }
 }
 
+/// A number flag that does not read as a finite number.
+#[derive(Debug, thiserror::Error)]
+pub enum NumberFlagError {
+    /// Not a number at all.
+    #[error(transparent)]
+    NotANumber(#[from] std::num::ParseFloatError),
+    /// NaN or an infinity.
+    #[error("must be a finite number")]
+    NotFinite,
+}
+
 /// A number flag: NaN and infinities are refused here, so clap names the flag in the error.
-pub fn finite(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err("must be a finite number".to_string()),
-        Err(e) => Err(e.to_string()),
+pub fn finite(text: &str) -> Result<f64, NumberFlagError> {
+    let value: f64 = text.trim().parse()?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(NumberFlagError::NotFinite)
     }
 }
 

@@ -3,6 +3,42 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+/// Why a backend or a set of replica devices cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The backend is not built in, or the machine lacks it (no CUDA GPU).
+    #[error("backend {} is not available in this build or on this machine", .0.name())]
+    Unavailable(BackendKind),
+    /// `cpu:N` with N outside 1 to 64.
+    #[error("`{devices}`: cpu:N takes N from 1 to 64")]
+    ReplicaCount {
+        /// The devices as written.
+        devices: String,
+    },
+    /// CPU replicas asked of the CUDA backend.
+    #[error("`{devices}` names CPU replicas but the backend is {}", .backend.name())]
+    CpuReplicasOnCuda {
+        /// The devices as written.
+        devices: String,
+        /// The run's backend.
+        backend: BackendKind,
+    },
+    /// A part of the list that is neither `cpu:N` nor `cuda:I`.
+    #[error("`{part}` in `{devices}`: expected cpu:N or cuda:I,cuda:J,...")]
+    DeviceSyntax {
+        /// The part that does not read.
+        part: String,
+        /// The devices as written.
+        devices: String,
+    },
+    /// GPUs asked of a backend other than LibTorch CUDA.
+    #[error("`{devices}` names GPUs; train them with the libtorch-cuda backend")]
+    GpusWithoutCuda {
+        /// The devices as written.
+        devices: String,
+    },
+}
+
 /// Where a run computes; on the command line and in spec files `libtorch`, `libtorch-cuda` and
 /// `flex`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -72,12 +108,9 @@ impl BackendKind {
 
     /// The device (without autodiff). Errors when the backend is not available here.
     #[allow(deprecated)] // burn marks its LibTorch backend deprecated; it remains the fastest CPU path here.
-    pub fn device(self) -> Result<Device, String> {
+    pub fn device(self) -> Result<Device, BackendError> {
         if !self.is_available() {
-            return Err(format!(
-                "backend {} is not available in this build or on this machine",
-                self.name()
-            ));
+            return Err(BackendError::Unavailable(self));
         }
         Ok(match self {
             BackendKind::Flex => Device::flex(),
@@ -94,7 +127,7 @@ impl BackendKind {
     /// `cpu:N` N replicas on the CPU (LibTorch or Flex), `cuda:0,cuda:1,...` those GPUs
     /// (LibTorch CUDA).
     #[allow(deprecated)] // as in `device`
-    pub fn replica_devices(self, devices: &str) -> Result<Vec<Device>, String> {
+    pub fn replica_devices(self, devices: &str) -> Result<Vec<Device>, BackendError> {
         let devices = devices.trim();
         if devices.is_empty() {
             return Ok(vec![self.device()?]);
@@ -104,12 +137,14 @@ impl BackendKind {
                 .parse()
                 .ok()
                 .filter(|&n| (1..=64).contains(&n))
-                .ok_or_else(|| format!("`{devices}`: cpu:N takes N from 1 to 64"))?;
+                .ok_or_else(|| BackendError::ReplicaCount {
+                    devices: devices.to_string(),
+                })?;
             if self == BackendKind::LibtorchCuda {
-                return Err(format!(
-                    "`{devices}` names CPU replicas but the backend is {}",
-                    self.name()
-                ));
+                return Err(BackendError::CpuReplicasOnCuda {
+                    devices: devices.to_string(),
+                    backend: self,
+                });
             }
             return Ok(vec![self.device()?; n]);
         }
@@ -119,13 +154,14 @@ impl BackendKind {
                 .trim()
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse().ok())
-                .ok_or_else(|| {
-                    format!("`{part}` in `{devices}`: expected cpu:N or cuda:I,cuda:J,...")
+                .ok_or_else(|| BackendError::DeviceSyntax {
+                    part: part.to_string(),
+                    devices: devices.to_string(),
                 })?;
             if self != BackendKind::LibtorchCuda {
-                return Err(format!(
-                    "`{devices}` names GPUs; train them with the libtorch-cuda backend"
-                ));
+                return Err(BackendError::GpusWithoutCuda {
+                    devices: devices.to_string(),
+                });
             }
             self.device()?;
             #[cfg(feature = "libtorch")]

@@ -223,7 +223,7 @@ impl RunSpec {
                     ));
                 }
                 Ok(_) => {}
-                Err(message) => errors.push(SpecError::new("train.devices", &message)),
+                Err(err) => errors.push(SpecError::new("train.devices", err.to_string())),
             }
         }
         if t.devices.trim().is_empty()

@@ -289,6 +289,11 @@ impl DatasetError {
 }
 
 impl DatasetRecipe {
+    /// Each source's mixing weight, in recipe order.
+    pub fn weights(&self) -> Vec<f64> {
+        self.sources.iter().map(|s| s.weight).collect()
+    }
+
     /// Settings that cannot build, each naming its field.
     pub fn validate(&self) -> Vec<DatasetError> {
         let mut errors = Vec::new();
@@ -497,6 +502,12 @@ fn cycle_take<T: Clone>(items: &[T], count: usize) -> Vec<T> {
 /// Progress of a build: the stage and its fraction.
 pub type BuildProgress<'a> = &'a (dyn Fn(&str, f64) + Sync);
 
+/// The records of every source after the split: `train[i]` and `val[i]` are source `i`'s.
+struct SplitSources {
+    train: Vec<Vec<Record>>,
+    val: Vec<Vec<Record>>,
+}
+
 impl Dataset {
     /// Builds `recipe`: reads every source, drops duplicates, splits, transforms, fits the
     /// tokenizer (or uses `tokenizer`), mixes.
@@ -508,210 +519,26 @@ impl Dataset {
         if let Some(first) = recipe.validate().into_iter().next() {
             return Err(first);
         }
-        let n_sources = recipe.sources.len();
         // 1. Read.
-        let mut per_source: Vec<Vec<Record>> = Vec::with_capacity(n_sources);
-        for (i, s) in recipe.sources.iter().enumerate() {
-            let label = s.source.describe();
-            let stage = format!("reading {label}");
-            let report: Progress<'_> = &|done, total| {
-                let frac = if total == 0 {
-                    1.0
-                } else {
-                    done as f64 / total as f64
-                };
-                progress(&stage, (i as f64 + frac) / n_sources as f64);
-            };
-            per_source.push(read_source(&s.source, report)?);
-        }
+        let mut per_source = read_sources(recipe, progress)?;
         progress("assembling", 1.0);
         // 2. De-duplicate across sources.
-        let mut stats: Vec<SourceStats> = recipe
-            .sources
-            .iter()
-            .zip(&per_source)
-            .map(|(s, recs)| SourceStats {
-                label: s.source.describe(),
-                weight: s.weight,
-                records: recs.len(),
-                duplicates: 0,
-                train_records: 0,
-                val_records: 0,
-                chars: 0,
-                train_tokens: 0,
-                epoch_tokens: 0,
-            })
-            .collect();
-        if recipe.dedup {
-            let mut seen = std::collections::HashSet::new();
-            for (recs, st) in per_source.iter_mut().zip(&mut stats) {
-                let before = recs.len();
-                recs.retain(|r| seen.insert(hash_of(&r.text_ref())));
-                st.duplicates = before - recs.len();
-            }
-        }
-        for (recs, st) in per_source.iter().zip(&mut stats) {
-            st.chars = recs.iter().map(|r| r.text_ref().len()).sum();
-        }
-        let text_stream = matches!(recipe.transform, TransformSpec::None);
-        // 3. Split by document (a contiguous text split happens on tokens, below).
-        let token_split = text_stream && recipe.split.mode == SplitMode::Contiguous;
-        let mut train_recs: Vec<Vec<Record>> = Vec::with_capacity(n_sources);
-        let mut val_recs: Vec<Vec<Record>> = Vec::with_capacity(n_sources);
-        let held_out = match &recipe.transform {
-            TransformSpec::Symbols { recipe: r } if !r.held_out_task.is_empty() => {
-                Some((r.options.task_field.clone(), r.held_out_task.clone()))
-            }
-            _ => None,
-        };
-        for (i, recs) in per_source.into_iter().enumerate() {
-            let (train, val) = if token_split {
-                (recs, Vec::new())
-            } else if let Some((field, task)) = &held_out {
-                transforms::split_by_task(&recs, field, task)
-            } else {
-                split_records(&recs, &recipe.split, i as u64)
-            };
-            stats[i].train_records = train.len();
-            stats[i].val_records = val.len();
-            train_recs.push(train);
-            val_recs.push(val);
-        }
-        let leakage = (!token_split).then(|| leaks(&train_recs, &val_recs));
-        let all_val: Vec<Record> = val_recs.iter().flatten().cloned().collect();
-        let weights: Vec<f64> = recipe.sources.iter().map(|s| s.weight).collect();
+        let mut stats = dedup_sources(recipe, &mut per_source);
+        // 3. Split by document (a contiguous text split happens on tokens, in `text_content`).
+        let token_split = matches!(recipe.transform, TransformSpec::None)
+            && recipe.split.mode == SplitMode::Contiguous;
+        let split = split_sources(recipe, per_source, token_split, &mut stats);
+        let leakage = (!token_split).then(|| leaks(&split.train, &split.val));
+        let val_records: Vec<Record> = split.val.iter().flatten().cloned().collect();
         // 4. Transform, tokenize, mix.
         let (tokenizer, content) = match &recipe.transform {
             TransformSpec::None => {
-                // Documents are separated by a newline (paragraphs end in one, so a blank
-                // line separates them). Records are consumed: a large file is not copied.
-                let docs_text = |recs: Vec<Record>| -> String {
-                    if recs.len() == 1 {
-                        return recs
-                            .into_iter()
-                            .next()
-                            .map(Record::into_text)
-                            .unwrap_or_default();
-                    }
-                    let mut s = String::new();
-                    for r in recs {
-                        if !s.is_empty() {
-                            s.push('\n');
-                        }
-                        s.push_str(&r.text_ref());
-                    }
-                    s
-                };
-                let train_text: Vec<String> = std::mem::take(&mut train_recs)
-                    .into_iter()
-                    .map(docs_text)
-                    .collect();
-                let val_text: Vec<String> = std::mem::take(&mut val_recs)
-                    .into_iter()
-                    .map(docs_text)
-                    .collect();
-                progress("fitting the tokenizer", 1.0);
-                let tokenizer = tokenizer.unwrap_or_else(|| {
-                    let texts: Vec<&str> = train_text
-                        .iter()
-                        .chain(&val_text)
-                        .map(String::as_str)
-                        .collect();
-                    Tokenizer::fit_texts(recipe.tokenizer, &texts)
-                });
-                progress("tokenizing", 1.0);
-                let mut train_ids: Vec<Vec<u32>> = Vec::with_capacity(n_sources);
-                let mut val = Vec::new();
-                for (t, v) in train_text.into_iter().zip(&val_text) {
-                    let mut ids = encode_chunked(&tokenizer, &t);
-                    drop(t);
-                    if token_split {
-                        let n_train = ((ids.len() as f64) * (1.0 - recipe.split.val_fraction))
-                            .round() as usize;
-                        val.extend_from_slice(&ids[n_train..]);
-                        ids.truncate(n_train);
-                    } else {
-                        val.extend(encode_chunked(&tokenizer, v));
-                    }
-                    train_ids.push(ids);
-                }
-                let natural: Vec<usize> = train_ids.iter().map(Vec::len).collect();
-                let counts = mix_counts(&weights, &natural, recipe.epoch_size);
-                let mut train: Vec<u32> = Vec::new();
-                for ((ids, &count), st) in train_ids.into_iter().zip(&counts).zip(&mut stats) {
-                    st.train_tokens = ids.len();
-                    st.epoch_tokens = count;
-                    if train.is_empty() && count == ids.len() {
-                        // A source seen once is used as it is, not copied.
-                        train = ids;
-                    } else {
-                        train.extend(cycle_take(&ids, count));
-                    }
-                }
-                (tokenizer, Content::Text { train, val })
+                text_content(recipe, split, tokenizer, token_split, &mut stats, progress)
             }
-            TransformSpec::LinkBert { recipe: r } => {
-                let docs: Vec<Record> = train_recs
-                    .iter()
-                    .flatten()
-                    .chain(val_recs.iter().flatten())
-                    .cloned()
-                    .collect();
-                let n_train_docs: usize = train_recs.iter().map(Vec::len).sum();
-                let pairs = transforms::linkbert_pairs(&docs, &r.options, r.pairs)?;
-                let (val, train): (Vec<RelationPair>, Vec<RelationPair>) =
-                    pairs.into_iter().partition(|p| p.a_doc >= n_train_docs);
-                let tokenizer = tokenizer.unwrap_or_else(|| {
-                    let texts: Vec<String> = docs.iter().map(Record::text).collect();
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    Tokenizer::fit_texts(recipe.tokenizer, &refs)
-                });
-                let pair_tokens: usize = train
-                    .iter()
-                    .map(|p| tokenizer.encode(&p.a).len() + tokenizer.encode(&p.b).len() + 3)
-                    .sum();
-                for st in &mut stats {
-                    st.train_tokens = pair_tokens / n_sources.max(1);
-                    st.epoch_tokens = st.train_tokens;
-                }
-                (tokenizer, Content::Relations { train, val })
+            TransformSpec::LinkBert { recipe: link } => {
+                relation_content(recipe, link, &split, tokenizer, &mut stats)?
             }
-            transform => {
-                let examples = |recs: &[Record], train: bool, source: usize| {
-                    transform_examples(transform, recs, train, source)
-                };
-                let mut train_ex: Vec<Vec<TextExample>> = Vec::with_capacity(n_sources);
-                let mut val = Vec::new();
-                for (i, (t, v)) in train_recs.iter().zip(&val_recs).enumerate() {
-                    train_ex.push(examples(t, true, i)?);
-                    if !v.is_empty() {
-                        val.extend(examples(v, false, i)?);
-                    }
-                }
-                let tokenizer = tokenizer.unwrap_or_else(|| {
-                    let texts: Vec<String> = train_ex
-                        .iter()
-                        .flatten()
-                        .chain(&val)
-                        .map(|e| format!("{}{}", e.prompt, e.answer))
-                        .collect();
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    Tokenizer::fit_texts(recipe.tokenizer, &refs)
-                });
-                let natural: Vec<usize> = train_ex.iter().map(Vec::len).collect();
-                let counts = mix_counts(&weights, &natural, recipe.epoch_size);
-                let mut train = Vec::new();
-                for ((ex, &count), st) in train_ex.iter().zip(&counts).zip(&mut stats) {
-                    let tokens = |e: &TextExample| {
-                        tokenizer.encode(&e.prompt).len() + tokenizer.encode(&e.answer).len()
-                    };
-                    st.train_tokens = ex.iter().map(tokens).sum();
-                    let taken = cycle_take(ex, count);
-                    st.epoch_tokens = taken.iter().map(tokens).sum();
-                    train.extend(taken);
-                }
-                (tokenizer, Content::Examples { train, val })
-            }
+            transform => example_content(recipe, transform, &split, tokenizer, &mut stats)?,
         };
         let needs_specials = !matches!(content, Content::Text { .. });
         let tokenizer = if needs_specials && !tokenizer.has_specials() {
@@ -725,7 +552,7 @@ impl Dataset {
             content,
             sources: stats,
             leakage,
-            val_records: all_val,
+            val_records,
         })
     }
 
@@ -743,6 +570,246 @@ impl Dataset {
             Content::Relations { train, val } => (train.len(), val.len(), "pairs"),
         }
     }
+}
+
+/// Reads every source of `recipe`, reporting each one's share of the progress.
+fn read_sources(
+    recipe: &DatasetRecipe,
+    progress: BuildProgress<'_>,
+) -> Result<Vec<Vec<Record>>, DatasetError> {
+    let n_sources = recipe.sources.len();
+    let mut per_source: Vec<Vec<Record>> = Vec::with_capacity(n_sources);
+    for (i, s) in recipe.sources.iter().enumerate() {
+        let stage = format!("reading {}", s.source.describe());
+        let report: Progress<'_> = &|done, total| {
+            let frac = if total == 0 {
+                1.0
+            } else {
+                done as f64 / total as f64
+            };
+            progress(&stage, (i as f64 + frac) / n_sources as f64);
+        };
+        per_source.push(read_source(&s.source, report)?);
+    }
+    Ok(per_source)
+}
+
+/// Drops exact duplicates across sources (when the recipe asks) and starts each source's
+/// statistics: records read, duplicates dropped, characters kept.
+fn dedup_sources(recipe: &DatasetRecipe, per_source: &mut [Vec<Record>]) -> Vec<SourceStats> {
+    let mut stats: Vec<SourceStats> = recipe
+        .sources
+        .iter()
+        .zip(per_source.iter())
+        .map(|(s, recs)| SourceStats {
+            label: s.source.describe(),
+            weight: s.weight,
+            records: recs.len(),
+            duplicates: 0,
+            train_records: 0,
+            val_records: 0,
+            chars: 0,
+            train_tokens: 0,
+            epoch_tokens: 0,
+        })
+        .collect();
+    if recipe.dedup {
+        let mut seen = std::collections::HashSet::new();
+        for (recs, st) in per_source.iter_mut().zip(&mut stats) {
+            let before = recs.len();
+            recs.retain(|r| seen.insert(hash_of(&r.text_ref())));
+            st.duplicates = before - recs.len();
+        }
+    }
+    for (recs, st) in per_source.iter().zip(&mut stats) {
+        st.chars = recs.iter().map(|r| r.text_ref().len()).sum();
+    }
+    stats
+}
+
+/// Splits each source's records into training and validation: all to training when the
+/// split happens later on tokens (`token_split`), by task when symbol tuning holds one out,
+/// by the recipe's split otherwise.
+fn split_sources(
+    recipe: &DatasetRecipe,
+    per_source: Vec<Vec<Record>>,
+    token_split: bool,
+    stats: &mut [SourceStats],
+) -> SplitSources {
+    let held_out = match &recipe.transform {
+        TransformSpec::Symbols { recipe: r } if !r.held_out_task.is_empty() => {
+            Some((r.options.task_field.clone(), r.held_out_task.clone()))
+        }
+        _ => None,
+    };
+    let mut split = SplitSources {
+        train: Vec::with_capacity(per_source.len()),
+        val: Vec::with_capacity(per_source.len()),
+    };
+    for (i, recs) in per_source.into_iter().enumerate() {
+        let (train, val) = if token_split {
+            (recs, Vec::new())
+        } else if let Some((field, task)) = &held_out {
+            transforms::split_by_task(&recs, field, task)
+        } else {
+            split_records(&recs, &recipe.split, i as u64)
+        };
+        stats[i].train_records = train.len();
+        stats[i].val_records = val.len();
+        split.train.push(train);
+        split.val.push(val);
+    }
+    split
+}
+
+/// The text of one source's records: documents separated by a newline (paragraphs end in
+/// one, so a blank line separates them). Records are consumed: a large file is not copied.
+fn documents_text(recs: Vec<Record>) -> String {
+    if recs.len() == 1 {
+        return recs
+            .into_iter()
+            .next()
+            .map(Record::into_text)
+            .unwrap_or_default();
+    }
+    let mut s = String::new();
+    for r in recs {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&r.text_ref());
+    }
+    s
+}
+
+/// A token stream (no transform): fits the tokenizer unless given, tokenizes each source,
+/// splits on tokens when `token_split`, and mixes the training tokens by weight.
+fn text_content(
+    recipe: &DatasetRecipe,
+    split: SplitSources,
+    tokenizer: Option<Tokenizer>,
+    token_split: bool,
+    stats: &mut [SourceStats],
+    progress: BuildProgress<'_>,
+) -> (Tokenizer, Content) {
+    let train_text: Vec<String> = split.train.into_iter().map(documents_text).collect();
+    let val_text: Vec<String> = split.val.into_iter().map(documents_text).collect();
+    progress("fitting the tokenizer", 1.0);
+    let tokenizer = tokenizer.unwrap_or_else(|| {
+        let texts: Vec<&str> = train_text
+            .iter()
+            .chain(&val_text)
+            .map(String::as_str)
+            .collect();
+        Tokenizer::fit_texts(recipe.tokenizer, &texts)
+    });
+    progress("tokenizing", 1.0);
+    let mut train_ids: Vec<Vec<u32>> = Vec::with_capacity(train_text.len());
+    let mut val = Vec::new();
+    for (t, v) in train_text.into_iter().zip(&val_text) {
+        let mut ids = encode_chunked(&tokenizer, &t);
+        drop(t);
+        if token_split {
+            let n_train = ((ids.len() as f64) * (1.0 - recipe.split.val_fraction)).round() as usize;
+            val.extend_from_slice(&ids[n_train..]);
+            ids.truncate(n_train);
+        } else {
+            val.extend(encode_chunked(&tokenizer, v));
+        }
+        train_ids.push(ids);
+    }
+    let natural: Vec<usize> = train_ids.iter().map(Vec::len).collect();
+    let counts = mix_counts(&recipe.weights(), &natural, recipe.epoch_size);
+    let mut train: Vec<u32> = Vec::new();
+    for ((ids, &count), st) in train_ids.into_iter().zip(&counts).zip(stats) {
+        st.train_tokens = ids.len();
+        st.epoch_tokens = count;
+        if train.is_empty() && count == ids.len() {
+            // A source seen once is used as it is, not copied.
+            train = ids;
+        } else {
+            train.extend(cycle_take(&ids, count));
+        }
+    }
+    (tokenizer, Content::Text { train, val })
+}
+
+/// LinkBERT segment pairs over all documents; a pair validates when its segment A comes
+/// from a validation document.
+fn relation_content(
+    recipe: &DatasetRecipe,
+    link: &LinkRecipe,
+    split: &SplitSources,
+    tokenizer: Option<Tokenizer>,
+    stats: &mut [SourceStats],
+) -> Result<(Tokenizer, Content), DatasetError> {
+    let docs: Vec<Record> = split
+        .train
+        .iter()
+        .flatten()
+        .chain(split.val.iter().flatten())
+        .cloned()
+        .collect();
+    let n_train_docs: usize = split.train.iter().map(Vec::len).sum();
+    let pairs = transforms::linkbert_pairs(&docs, &link.options, link.pairs)?;
+    let (val, train): (Vec<RelationPair>, Vec<RelationPair>) =
+        pairs.into_iter().partition(|p| p.a_doc >= n_train_docs);
+    let tokenizer = tokenizer.unwrap_or_else(|| {
+        let texts: Vec<String> = docs.iter().map(Record::text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Tokenizer::fit_texts(recipe.tokenizer, &refs)
+    });
+    let pair_tokens: usize = train
+        .iter()
+        .map(|p| tokenizer.encode(&p.a).len() + tokenizer.encode(&p.b).len() + 3)
+        .sum();
+    let n_sources = stats.len();
+    for st in stats.iter_mut() {
+        st.train_tokens = pair_tokens / n_sources.max(1);
+        st.epoch_tokens = st.train_tokens;
+    }
+    Ok((tokenizer, Content::Relations { train, val }))
+}
+
+/// Prompt / answer examples made by `transform` from each source, the training ones mixed by
+/// weight.
+fn example_content(
+    recipe: &DatasetRecipe,
+    transform: &TransformSpec,
+    split: &SplitSources,
+    tokenizer: Option<Tokenizer>,
+    stats: &mut [SourceStats],
+) -> Result<(Tokenizer, Content), DatasetError> {
+    let mut train_ex: Vec<Vec<TextExample>> = Vec::with_capacity(split.train.len());
+    let mut val = Vec::new();
+    for (i, (t, v)) in split.train.iter().zip(&split.val).enumerate() {
+        train_ex.push(transform_examples(transform, t, true, i)?);
+        if !v.is_empty() {
+            val.extend(transform_examples(transform, v, false, i)?);
+        }
+    }
+    let tokenizer = tokenizer.unwrap_or_else(|| {
+        let texts: Vec<String> = train_ex
+            .iter()
+            .flatten()
+            .chain(&val)
+            .map(|e| format!("{}{}", e.prompt, e.answer))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Tokenizer::fit_texts(recipe.tokenizer, &refs)
+    });
+    let natural: Vec<usize> = train_ex.iter().map(Vec::len).collect();
+    let counts = mix_counts(&recipe.weights(), &natural, recipe.epoch_size);
+    let mut train = Vec::new();
+    for ((ex, &count), st) in train_ex.iter().zip(&counts).zip(stats) {
+        let tokens =
+            |e: &TextExample| tokenizer.encode(&e.prompt).len() + tokenizer.encode(&e.answer).len();
+        st.train_tokens = ex.iter().map(tokens).sum();
+        let taken = cycle_take(ex, count);
+        st.epoch_tokens = taken.iter().map(tokens).sum();
+        train.extend(taken);
+    }
+    Ok((tokenizer, Content::Examples { train, val }))
 }
 
 /// Encodes a long text in line-aligned pieces (bounded working memory for BPE).

@@ -831,21 +831,35 @@ fn parse_document(document: &str) -> Option<(String, Signature)> {
     Some((name, Signature { args }))
 }
 
+/// Why an answer does not read as a call `name(k=v, k=v)`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No parentheses around the arguments.
+    #[error("not a call: {0:?}")]
+    NotACall(String),
+    /// Nothing before the opening parenthesis.
+    #[error("no function name: {0:?}")]
+    NoFunctionName(String),
+    /// An argument without `name=`.
+    #[error("argument without a name: {0:?}")]
+    UnnamedArgument(String),
+}
+
 /// Parses `name(k=v, k=v)` into the name and its `(key, value)` arguments.
-fn parse_call(call: &str) -> Result<(String, Vec<(String, String)>), String> {
+fn parse_call(call: &str) -> Result<(String, Vec<(String, String)>), CallError> {
     let call = call.trim();
     let (Some(open), true) = (call.find('('), call.ends_with(')')) else {
-        return Err(format!("not a call: {call:?}"));
+        return Err(CallError::NotACall(call.to_string()));
     };
     let name = call[..open].trim().to_string();
     if name.is_empty() {
-        return Err(format!("no function name: {call:?}"));
+        return Err(CallError::NoFunctionName(call.to_string()));
     }
     let inside = call[open + 1..call.len() - 1].trim();
     let mut args = Vec::new();
     for part in inside.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
-            return Err(format!("argument without a name: {part:?}"));
+            return Err(CallError::UnnamedArgument(part.to_string()));
         };
         args.push((k.trim().to_string(), v.trim().to_string()));
     }
@@ -887,7 +901,7 @@ impl ApiZooChecker {
     pub fn check(&self, question: &str, answer: &str) -> Verdict {
         let (name, args) = match parse_call(answer) {
             Ok(call) => call,
-            Err(reason) => return Verdict::fail(reason),
+            Err(reason) => return Verdict::fail(reason.to_string()),
         };
         let Some(sig) = self.functions.get(&name) else {
             return Verdict::fail(format!("unknown function {name}"));

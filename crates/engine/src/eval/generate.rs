@@ -4,7 +4,6 @@ use super::tokens_tensor;
 use crate::data::{Corpus, Special};
 use crate::model::Gpt;
 use burn::tensor::Device;
-use burn::tensor::activation::softmax;
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -63,33 +62,59 @@ pub fn generate_with(
         );
         let logits = model.forward(input); // [1, seq, vocab]
         let vocab = logits.dims()[2];
-        let last = logits.narrow(1, seq - 1, 1).reshape([vocab]);
-        if sampling.temperature <= 0.0 {
-            let next: i64 = last.argmax(0).into_scalar();
-            ids.push(next as u32);
-            continue;
-        }
-        let mut probs = softmax(last / sampling.temperature, 0)
+        let last = logits
+            .narrow(1, seq - 1, 1)
+            .reshape([vocab])
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        if sampling.top_k > 0 && sampling.top_k < probs.len() {
-            let mut sorted = probs.clone();
-            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-            let kth = sorted[sampling.top_k - 1];
-            for p in &mut probs {
-                if *p < kth {
-                    *p = 0.0;
-                }
-            }
-        }
-        ids.push(sample_index(&probs, rng) as u32);
+        ids.push(pick_token(&last, sampling, rng));
     }
     ids.split_off(start)
 }
 
-/// Draws an index from a probability vector.
+/// Picks the next token from one row of logits as `sampling` says: at temperature 0 or less
+/// the most likely token (the first of equals); otherwise a draw from the softmax of
+/// `logits / temperature`, among the `top_k` most likely tokens when `top_k` is set.
+pub fn pick_token(logits: &[f32], sampling: Sampling, rng: &mut StdRng) -> u32 {
+    if sampling.temperature <= 0.0 {
+        let mut best = 0;
+        for (i, &logit) in logits.iter().enumerate() {
+            if logit > logits[best] {
+                best = i;
+            }
+        }
+        return best as u32;
+    }
+    let temperature = sampling.temperature as f32;
+    // Shifted by the largest logit so no weight overflows; the draw needs no normalising.
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut weights: Vec<f32> = logits
+        .iter()
+        .map(|&logit| ((logit - max) / temperature).exp())
+        .collect();
+    keep_top_k(&mut weights, sampling.top_k);
+    sample_index(&weights, rng) as u32
+}
+
+/// Zeroes every weight below the `top_k`-th largest (ties with it kept); 0 keeps all.
+fn keep_top_k(weights: &mut [f32], top_k: usize) {
+    if top_k == 0 || top_k >= weights.len() {
+        return;
+    }
+    let mut sorted = weights.to_vec();
+    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+    let kth = sorted[top_k - 1];
+    for w in weights.iter_mut() {
+        if *w < kth {
+            *w = 0.0;
+        }
+    }
+}
+
+/// Draws an index from a vector of weights (probabilities, or any non-negative weights: the
+/// draw is proportional to them).
 pub fn sample_index(probs: &[f32], rng: &mut StdRng) -> usize {
     let total: f32 = probs.iter().sum();
     let mut r = rng.random::<f32>() * total;

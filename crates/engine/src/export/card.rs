@@ -5,7 +5,8 @@ use super::hf::{ENCODER_CLASS, GPT2_CLASS, MASKED_CLASS};
 use super::{HfError, Layout, LoadedRun};
 use crate::data::{DataSource, TokenizerKind};
 use crate::eval::Pooling;
-use crate::project::RunStore;
+use crate::events::{EvalMetrics, RunSummary};
+use crate::project::{RunHistory, RunStore};
 use std::fmt::Write;
 
 /// How the pooling reads in words.
@@ -34,11 +35,23 @@ fn tokenizer_words(kind: TokenizerKind, vocab: usize, specials: bool) -> String 
 
 /// The model card of `run` exported with `layout`.
 pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
-    let spec = &run.spec;
     let store = RunStore::open(&run.dir)?;
     let history = store.load_history()?;
     let summary = store.summary()?;
-    let m = &spec.model;
+    let mut out = String::new();
+    front_matter(&mut out, run, layout);
+    model_section(&mut out, run);
+    training_section(&mut out, run, layout, &history);
+    metrics_section(&mut out, summary.as_ref(), history.evals.last());
+    use_section(&mut out, run, layout);
+    notes_section(&mut out, run);
+    Ok(out)
+}
+
+// Writing to a String cannot fail: the `fmt::Result`s below are ignored for that reason.
+
+/// The YAML front matter (pipeline and tags), the title and the opening line.
+fn front_matter(w: &mut String, run: &LoadedRun, layout: &Layout) {
     let (pipeline, architecture) = if layout.decoder {
         ("text-generation", GPT2_CLASS)
     } else if layout.masked {
@@ -57,9 +70,6 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
     if layout.embedding.is_some() {
         tags.push("sentence-transformers");
     }
-    let mut out = String::new();
-    let w = &mut out;
-    // Writing to a String cannot fail.
     let _ = writeln!(
         w,
         "---\nlibrary_name: transformers\npipeline_tag: {pipeline}"
@@ -68,13 +78,17 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
     for tag in &tags {
         let _ = writeln!(w, "- {tag}");
     }
-    let _ = writeln!(w, "---\n\n# {}\n", spec.name);
+    let _ = writeln!(w, "---\n\n# {}\n", run.spec.name);
     let _ = writeln!(
         w,
         "A small model trained with Hearth and exported as `{architecture}`: it loads in \
          `transformers` with no custom code and gives Hearth's outputs.\n"
     );
+}
 
+/// "Model": the shape, the block details and the tokenizer.
+fn model_section(w: &mut String, run: &LoadedRun) {
+    let m = &run.spec.model;
     let _ = writeln!(w, "## Model\n");
     let _ = writeln!(
         w,
@@ -110,7 +124,11 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
         )
     );
     let _ = writeln!(w);
+}
 
+/// "Training": objective, steps and optimizer, the starting run, the data.
+fn training_section(w: &mut String, run: &LoadedRun, layout: &Layout, history: &RunHistory) {
+    let spec = &run.spec;
     let _ = writeln!(w, "## Training\n");
     let _ = writeln!(
         w,
@@ -151,44 +169,47 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
         let _ = writeln!(w, "\nThe dataset recipe:\n\n```json\n{recipe}\n```");
     }
     let _ = writeln!(w);
+}
 
+/// "Final metrics": the run's summary (or its last evaluation) and the last evaluation's
+/// extra metrics.
+fn metrics_section(w: &mut String, summary: Option<&RunSummary>, last: Option<&EvalMetrics>) {
     let _ = writeln!(w, "## Final metrics\n");
-    match (summary, history.evals.last()) {
-        (None, None) => {
-            let _ = writeln!(w, "No evaluation was recorded.");
-        }
-        (summary, last) => {
-            if let Some(s) = summary {
-                let _ = writeln!(
-                    w,
-                    "- step {}: train loss {:.4}, validation loss {:.4}{}",
-                    s.step,
-                    s.train_loss,
-                    s.val_loss,
-                    if s.stopped_early {
-                        " (stopped early)"
-                    } else {
-                        ""
-                    }
-                );
-            } else if let Some(e) = last {
-                let _ = writeln!(
-                    w,
-                    "- step {}: train loss {:.4}, validation loss {:.4}",
-                    e.step, e.train_loss, e.val_loss
-                );
+    if let Some(s) = summary {
+        let _ = writeln!(
+            w,
+            "- step {}: train loss {:.4}, validation loss {:.4}{}",
+            s.step,
+            s.train_loss,
+            s.val_loss,
+            if s.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
             }
-            if let Some(e) = last {
-                for (key, value) in &e.extra {
-                    let _ = writeln!(w, "- {key} (step {}): {value:.4}", e.step);
-                }
-            }
+        );
+    } else if let Some(e) = last {
+        let _ = writeln!(
+            w,
+            "- step {}: train loss {:.4}, validation loss {:.4}",
+            e.step, e.train_loss, e.val_loss
+        );
+    } else {
+        let _ = writeln!(w, "No evaluation was recorded.");
+    }
+    if let Some(e) = last {
+        for (key, value) in &e.extra {
+            let _ = writeln!(w, "- {key} (step {}): {value:.4}", e.step);
         }
     }
     let _ = writeln!(w);
+}
 
+/// "Use": how to load each side of the export in Python.
+fn use_section(w: &mut String, run: &LoadedRun, layout: &Layout) {
     let _ = writeln!(w, "## Use\n");
     if layout.decoder {
+        let context = run.spec.model.context;
         let _ = writeln!(
             w,
             "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n\
@@ -196,8 +217,7 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
              model = AutoModelForCausalLM.from_pretrained(\"PATH\")\n\
              ids = tokenizer(\"Once upon a time\", return_tensors=\"pt\").input_ids\n\
              print(tokenizer.decode(model.generate(ids)[0]))\n```\n\n\
-             Inputs longer than {} tokens must be cut to their last {} tokens.\n",
-            m.context, m.context
+             Inputs longer than {context} tokens must be cut to their last {context} tokens.\n"
         );
     }
     if layout.masked {
@@ -213,44 +233,55 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
         );
     }
     if let Some(pooling) = layout.embedding {
-        let sub = if layout.decoder {
-            format!("PATH/{}", Layout::EMBEDDING_DIR)
-        } else {
-            "PATH".to_string()
-        };
-        if layout.decoder {
-            let _ = writeln!(
-                w,
-                "The embedding side (bidirectional attention, the same weights) is the \
-                 `MegatronBertModel` in `{}/`.\n",
-                Layout::EMBEDDING_DIR
-            );
-        }
-        let _ = writeln!(
-            w,
-            "```python\nfrom sentence_transformers import SentenceTransformer\n\n\
-             model = SentenceTransformer(\"{sub}\")\n\
-             embeddings = model.encode([\"first text\", \"second text\"])\n```\n\n\
-             An embedding is {} (`{}` pooling) scaled to unit length; without \
-             sentence-transformers, apply that to `last_hidden_state` of \
-             `AutoModel.from_pretrained(\"{sub}\")` with the attention mask.\n",
-            pooling_words(pooling),
-            pooling.name()
-        );
-        if !run.tokenizer.has_specials() {
-            let _ = writeln!(
-                w,
-                "Hearth's vocabulary has no padding token, so the embedding model's tokenizer                  adds `[pad]` after it (id {}), with a zero embedding: padded positions are                  masked and pooling skips them.\n",
-                run.tokenizer.vocab_size()
-            );
-        }
+        embedding_use(w, run, layout, pooling);
     }
-    if m.relation_classes > 0 {
+}
+
+/// The embedding side of "Use": sentence-transformers, or the pooling by hand.
+fn embedding_use(w: &mut String, run: &LoadedRun, layout: &Layout, pooling: Pooling) {
+    let sub = if layout.decoder {
+        format!("PATH/{}", Layout::EMBEDDING_DIR)
+    } else {
+        "PATH".to_string()
+    };
+    if layout.decoder {
         let _ = writeln!(
             w,
-            "The run's sentence-pair relation head ({} classes on the first position) has no \
-             place in `{MASKED_CLASS}` and is not exported.\n",
-            m.relation_classes
+            "The embedding side (bidirectional attention, the same weights) is the \
+             `MegatronBertModel` in `{}/`.\n",
+            Layout::EMBEDDING_DIR
+        );
+    }
+    let _ = writeln!(
+        w,
+        "```python\nfrom sentence_transformers import SentenceTransformer\n\n\
+         model = SentenceTransformer(\"{sub}\")\n\
+         embeddings = model.encode([\"first text\", \"second text\"])\n```\n\n\
+         An embedding is {} (`{}` pooling) scaled to unit length; without \
+         sentence-transformers, apply that to `last_hidden_state` of \
+         `AutoModel.from_pretrained(\"{sub}\")` with the attention mask.\n",
+        pooling_words(pooling),
+        pooling.name()
+    );
+    if !run.tokenizer.has_specials() {
+        let _ = writeln!(
+            w,
+            "Hearth's vocabulary has no padding token, so the embedding model's tokenizer \
+             adds `[pad]` after it (id {}), with a zero embedding: padded positions are \
+             masked and pooling skips them.\n",
+            run.tokenizer.vocab_size()
+        );
+    }
+}
+
+/// What the export leaves out or treats specially: the relation head, the special tokens.
+fn notes_section(w: &mut String, run: &LoadedRun) {
+    let relation_classes = run.spec.model.relation_classes;
+    if relation_classes > 0 {
+        let _ = writeln!(
+            w,
+            "The run's sentence-pair relation head ({relation_classes} classes on the first \
+             position) has no place in `{MASKED_CLASS}` and is not exported.\n"
         );
     }
     if run.tokenizer.has_specials() {
@@ -260,5 +291,4 @@ pub fn model_card(run: &LoadedRun, layout: &Layout) -> Result<String, HfError> {
              Hearth itself never encodes text to them.\n"
         );
     }
-    Ok(out)
 }

@@ -2,7 +2,8 @@
 //! its newline.
 
 use crate::data::Tokenizer;
-use crate::eval::{Sampling, sample_index, tokens_tensor};
+use crate::eval::generate::pick_token;
+use crate::eval::{Sampling, tokens_tensor};
 use crate::model::Gpt;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -48,33 +49,6 @@ pub fn first_line(tokenizer: &Tokenizer, ids: &[u32]) -> String {
         Some((line, _)) => line.to_string(),
         None => text,
     }
-}
-
-/// Picks a token from one row's logits.
-fn pick(logits: &[f32], sampling: Sampling, rng: &mut StdRng) -> u32 {
-    if sampling.temperature <= 0.0 {
-        let mut best = 0;
-        for (i, &l) in logits.iter().enumerate() {
-            if l > logits[best] {
-                best = i;
-            }
-        }
-        return best as u32;
-    }
-    let t = sampling.temperature as f32;
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
-    if sampling.top_k > 0 && sampling.top_k < probs.len() {
-        let mut sorted = probs.clone();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        let kth = sorted[sampling.top_k - 1];
-        for p in &mut probs {
-            if *p < kth {
-                *p = 0.0;
-            }
-        }
-    }
-    sample_index(&probs, rng) as u32
 }
 
 impl Sampler for BatchedSampler {
@@ -141,7 +115,7 @@ impl Sampler for BatchedSampler {
                 let mut still = Vec::with_capacity(n);
                 for (r, &j) in active.iter().enumerate() {
                     let row = &values[r * vocab..(r + 1) * vocab];
-                    let id = pick(row, sampling_of(sampling), rng);
+                    let id = pick_token(row, sampling_of(sampling), rng);
                     seqs[j].push(id);
                     generated[chunk[j]].push(id);
                     if !stops.get(id as usize).copied().unwrap_or(true) {

@@ -109,7 +109,7 @@ pub fn check_run(dir: &Path) -> RunCheck {
             }
             files.push(FileCheck {
                 file: relative(dir, &file),
-                problem: check_checkpoint(&file).err(),
+                problem: check_checkpoint(&file).err().map(|e| e.to_string()),
             });
         }
     }
@@ -120,14 +120,25 @@ pub fn check_run(dir: &Path) -> RunCheck {
     }
 }
 
+/// Why a saved weights file does not read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// No file at the path.
+    #[error("missing")]
+    Missing,
+    /// The file is there but its header, tensor table or data does not read.
+    #[error(transparent)]
+    Unreadable(#[from] burn::store::RecordError),
+}
+
 /// Whether a saved weights file reads (its header, tensor table and data).
-pub fn check_checkpoint(path: &Path) -> Result<(), String> {
+pub fn check_checkpoint(path: &Path) -> Result<(), CheckpointError> {
     if !path.exists() {
-        return Err("missing".to_string());
+        return Err(CheckpointError::Missing);
     }
     burn::store::ModuleRecord::load(path)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(CheckpointError::from)
 }
 
 /// A checkpoint's weights file and the optimizer moments saved beside it.

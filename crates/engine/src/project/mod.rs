@@ -5,5 +5,5 @@ pub mod health;
 pub mod store;
 
 pub use folder::{Project, RunEntry, default_project_dir};
-pub use health::{FileCheck, RunCheck, check_run};
+pub use health::{CheckpointError, FileCheck, RunCheck, check_run};
 pub use store::{Annotations, RunHistory, RunStatus, RunStore, StoreError};

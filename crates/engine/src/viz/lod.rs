@@ -1,15 +1,37 @@
 //! Level of detail for curves: per x bucket the min, max and last point, so a one-point spike
 //! stays visible however far the view is zoomed out.
 
-/// Reduces the sorted series `(xs[i], ys[i])` in `[x_min, x_max]` to at most `3 * buckets`
-/// points (plus one neighbour on each side, so lines reach the edges of the view). Bucket
-/// boundaries depend on the view only, so the same view always gives the same points.
-pub fn min_max_last(
+/// The visible part of a sorted series and the buckets it is reduced into.
+#[derive(Debug, Clone, Copy)]
+struct View {
+    /// First index drawn (one neighbour left of the view when there is one).
+    start: usize,
+    /// One past the last index drawn (one neighbour right of the view when there is one).
+    end: usize,
+    /// Left edge of the first bucket.
+    x_min: f64,
+    /// Width of a bucket on the x axis.
+    width: f64,
+}
+
+impl View {
+    /// The bucket `x` falls in (a whole number, as a float).
+    fn bucket_of(&self, x: f64) -> f64 {
+        ((x - self.x_min) / self.width).floor()
+    }
+}
+
+/// The min, max and last point of each bucket of `(xs[i], ys[i])` in `[x_min, x_max]`, or the
+/// raw points when there are few. `bucket` is given the view and the first index `i` of a
+/// bucket and returns `(j, lo, hi)`: the first index of the next bucket and the indices of
+/// the bucket's minimum and maximum (ties to the first).
+fn pick_points(
     xs: &[f64],
     ys: &[f64],
     x_min: f64,
     x_max: f64,
     buckets: usize,
+    mut bucket: impl FnMut(&View, usize) -> (usize, usize, usize),
 ) -> Vec<[f64; 2]> {
     let n = xs.len().min(ys.len());
     if n == 0 || buckets == 0 || x_max <= x_min {
@@ -21,22 +43,16 @@ pub fn min_max_last(
     if end - start <= 3 * buckets {
         return (start..end).map(|i| [xs[i], ys[i]]).collect();
     }
-    let width = (x_max - x_min) / buckets as f64;
-    let bucket_of = |x: f64| ((x - x_min) / width).floor();
+    let view = View {
+        start,
+        end,
+        x_min,
+        width: (x_max - x_min) / buckets as f64,
+    };
     let mut out = Vec::with_capacity(3 * buckets + 2);
     let mut i = start;
     while i < end {
-        let bucket = bucket_of(xs[i]);
-        let (mut lo, mut hi, mut j) = (i, i, i);
-        while j < end && bucket_of(xs[j]) == bucket {
-            if ys[j] < ys[lo] {
-                lo = j;
-            }
-            if ys[j] > ys[hi] {
-                hi = j;
-            }
-            j += 1;
-        }
+        let (j, lo, hi) = bucket(&view, i);
         // Keep x order inside the bucket so the line does not double back.
         let mut picks = [lo, hi, j - 1];
         picks.sort_unstable();
@@ -50,6 +66,32 @@ pub fn min_max_last(
         i = j;
     }
     out
+}
+
+/// Reduces the sorted series `(xs[i], ys[i])` in `[x_min, x_max]` to at most `3 * buckets`
+/// points (plus one neighbour on each side, so lines reach the edges of the view). Bucket
+/// boundaries depend on the view only, so the same view always gives the same points.
+pub fn min_max_last(
+    xs: &[f64],
+    ys: &[f64],
+    x_min: f64,
+    x_max: f64,
+    buckets: usize,
+) -> Vec<[f64; 2]> {
+    pick_points(xs, ys, x_min, x_max, buckets, |view, i| {
+        let bucket = view.bucket_of(xs[i]);
+        let (mut lo, mut hi, mut j) = (i, i, i);
+        while j < view.end && view.bucket_of(xs[j]) == bucket {
+            if ys[j] < ys[lo] {
+                lo = j;
+            }
+            if ys[j] > ys[hi] {
+                hi = j;
+            }
+            j += 1;
+        }
+        (j, lo, hi)
+    })
 }
 
 /// Where the minimum and maximum of each block of points are, at two block sizes
@@ -237,52 +279,31 @@ pub fn min_max_last_indexed(
     buckets: usize,
 ) -> Vec<[f64; 2]> {
     let n = xs.len().min(ys.len()).min(index.len());
-    if n == 0 || buckets == 0 || x_max <= x_min {
-        return Vec::new();
-    }
-    let (xs, ys) = (&xs[..n], &ys[..n]);
-    let start = xs.partition_point(|&x| x < x_min).saturating_sub(1);
-    let end = (xs.partition_point(|&x| x <= x_max) + 1).min(n);
-    if end - start <= 3 * buckets {
-        return (start..end).map(|i| [xs[i], ys[i]]).collect();
-    }
-    let width = (x_max - x_min) / buckets as f64;
-    let bucket_of = |x: f64| ((x - x_min) / width).floor();
-    // Average spacing, to guess where each bucket ends (exact for evenly logged steps).
-    let dx = (xs[end - 1] - xs[start]) / (end - start - 1).max(1) as f64;
-    let mut out = Vec::with_capacity(3 * buckets + 2);
-    let mut i = start;
-    while i < end {
-        let bucket = bucket_of(xs[i]);
+    let xs = &xs[..n];
+    pick_points(xs, ys, x_min, x_max, buckets, |view, i| {
+        let (start, end) = (view.start, view.end);
+        let bucket = view.bucket_of(xs[i]);
+        // Average spacing, to guess where each bucket ends (exact for evenly logged steps).
+        let dx = (xs[end - 1] - xs[start]) / (end - start - 1).max(1) as f64;
         // First index of the next bucket: x >= x_min + (bucket + 1) * width, searched from a
         // guess, then checked against the same floor rule the scan uses.
-        let edge = x_min + (bucket + 1.0) * width;
+        let edge = view.x_min + (bucket + 1.0) * view.width;
         let guess = if dx > 0.0 {
             i + ((edge - xs[i]) / dx).ceil().max(1.0) as usize
         } else {
             i + 1
         };
         let mut j = search_from(&xs[..end], i, guess.min(end), edge);
-        while j > i + 1 && bucket_of(xs[j - 1]) != bucket {
+        while j > i + 1 && view.bucket_of(xs[j - 1]) != bucket {
             j -= 1;
         }
-        while j < end && bucket_of(xs[j]) == bucket {
+        while j < end && view.bucket_of(xs[j]) == bucket {
             j += 1;
         }
         let j = j.max(i + 1);
         let (lo, hi) = index.min_max(ys, i, j);
-        let mut picks = [lo, hi, j - 1];
-        picks.sort_unstable();
-        let mut prev = usize::MAX;
-        for p in picks {
-            if p != prev {
-                out.push([xs[p], ys[p]]);
-                prev = p;
-            }
-        }
-        i = j;
-    }
-    out
+        (j, lo, hi)
+    })
 }
 
 #[cfg(test)]
