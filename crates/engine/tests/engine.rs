@@ -153,50 +153,12 @@ fn a_finished_run_reloads_with_identical_history() {
     assert!(path.exists(), "checkpoint file {} exists", path.display());
 }
 
-/// Next-token training whose loss is not a number from its third step on: a run that diverges
-/// by construction, whatever the machine.
-struct DivergesAtStep3;
-
-impl Objective for DivergesAtStep3 {
-    fn kind(&self) -> ObjectiveKind {
-        ObjectiveKind::new("test-diverges-at-step-3")
-    }
-    fn attention_mode(&self) -> AttentionMode {
-        AttentionMode::Causal
-    }
-    fn train_loss(
-        &self,
-        model: &Gpt,
-        data: &StepData<'_>,
-        rng: &mut StdRng,
-        device: &Device,
-    ) -> Tensor<1> {
-        let loss = NextToken.train_loss(model, data, rng, device);
-        // `progress` is 2 / 50 at the third step.
-        if data.progress >= 0.04 {
-            loss.mul_scalar(f32::NAN)
-        } else {
-            loss
-        }
-    }
-    fn evaluate(
-        &self,
-        model: &Gpt,
-        data: &StepData<'_>,
-        rng: &mut StdRng,
-        device: &Device,
-    ) -> Evaluation {
-        NextToken.evaluate(model, data, rng, device)
-    }
-}
-
 #[test]
 fn a_diverging_run_fails_with_a_clear_reason() {
-    register(Arc::new(DivergesAtStep3));
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let mut spec = small_spec(BackendKind::Flex, 50);
-    spec.objective.kind = DivergesAtStep3.kind();
+    spec.objective.kind = common::diverges_at_step_3();
     let handle = spawn_run(spec, &run_dir, None).unwrap();
     let events = collect_events(&handle, Duration::from_secs(120));
     match events.last() {

@@ -122,10 +122,8 @@ fn a_diverging_run_fails_and_the_studio_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let mut bad = small_spec(backend(), 50);
     bad.name = "diverges".into();
-    bad.optim.lr = 1e30;
-    bad.optim.min_lr = 1e30;
-    bad.optim.warmup_steps = 0;
-    bad.optim.grad_clip = 0.0;
+    // A loss that is NaN from the third step on: a divergence by construction.
+    bad.objective.kind = common::diverges_at_step_3();
     let mut harness = studio(dir.path(), bad);
     harness.get_by_label("Run setup").click();
     harness.run_steps(2);

@@ -198,3 +198,49 @@ pub fn arithmetic_sft_spec(tokenizer: TokenizerKind) -> RunSpec {
         ..RunSpec::default()
     }
 }
+
+/// Next-token training whose loss is not a number from a run's third step on (`progress` at
+/// least 0.04, which is step 3 of a 50-step run): a run that diverges by construction,
+/// whatever the machine.
+struct DivergesAtStep3;
+
+impl hearth_engine::objective::Objective for DivergesAtStep3 {
+    fn kind(&self) -> hearth_engine::objective::ObjectiveKind {
+        hearth_engine::objective::ObjectiveKind::new("test-diverges-at-step-3")
+    }
+    fn attention_mode(&self) -> hearth_engine::model::AttentionMode {
+        hearth_engine::model::AttentionMode::Causal
+    }
+    fn train_loss(
+        &self,
+        model: &hearth_engine::model::Gpt,
+        data: &hearth_engine::objective::StepData<'_>,
+        rng: &mut rand::rngs::StdRng,
+        device: &burn::tensor::Device,
+    ) -> burn::tensor::Tensor<1> {
+        use hearth_engine::objective::next_token::NextToken;
+        let loss = NextToken.train_loss(model, data, rng, device);
+        if data.progress >= 0.04 {
+            loss.mul_scalar(f32::NAN)
+        } else {
+            loss
+        }
+    }
+    fn evaluate(
+        &self,
+        model: &hearth_engine::model::Gpt,
+        data: &hearth_engine::objective::StepData<'_>,
+        rng: &mut rand::rngs::StdRng,
+        device: &burn::tensor::Device,
+    ) -> hearth_engine::objective::Evaluation {
+        hearth_engine::objective::next_token::NextToken.evaluate(model, data, rng, device)
+    }
+}
+
+/// Registers the objective of a run that diverges at its third step (50 steps) and returns
+/// its name.
+pub fn diverges_at_step_3() -> hearth_engine::objective::ObjectiveKind {
+    use hearth_engine::objective::Objective;
+    hearth_engine::objective::register(std::sync::Arc::new(DivergesAtStep3));
+    DivergesAtStep3.kind()
+}
