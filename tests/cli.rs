@@ -672,6 +672,50 @@ fn eval_pairs_prints_tfidf_and_chance_before_the_models_line() {
     let chance: f64 = (1..=40).map(|r| 1.0 / f64::from(r)).sum::<f64>() / 40.0;
     assert!((mrr(lines[1]) - chance).abs() < 1e-4, "{stdout}");
     assert!((0.0..=1.0).contains(&mrr(lines[0])), "{stdout}");
+
+    // STS: a sentence paired with itself (gold 5) has cosine 1, above every pair of two
+    // different windows (gold 0), whatever the weights: the ranks separate the two halves.
+    let windows: Vec<String> = chars
+        .chunks_exact(64)
+        .take(41)
+        .map(|w| w.iter().collect::<String>().replace(['\t', '\n'], " "))
+        .collect();
+    let sts: String = (0..40)
+        .map(|i| {
+            let (b, score) = if i % 2 == 0 {
+                (&windows[i], "5.000")
+            } else {
+                (&windows[i + 1], "0.000")
+            };
+            format!(
+                "main-test\tgen\t2026\t{i:04}\t{score}\t{}\t{b}\n",
+                windows[i]
+            )
+        })
+        .collect();
+    let sts_file = dir.path().join("sts.csv");
+    std::fs::write(&sts_file, sts).unwrap();
+    let out = hearth()
+        .args(["eval", "--run"])
+        .arg(dir.path().join("run"))
+        .arg("--sts")
+        .arg(&sts_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("pairs=40 pearson="), "{stdout}");
+    let field = |name: &str| -> f64 {
+        last.split(' ')
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // Perfectly separated halves of tied gold scores: Spearman sqrt(3) / 2.
+    let spearman = field("spearman=");
+    assert!((spearman - 0.75f64.sqrt()).abs() < 1e-3, "{stdout}");
+    assert!(field("pearson=") > 0.0, "{stdout}");
 }
 
 #[test]

@@ -3,16 +3,10 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
 use common::{backends_to_test, collect_events, small_spec};
-use hearth_engine::model::AttentionMode;
 use hearth_engine::model::{Gpt, ModelSpec};
-use hearth_engine::objective::next_token::NextToken;
-use hearth_engine::objective::{Evaluation, Objective, ObjectiveKind, StepData, register};
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
-use rand::rngs::StdRng;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn evals(events: &[RunEvent]) -> Vec<hearth_engine::train::EvalMetrics> {

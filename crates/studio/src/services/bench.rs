@@ -328,7 +328,7 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
     while names.iter().any(|n| step(&app, n) < 60) {
         if Instant::now() > deadline {
             return Err(BenchError::TooSlow {
-                messages: app.messages().iter().cloned().collect(),
+                messages: app.messages().to_vec(),
             });
         }
         frame(&mut app, Vec::new());

@@ -409,7 +409,7 @@ fn best_point_ui(
     } else {
         (format!("best {y:.4}  "), egui::Align::Max)
     };
-    let v = if k % 2 == 0 {
+    let v = if k.is_multiple_of(2) {
         egui::Align::Max
     } else {
         egui::Align::Min
@@ -421,8 +421,7 @@ fn best_point_ui(
     );
 }
 
-/// Smoothing, axis and scale controls shared by the monitor and compare pages. Returns the
-
+/// Fills between `lo` and `hi` with thin convex quads (egui fills convex shapes only).
 fn band_ui(
     plot_ui: &mut egui_plot::PlotUi<'_>,
     band: &Band<'_>,

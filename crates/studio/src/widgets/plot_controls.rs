@@ -4,6 +4,7 @@ use crate::services::prefs::{PlotSettings, XAxis};
 use crate::services::shortcuts::{self, Command};
 use hearth_engine::viz::smoothing::SmoothingKind;
 
+/// Smoothing, axis and scale controls shared by the monitor and compare pages. Returns the
 /// settings when the user changed them.
 pub fn plot_controls_ui(ui: &mut egui::Ui, settings: PlotSettings) -> Option<PlotSettings> {
     let mut s = settings;

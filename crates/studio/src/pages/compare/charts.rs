@@ -9,6 +9,8 @@ use crate::widgets::{Band, RefLine, Series, SeriesStyle, run_color};
 use hearth_engine::eval::baseline::Reference;
 use hearth_engine::viz::groups::{mean_std, seed_groups};
 
+/// Adds the next-token count models of a run's data to a chart's lines; the same figure
+/// (runs on the same data) is drawn once, different data's figures each.
 pub(super) fn add_references(lines: &mut Vec<RefLine>, references: &[Reference]) {
     for line in RefLine::of(references, "val_loss", None) {
         let same = |l: &RefLine| l.name == line.name && (l.value - line.value).abs() < 1e-9;
@@ -18,6 +20,7 @@ pub(super) fn add_references(lines: &mut Vec<RefLine>, references: &[Reference])
     }
 }
 
+/// Validation and training curves of the groups, one chart per measured quantity.
 pub(super) fn sort_into_charts<'a>(
     groups: &[Vec<usize>],
     aggregates: &'a [GroupAggregate],
@@ -91,6 +94,8 @@ pub(super) fn sort_into_charts<'a>(
     (val_charts, train_charts)
 }
 
+/// The ticked runs as the charts draw them: alone, or grouped by settings that differ only
+/// in their seed (mean and spread), on the chosen x axis.
 pub(super) fn compute_groups(
     runs: &[RunView],
     indices: &[usize],
@@ -150,8 +155,6 @@ pub(super) fn compute_groups(
 
 /// A run's name for legends, with its list position when another ticked run has the same name
 /// (legend entries of equal names would merge).
-/// `(metric, label)` of every reference of the runs, in first-seen order.
-
 pub(super) fn legend_name(runs: &[RunView], i: usize) -> String {
     let name = runs[i].name();
     let clashes = runs

@@ -249,10 +249,7 @@ pub(super) fn sample_at_ui(ui: &mut egui::Ui, run: &RunView, step: usize, column
     }
 }
 
-/// Validation and training curves of the groups, one chart per measured quantity.
-/// Adds the next-token count models of a run's data to a chart's lines; the same figure
-/// (runs on the same data) is drawn once, different data's figures each.
-
+/// `(metric, label)` of every reference of the runs, in first-seen order.
 pub(super) fn reference_rows(runs: &[RunView], indices: &[usize]) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = Vec::new();
     for &i in indices {
@@ -266,7 +263,6 @@ pub(super) fn reference_rows(runs: &[RunView], indices: &[usize]) -> Vec<(String
     rows
 }
 
-/// A spec flattened to `dotted.key -> value` rows.
 /// A spec flattened to `dotted.key -> value` rows.
 pub fn flatten(value: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, String>) {
     match value {

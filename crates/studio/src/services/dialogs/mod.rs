@@ -289,8 +289,6 @@ fn is_executable(_path: &Path) -> bool {
     true
 }
 
-/// What the in-app picker did this frame.
-
 #[cfg(test)]
 mod tests {
     use super::picker::{Resolved, resolve};

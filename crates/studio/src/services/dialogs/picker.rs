@@ -4,6 +4,7 @@
 use super::{DialogRequest, PathKind};
 use std::path::{Path, PathBuf};
 
+/// What the in-app picker did this frame.
 pub(super) enum PickerOutcome {
     Open,
     Cancelled,
