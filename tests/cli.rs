@@ -712,9 +712,10 @@ fn eval_pairs_prints_tfidf_and_chance_before_the_models_line() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
     };
-    // Perfectly separated halves of tied gold scores: Spearman sqrt(3) / 2.
+    // Gold scores in two tied halves, perfectly separated by the cosines: Spearman from
+    // sqrt(3) / 2 (the identical pairs' cosines all distinct) to 0.926 (all exactly 1, tied).
     let spearman = field("spearman=");
-    assert!((spearman - 0.75f64.sqrt()).abs() < 1e-3, "{stdout}");
+    assert!((0.8655..=0.927).contains(&spearman), "{stdout}");
     assert!(field("pearson=") > 0.0, "{stdout}");
 }
 

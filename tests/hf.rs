@@ -236,20 +236,10 @@ fn case(name: &str, run_dir: &Path, export_dir: &Path, kind: &str) -> Value {
     case
 }
 
-#[test]
-fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-
-    // A tiny random GPT-2 from transformers, tied and untied, with its expected logits.
-    let made = d.join("made");
-    std::fs::create_dir_all(&made).unwrap();
-    parity_script(&python, &["make-gpt2", made.to_str().unwrap()]);
-
+/// Decoders (char / byte / BPE tokenizers, tied and untied, with and without biases),
+/// trained and exported, as parity cases.
+fn decoder_cases(d: &Path, exp: &Path) -> Vec<Value> {
     let mut cases = Vec::new();
-    let exp = d.join("exports");
-
     // Decoders: char / byte / BPE tokenizers, tied and untied, with and without biases.
     let untied_bias = model_spec_file(d, "byte-untied-bias", true, false);
     let tied_bias = model_spec_file(d, "bpe-tied-bias", true, true);
@@ -287,6 +277,12 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
         cases.push(case(name, run, &exp.join(name), "causal-lm"));
     }
 
+    cases
+}
+
+/// Masked encoders (untied with biases, tied without), trained and exported, as parity cases.
+fn masked_cases(d: &Path, exp: &Path) -> Vec<Value> {
+    let mut cases = Vec::new();
     // Masked encoders: untied with biases, tied without.
     let masked_spec = model_spec_file(d, "masked-untied-bias", true, false);
     for (name, extra) in [
@@ -303,6 +299,13 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
         cases.push(case(name, &run, &exp.join(name), "masked-lm"));
     }
 
+    cases
+}
+
+/// Contrastive runs and a GRIT run (decoder and embedding side), trained and exported, as
+/// parity cases; the GRIT export carries its sentence-transformers files and card.
+fn embedding_cases(d: &Path, exp: &Path) -> Vec<Value> {
+    let mut cases = Vec::new();
     // Contrastive runs (mean and max pooling, no padding token in their vocabulary) and a GRIT run
     // (last-token pooling; decoder in the folder, the embedding side in embedding/).
     for pooling in ["mean", "max"] {
@@ -358,7 +361,12 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
         "{card}"
     );
 
-    // The GPT-2s import with transformers' logits, and one fine-tunes and exports back.
+    cases
+}
+
+/// Imports the tiny GPT-2s transformers made in `made` and checks their logits against
+/// transformers' own.
+fn import_gpt2s(d: &Path, made: &Path) {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(made.join("expected.json")).unwrap())
             .unwrap();
@@ -398,6 +406,10 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
         eprintln!("{{\"name\": \"import-{name}\", \"max_abs_diff\": {worst}}}");
         assert!(worst <= 1e-4, "{name}: max |difference| {worst}");
     }
+}
+
+/// Fine-tunes the imported tied GPT-2 for three steps and exports it back, as a parity case.
+fn fine_tuned_gpt2_case(d: &Path, exp: &Path) -> Value {
     let base = d.join("runs/gpt2-tied");
     let tuned = d.join("runs/gpt2-tuned");
     ok(hearth()
@@ -413,12 +425,32 @@ fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
     let tuned_entry = hearth_engine::project::RunEntry::load(&tuned).unwrap();
     assert_eq!(tuned_entry.last_step.map(|(s, _)| s), Some(3));
     export(&tuned, &exp.join("gpt2-tuned"));
-    cases.push(case(
+    case(
         "imported-gpt2-fine-tuned",
         &tuned,
         &exp.join("gpt2-tuned"),
         "causal-lm",
-    ));
+    )
+}
+
+#[test]
+fn exports_match_transformers_and_a_gpt2_imports_fine_tunes_and_exports_back() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A tiny random GPT-2 from transformers, tied and untied, with its expected logits.
+    let made = d.join("made");
+    std::fs::create_dir_all(&made).unwrap();
+    parity_script(&python, &["make-gpt2", made.to_str().unwrap()]);
+
+    let exp = d.join("exports");
+    let mut cases = decoder_cases(d, &exp);
+    cases.extend(masked_cases(d, &exp));
+    cases.extend(embedding_cases(d, &exp));
+    // The GPT-2s import with transformers' logits, and one fine-tunes and exports back.
+    import_gpt2s(d, &made);
+    cases.push(fine_tuned_gpt2_case(d, &exp));
 
     let cases_path = d.join("cases.json");
     std::fs::write(&cases_path, json!({ "cases": cases }).to_string()).unwrap();
