@@ -48,9 +48,15 @@ pub enum PairsError {
     },
 }
 
-/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise. The file
-/// must be UTF-8 (a leading byte order mark is dropped); errors name the file and the line.
-pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
+/// Whether `path` names a JSONL file (ends in `.jsonl` or `.json`).
+fn is_jsonl(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
+}
+
+/// The text of `path`, which must be UTF-8 (a leading byte order mark is dropped); invalid
+/// bytes are reported at their line.
+fn read_text(path: &Path) -> Result<String, PairsError> {
     let bytes = std::fs::read(path).map_err(|source| PairsError::Io {
         path: path.to_path_buf(),
         source,
@@ -64,9 +70,14 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
             .count(),
         message: "invalid UTF-8 (the file must be UTF-8 text)".to_string(),
     })?;
-    let jsonl = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
+    Ok(text.to_string())
+}
+
+/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise. The file
+/// must be UTF-8 (a leading byte order mark is dropped); errors name the file and the line.
+pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
+    let text = read_text(path)?;
+    let jsonl = is_jsonl(path);
     let mut pairs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -156,10 +167,7 @@ pub struct ScoredPair {
 /// never split on commas), `a<TAB>b<TAB>score`, or JSONL `{"a", "b", "score"}` (by the name's
 /// `.jsonl` / `.json` ending). Errors name the file, the line and the column.
 pub fn read_scored_pairs(path: &Path) -> Result<Vec<ScoredPair>, PairsError> {
-    let jsonl = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
-    if jsonl {
+    if is_jsonl(path) {
         return read_pairs(path)?
             .into_iter()
             .map(|p| match p.score {
@@ -176,11 +184,7 @@ pub fn read_scored_pairs(path: &Path) -> Result<Vec<ScoredPair>, PairsError> {
             })
             .collect();
     }
-    let text = std::fs::read_to_string(path).map_err(|source| PairsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = read_text(path)?;
     let mut pairs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

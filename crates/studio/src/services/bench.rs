@@ -65,6 +65,35 @@ fn raw_input(events: Vec<egui::Event>) -> egui::RawInput {
 
 /// Draws `runs` curves of `points` points each through the studio's plot code, zooming in,
 /// panning and zooming out, and times each frame's CPU work (layout and tessellation).
+/// The input of frame `frame` of `frames` of a scripted gesture over a chart around `pointer`:
+/// a quarter zooming in by `zoom` per frame, a quarter dragging left from `pointer`, a quarter
+/// zooming out, the rest zooming out slowly.
+fn gesture(frame: usize, frames: usize, pointer: egui::Pos2, zoom: f32) -> Vec<egui::Event> {
+    let mut events = vec![egui::Event::PointerMoved(pointer)];
+    match frame * 4 / frames.max(1) {
+        0 => events.push(egui::Event::Zoom(zoom)),
+        1 => {
+            // Drag to pan.
+            let at = egui::pos2(
+                640.0 - (frame % (frames / 4).max(1)) as f32 * 4.0,
+                pointer.y,
+            );
+            events = vec![
+                egui::Event::PointerMoved(at),
+                egui::Event::PointerButton {
+                    pos: at,
+                    button: egui::PointerButton::Primary,
+                    pressed: true,
+                    modifiers: egui::Modifiers::NONE,
+                },
+            ];
+        }
+        2 => events.push(egui::Event::Zoom(1.0 / zoom)),
+        _ => events.push(egui::Event::Zoom(1.0 / 1.02)),
+    }
+    events
+}
+
 /// Returns the index build time in ms and the frame statistics.
 pub fn plot_benchmark(runs: usize, points: usize, frames: usize) -> (f64, FrameStats) {
     let xs: Vec<f64> = (0..points).map(|i| i as f64).collect();
@@ -118,26 +147,7 @@ pub fn plot_benchmark(runs: usize, points: usize, frames: usize) -> (f64, FrameS
     let center = egui::pos2(640.0, 300.0);
     let mut times = Vec::with_capacity(frames);
     for frame in 0..frames + 2 {
-        let phase = frame * 4 / frames.max(1);
-        let mut events = vec![egui::Event::PointerMoved(center)];
-        match phase {
-            0 => events.push(egui::Event::Zoom(1.08)),
-            1 => {
-                // Drag to pan.
-                let x = 640.0 - (frame % (frames / 4).max(1)) as f32 * 4.0;
-                events = vec![
-                    egui::Event::PointerMoved(egui::pos2(x, 300.0)),
-                    egui::Event::PointerButton {
-                        pos: egui::pos2(x, 300.0),
-                        button: egui::PointerButton::Primary,
-                        pressed: true,
-                        modifiers: egui::Modifiers::NONE,
-                    },
-                ];
-            }
-            2 => events.push(egui::Event::Zoom(1.0 / 1.08)),
-            _ => events.push(egui::Event::Zoom(1.0 / 1.02)),
-        }
+        let events = gesture(frame, frames, center, 1.08);
         let series: Vec<Series<'_>> = curves
             .iter()
             .zip(&indexes)
@@ -482,26 +492,8 @@ pub fn embed_benchmark(points: usize, frames: usize) -> (f64, FrameStats) {
     let mut times = Vec::with_capacity(frames);
     let mut build_ms = 0.0;
     for frame in 0..frames + 2 {
-        let phase = frame * 4 / frames.max(1);
         let wobble = egui::vec2((frame as f32 * 0.3).sin() * 40.0, 0.0);
-        let mut events = vec![egui::Event::PointerMoved(center + wobble)];
-        match phase {
-            0 => events.push(egui::Event::Zoom(1.05)),
-            1 => {
-                let x = 640.0 - (frame % (frames / 4).max(1)) as f32 * 4.0;
-                events = vec![
-                    egui::Event::PointerMoved(egui::pos2(x, 360.0)),
-                    egui::Event::PointerButton {
-                        pos: egui::pos2(x, 360.0),
-                        button: egui::PointerButton::Primary,
-                        pressed: true,
-                        modifiers: egui::Modifiers::NONE,
-                    },
-                ];
-            }
-            2 => events.push(egui::Event::Zoom(1.0 / 1.05)),
-            _ => events.push(egui::Event::Zoom(1.0 / 1.02)),
-        }
+        let events = gesture(frame, frames, center + wobble, 1.05);
         let start = Instant::now();
         let output = ctx.run_ui(raw_input(events), |ui| {
             crate::views::embedding_map_ui(ui, &maps, &mut shown, 700.0);

@@ -129,7 +129,11 @@ pub fn spawn_run_with(
     start(spec, objective, store, dir, None, notify, collective)
 }
 
-/// What the objective reads besides the model, from the run's settings.
+/// What the objective reads besides the model, from the run's settings. Its batch is the
+/// optimizer step's rows (`batch_size x grad_accum`): evaluations, views and reference
+/// figures see the one large batch that micro-batches add up to, so a run with accumulation
+/// reports what the same run without it reports; the training loop narrows it to one
+/// micro-batch per replica.
 pub(super) fn step_data<'a>(
     spec: &'a RunSpec,
     corpus: &'a Corpus,
@@ -138,7 +142,7 @@ pub(super) fn step_data<'a>(
     StepData {
         objective: &spec.objective,
         context: spec.model.context,
-        batch_size: spec.train.batch_size,
+        batch_size: spec.train.batch_size * spec.train.grad_accum.max(1),
         eval_batches: spec.train.eval_batches,
         corpus,
         pairs,

@@ -6,6 +6,7 @@ use super::prepare::{Prepared, Session};
 use super::{RunFailure, Worker, step_data};
 use crate::events::{EvalMetrics, RunEvent, RunSummary, StepMetrics};
 use crate::project::RunStatus;
+use crate::spec::{RunSpec, TrainSpec};
 use crate::train::schedule::warmup_cosine;
 use burn::module::Module;
 use burn::tensor::Device;
@@ -119,7 +120,8 @@ impl Worker {
                 end.stopped_early = true;
                 break;
             }
-            let (next, metrics) = self.one_step(prepared, setup, session, &mut end.allreduce)?;
+            let (next, metrics) =
+                self.one_step(&spec, prepared, setup, session, &mut end.allreduce)?;
             session = next;
             let metrics = StepMetrics {
                 tokens_per_s: throughput.record(setup.tokens_per_step),
@@ -127,7 +129,7 @@ impl Worker {
             };
             self.record(self.store.append_step(&metrics));
             self.send(RunEvent::Step(metrics));
-            self.after_step(prepared, setup, &session, &mut end);
+            self.after_step(t, prepared, setup, &session, &mut end);
         }
         Ok((session, end))
     }
@@ -136,12 +138,12 @@ impl Worker {
     /// the run has not diverged, the update, and the step's loss terms.
     fn one_step(
         &mut self,
+        spec: &RunSpec,
         prepared: &Prepared,
         setup: &LoopSetup,
         mut session: Session,
         allreduce: &mut Duration,
     ) -> Result<(Session, StepMetrics), RunFailure> {
-        let spec = self.spec.clone();
         let (t, total_steps) = (&spec.train, spec.train.steps);
         let lr_scale = spec.init.as_ref().map_or(1.0, |i| i.lr_multiplier);
         let lr = warmup_cosine(
@@ -151,7 +153,7 @@ impl Worker {
             spec.optim.warmup_steps,
             total_steps,
         );
-        let mut data = step_data(&spec, &prepared.corpus, prepared.pairs.as_ref());
+        let mut data = step_data(spec, &prepared.corpus, prepared.pairs.as_ref());
         data.progress = self.step as f64 / total_steps.max(1) as f64;
         data.batch_size = t.batch_size / (setup.replicas.len() * self.collective.size());
         let (grads, loss, terms, reduce) = step_gradients(
@@ -201,12 +203,12 @@ impl Worker {
     /// Evaluations (with a sample), attention snapshots and checkpoints due after a step.
     fn after_step(
         &mut self,
+        t: &TrainSpec,
         prepared: &Prepared,
         setup: &LoopSetup,
         session: &Session,
         end: &mut LoopEnd,
     ) {
-        let t = self.spec.train.clone();
         let (corpus, model) = (&prepared.corpus, &session.model);
         let last = self.step == t.steps;
         let eval_now = self.step.is_multiple_of(t.eval_interval) || last;

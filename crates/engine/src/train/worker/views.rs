@@ -32,10 +32,7 @@ impl Worker {
         // The same batches (and masks) at every evaluation, so successive estimates differ only
         // by the model.
         let mut rng = StdRng::seed_from_u64(spec.train.seed ^ 0x5eed_e7a1);
-        // Evaluated on batches of the optimizer step's rows (`batch_size x grad_accum`), so
-        // micro-batches report the figures of the one large batch they add up to.
-        let mut data = step_data(&spec, corpus, pairs);
-        data.batch_size = spec.train.batch_size * spec.train.grad_accum.max(1);
+        let data = step_data(&spec, corpus, pairs);
         let objective = Arc::clone(&self.objective);
         let evaluation = objective.evaluate(&snapshot, &data, &mut rng, device);
         debug_assert!(
