@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use hearth_engine::data::{Corpus, Split, TokenizerKind};
 use hearth_engine::eval::tokens_tensor;
-use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::model::{Model, ModelSpec};
 use hearth_engine::objective::next_token;
 use hearth_engine::train::{AdamW, BackendKind, GradBuffer, OptimSpec};
 use rand::SeedableRng;
@@ -111,7 +111,7 @@ fn bench_spec() -> ModelSpec {
 struct Stepper {
     device: burn::tensor::Device,
     corpus: Corpus,
-    model: Option<Gpt>,
+    model: Option<Model>,
     optim: AdamW,
     rng: StdRng,
 }
@@ -130,7 +130,7 @@ impl Stepper {
             .map(|_| alphabet[rand::Rng::random_range(&mut rng, 0..alphabet.len())])
             .collect();
         let corpus = Corpus::from_text(&text, TokenizerKind::Char, 0.1);
-        let model = Gpt::new(&spec, corpus.tokenizer.vocab_size(), &device);
+        let model = Model::new(&spec, corpus.tokenizer.vocab_size(), &device);
         Ok(Self {
             device,
             corpus,

@@ -96,7 +96,6 @@ fn variant_examples(
 /// `hearth eval`: loads the newest checkpoint and prints the loss over every validation window;
 /// the last line is `val_loss=<x> val_ppl=<x> windows=<n>`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    use burn::module::Module;
     use hearth_engine::data::{Corpus, Split};
     use hearth_engine::project::RunStore;
     let store = RunStore::open(&args.run)?;
@@ -120,9 +119,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         Some(tokenizer) => Corpus::load_with(&spec.data, tokenizer)?,
         None => Corpus::load_for(&spec.data, spec.objective.needs_specials())?,
     };
-    let model = hearth_engine::model::Gpt::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
-        .try_load_file(&checkpoint)
-        .with_context(|| format!("cannot load {}", checkpoint.display()))?;
+    let model =
+        hearth_engine::model::Model::new(&spec.model, corpus.tokenizer.vocab_size(), &device)
+            .try_load_file(&checkpoint)
+            .with_context(|| format!("cannot load {}", checkpoint.display()))?;
     let objective = spec.objective.objective()?;
     if let Some(report) = objective.checkpoint_report(&model, &corpus, spec.model.context, &device)
     {

@@ -7,7 +7,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use common::{collect_events, small_spec};
-use hearth_engine::model::Gpt;
+use hearth_engine::model::Model;
 use hearth_engine::project::RunStore;
 use hearth_engine::spec::TrainSpec;
 use hearth_engine::train::{BackendKind, OptimSpec, RunEvent, spawn_run};
@@ -65,7 +65,7 @@ fn weights(dir: &Path) -> Vec<Vec<f32>> {
         .unwrap()
         .vocab_size();
     let device = BackendKind::preferred().device().unwrap();
-    let model = Gpt::new(&spec.model, vocab, &device)
+    let model = Model::new(&spec.model, vocab, &device)
         .try_load_file(dir.join("checkpoints/step-000050.bpk"))
         .unwrap();
     let mut read = Read(Vec::new());

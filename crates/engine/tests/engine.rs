@@ -4,7 +4,7 @@
 mod common;
 
 use common::{backends_to_test, collect_events, small_spec};
-use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::model::{Model, ModelSpec};
 use hearth_engine::project::{RunStatus, RunStore};
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn captured_attention_rows_sum_to_one_and_are_causal() {
             context: 16,
             ..ModelSpec::default()
         };
-        let model = Gpt::new(&spec, 20, &device);
+        let model = Model::new(&spec, 20, &device);
         let tokens: Vec<u32> = (0..16).map(|i| (i * 7 % 20) as u32).collect();
         let maps = model.capture_attention(
             &tokens,
@@ -321,7 +321,7 @@ fn bidirectional_attention_sees_both_ways_and_ignores_padding() {
         context: 6,
         ..ModelSpec::default()
     };
-    let model = Gpt::new(&spec, 11, &device);
+    let model = Model::new(&spec, 11, &device);
     let maps = model.capture_attention(&[1, 2, 3, 4, 5, 6], AttentionMode::Bidirectional, &device);
     let map = maps.map(0, 1);
     assert!(map[5] > 0.0, "the first query sees the last key");
@@ -705,7 +705,7 @@ fn a_fine_tune_starts_from_the_base_checkpoint_and_keeps_frozen_weights() {
             serde_json::from_str(&std::fs::read_to_string(run.join("tokenizer.json")).unwrap())
                 .unwrap();
         let device = BackendKind::Flex.device().unwrap();
-        Gpt::new(&spec.model, tokenizer.vocab_size(), &device).load_file(ckpt)
+        Model::new(&spec.model, tokenizer.vocab_size(), &device).load_file(ckpt)
     };
     let before: Vec<f32> = load(&base_dir)
         .token_embedding()

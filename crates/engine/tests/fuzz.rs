@@ -21,7 +21,7 @@ use hearth_engine::data::transforms::{
     DistractorMode, LabelMode, LinkOptions, RaftOptions, SftOptions, SymbolOptions,
 };
 use hearth_engine::data::{Tokenizer, TokenizerKind};
-use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::model::{Model, ModelSpec};
 use hearth_engine::objective::{ObjectiveKind, Pooling, Positives};
 use hearth_engine::project::store::{read_spec, read_tokenizer};
 use hearth_engine::spec::RunSpec;
@@ -998,7 +998,7 @@ fn check_valid_spec(spec: &RunSpec) -> Result<(), TestCaseError> {
     );
     if m.d_model <= 64 && m.n_layer <= 2 && m.context <= 32 && m.relation_classes <= 8 {
         let device = BackendKind::Flex.device().unwrap();
-        let _model = Gpt::new(m, 7, &device);
+        let _model = Model::new(m, 7, &device);
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use hearth_engine::improve::{
     BatchedSampler, CheckedSample, ImproveError, ImproveEvent, ImproveSpec, Method, Sampler,
     TaskKind, run_improve,
 };
-use hearth_engine::model::Gpt;
+use hearth_engine::model::Model;
 use hearth_engine::project::store::{RunStatus, RunStore};
 use rand::rngs::StdRng;
 use serde_json::Value;
@@ -132,7 +132,7 @@ fn base_run(dir: &Path, tokenizer: TokenizerKind) -> PathBuf {
     let device = Device::flex();
     device.seed(7);
     let path = run.join("checkpoints/step-000010.bpk");
-    Gpt::new(&spec.model, tok.vocab_size(), &device)
+    Model::new(&spec.model, tok.vocab_size(), &device)
         .save_file(&path)
         .unwrap();
     store.append_checkpoint(10, &path).unwrap();
@@ -203,7 +203,7 @@ struct Scripted {
 impl Sampler for Scripted {
     fn sample(
         &self,
-        _: &Gpt,
+        _: &Model,
         tokenizer: &Tokenizer,
         prompts: &[Vec<u32>],
         _: usize,
@@ -313,7 +313,7 @@ struct Broken {
 impl Sampler for Broken {
     fn sample(
         &self,
-        _: &Gpt,
+        _: &Model,
         _: &Tokenizer,
         _: &[Vec<u32>],
         _: usize,

@@ -110,7 +110,7 @@ fn engine_modules_import_only_lower_layers() {
 
 #[test]
 fn the_scanner_sees_imports_in_braces_and_paths() {
-    let text = "use crate::data::{Corpus, Split};\nlet x = crate::model::Gpt::new();\n";
+    let text = "use crate::data::{Corpus, Split};\nlet x = crate::model::Model::new();\n";
     let names: Vec<String> = named_modules(text).into_iter().collect();
     assert_eq!(names, ["data", "model"]);
 }

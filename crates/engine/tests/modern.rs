@@ -7,7 +7,7 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Gradients, Int, Tensor, TensorData};
 use hearth_engine::export::weights::{Array, load_params, model_params};
-use hearth_engine::model::{Arch, AttentionMode, Gpt, ModelSpec};
+use hearth_engine::model::{Arch, AttentionMode, Model, ModelSpec};
 use hearth_engine::objective::next_token;
 use hearth_engine::train::{AdamW, GradBuffer, OptimSpec, OptimizerKind};
 use serde_json::Value;
@@ -65,7 +65,7 @@ fn weight_values(name: &str, n: usize) -> Vec<f32> {
 }
 
 /// A modern model holding the fixture's weights; fails if a path or shape differs.
-fn model(fixture: &Value, device: &Device) -> Gpt {
+fn model(fixture: &Value, device: &Device) -> Model {
     let spec = spec(fixture);
     let vocab = fixture["config"]["vocab"].as_u64().unwrap() as usize;
     let shapes = fixture["shapes"].as_object().unwrap();
@@ -82,7 +82,7 @@ fn model(fixture: &Value, device: &Device) -> Gpt {
             (name.clone(), Array::new(shape, values))
         })
         .collect();
-    let model = Gpt::new(&spec, vocab, device);
+    let model = Model::new(&spec, vocab, device);
     assert_eq!(model.arch(), Arch::Modern);
     let model = load_params(model, &params)
         .unwrap_or_else(|p| panic!("{p:?}"))
@@ -126,10 +126,16 @@ struct Read<'a> {
 }
 
 impl ModuleVisitor for Read<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.push(name.to_string());
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -145,7 +151,7 @@ impl ModuleVisitor for Read<'_> {
     }
 }
 
-fn read(model: &Gpt, grads: Option<&Gradients>) -> Vec<(String, Vec<f32>)> {
+fn read(model: &Model, grads: Option<&Gradients>) -> Vec<(String, Vec<f32>)> {
     let mut reader = Read {
         path: Vec::new(),
         grads,
@@ -306,7 +312,7 @@ fn a_fresh_modern_model_has_the_counted_parameters_and_no_classic_parts() {
         arch: Arch::Modern,
         ..ModelSpec::default()
     };
-    let model = Gpt::new(&spec, 65, &device);
+    let model = Model::new(&spec, 65, &device);
     let params = model_params(&model);
     let total: usize = params.values().map(|a| a.values.len()).sum();
     assert_eq!(total, spec.n_params(65));
@@ -317,7 +323,7 @@ fn a_fresh_modern_model_has_the_counted_parameters_and_no_classic_parts() {
     // Norm gains start at one.
     assert!(params["rms_f.gamma"].values.iter().all(|&g| g == 1.0));
     // The classic model keeps its own parameter names (checkpoints and exports rely on them).
-    let classic = model_params(&Gpt::new(&ModelSpec::default(), 65, &device));
+    let classic = model_params(&Model::new(&ModelSpec::default(), 65, &device));
     let total: usize = classic.values().map(|a| a.values.len()).sum();
     assert_eq!(total, ModelSpec::default().n_params(65));
     for name in [

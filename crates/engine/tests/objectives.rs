@@ -271,7 +271,7 @@ fn the_lexical_channel_counts_shared_spellings_whatever_the_case() {
 fn a_lexical_channel_mixes_its_cosine_into_the_embedding_and_health_reads_the_states() {
     use hearth_engine::data::{Tokenizer, TokenizerKind};
     use hearth_engine::eval::{EmbedSpec, embed, lexical_features, similarities};
-    use hearth_engine::model::{Gpt, ModelSpec};
+    use hearth_engine::model::{Model, ModelSpec};
     let texts = [
         "the king is dead",
         "long live the king",
@@ -288,7 +288,7 @@ fn a_lexical_channel_mixes_its_cosine_into_the_embedding_and_health_reads_the_st
         ..ModelSpec::default()
     };
     for (name, device) in devices() {
-        let model = Gpt::new(&spec, tokenizer.vocab_size(), &device);
+        let model = Model::new(&spec, tokenizer.vocab_size(), &device);
         let states = embed(&model, &refs, Pooling::Mean, &tokenizer, &device);
         let how = EmbedSpec {
             pooling: Pooling::Mean,

@@ -3,7 +3,7 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
-use hearth_engine::model::{Gpt, ModelSpec};
+use hearth_engine::model::{Model, ModelSpec};
 use hearth_engine::objective::next_token;
 use hearth_engine::train::{AdamW, GradBuffer, OptimSpec};
 use serde_json::Value;
@@ -71,10 +71,16 @@ struct SetWeights {
 }
 
 impl ModuleMapper for SetWeights {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.enter(name);
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.exit();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -116,10 +122,16 @@ impl<'a> Read<'a> {
 }
 
 impl ModuleVisitor for Read<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.enter(name);
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if hearth_engine::model::is_family_level(container_type) {
+            return;
+        }
         self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -159,7 +171,7 @@ fn check(device: Device, label: &str) {
         relation_classes: 0,
         ..ModelSpec::default()
     };
-    let model = Gpt::new(&spec, get("vocab"), &device);
+    let model = Model::new(&spec, get("vocab"), &device);
     let mut setter = SetWeights {
         path: Path::default(),
         shapes: fixture["shapes"].as_object().unwrap().clone(),
@@ -234,7 +246,7 @@ fn check(device: Device, label: &str) {
     }
 }
 
-fn check_grads(model: &Gpt, grads: &Gradients, fixture: &Value, label: &str) {
+fn check_grads(model: &Model, grads: &Gradients, fixture: &Value, label: &str) {
     let mut reader = Read::new(Some(grads));
     model.visit(&mut reader);
     for (name, got) in reader.out {

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use common::{collect_events, small_spec};
 use hearth_engine::data::{IGNORE, Split};
 use hearth_engine::eval::tokens_tensor;
-use hearth_engine::model::{AttentionMode, Gpt};
+use hearth_engine::model::{AttentionMode, Model};
 use hearth_engine::objective::{
     Evaluation, MetricKey, Objective, ObjectiveKind, StepData, masked, mean_of_batches, register,
 };
@@ -26,7 +26,7 @@ struct FirstHalf;
 
 /// One batch of `split`: `(logits, loss, labels)`, labels ignored on each row's second half.
 fn first_half_batch(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     split: Split,
     rng: &mut StdRng,
@@ -63,7 +63,7 @@ impl Objective for FirstHalf {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -73,7 +73,7 @@ impl Objective for FirstHalf {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

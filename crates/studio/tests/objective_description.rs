@@ -9,7 +9,7 @@ mod harness;
 use burn::tensor::{Device, Tensor};
 use common::small_spec;
 use egui_kittest::kittest::Queryable;
-use hearth_engine::model::{AttentionMode, Gpt};
+use hearth_engine::model::{AttentionMode, Model};
 use hearth_engine::objective::{
     ChartCurve, Charts, CurveSource, Evaluation, LossQuantities, MetricKey, MetricsChart,
     Objective, ObjectiveKind, ObjectiveSpec, Setting, SettingKind, StepData, register,
@@ -85,7 +85,7 @@ impl Objective for Toy {
 
     fn train_loss(
         &self,
-        _model: &Gpt,
+        _model: &Model,
         _data: &StepData<'_>,
         _rng: &mut StdRng,
         _device: &Device,
@@ -95,7 +95,7 @@ impl Objective for Toy {
 
     fn evaluate(
         &self,
-        _model: &Gpt,
+        _model: &Model,
         _data: &StepData<'_>,
         _rng: &mut StdRng,
         _device: &Device,

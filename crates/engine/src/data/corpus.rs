@@ -130,6 +130,12 @@ impl Example {
 /// Why a run's data cannot load.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The spec names a pretrained tokenizer, which only comes with its model.
+    #[error(
+        "data.tokenizer: a pretrained tokenizer comes with its imported model and cannot be \
+         fitted to a corpus; start from that run (--init-from) or pick char, byte or bpe"
+    )]
+    PretrainedTokenizer,
     /// A pairs file (prompt/response data) is unreadable or malformed.
     #[error(transparent)]
     Pairs(#[from] super::pairs::PairsError),
@@ -277,6 +283,9 @@ impl Corpus {
 
     /// [`Corpus::load`], with the tokenizer's reserved special tokens when `specials`.
     pub fn load_for(spec: &DataSpec, specials: bool) -> Result<Self, DataError> {
+        if let crate::data::TokenizerKind::Pretrained { .. } = spec.tokenizer {
+            return Err(DataError::PretrainedTokenizer);
+        }
         Self::load_inner(spec, None, specials)
     }
 

@@ -39,6 +39,12 @@ pub enum TokenizerKind {
         /// Tokens in the vocabulary, the 256 bytes included.
         vocab_size: usize,
     },
+    /// A pretrained model's own tokenizer (WordPiece for BERT), brought in with the model by
+    /// `hearth import`; never fitted to a corpus.
+    Pretrained {
+        /// Tokens in the vocabulary, its special tokens included.
+        vocab_size: usize,
+    },
 }
 
 impl TokenizerKind {
@@ -55,6 +61,7 @@ impl TokenizerKind {
             TokenizerKind::Char => "char",
             TokenizerKind::Byte => "byte",
             TokenizerKind::Bpe { .. } => "bpe",
+            TokenizerKind::Pretrained { .. } => "pretrained",
         }
     }
 
@@ -202,6 +209,22 @@ impl BpeModel {
     }
 }
 
+/// The special tokens of a pretrained tokenizer, inside its vocabulary (BERT: `[PAD]` 0,
+/// `[CLS]` 101, `[SEP]` 102, `[MASK]` 103).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PretrainedSpecials {
+    /// Fills rows shorter than the batch's length.
+    pub pad: Option<u32>,
+    /// Replaces the tokens a masked objective predicts.
+    pub mask: Option<u32>,
+    /// Starts every text the model reads on its own.
+    pub cls: Option<u32>,
+    /// Ends every text the model reads on its own.
+    pub sep: Option<u32>,
+    /// Every id the tokenizer marks special (the four above, `[UNK]` and any others).
+    pub all: Vec<u32>,
+}
+
 /// A fitted tokenizer. Its vocabulary is saved with each run so checkpoints decode the same way.
 /// With `specials`, four reserved tokens follow the base vocabulary: `[pad] [mask] [cls] [sep]`
 /// (text never encodes to them).
@@ -229,6 +252,15 @@ pub enum Tokenizer {
         /// Whether the reserved tokens follow its vocabulary.
         #[serde(default)]
         specials: bool,
+    },
+    /// A pretrained model's tokenizer (its `tokenizer.json`, without its padding and
+    /// truncation: batches are padded and cut here), whose special tokens are part of its
+    /// vocabulary.
+    Pretrained {
+        /// The Hugging Face tokenizer.
+        model: BpeModel,
+        /// Where its special tokens are.
+        specials: PretrainedSpecials,
     },
 }
 
@@ -268,6 +300,9 @@ impl Tokenizer {
                 model: BpeModel::train(texts.iter().copied(), vocab_size),
                 specials: false,
             },
+            // Nothing to fit: a pretrained tokenizer comes with its run (`Corpus::load_for`
+            // refuses a data spec that names one without it); bytes need no fitting.
+            TokenizerKind::Pretrained { .. } => Tokenizer::Byte { specials: false },
         }
     }
 
@@ -277,6 +312,8 @@ impl Tokenizer {
             Tokenizer::Char { specials, .. }
             | Tokenizer::Byte { specials }
             | Tokenizer::Bpe { specials, .. } => *specials = on,
+            // Its special tokens are part of its vocabulary.
+            Tokenizer::Pretrained { .. } => {}
         }
         self
     }
@@ -289,6 +326,9 @@ impl Tokenizer {
             Tokenizer::Bpe { model, .. } => TokenizerKind::Bpe {
                 vocab_size: model.vocab_size(),
             },
+            Tokenizer::Pretrained { model, .. } => TokenizerKind::Pretrained {
+                vocab_size: model.vocab_size(),
+            },
         }
     }
 
@@ -297,21 +337,30 @@ impl Tokenizer {
         match self {
             Tokenizer::Char { chars, .. } => chars.len(),
             Tokenizer::Byte { .. } => 256,
-            Tokenizer::Bpe { model, .. } => model.vocab_size(),
+            Tokenizer::Bpe { model, .. } | Tokenizer::Pretrained { model, .. } => {
+                model.vocab_size()
+            }
         }
     }
 
-    /// Whether the reserved tokens follow the base vocabulary.
+    /// Whether the reserved tokens follow the base vocabulary (a pretrained tokenizer's
+    /// special tokens are inside it: true when it has `[pad]` and `[mask]`).
     pub fn has_specials(&self) -> bool {
         match self {
             Tokenizer::Char { specials, .. }
             | Tokenizer::Byte { specials }
             | Tokenizer::Bpe { specials, .. } => *specials,
+            Tokenizer::Pretrained { specials, .. } => {
+                specials.pad.is_some() && specials.mask.is_some()
+            }
         }
     }
 
     /// Every id the model embeds: the base vocabulary and any reserved tokens.
     pub fn vocab_size(&self) -> usize {
+        if let Tokenizer::Pretrained { model, .. } = self {
+            return model.vocab_size();
+        }
         self.base_size()
             + if self.has_specials() {
                 SPECIAL_NAMES.len()
@@ -322,13 +371,40 @@ impl Tokenizer {
 
     /// The id of a reserved token; `None` without specials.
     pub fn special(&self, which: Special) -> Option<u32> {
+        if let Tokenizer::Pretrained { specials, .. } = self {
+            return match which {
+                Special::Pad => specials.pad,
+                Special::Mask => specials.mask,
+                Special::Cls => specials.cls,
+                Special::Sep => specials.sep,
+            };
+        }
         self.has_specials()
             .then(|| (self.base_size() + which as usize) as u32)
     }
 
     /// Whether `id` is one of the reserved tokens.
     pub fn is_special(&self, id: u32) -> bool {
+        if let Tokenizer::Pretrained { specials, .. } = self {
+            return specials.all.contains(&id);
+        }
         self.has_specials() && (id as usize) >= self.base_size()
+    }
+
+    /// The ids of one text as the model reads it on its own: a pretrained tokenizer's
+    /// `[CLS] text [SEP]` (as its post-processor adds them, and sentence-transformers feeds
+    /// them), the text's ids for the others.
+    pub fn encode_text(&self, text: &str) -> Vec<u32> {
+        let ids = self.encode(text);
+        match self {
+            Tokenizer::Pretrained { specials, .. } => specials
+                .cls
+                .into_iter()
+                .chain(ids)
+                .chain(specials.sep)
+                .collect(),
+            _ => ids,
+        }
     }
 
     /// Encodes `text`; characters outside a char vocabulary are skipped.
@@ -339,12 +415,17 @@ impl Tokenizer {
                 .filter_map(|c| chars.binary_search(&c).ok().map(|i| i as u32))
                 .collect(),
             Tokenizer::Byte { .. } => text.bytes().map(u32::from).collect(),
-            Tokenizer::Bpe { model, .. } => model.encode(text),
+            Tokenizer::Bpe { model, .. } | Tokenizer::Pretrained { model, .. } => {
+                model.encode(text)
+            }
         }
     }
 
     /// Decodes token ids; invalid byte sequences become U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> String {
+        if let Tokenizer::Pretrained { model, .. } = self {
+            return model.decode(ids);
+        }
         let mut out = String::new();
         // Runs of ordinary tokens decode together (bytes may span several tokens).
         let mut run: Vec<u32> = Vec::new();
@@ -360,7 +441,9 @@ impl Tokenizer {
                     let bytes: Vec<u8> = run.iter().map(|&i| i.min(255) as u8).collect();
                     out.push_str(&String::from_utf8_lossy(&bytes));
                 }
-                Tokenizer::Bpe { model, .. } => out.push_str(&model.decode(run)),
+                Tokenizer::Bpe { model, .. } | Tokenizer::Pretrained { model, .. } => {
+                    out.push_str(&model.decode(run))
+                }
             }
             run.clear();
         };

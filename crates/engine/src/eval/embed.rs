@@ -5,7 +5,7 @@
 
 use super::tokens_tensor;
 use crate::data::{Special, Tokenizer};
-use crate::model::{AttentionMode, Gpt};
+use crate::model::{AttentionMode, Model};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -176,7 +176,7 @@ pub fn similarities(a: Tensor<2>, b: Tensor<2>) -> Vec<f32> {
 /// channel by its [`LEXICAL_BUCKETS`] columns, the two parts weighted so that a dot product is
 /// `(1 - lexical) * cos(states) + lexical * cos(n-grams)`.
 pub fn embed(
-    model: &Gpt,
+    model: &Model,
     texts: &[&[u32]],
     how: impl Into<EmbedSpec>,
     tokenizer: &Tokenizer,
@@ -236,7 +236,7 @@ pub fn embed(
 
 /// [`embed`] for any number of texts, 64 at a time.
 pub fn embed_all(
-    model: &Gpt,
+    model: &Model,
     texts: &[Vec<u32>],
     how: impl Into<EmbedSpec>,
     tokenizer: &Tokenizer,

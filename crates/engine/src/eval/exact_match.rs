@@ -3,14 +3,14 @@
 use super::generate::greedy_until_newline;
 use crate::data::Corpus;
 use crate::data::corpus::Example;
-use crate::model::Gpt;
+use crate::model::Model;
 use burn::tensor::Device;
 
 /// Share of `examples` (the first `limit`) whose answer greedy decoding reproduces exactly:
 /// the model continues each prompt until it writes a newline (or the answer's length plus a
 /// few tokens), and the text must equal the answer.
 pub fn exact_match(
-    model: &Gpt,
+    model: &Model,
     corpus: &Corpus,
     examples: &[Example],
     limit: usize,

@@ -2,7 +2,7 @@
 
 use super::tokens_tensor;
 use crate::data::{Corpus, Special};
-use crate::model::Gpt;
+use crate::model::Model;
 use burn::tensor::Device;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 /// Samples `n_tokens` continuing `prompt` at temperature `temperature` (1.0 = the model's own
 /// distribution). Returns the new tokens only.
 pub fn generate(
-    model: &Gpt,
+    model: &Model,
     prompt: &[u32],
     n_tokens: usize,
     temperature: f64,
@@ -38,7 +38,7 @@ pub struct Sampling {
 /// Continues `prompt` by `n_tokens` tokens picked as `sampling` says. Returns the new tokens
 /// only.
 pub fn generate_with(
-    model: &Gpt,
+    model: &Model,
     prompt: &[u32],
     n_tokens: usize,
     sampling: Sampling,
@@ -130,7 +130,7 @@ pub fn sample_index(probs: &[f32], rng: &mut StdRng) -> usize {
 /// Greedy continuations of `prompts` (batched), each stopped after a newline or `max_new`
 /// tokens; prompts longer than the context keep their end.
 pub fn greedy_until_newline(
-    model: &Gpt,
+    model: &Model,
     corpus: &Corpus,
     prompts: &[Vec<u32>],
     max_new: usize,
@@ -197,7 +197,7 @@ mod tests {
             context: 8,
             ..ModelSpec::default()
         };
-        let model = Gpt::new(&spec, 12, &device);
+        let model = Model::new(&spec, 12, &device);
         let run = |sampling: Sampling, seed: u64| {
             let mut rng = StdRng::seed_from_u64(seed);
             generate_with(&model, &[1, 2, 3], 12, sampling, &mut rng, &device)

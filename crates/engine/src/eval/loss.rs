@@ -2,7 +2,7 @@
 
 use super::tokens_tensor;
 use crate::data::{Corpus, Split};
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::model::fused;
 use burn::tensor::{Device, Int, Tensor};
 use rand::rngs::StdRng;
@@ -20,7 +20,7 @@ pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
 /// Mean next-token loss over `batches` random batches of `split`. `model` should be a
 /// validation snapshot (`Module::valid`) so no graph is recorded.
 pub fn estimate_loss(
-    model: &Gpt,
+    model: &Model,
     corpus: &Corpus,
     split: Split,
     batches: usize,
@@ -43,7 +43,7 @@ pub fn estimate_loss(
 /// Next-token loss over the whole of `split`, in consecutive windows of the model's context
 /// (the expectation that [`estimate_loss`] samples). Windows are batched `batch_size` at a time.
 pub fn full_split_loss(
-    model: &Gpt,
+    model: &Model,
     corpus: &Corpus,
     split: Split,
     batch_size: usize,

@@ -2,13 +2,13 @@
 
 use super::tokens_tensor;
 use crate::data::{Special, Tokenizer};
-use crate::model::{AttentionMode, Gpt};
+use crate::model::{AttentionMode, Model};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 /// Bidirectional hidden states `[rows, context, d_model]` of LinkBERT `inputs` (the `rows`,
 /// possibly masked), no query attending to the rows' padding.
 pub fn relation_hidden(
-    model: &Gpt,
+    model: &Model,
     tokenizer: &Tokenizer,
     rows: &[i64],
     inputs: Vec<i64>,

@@ -2,7 +2,7 @@
 
 use super::embed::{EmbedSpec, embed_all, similarities};
 use crate::data::Tokenizer;
-use crate::model::Gpt;
+use crate::model::Model;
 use burn::tensor::Device;
 
 /// Retrieval quality of queries against candidates, where candidate `i` is query `i`'s match.
@@ -41,7 +41,7 @@ pub fn retrieval(sims: &[f32], n: usize, m: usize) -> Retrieval {
 /// Retrieval of `candidates` by `queries` (candidate `i` matches query `i`) through the model's
 /// embeddings; `None` with fewer than two queries, where ranking means nothing.
 pub fn embedded_retrieval(
-    model: &Gpt,
+    model: &Model,
     queries: &[Vec<u32>],
     candidates: &[Vec<u32>],
     how: EmbedSpec,
@@ -112,14 +112,17 @@ pub struct StsScore {
 /// Embeds both sentences of every pair (as `how` says) and correlates their cosine with the
 /// gold score.
 pub fn sts_score(
-    model: &Gpt,
+    model: &Model,
     pairs: &[crate::data::pairs::ScoredPair],
     how: EmbedSpec,
     tokenizer: &Tokenizer,
     device: &Device,
 ) -> StsScore {
     let encode = |texts: Vec<&str>| -> Vec<Vec<u32>> {
-        texts.into_iter().map(|t| tokenizer.encode(t)).collect()
+        texts
+            .into_iter()
+            .map(|t| tokenizer.encode_text(t))
+            .collect()
     };
     let a = embed_all(
         model,

@@ -24,6 +24,11 @@ fn tokenizer_words(kind: TokenizerKind, vocab: usize, specials: bool) -> String 
         TokenizerKind::Char => "characters of the training text".to_string(),
         TokenizerKind::Byte => "bytes".to_string(),
         TokenizerKind::Bpe { vocab_size } => format!("byte-level BPE ({vocab_size} tokens)"),
+        TokenizerKind::Pretrained { vocab_size } => {
+            return format!(
+                "the pretrained model's own tokenizer ({vocab_size} tokens, its special tokens included)"
+            );
+        }
     };
     let specials = if specials {
         ", then the reserved tokens `[pad] [mask] [cls] [sep]`"

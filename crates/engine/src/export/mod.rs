@@ -22,11 +22,10 @@ pub use import::{ImportSummary, import_hf};
 
 use crate::data::{Corpus, Tokenizer};
 use crate::eval::Pooling;
-use crate::model::{AttentionMode, Gpt};
+use crate::model::{AttentionMode, Model};
 use crate::project::store::read_tokenizer;
 use crate::project::{RunStore, StoreError};
 use crate::spec::RunSpec;
-use burn::module::Module;
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +93,7 @@ pub struct LoadedRun {
     /// The run's own tokenizer.
     pub tokenizer: Tokenizer,
     /// The weights of the newest checkpoint.
-    pub model: Gpt,
+    pub model: Model,
     /// The step of that checkpoint.
     pub step: usize,
     /// The checkpoint file.
@@ -127,7 +126,7 @@ impl LoadedRun {
                     .tokenizer
             }
         };
-        let model = Gpt::new(&spec.model, tokenizer.vocab_size(), device)
+        let model = Model::new(&spec.model, tokenizer.vocab_size(), device)
             .try_load_file(&checkpoint)
             .map_err(|e| HfError::invalid(&checkpoint, format!("cannot load: {e}")))?;
         Ok(Self {
@@ -264,21 +263,21 @@ mod tests {
     use burn::tensor::{Int, Tensor, TensorData};
 
     /// A run folder holding a fresh model's checkpoint, as training leaves one.
-    fn run_folder(dir: &Path, spec: &RunSpec, tokenizer: &Tokenizer, device: &Device) -> Gpt {
+    fn run_folder(dir: &Path, spec: &RunSpec, tokenizer: &Tokenizer, device: &Device) -> Model {
         let store = RunStore::create(dir, spec).unwrap();
         std::fs::write(
             dir.join("tokenizer.json"),
             serde_json::to_string(tokenizer).unwrap(),
         )
         .unwrap();
-        let model = Gpt::new(&spec.model, tokenizer.vocab_size(), device);
+        let model = Model::new(&spec.model, tokenizer.vocab_size(), device);
         let path = dir.join("checkpoints/step-000005.bpk");
         model.clone().save_file(&path).unwrap();
         store.append_checkpoint(5, &path).unwrap();
         model
     }
 
-    fn logits(model: &Gpt, ids: &[u32], device: &Device) -> Vec<f32> {
+    fn logits(model: &Model, ids: &[u32], device: &Device) -> Vec<f32> {
         let x = Tensor::<2, Int>::from_data(
             TensorData::new(ids.iter().map(|&i| i64::from(i)).collect(), [1, ids.len()]),
             device,

@@ -77,6 +77,20 @@ fn bpe_without_merges(tokens: impl Iterator<Item = String>) -> Result<BPE, HfErr
 impl HfTokenizer {
     /// Converts `tok`, checking that both encode a probe text to the same ids.
     pub fn new(tok: &Tokenizer) -> Result<Self, HfError> {
+        if let Tokenizer::Pretrained { model, specials } = tok {
+            // Written back as it came in: its special tokens are already in its vocabulary.
+            let tokenizer = model
+                .json
+                .parse::<HfTokenizerImpl>()
+                .map_err(|e| tokenizer_error(e.to_string()))?;
+            return Ok(Self {
+                tokenizer,
+                vocab_size: tok.vocab_size(),
+                specials: false,
+                added_pad: specials.pad,
+                base_size: tok.vocab_size(),
+            });
+        }
         let mut hf = match tok {
             Tokenizer::Char { chars, .. } => {
                 let mut hf =
@@ -93,7 +107,7 @@ impl HfTokenizer {
                 hf.with_decoder(Some(ByteLevelDecoder::new(false, false, false)));
                 hf
             }
-            Tokenizer::Bpe { model, .. } => model
+            Tokenizer::Bpe { model, .. } | Tokenizer::Pretrained { model, .. } => model
                 .json
                 .parse::<HfTokenizerImpl>()
                 .map_err(|e| tokenizer_error(e.to_string()))?,

@@ -2,7 +2,7 @@
 //! or read from safetensors files.
 
 use super::HfError;
-use crate::model::Gpt;
+use crate::model::Model;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, View};
@@ -103,11 +103,17 @@ struct Collect {
 }
 
 impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.push(name.to_string());
     }
 
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.pop();
     }
 
@@ -127,7 +133,7 @@ impl ModuleVisitor for Collect {
 /// Every float parameter of `model` by its path in the module tree
 /// (`blocks.0.attn.qkv.weight`, `ln_f.gamma`). Linear weights are `[in, out]`, as Burn keeps
 /// them.
-pub fn model_params(model: &Gpt) -> BTreeMap<String, Array> {
+pub fn model_params(model: &Model) -> BTreeMap<String, Array> {
     let mut collect = Collect {
         path: Vec::new(),
         out: BTreeMap::new(),
@@ -145,11 +151,17 @@ struct Replace<'a> {
 }
 
 impl ModuleMapper for Replace<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.push(name.to_string());
     }
 
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.pop();
     }
 
@@ -181,7 +193,7 @@ impl ModuleMapper for Replace<'_> {
 /// `model` with every parameter taken from `params` (by [`model_params`] path). Fails naming
 /// each parameter with no value or a different shape, and each value the model has no place
 /// for.
-pub fn load_params(model: Gpt, params: &BTreeMap<String, Array>) -> Result<Gpt, Vec<String>> {
+pub fn load_params(model: Model, params: &BTreeMap<String, Array>) -> Result<Model, Vec<String>> {
     let mut replace = Replace {
         path: Vec::new(),
         params,
@@ -255,7 +267,8 @@ pub fn write_safetensors(
     super::write_file(path, &bytes)
 }
 
-/// Every tensor of a safetensors file as `f32` (F32, F16, BF16 and F64 are read).
+/// Every tensor of a safetensors file as `f32` (F32, F16, BF16 and F64 are read; an integer
+/// `position_ids` buffer is left out).
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Array>, HfError> {
     let bytes = std::fs::read(path).map_err(|e| HfError::io(path, e))?;
     let file =
@@ -282,6 +295,8 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Array>, HfError>
                 .chunks_exact(2)
                 .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
                 .collect(),
+            // BERT's `embeddings.position_ids` is an int64 buffer of 0..n, not a weight.
+            _ if name.ends_with("position_ids") => continue,
             other => {
                 return Err(HfError::invalid(
                     path,
@@ -350,7 +365,7 @@ mod tests {
             tie_weights: false,
             ..ModelSpec::default()
         };
-        let model = Gpt::new(&spec, 5, &device);
+        let model = Model::new(&spec, 5, &device);
         let params = model_params(&model);
         for name in [
             "tok_emb.weight",
@@ -366,12 +381,12 @@ mod tests {
             assert!(params.contains_key(name), "{name} in {:?}", params.keys());
         }
         assert_eq!(params["blocks.0.attn.qkv.weight"].shape, [8, 24]);
-        let other = Gpt::new(&spec, 5, &device);
+        let other = Model::new(&spec, 5, &device);
         let loaded = load_params(other, &params).unwrap();
         assert_eq!(model_params(&loaded), params);
         let mut extra = params.clone();
         extra.insert("nowhere.weight".into(), Array::zeros(vec![1]));
-        let problems = load_params(Gpt::new(&spec, 5, &device), &extra).unwrap_err();
+        let problems = load_params(Model::new(&spec, 5, &device), &extra).unwrap_err();
         assert_eq!(problems, ["the model has no parameter nowhere.weight"]);
     }
 

@@ -4,7 +4,7 @@
 use crate::data::Tokenizer;
 use crate::eval::generate::pick_token;
 use crate::eval::{Sampling, tokens_tensor};
-use crate::model::Gpt;
+use crate::model::Model;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -18,7 +18,7 @@ pub trait Sampler: Send + Sync {
     #[allow(clippy::too_many_arguments)]
     fn sample(
         &self,
-        model: &Gpt,
+        model: &Model,
         tokenizer: &Tokenizer,
         prompts: &[Vec<u32>],
         max_new: usize,
@@ -54,7 +54,7 @@ pub fn first_line(tokenizer: &Tokenizer, ids: &[u32]) -> String {
 impl Sampler for BatchedSampler {
     fn sample(
         &self,
-        model: &Gpt,
+        model: &Model,
         tokenizer: &Tokenizer,
         prompts: &[Vec<u32>],
         max_new: usize,
@@ -164,7 +164,7 @@ mod tests {
             context: 8,
             ..ModelSpec::default()
         };
-        let model = Gpt::new(&spec, tokenizer.vocab_size(), &device);
+        let model = Model::new(&spec, tokenizer.vocab_size(), &device);
         let prompts: Vec<Vec<u32>> = ["ab", "abcde", "f", "cafe"]
             .iter()
             .map(|p| tokenizer.encode(p))

@@ -16,7 +16,7 @@ use crate::data::corpus::Example;
 use crate::eval::Sampling;
 use crate::events::{EvalMetrics, RunSummary, StepMetrics};
 use crate::export::LoadedRun;
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::project::store::{RunStatus, RunStore, write_atomic};
 use crate::spec::{InitSpec, OptimSpec};
 use crate::train::{AdamW, GradBuffer};
@@ -438,7 +438,7 @@ struct Stage<'a> {
     spec: &'a ImproveSpec,
     tasks: &'a TaskSet,
     tokenizer: &'a Tokenizer,
-    reference: &'a Gpt,
+    reference: &'a Model,
     sampler: &'a dyn Sampler,
     device: Device,
     store: &'a RunStore,
@@ -446,7 +446,7 @@ struct Stage<'a> {
     events: &'a mut dyn FnMut(ImproveEvent),
     record: &'a mut ImproveRecord,
     /// The policy being trained (taken by the optimizer during a step).
-    model: Option<Gpt>,
+    model: Option<Model>,
     train_device: Device,
     optim: AdamW,
     rng: StdRng,
@@ -471,7 +471,7 @@ impl<'a> Stage<'a> {
         record: &'a mut ImproveRecord,
     ) -> Result<Self, ImproveError> {
         let train_device = device.clone().autodiff();
-        let model = Gpt::new(&base.spec.model, base.tokenizer.vocab_size(), &train_device)
+        let model = Model::new(&base.spec.model, base.tokenizer.vocab_size(), &train_device)
             .try_load_file(&base.checkpoint)
             .map_err(|e| {
                 ImproveError::Failed(format!("cannot load {}: {e}", base.checkpoint.display()))
@@ -506,7 +506,7 @@ impl<'a> Stage<'a> {
         })
     }
 
-    fn model(&self) -> &Gpt {
+    fn model(&self) -> &Model {
         self.model
             .as_ref()
             .expect("the model is back after each step")
@@ -563,7 +563,7 @@ impl<'a> Stage<'a> {
     /// Answers from `model` to `prompts` (text), `sampling` as given, in chunks with progress.
     fn answer(
         &mut self,
-        model: &Gpt,
+        model: &Model,
         round: usize,
         phase: Phase,
         prompts: &[String],

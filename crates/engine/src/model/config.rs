@@ -1,5 +1,6 @@
 //! The model's shape, its validation and the size estimates the studio shows.
 
+pub use super::family::Family;
 use serde::{Deserialize, Serialize};
 
 /// A settings value that cannot train, with the field it belongs to.
@@ -51,7 +52,36 @@ impl Arch {
     }
 }
 
-/// The shape of a GPT: nanoGPT's `GPTConfig`, plus the choice of architecture.
+/// The shape settings only a BERT encoder has (read from its `config.json` on import).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BertShape {
+    /// Epsilon of every LayerNorm (`layer_norm_eps`; BERT's is 1e-12).
+    pub norm_eps: f64,
+    /// Rows of the token-type embedding (`type_vocab_size`).
+    pub type_vocab: usize,
+    /// Hidden width of each block's MLP (`intermediate_size`); 0 for 4 x d_model.
+    pub mlp_width: usize,
+    /// Rows of the learned position table (`max_position_embeddings`); 0 for the context.
+    /// The context (inputs are cut to it) may be shorter, as sentence-transformers'
+    /// `max_seq_length` is.
+    pub positions: usize,
+}
+
+impl Default for BertShape {
+    /// BERT-base's settings.
+    fn default() -> Self {
+        Self {
+            norm_eps: 1e-12,
+            type_vocab: 2,
+            mlp_width: 0,
+            positions: 0,
+        }
+    }
+}
+
+/// The shape of a model: nanoGPT's `GPTConfig`, the family and, for GPT, the choice of
+/// architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSpec {
@@ -73,8 +103,12 @@ pub struct ModelSpec {
     /// none. Set from the objective when a run starts.
     pub relation_classes: usize,
     /// The transformer: nanoGPT's classic GPT-2 or the modern variant (spec files without the
-    /// field read as classic).
+    /// field read as classic). GPT only.
     pub arch: Arch,
+    /// The model family (spec files without the field read as `gpt`).
+    pub family: Family,
+    /// BERT's own settings (family `bert` only).
+    pub bert: BertShape,
 }
 
 impl Default for ModelSpec {
@@ -90,6 +124,8 @@ impl Default for ModelSpec {
             bias: false,
             relation_classes: 0,
             arch: Arch::Classic,
+            family: Family::Gpt,
+            bert: BertShape::default(),
         }
     }
 }
@@ -123,6 +159,30 @@ impl ModelSpec {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             errors.push(SpecError::new("model.dropout", "dropout must be in [0, 1)"));
+        }
+        if self.family == Family::Bert {
+            if self.arch != Arch::Classic {
+                errors.push(SpecError::new(
+                    "model.arch",
+                    "the bert family has one architecture (post-LayerNorm, learned positions); \
+                     set model.arch to classic",
+                ));
+            }
+            if self.bert.positions != 0 && self.bert.positions < self.context {
+                errors.push(SpecError::new(
+                    "model.bert.positions",
+                    format!(
+                        "{} learned positions cannot cover a context of {} tokens",
+                        self.bert.positions, self.context
+                    ),
+                ));
+            }
+            if !(self.bert.norm_eps > 0.0) {
+                errors.push(SpecError::new(
+                    "model.bert.norm_eps",
+                    "the LayerNorm epsilon must be positive",
+                ));
+            }
         }
         if self.arch == Arch::Modern {
             let head_dim = self.head_dim();
@@ -158,6 +218,12 @@ impl ModelSpec {
     /// matrices instead of two, 8/3 d rounded up to a multiple of 8, so the parameter count
     /// stays close to classic's.
     pub fn mlp_hidden(&self) -> usize {
+        if self.family == Family::Bert {
+            return match self.bert.mlp_width {
+                0 => 4 * self.d_model,
+                width => width,
+            };
+        }
         match self.arch {
             Arch::Classic => 4 * self.d_model,
             Arch::Modern => (8 * self.d_model).div_ceil(3).div_ceil(8) * 8,
@@ -172,6 +238,9 @@ impl ModelSpec {
 
     /// [`ModelSpec::n_params`], or `None` when the count overflows.
     fn n_params_checked(&self, vocab: usize) -> Option<usize> {
+        if self.family == Family::Bert {
+            return self.bert_params_checked(vocab);
+        }
         if self.arch == Arch::Modern {
             return self.modern_params_checked(vocab);
         }
@@ -216,6 +285,42 @@ impl ModelSpec {
             .checked_add(self.n_layer.checked_mul(block)?)?
             .checked_add(d)?
             .checked_add(head)
+    }
+
+    /// Rows of the learned position table: the context, or more for an imported BERT.
+    pub fn position_rows(&self) -> usize {
+        if self.family == Family::Bert {
+            self.bert.positions.max(self.context)
+        } else {
+            self.context
+        }
+    }
+
+    /// [`ModelSpec::n_params_checked`] of BERT: token, position and token-type embeddings with
+    /// their LayerNorm; per block q, k, v and output projections, two LayerNorms and the MLP,
+    /// all with biases. The output head shares the token embedding.
+    fn bert_params_checked(&self, vocab: usize) -> Option<usize> {
+        let d = self.d_model;
+        let hidden = self.mlp_hidden();
+        let embed = vocab
+            .checked_add(self.position_rows())?
+            .checked_add(self.bert.type_vocab)?
+            .checked_mul(d)?
+            .checked_add(d.checked_mul(2)?)?;
+        let attn = d.checked_mul(d)?.checked_add(d)?.checked_mul(4)?;
+        let mlp = d
+            .checked_mul(hidden)?
+            .checked_mul(2)?
+            .checked_add(hidden)?
+            .checked_add(d)?;
+        let block = attn.checked_add(mlp)?.checked_add(d.checked_mul(4)?)?;
+        let relation = self
+            .relation_classes
+            .checked_mul(d)?
+            .checked_add(self.relation_classes)?;
+        embed
+            .checked_add(self.n_layer.checked_mul(block)?)?
+            .checked_add(relation)
     }
 
     /// Rough peak training memory in bytes for `batch` rows: weights, AdamW's two moments and

@@ -136,7 +136,7 @@ pub struct CausalSelfAttention {
 }
 
 impl CausalSelfAttention {
-    fn new(spec: &ModelSpec, device: &Device) -> Self {
+    pub(super) fn new(spec: &ModelSpec, device: &Device) -> Self {
         let d = spec.d_model;
         let resid_std = 0.02 / ((2 * spec.n_layer) as f64).sqrt();
         match spec.arch {
@@ -202,7 +202,7 @@ impl CausalSelfAttention {
 
     /// `x: [batch, seq, d_model]`; `mask` says which keys each query may attend to.
     /// Returns the output and, when `keep_weights`, the attention weights `[batch, head, seq, seq]`.
-    fn forward(
+    pub(super) fn forward(
         &self,
         x: Tensor<3>,
         mask: &AttnMask,
@@ -254,7 +254,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn new(spec: &ModelSpec, device: &Device) -> Self {
+    pub(super) fn new(spec: &ModelSpec, device: &Device) -> Self {
         let d = spec.d_model;
         let hidden = spec.mlp_hidden();
         let resid_std = 0.02 / ((2 * spec.n_layer) as f64).sqrt();
@@ -278,7 +278,7 @@ impl Mlp {
         }
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    pub(super) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match (&self.fc, &self.gate, &self.up) {
             (Some(fc), _, _) => fused::gelu(apply_linear(fc, x), |h| self.act.forward(h)),
             (None, Some(gate), Some(up)) => {
@@ -353,6 +353,28 @@ impl Block {
         let x = x + attn;
         let x = x.clone() + self.mlp.forward(norm(&self.ln_2, &self.rms_2, x));
         (x, weights)
+    }
+}
+
+/// Which keys a query may attend to: not future positions (causal), not padded keys
+/// (`padding: [batch, seq]`).
+pub(super) fn attention_mask(
+    mode: AttentionMode,
+    padding: Option<Tensor<2, Bool>>,
+    [batch, seq]: [usize; 2],
+    device: &Device,
+) -> AttnMask {
+    let padded = padding.map(|p| p.reshape([batch, 1, 1, seq]));
+    match (mode, padded) {
+        (AttentionMode::Causal, None) => AttnMask::Causal,
+        (AttentionMode::Bidirectional, None) => AttnMask::None,
+        (AttentionMode::Bidirectional, Some(p)) => AttnMask::Masked(Box::new(p)),
+        (AttentionMode::Causal, Some(p)) => AttnMask::Masked(Box::new(
+            Tensor::<2, Bool>::tril_mask([seq, seq], 0, device)
+                .reshape([1, 1, seq, seq])
+                .expand([batch, 1, seq, seq])
+                .bool_or(p.expand([batch, 1, seq, seq])),
+        )),
     }
 }
 
@@ -513,7 +535,7 @@ impl Gpt {
         Some(head.forward(hidden.slice([0..batch, 0..1]).reshape([batch, d_model])))
     }
 
-    fn hidden_inner(
+    pub(super) fn hidden_inner(
         &self,
         tokens: Tensor<2, Int>,
         mode: AttentionMode,
@@ -538,19 +560,7 @@ impl Gpt {
             ),
         };
         let mut x = self.dropout.forward(embedded);
-        // Which keys a query may attend to: not future positions (causal), not padded keys.
-        let padded = padding.map(|p| p.reshape([batch, 1, 1, seq]));
-        let mask = match (mode, padded) {
-            (AttentionMode::Causal, None) => AttnMask::Causal,
-            (AttentionMode::Bidirectional, None) => AttnMask::None,
-            (AttentionMode::Bidirectional, Some(p)) => AttnMask::Masked(Box::new(p)),
-            (AttentionMode::Causal, Some(p)) => AttnMask::Masked(Box::new(
-                Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device)
-                    .reshape([1, 1, seq, seq])
-                    .expand([batch, 1, seq, seq])
-                    .bool_or(p.expand([batch, 1, seq, seq])),
-            )),
-        };
+        let mask = attention_mask(mode, padding, [batch, seq], &device);
         let mut maps = Vec::new();
         for block in &self.blocks {
             let (next, weights) = block.forward(x, &mask, rope.as_ref(), keep_weights);
@@ -558,40 +568,5 @@ impl Gpt {
             maps.extend(weights);
         }
         (norm(&self.ln_f, &self.rms_f, x), maps)
-    }
-
-    /// Runs `tokens` (one sequence) and returns its attention maps as plain numbers.
-    pub fn capture_attention(
-        &self,
-        tokens: &[u32],
-        mode: AttentionMode,
-        device: &Device,
-    ) -> AttentionMaps {
-        let seq = tokens.len().min(self.context);
-        let ids: Vec<i64> = tokens[tokens.len() - seq..]
-            .iter()
-            .map(|&t| i64::from(t))
-            .collect();
-        let input =
-            Tensor::<2, Int>::from_data(burn::tensor::TensorData::new(ids, [1, seq]), device);
-        let model = self.valid();
-        let (_, maps) = model.forward_with_attention(input, mode);
-        let n_layer = maps.len();
-        let n_head = maps.first().map(|m| m.dims()[1]).unwrap_or(0);
-        let mut weights = Vec::with_capacity(n_layer * n_head * seq * seq);
-        for map in maps {
-            weights.extend(
-                map.into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
-        }
-        AttentionMaps {
-            n_layer,
-            n_head,
-            seq,
-            weights,
-        }
     }
 }

@@ -1,9 +1,179 @@
-//! The transformer, its configuration and the attention maps it can capture.
+//! The transformer families, their configuration and the attention maps they capture.
+//!
+//! A run's model is a [`Model`]: one variant per family ([`Family`]), each in its own module
+//! (`gpt`, `bert`). Everything outside this folder (objectives, evaluation, the worker,
+//! export) works on [`Model`] and asks it for hidden states, logits and attention; a family
+//! adds a module, a variant here and one line in [`family::FAMILIES`].
 
+pub mod bert;
 pub mod config;
+pub mod family;
 mod flex_ops;
 pub mod fused;
 pub mod gpt;
 
-pub use config::{Arch, ModelSpec, SpecError};
+pub use bert::Bert;
+pub use config::{Arch, BertShape, ModelSpec, SpecError};
+pub use family::{FAMILIES, Family, FamilyInfo};
 pub use gpt::{AttentionMaps, AttentionMode, Gpt};
+
+use burn::module::Module;
+use burn::store::RecordError;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use std::path::Path;
+
+/// A run's model, of any family.
+#[derive(Module, Debug)]
+pub enum Model {
+    /// Hearth's GPT (classic or modern).
+    Gpt(Gpt),
+    /// A BERT encoder.
+    Bert(Bert),
+}
+
+/// Calls the same method on whichever family the model is.
+macro_rules! each_family {
+    ($model:expr, $m:ident => $body:expr) => {
+        match $model {
+            Model::Gpt($m) => $body,
+            Model::Bert($m) => $body,
+        }
+    };
+}
+
+/// Whether a module visitor's `enter_module` / `exit_module` call is the family wrapper
+/// ([`Model`]'s variant), which parameter paths leave out: `blocks.0.attn.qkv.weight`, not
+/// `Gpt.blocks.0.attn.qkv.weight`.
+pub fn is_family_level(container_type: &str) -> bool {
+    container_type == "Enum:Model"
+}
+
+impl Model {
+    /// A freshly initialised model of `spec`'s family for `vocab` tokens. `spec` must be
+    /// valid.
+    pub fn new(spec: &ModelSpec, vocab: usize, device: &Device) -> Self {
+        match spec.family {
+            Family::Gpt => Model::Gpt(Gpt::new(spec, vocab, device)),
+            Family::Bert => Model::Bert(Bert::new(spec, vocab, device)),
+        }
+    }
+
+    /// The model's family.
+    pub fn family(&self) -> Family {
+        match self {
+            Model::Gpt(_) => Family::Gpt,
+            Model::Bert(_) => Family::Bert,
+        }
+    }
+
+    /// The GPT architecture (BERT counts as classic: learned positions, LayerNorm, GELU).
+    pub fn arch(&self) -> Arch {
+        match self {
+            Model::Gpt(gpt) => gpt.arch(),
+            Model::Bert(_) => Arch::Classic,
+        }
+    }
+
+    /// The token embedding matrix `[vocab, d_model]`.
+    pub fn token_embedding(&self) -> Tensor<2> {
+        each_family!(self, m => m.token_embedding())
+    }
+
+    /// Tokens the model embeds and predicts.
+    pub fn vocab(&self) -> usize {
+        each_family!(self, m => m.vocab())
+    }
+
+    /// The longest input it takes, in tokens.
+    pub fn context(&self) -> usize {
+        each_family!(self, m => m.context())
+    }
+
+    /// `tokens: [batch, seq]` with `seq <= context`; returns logits `[batch, seq, vocab]` of
+    /// causal (next-token) attention.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.logits(self.hidden(tokens, AttentionMode::Causal, None))
+    }
+
+    /// The forward pass that also keeps every layer's attention weights. Used on probe inputs
+    /// only, so training steps never pay for the copies.
+    pub fn forward_with_attention(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        let (hidden, maps) = each_family!(self, m => m.hidden_inner(tokens, mode, None, true));
+        (self.logits(hidden), maps)
+    }
+
+    /// The final hidden states `[batch, seq, d_model]`. `padding: [batch, seq]` marks padded
+    /// positions, which no query attends to.
+    pub fn hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        each_family!(self, m => m.hidden_inner(tokens, mode, padding, false).0)
+    }
+
+    /// Output logits `[batch, seq, vocab]` from hidden states.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        each_family!(self, m => m.logits(hidden))
+    }
+
+    /// Relation logits `[batch, classes]` from the first position of `hidden`; `None` without
+    /// a relation head.
+    pub fn relation_logits(&self, hidden: Tensor<3>) -> Option<Tensor<2>> {
+        each_family!(self, m => m.relation_logits(hidden))
+    }
+
+    /// Runs `tokens` (one sequence) and returns its attention maps as plain numbers.
+    pub fn capture_attention(
+        &self,
+        tokens: &[u32],
+        mode: AttentionMode,
+        device: &Device,
+    ) -> AttentionMaps {
+        let seq = tokens.len().min(self.context());
+        let ids: Vec<i64> = tokens[tokens.len() - seq..]
+            .iter()
+            .map(|&t| i64::from(t))
+            .collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, seq]), device);
+        let model = self.valid();
+        let (_, maps) = model.forward_with_attention(input, mode);
+        let n_layer = maps.len();
+        let n_head = maps.first().map(|m| m.dims()[1]).unwrap_or(0);
+        let mut weights = Vec::with_capacity(n_layer * n_head * seq * seq);
+        for map in maps {
+            weights.extend(
+                map.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+        AttentionMaps {
+            n_layer,
+            n_head,
+            seq,
+            weights,
+        }
+    }
+
+    /// Saves the weights to a burnpack file. The file holds the family's own parameters
+    /// (no variant name in their paths), so a checkpoint reads back into the family its
+    /// run's spec names.
+    pub fn save_file<P: AsRef<Path>>(self, path: P) -> Result<(), RecordError> {
+        each_family!(self, m => m.save_file(path))
+    }
+
+    /// Loads the weights of a file [`Model::save_file`] wrote into this model.
+    pub fn try_load_file<P: AsRef<Path>>(self, path: P) -> Result<Self, RecordError> {
+        match self {
+            Model::Gpt(m) => m.try_load_file(path).map(Model::Gpt),
+            Model::Bert(m) => m.try_load_file(path).map(Model::Bert),
+        }
+    }
+}

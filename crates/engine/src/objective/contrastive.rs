@@ -19,7 +19,7 @@ use crate::eval::embed::as_refs;
 use crate::eval::health::{self, Health};
 use crate::eval::{Retrieval, embed, embed_all, retrieval, similarities};
 use crate::events::{ContrastiveBatch, EmbeddingSnapshot};
-use crate::model::{AttentionMode, Gpt, SpecError};
+use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
@@ -161,7 +161,7 @@ fn batch(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Triples {
 
 /// The InfoNCE loss of one batch of `split` drawn with `rng`.
 pub fn batch_loss(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     split: Split,
     rng: &mut StdRng,
@@ -186,7 +186,7 @@ pub fn batch_loss(
 
 /// Similarities of one validation batch and each query's margin over its hardest negative.
 pub fn batch_view(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     rng: &mut StdRng,
     device: &Device,
@@ -223,7 +223,7 @@ pub fn batch_view(
 /// The probe set (the first validation windows: query halves and their positive halves)
 /// embedded and projected to 2-D, axes as PCA leaves them; `None` with too few windows.
 pub fn embedding_map(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     device: &Device,
     step: usize,
@@ -296,7 +296,7 @@ fn held_out_pairs(data: &StepData<'_>) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
 /// Held-out retrieval and health: for text positives the consecutive windows of `2 * context`
 /// tokens of the validation split (first half queries, second half candidates), else the
 /// held-out pairs. Both come from one embedding of each text.
-pub fn held_out(model: &Gpt, data: &StepData<'_>, device: &Device) -> HeldOut {
+pub fn held_out(model: &Model, data: &StepData<'_>, device: &Device) -> HeldOut {
     let (queries, candidates) = held_out_pairs(data);
     if queries.len() < 2 {
         return HeldOut::default();
@@ -448,7 +448,7 @@ pub fn start_note(data: &StepData<'_>) -> String {
 /// The views of an embedding objective: the embedding map, then one validation batch's
 /// similarities.
 pub fn views(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     rng: &mut StdRng,
     device: &Device,
@@ -575,7 +575,7 @@ impl Objective for Contrastive {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -585,7 +585,7 @@ impl Objective for Contrastive {
 
     fn train_step_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -621,7 +621,7 @@ impl Objective for Contrastive {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -641,7 +641,7 @@ impl Objective for Contrastive {
 
     fn views(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

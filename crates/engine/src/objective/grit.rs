@@ -8,7 +8,7 @@ use super::{EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, Objective
 use super::{contrastive, next_token};
 use crate::data::Split;
 use crate::eval::estimate_loss;
-use crate::model::{AttentionMode, Gpt, SpecError};
+use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 
@@ -181,7 +181,7 @@ impl Objective for Grit {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -193,7 +193,7 @@ impl Objective for Grit {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -228,7 +228,7 @@ impl Objective for Grit {
 
     fn views(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

@@ -10,7 +10,7 @@ use super::{
 use crate::data::record::Relation;
 use crate::data::{Corpus, RelationExample, Special, Split, Tokenizer};
 use crate::eval::{relation_hidden, tokens_tensor};
-use crate::model::{AttentionMode, Gpt, SpecError};
+use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -73,7 +73,7 @@ pub fn relation_rows(
 /// Relation accuracy of a LinkBERT model over every validation pair (inputs unmasked): overall
 /// and per relation (next, random, linked), with the number of pairs.
 pub fn relation_accuracy(
-    model: &Gpt,
+    model: &Model,
     corpus: &Corpus,
     context: usize,
     device: &Device,
@@ -113,7 +113,7 @@ pub fn relation_accuracy(
 /// One LinkBERT batch of `split` drawn with `rng`: `(total loss, relation logits, relation
 /// labels)`.
 pub fn batch_loss(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     split: Split,
     rng: &mut StdRng,
@@ -141,7 +141,7 @@ pub struct LinkBert;
 impl Objective for LinkBert {
     fn checkpoint_report(
         &self,
-        model: &Gpt,
+        model: &Model,
         corpus: &Corpus,
         context: usize,
         device: &Device,
@@ -201,7 +201,7 @@ impl Objective for LinkBert {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -211,7 +211,7 @@ impl Objective for LinkBert {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

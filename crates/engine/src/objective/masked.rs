@@ -9,7 +9,7 @@ use super::{
 use crate::data::{Special, Split, Tokenizer};
 use crate::eval::tokens_tensor;
 use crate::events::MaskedProbe;
-use crate::model::{AttentionMode, Gpt, SpecError};
+use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
@@ -116,7 +116,7 @@ pub fn validate_mask_rate(spec: &ObjectiveSpec) -> Vec<SpecError> {
 
 /// One masked batch of `split` drawn with `rng`: `(logits, loss, labels)`.
 pub fn batch_loss(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     split: Split,
     rng: &mut StdRng,
@@ -146,7 +146,7 @@ pub fn batch_loss(
 /// The first validation window with positions masked (fixed by `rng`) and the model's top three
 /// predictions at each.
 pub fn probe(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     rng: &mut StdRng,
     device: &Device,
@@ -261,7 +261,7 @@ impl Objective for Masked {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -271,7 +271,7 @@ impl Objective for Masked {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -298,7 +298,7 @@ impl Objective for Masked {
 
     fn views(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

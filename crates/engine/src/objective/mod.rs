@@ -28,7 +28,7 @@ pub use step::{PairSet, StepData, mean_of_batches};
 
 use crate::data::Corpus;
 use crate::events::{ContrastiveBatch, EmbeddingSnapshot, MaskedProbe};
-use crate::model::{AttentionMode, Gpt, SpecError};
+use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,7 @@ pub trait Objective: Send + Sync {
     /// autodiff model, so the loss carries the graph.
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -134,7 +134,7 @@ pub trait Objective: Send + Sync {
     /// own curve. The default: the loss alone, no terms.
     fn train_step_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -157,7 +157,7 @@ pub trait Objective: Send + Sync {
     /// computes it); `None` where `draw` is not supported.
     fn drawn_loss(
         &self,
-        _model: &Gpt,
+        _model: &Model,
         _drawn: Drawn,
         _data: &StepData<'_>,
         _device: &Device,
@@ -169,7 +169,7 @@ pub trait Objective: Send + Sync {
     /// the same at every evaluation, so successive estimates differ only by the model.
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -179,7 +179,7 @@ pub trait Objective: Send + Sync {
     /// the same `rng`. The worker sends each as an event (and stores embedding maps).
     fn views(
         &self,
-        _model: &Gpt,
+        _model: &Model,
         _data: &StepData<'_>,
         _rng: &mut StdRng,
         _device: &Device,
@@ -245,7 +245,7 @@ pub trait Objective: Send + Sync {
     /// objective shares (LinkBERT: the relation head's accuracy, overall and per relation).
     fn checkpoint_report(
         &self,
-        _model: &Gpt,
+        _model: &Model,
         _corpus: &Corpus,
         _context: usize,
         _device: &Device,

@@ -7,7 +7,7 @@ use super::step::{StepData, mean_of_batches};
 use super::{Drawn, Evaluation, MetricKey, Objective, ObjectiveKind, masked};
 use crate::data::Split;
 use crate::eval::{cross_entropy, estimate_loss, exact_match, tokens_tensor};
-use crate::model::{AttentionMode, Gpt};
+use crate::model::{AttentionMode, Model};
 use burn::tensor::{Device, Int, Tensor};
 use rand::rngs::StdRng;
 
@@ -30,7 +30,7 @@ pub fn loss(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
 /// The next-token loss of one batch of `split` drawn with `rng`: on instruction data, over the
 /// response tokens only.
 pub fn batch_loss(
-    model: &Gpt,
+    model: &Model,
     data: &StepData<'_>,
     split: Split,
     rng: &mut StdRng,
@@ -65,7 +65,7 @@ fn draw_rows(data: &StepData<'_>, split: Split, rng: &mut StdRng) -> Rows {
     }
 }
 
-fn rows_loss(model: &Gpt, rows: Rows, data: &StepData<'_>, device: &Device) -> Tensor<1> {
+fn rows_loss(model: &Model, rows: Rows, data: &StepData<'_>, device: &Device) -> Tensor<1> {
     let (b, ctx) = (data.batch_size, data.context);
     let logits = model.forward(tokens_tensor(rows.inputs, b, ctx, device));
     let targets = tokens_tensor(rows.targets, b, ctx, device);
@@ -111,7 +111,7 @@ impl Objective for NextToken {
 
     fn train_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,
@@ -125,7 +125,7 @@ impl Objective for NextToken {
 
     fn drawn_loss(
         &self,
-        model: &Gpt,
+        model: &Model,
         drawn: Drawn,
         data: &StepData<'_>,
         device: &Device,
@@ -136,7 +136,7 @@ impl Objective for NextToken {
 
     fn evaluate(
         &self,
-        model: &Gpt,
+        model: &Model,
         data: &StepData<'_>,
         rng: &mut StdRng,
         device: &Device,

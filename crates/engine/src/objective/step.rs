@@ -23,9 +23,9 @@ impl PairSet {
             .iter()
             .map(|p| {
                 (
-                    tokenizer.encode(&p.a),
-                    tokenizer.encode(&p.b),
-                    p.negative.as_deref().map(|n| tokenizer.encode(n)),
+                    tokenizer.encode_text(&p.a),
+                    tokenizer.encode_text(&p.b),
+                    p.negative.as_deref().map(|n| tokenizer.encode_text(n)),
                 )
             })
             .collect();

@@ -379,11 +379,17 @@ struct Update<'a> {
 }
 
 impl ModuleMapper for Update<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.push(name.to_string());
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.pop();
     }
 

@@ -3,19 +3,19 @@
 
 use super::optim::{AdamW, GradBuffer};
 use super::worker::RunFailure;
-use crate::model::Gpt;
+use crate::model::Model;
 
 /// Applies `grads` (whose batch had mean loss `loss`) to `model` at learning rate `lr` as step
 /// `step` (counted from 1); returns the updated model and the gradient norm before clipping.
 /// A loss or gradient norm that is not finite fails the step instead: the run has diverged.
 pub fn apply(
     optim: &mut AdamW,
-    model: Gpt,
+    model: Model,
     grads: &GradBuffer,
     lr: f64,
     loss: f32,
     step: usize,
-) -> Result<(Gpt, f32), RunFailure> {
+) -> Result<(Model, f32), RunFailure> {
     if !loss.is_finite() {
         return Err(RunFailure::LossDiverged { loss, step, lr });
     }

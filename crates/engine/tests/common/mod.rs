@@ -213,7 +213,7 @@ impl hearth_engine::objective::Objective for DivergesAtStep3 {
     }
     fn train_loss(
         &self,
-        model: &hearth_engine::model::Gpt,
+        model: &hearth_engine::model::Model,
         data: &hearth_engine::objective::StepData<'_>,
         rng: &mut rand::rngs::StdRng,
         device: &burn::tensor::Device,
@@ -228,7 +228,7 @@ impl hearth_engine::objective::Objective for DivergesAtStep3 {
     }
     fn evaluate(
         &self,
-        model: &hearth_engine::model::Gpt,
+        model: &hearth_engine::model::Model,
         data: &hearth_engine::objective::StepData<'_>,
         rng: &mut rand::rngs::StdRng,
         device: &burn::tensor::Device,

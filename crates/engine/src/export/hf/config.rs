@@ -280,6 +280,7 @@ impl Gpt2Config {
             bias: true,
             relation_classes: 0,
             arch: Arch::Classic,
+            ..ModelSpec::default()
         }
     }
 }

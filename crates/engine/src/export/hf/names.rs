@@ -414,7 +414,7 @@ pub fn params_from_gpt2(
 mod tests {
     use super::*;
     use crate::export::weights::model_params;
-    use crate::model::Gpt;
+    use crate::model::Model;
     use burn::tensor::Device;
     fn spec(bias: bool, tie: bool) -> ModelSpec {
         ModelSpec {
@@ -433,7 +433,7 @@ mod tests {
         let device = Device::flex();
         for tie in [true, false] {
             let spec = spec(true, tie);
-            let params = model_params(&Gpt::new(&spec, 11, &device));
+            let params = model_params(&Model::new(&spec, 11, &device));
             let tensors = gpt2_tensors(&params, &spec).unwrap();
             assert_eq!(tensors.contains_key("lm_head.weight"), !tie);
             assert_eq!(tensors["transformer.h.1.attn.c_attn.weight"].shape, [8, 24]);
@@ -455,7 +455,7 @@ mod tests {
     fn a_model_without_biases_gets_zero_biases() {
         let device = Device::flex();
         let spec = spec(false, true);
-        let params = model_params(&Gpt::new(&spec, 11, &device));
+        let params = model_params(&Model::new(&spec, 11, &device));
         let tensors = gpt2_tensors(&params, &spec).unwrap();
         let bias = &tensors["transformer.h.0.mlp.c_fc.bias"];
         assert_eq!(bias.shape, [32]);
@@ -472,7 +472,7 @@ mod tests {
     fn megatron_splits_and_transposes_qkv() {
         let device = Device::flex();
         let spec = spec(true, true);
-        let params = model_params(&Gpt::new(&spec, 11, &device));
+        let params = model_params(&Model::new(&spec, 11, &device));
         let tensors = megatron_tensors(&params, &spec, "bert.").unwrap();
         let qkv = &params["blocks.0.attn.qkv.weight"]; // [in 8, out 24]
         let key = &tensors["bert.encoder.layer.0.attention.self.key.weight"]; // [out 8, in 8]

@@ -1,7 +1,7 @@
 //! One optimizer step's gradients: micro-batches, replicas and ranks summed into one buffer.
 
 use super::RunFailure;
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::objective::{Objective, StepData};
 use crate::train::collective::Collective;
 use crate::train::optim::{GradBuffer, flatten_params};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 #[allow(clippy::too_many_arguments)]
 pub(super) fn step_gradients(
     objective: &dyn Objective,
-    model: &Gpt,
+    model: &Model,
     replicas: &[Device],
     collective: &dyn Collective,
     data: &StepData<'_>,
@@ -168,7 +168,7 @@ impl TermSums {
 /// Fails the run when the ranks' weights have drifted apart (a lost update, or ranks that
 /// compute differently).
 pub(super) fn same_weights_on_every_rank(
-    model: &Gpt,
+    model: &Model,
     collective: &dyn Collective,
     step: usize,
 ) -> Result<(), RunFailure> {

@@ -397,7 +397,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::data::{DataSource, DataSpec};
-    use crate::model::{AttentionMode, Gpt, ModelSpec};
+    use crate::model::{AttentionMode, Model, ModelSpec};
     use crate::objective::{Evaluation, ObjectiveKind};
     use crate::train::{BackendKind, TrainSpec};
     use burn::tensor::{Device, Tensor};
@@ -415,7 +415,7 @@ mod tests {
         }
         fn train_loss(
             &self,
-            model: &Gpt,
+            model: &Model,
             data: &StepData<'_>,
             rng: &mut StdRng,
             device: &Device,
@@ -425,7 +425,7 @@ mod tests {
         }
         fn evaluate(
             &self,
-            model: &Gpt,
+            model: &Model,
             data: &StepData<'_>,
             rng: &mut StdRng,
             device: &Device,

@@ -7,7 +7,7 @@ use super::{ResumePoint, RunFailure, Worker, step_data};
 use crate::data::Corpus;
 use crate::data::pairs::read_pairs;
 use crate::events::RunEvent;
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::objective::{PairSet, Positives};
 use crate::project::{RunStore, StoreError};
 use crate::spec::{InitSpec, RunSpec};
@@ -32,7 +32,7 @@ pub(super) struct Prepared {
 /// The state the training loop carries from step to step.
 pub(super) struct Session {
     /// The model being trained (on the autodiff device).
-    pub(super) model: Gpt,
+    pub(super) model: Model,
     /// Its optimizer, with its moments.
     pub(super) optim: AdamW,
     /// The stream the batches are drawn from.
@@ -127,7 +127,7 @@ impl Worker {
         let spec = self.spec.clone();
         let train_device = device.clone().autodiff();
         let vocab = prepared.corpus.tokenizer.vocab_size();
-        let mut model = Gpt::new(&spec.model, vocab, &train_device);
+        let mut model = Model::new(&spec.model, vocab, &train_device);
         if let (Some(base), Some(init)) = (&prepared.base, &spec.init) {
             model = model
                 .try_load_file(&base.checkpoint)
@@ -177,7 +177,7 @@ impl Worker {
     ) -> Result<(), RunFailure> {
         let model_spec = &self.spec.model;
         let load = |path: &Path, device: &Device| {
-            Gpt::new(model_spec, vocab, device)
+            Model::new(model_spec, vocab, device)
                 .try_load_file(path)
                 .map_err(|e| RunFailure::Checkpoint {
                     action: "resume from",
@@ -277,10 +277,16 @@ struct Freeze {
 }
 
 impl burn::module::ModuleMapper for Freeze {
-    fn enter_module(&mut self, name: &str, _: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.push(name.to_string());
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        if crate::model::is_family_level(container_type) {
+            return;
+        }
         self.path.pop();
     }
     fn map_float<const D: usize>(

@@ -6,7 +6,7 @@ use super::{Worker, moment_paths, step_data};
 use crate::data::Corpus;
 use crate::eval::generate;
 use crate::events::{AttentionSnapshot, EvalMetrics, RunEvent};
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::objective::{EvalView, PairSet};
 use crate::train::optim::AdamW;
 use burn::module::Module;
@@ -21,7 +21,7 @@ impl Worker {
     /// evaluation and the views the objective offers.
     pub(super) fn evaluate(
         &mut self,
-        model: &Gpt,
+        model: &Model,
         corpus: &Corpus,
         pairs: Option<&PairSet>,
         device: &Device,
@@ -82,7 +82,7 @@ impl Worker {
     }
 
     /// Writes a sample of generated text, when the objective generates text.
-    pub(super) fn sample(&mut self, model: &Gpt, corpus: &Corpus, device: &Device) {
+    pub(super) fn sample(&mut self, model: &Model, corpus: &Corpus, device: &Device) {
         let n = self.spec.train.sample_tokens;
         if n == 0 || !self.objective.generates_text() {
             return;
@@ -104,7 +104,7 @@ impl Worker {
     /// Sends the attention maps of the probe text (stored when `keep`).
     pub(super) fn attention(
         &mut self,
-        model: &Gpt,
+        model: &Model,
         corpus: &Corpus,
         probe: &[u32],
         device: &Device,
@@ -128,7 +128,7 @@ impl Worker {
     }
 
     /// Writes the weights and the optimizer moments (so the run can resume exactly here).
-    pub(super) fn checkpoint(&mut self, model: &Gpt, optim: &AdamW) {
+    pub(super) fn checkpoint(&mut self, model: &Model, optim: &AdamW) {
         let step = self.step;
         let path = self
             .store

@@ -1,18 +1,22 @@
-//! A GPT-2 folder (as `transformers`' `save_pretrained` writes it) into a run folder: the spec,
-//! the run store, a step-0 checkpoint and the tokenizer, which `--init-from` fine-tuning,
-//! evaluation, generation and export read like any run's.
+//! A Hugging Face folder into a run folder: the spec, the run store, a step-0 checkpoint and
+//! the tokenizer, which `--init-from` fine-tuning, evaluation, generation and export read like
+//! any run's. `config.json`'s `model_type` picks the family: `gpt2` (as `transformers`'
+//! `save_pretrained` writes it, here) or `bert`, plain or as a sentence-transformers folder
+//! ([`bert`]).
+
+pub mod bert;
 
 use super::HfError;
 use super::hf::{Gpt2Config, params_from_gpt2};
 use super::weights::{Array, load_params, read_safetensors};
 use crate::data::tokenizer::BpeModel;
 use crate::data::{DataSpec, Tokenizer, TokenizerKind};
-use crate::model::Gpt;
+use crate::model::Model;
 use crate::project::store::write_atomic;
 use crate::project::{Annotations, RunStatus, RunStore};
 use crate::spec::RunSpec;
-use burn::module::Module;
 use burn::tensor::Device;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +35,7 @@ pub struct ImportSummary {
 
 /// The weights of a folder: `model.safetensors`, or the shards a
 /// `model.safetensors.index.json` lists.
-fn read_weights(dir: &Path) -> Result<(BTreeMap<String, Array>, PathBuf), HfError> {
+pub(super) fn read_weights(dir: &Path) -> Result<(BTreeMap<String, Array>, PathBuf), HfError> {
     let single = dir.join("model.safetensors");
     if single.exists() {
         return Ok((read_safetensors(&single)?, single));
@@ -85,10 +89,34 @@ fn read_tokenizer(dir: &Path, vocab_size: usize) -> Result<Tokenizer, HfError> {
     Ok(tokenizer)
 }
 
-/// Imports the GPT-2 folder `hf_dir` as a new run in `run_dir` named `name` (the weights are
-/// loaded on `device` to be checked and saved). Unsupported settings are refused with the key
-/// and its value; nothing is written unless the whole folder reads.
+/// The `model_type` of the folder's `config.json` (`Null` when it has none).
+fn model_type(hf_dir: &Path) -> Result<Value, HfError> {
+    let path = hf_dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| HfError::io(&path, e))?;
+    let config: Value = serde_json::from_str(&text)
+        .map_err(|e| HfError::invalid(&path, format!("not JSON: {e}")))?;
+    Ok(config.get("model_type").cloned().unwrap_or(Value::Null))
+}
+
+/// Imports the Hugging Face folder `hf_dir` (GPT-2, or BERT plain or as a
+/// sentence-transformers folder) as a new run in `run_dir` named `name` (the weights are
+/// loaded on `device` to be checked and saved). Unsupported settings are refused with the
+/// file, the key and its value; nothing is written unless the whole folder reads.
 pub fn import_hf(
+    hf_dir: &Path,
+    run_dir: &Path,
+    name: &str,
+    device: &Device,
+) -> Result<ImportSummary, HfError> {
+    match model_type(hf_dir)?.as_str() {
+        Some("bert") => bert::import_bert(hf_dir, run_dir, name, device),
+        // Gpt2Config names the key and its value for any other type.
+        _ => import_gpt2(hf_dir, run_dir, name, device),
+    }
+}
+
+/// Imports a GPT-2 folder (see [`import_hf`]).
+fn import_gpt2(
     hf_dir: &Path,
     run_dir: &Path,
     name: &str,
@@ -105,7 +133,7 @@ pub fn import_hf(
     let tokenizer = read_tokenizer(hf_dir, config.vocab_size)?;
     let (tensors, weights_path) = read_weights(hf_dir)?;
     let params = params_from_gpt2(&tensors, &config, &weights_path)?;
-    let model = load_params(Gpt::new(&model_spec, config.vocab_size, device), &params)
+    let model = load_params(Model::new(&model_spec, config.vocab_size, device), &params)
         .map_err(|problems| HfError::invalid(&weights_path, problems.join("; ")))?;
 
     let spec = RunSpec {
@@ -119,7 +147,20 @@ pub fn import_hf(
         },
         ..RunSpec::default()
     };
-    let store = RunStore::create(run_dir, &spec)?;
+    write_run(hf_dir, run_dir, &spec, &tokenizer, model, "GPT-2")
+}
+
+/// Writes the run folder of an import: the store with `spec`, the tokenizer, a step-0
+/// checkpoint of `model` and a note of where it came from (`family` says what it was).
+pub(super) fn write_run(
+    hf_dir: &Path,
+    run_dir: &Path,
+    spec: &RunSpec,
+    tokenizer: &Tokenizer,
+    model: Model,
+    family: &str,
+) -> Result<ImportSummary, HfError> {
+    let store = RunStore::create(run_dir, spec)?;
     let tokenizer_path = run_dir.join("tokenizer.json");
     write_atomic(
         &tokenizer_path,
@@ -129,7 +170,6 @@ pub fn import_hf(
     )?;
     let checkpoint = run_dir.join("checkpoints").join("step-000000.bpk");
     model
-        .clone()
         .save_file(&checkpoint)
         .map_err(|e| HfError::invalid(&checkpoint, format!("not written: {e}")))?;
     store.append_checkpoint(0, &checkpoint)?;
@@ -139,7 +179,7 @@ pub fn import_hf(
     store.append_message(
         0,
         "info",
-        &format!("imported from {} (GPT-2)", source.display()),
+        &format!("imported from {} ({family})", source.display()),
     )?;
     store.set_annotations(&Annotations {
         display_name: None,
@@ -154,6 +194,6 @@ pub fn import_hf(
         run_dir: run_dir.to_path_buf(),
         n_params: spec.model.n_params(tokenizer.vocab_size()),
         vocab_size: tokenizer.vocab_size(),
-        spec,
+        spec: spec.clone(),
     })
 }
