@@ -19,6 +19,13 @@ if [ ! -f "$HEARTH_VENV/.transformers-5.24.0-ok" ]; then
   "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check transformers==5.24.0 safetensors==0.8.0
   touch "$HEARTH_VENV/.transformers-5.24.0-ok"
 fi
+# The BERT parity tests (tests/bert.rs) compare with sentence-transformers, pinned here.
+if [ ! -f "$HEARTH_VENV/.sentence-transformers-6.3.0-ok" ]; then
+  echo "hearth: installing sentence-transformers==6.3.0 into $HEARTH_VENV (once)" >&2
+  "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check sentence-transformers==6.3.0 \
+    transformers==5.24.0 torch==2.9.0
+  touch "$HEARTH_VENV/.sentence-transformers-6.3.0-ok"
+fi
 export VIRTUAL_ENV="$HEARTH_VENV"
 export PATH="$HEARTH_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1

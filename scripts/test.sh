@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install_system_packages.sh
 # The Hugging Face parity tests must run here (scripts/env.sh installed transformers).
 export HEARTH_REQUIRE_TRANSFORMERS=1
+# Pretrained weights for the BERT tests (fetched once into the cache); required here.
+bash scripts/fetch_fixtures.sh
+export HEARTH_REQUIRE_FIXTURES=1
 cargo fmt --all -- --check
 # The `mpi` feature too, so the MPI code is linted (dependencies keep their features).
 cargo clippy --workspace --all-targets --features mpi -- -D warnings

@@ -14,88 +14,9 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn hearth() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-}
+mod support;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The output of a command that must succeed.
-fn ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A Python that imports `transformers`, `safetensors` and `torch`: `$HEARTH_PYTHON`, the
-/// active virtual environment's, the LibTorch environment `scripts/env.sh` makes, or
-/// `python3`. `None` (with the reason printed) when there is none, unless
-/// `HEARTH_REQUIRE_TRANSFORMERS` is set.
-fn python() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("HEARTH_PYTHON") {
-        candidates.push(p.into());
-    }
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        candidates.push(PathBuf::from(venv).join("bin/python"));
-    }
-    let cache = std::env::var_os("HEARTH_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth")));
-    if let Some(cache) = cache {
-        candidates.push(cache.join("torch-venv/bin/python"));
-    }
-    candidates.push("python3".into());
-    let mut tried = Vec::new();
-    for candidate in candidates {
-        let works = Command::new(&candidate)
-            .args(["-c", "import transformers, safetensors, torch"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if works {
-            return Some(candidate);
-        }
-        tried.push(candidate.display().to_string());
-    }
-    let reason = format!(
-        "no Python with transformers, safetensors and torch (tried {}); run `source scripts/env.sh`",
-        tried.join(", ")
-    );
-    if std::env::var_os("HEARTH_REQUIRE_TRANSFORMERS").is_some() {
-        panic!("{reason}");
-    }
-    eprintln!("skipped: {reason}");
-    None
-}
-
-/// Runs `scripts/hf_parity.py` with `args`; returns its stdout lines (each a JSON result).
-fn parity_script(python: &Path, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(python)
-        .arg(repo().join("scripts/hf_parity.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    for line in stdout.lines() {
-        eprintln!("{line}");
-    }
-    assert!(
-        out.status.success(),
-        "hf_parity.py {args:?} failed\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
+use support::{hearth, ok, parity_script, python, repo};
 
 /// Text to train on.
 fn story(dir: &Path) -> PathBuf {

@@ -139,9 +139,10 @@ pub struct TrainArgs {
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-    /// Fine-tune: multiply the learning rate and its minimum by this.
-    #[arg(long, default_value_t = 0.1, value_parser = finite)]
-    pub lr_multiplier: f64,
+    /// Fine-tune: multiply the learning rate and its minimum by this (default 0.1, or 1 where
+    /// the objective's recipe rates are meant for pretrained weights, as CoSENT's).
+    #[arg(long, value_parser = finite)]
+    pub lr_multiplier: Option<f64>,
     /// Fine-tune: keep the token and position embeddings fixed.
     #[arg(long)]
     pub freeze_embeddings: bool,
@@ -273,6 +274,10 @@ impl TrainArgs {
         set(&mut o.pooling, self.pooling);
         if let Some(path) = &self.pairs {
             o.pairs_file = Some(path.clone());
+            // A pairs file is where the positives come from unless --positives says otherwise.
+            if self.positives.is_none() {
+                o.positives = hearth_engine::objective::Positives::Pairs;
+            }
         }
         if let Some(from) = &self.init_from {
             // The base run's shape unless flags say otherwise.
@@ -295,9 +300,11 @@ impl TrainArgs {
             if self.masked_weight.is_none() {
                 spec.objective.masked_weight = 0.0;
             }
+            let recipe = hearth_engine::objective::Recipe::of(&spec.objective.kind);
+            let default_multiplier = if recipe.pretrained_lr { 1.0 } else { 0.1 };
             spec.init = Some(InitSpec {
                 from_run: from.clone(),
-                lr_multiplier: self.lr_multiplier,
+                lr_multiplier: self.lr_multiplier.unwrap_or(default_multiplier),
                 freeze_embeddings: self.freeze_embeddings,
                 freeze_layers: self.freeze_layers,
             });

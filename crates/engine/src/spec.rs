@@ -159,6 +159,12 @@ impl RunSpec {
         o.lr = recipe.lr;
         o.min_lr = recipe.min_lr;
         o.warmup_steps = recipe.warmup_steps;
+        if let Some(batch) = recipe.batch {
+            self.train.batch_size = batch;
+        }
+        if let Some(steps) = recipe.steps {
+            self.train.steps = steps;
+        }
         let defaults = ObjectiveSpec::default();
         let obj = &mut self.objective;
         obj.mask_rate = recipe.mask_rate.unwrap_or(defaults.mask_rate);

@@ -310,7 +310,10 @@ impl StudioApp {
             }
             if ui
                 .button("Import model…")
-                .on_hover_text("A Hugging Face GPT-2 folder becomes a run you can fine-tune")
+                .on_hover_text(
+                    "A Hugging Face GPT-2 or BERT folder, or a sentence-transformers encoder \
+                     (all-MiniLM-L6-v2), becomes a run you can evaluate and fine-tune",
+                )
                 .clicked()
             {
                 actions.push(Action::ImportModel);

@@ -8,6 +8,7 @@
 //! [`register`] at run time).
 
 pub mod contrastive;
+pub mod cosent;
 pub mod describe;
 pub mod grit;
 pub mod linkbert;
@@ -70,6 +71,13 @@ pub trait Objective: Send + Sync {
     /// Whether the model is trained to embed texts: the run then loads the pairs file of
     /// `positives = pairs`, and the embedding options of [`ObjectiveSpec`] apply.
     fn uses_embeddings(&self) -> bool {
+        false
+    }
+
+    /// Whether the run's pairs file carries a gold score per pair that the loss reads (the
+    /// STS layout or JSONL `{"a", "b", "score"}`): the worker then loads it as scored pairs,
+    /// whatever the positives setting.
+    fn scored_pairs(&self) -> bool {
         false
     }
 
@@ -373,14 +381,18 @@ impl ObjectiveKind {
     /// a 3-way relation head (B follows A, is random, or comes from a document A links to);
     /// `L = L_mlm + L_relation`. Needs a dataset with the LinkBERT transform.
     pub const LINKBERT: Self = Self(Cow::Borrowed("linkbert"));
+    /// CoSENT (Su 2022): fine-tuning an encoder on sentence pairs with gold similarity
+    /// scores, a ranking loss on their cosines. Needs a scored pairs file.
+    pub const COSENT: Self = Self(Cow::Borrowed("cosent"));
 
     /// The objectives Hearth ships, in the order the studio lists them.
-    pub const BUILT_IN: [ObjectiveKind; 5] = [
+    pub const BUILT_IN: [ObjectiveKind; 6] = [
         Self::NEXT_TOKEN,
         Self::MASKED,
         Self::CONTRASTIVE,
         Self::GRIT,
         Self::LINKBERT,
+        Self::COSENT,
     ];
 
     /// A kind by name (not checked against the registry: see [`ObjectiveKind::parse`]).

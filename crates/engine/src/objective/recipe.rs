@@ -37,6 +37,13 @@ pub struct Recipe {
     pub lexical: Option<f64>,
     /// Sequences per batch the recipe was measured with (a hint; the run's batch is kept).
     pub batch_hint: usize,
+    /// Rows per batch the recipe sets (`None`: the run's batch is kept).
+    pub batch: Option<usize>,
+    /// Training steps the recipe sets (`None`: the run's steps are kept).
+    pub steps: Option<usize>,
+    /// Whether the learning rates are meant for pretrained weights, so a run started from
+    /// another (`--init-from`) uses them as they are instead of a tenth of them.
+    pub pretrained_lr: bool,
     /// Why these values, in one or two sentences (shown in the studio and the README).
     pub why: &'static str,
 }
@@ -59,6 +66,9 @@ impl Default for Recipe {
             gen_weight: None,
             lexical: None,
             batch_hint: 12,
+            batch: None,
+            steps: None,
+            pretrained_lr: false,
             why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
                   run after 100 warmup steps.",
         }
@@ -109,7 +119,13 @@ impl Recipe {
         if let Some(g) = self.gen_weight {
             parts.push(format!("generation weight {g}"));
         }
-        parts.push(format!("batch {} (hint)", self.batch_hint));
+        match self.batch {
+            Some(batch) => parts.push(format!("batch {batch}")),
+            None => parts.push(format!("batch {} (hint)", self.batch_hint)),
+        }
+        if let Some(steps) = self.steps {
+            parts.push(format!("{steps} steps"));
+        }
         parts.join(", ")
     }
 }

@@ -1,7 +1,7 @@
 //! The objectives a run can name: the built-in ones, one line each, and any registered at run
 //! time.
 
-use super::{Objective, ObjectiveKind, contrastive, grit, linkbert, masked, next_token};
+use super::{Objective, ObjectiveKind, contrastive, cosent, grit, linkbert, masked, next_token};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 /// Registered objectives in the order the studio lists them.
@@ -12,6 +12,7 @@ static REGISTRY: LazyLock<RwLock<Vec<Arc<dyn Objective>>>> = LazyLock::new(|| {
         Arc::new(contrastive::Contrastive),
         Arc::new(grit::Grit),
         Arc::new(linkbert::LinkBert),
+        Arc::new(cosent::Cosent),
     ];
     RwLock::new(built_in)
 });

@@ -1,7 +1,7 @@
 //! What a training step or an evaluation reads besides the model.
 
 use super::ObjectiveSpec;
-use crate::data::pairs::Pair;
+use crate::data::pairs::{Pair, ScoredPair};
 use crate::data::{Corpus, Tokenizer};
 use rand::rngs::StdRng;
 
@@ -14,6 +14,10 @@ pub struct PairSet {
     pub train: Vec<TrainPair>,
     /// Query and positive of each held-out pair.
     pub held_out: Vec<(Vec<u32>, Vec<u32>)>,
+    /// The gold score of each training pair (scored pairs only; empty otherwise).
+    pub scores: Vec<f32>,
+    /// The gold score of each held-out pair (scored pairs only; empty otherwise).
+    pub held_out_scores: Vec<f32>,
 }
 
 impl PairSet {
@@ -40,7 +44,31 @@ impl PairSet {
                 .map(|(a, b, _)| (a.clone(), b.clone()))
                 .collect(),
             train: encoded[..split.max(1)].to_vec(),
+            scores: Vec::new(),
+            held_out_scores: Vec::new(),
         }
+    }
+
+    /// Encodes scored pairs with `tokenizer` and splits off the held-out pairs (the last
+    /// tenth, as [`PairSet::new`]), keeping each pair's score.
+    pub fn scored(pairs: &[ScoredPair], tokenizer: &Tokenizer) -> Self {
+        let plain: Vec<Pair> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Pair {
+                a: p.a.clone(),
+                b: p.b.clone(),
+                negative: None,
+                score: Some(p.score),
+                line: i + 1,
+            })
+            .collect();
+        let mut set = Self::new(&plain, tokenizer);
+        let scores: Vec<f32> = pairs.iter().map(|p| p.score as f32).collect();
+        let split = pairs.len() - set.held_out.len();
+        set.held_out_scores = scores[split..].to_vec();
+        set.scores = scores[..set.train.len()].to_vec();
+        set
     }
 }
 

@@ -116,7 +116,8 @@ impl StudioApp {
         });
     }
 
-    /// Imports a Hugging Face GPT-2 folder as a new run of the project and shows it.
+    /// Imports a Hugging Face folder (GPT-2, BERT or a sentence-transformers encoder) as a new
+    /// run of the project and shows it.
     pub(super) fn import_model(&mut self, hf_dir: &Path) {
         let base = hf_dir
             .file_name()

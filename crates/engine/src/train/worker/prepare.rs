@@ -81,6 +81,16 @@ impl Worker {
 
     /// The labelled pairs an embedding objective trains on with `positives = pairs`.
     fn pairs(&self, spec: &RunSpec, corpus: &Corpus) -> Result<Option<PairSet>, RunFailure> {
+        if let (Some(path), true) = (&spec.objective.pairs_file, self.objective.scored_pairs()) {
+            let pairs = crate::data::pairs::read_scored_pairs(path)?;
+            if pairs.len() < 2 {
+                return Err(RunFailure::TooFewPairs(path.clone()));
+            }
+            return Ok(Some(PairSet::scored(
+                &pairs,
+                &corpus.tokenizer.clone().with_specials(true),
+            )));
+        }
         let path = match (&spec.objective.pairs_file, spec.objective.positives) {
             (Some(path), Positives::Pairs) if self.objective.uses_embeddings() => path,
             _ => return Ok(None),

@@ -1,0 +1,325 @@
+//! Pretrained sentence encoders: `hearth import --hf` of BERT and sentence-transformers folders,
+//! checked against sentence-transformers itself through `scripts/bert_parity.py`; and the
+//! folders an import must refuse.
+//!
+//! The parity tests need a Python with sentence-transformers (the one `scripts/env.sh` sets
+//! up); the all-MiniLM-L6-v2 test needs the weights `scripts/fetch_fixtures.sh` puts in the
+//! cache. Without them they print why and pass, unless `HEARTH_REQUIRE_TRANSFORMERS` /
+//! `HEARTH_REQUIRE_FIXTURES` is set (`make test`), where they fail.
+
+mod support;
+
+use hearth_engine::backend::BackendKind;
+use hearth_engine::eval::embed_all;
+use hearth_engine::export::LoadedRun;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use support::{hearth, ok, python, script};
+
+/// Sentences of the kind STS pairs hold, with punctuation, capitals, digits and a word no
+/// small vocabulary has.
+const SENTENCES: [&str; 32] = [
+    "A man is playing a guitar.",
+    "A woman is slicing an onion.",
+    "The child rides a red horse on the beach.",
+    "Two dogs are running through a field.",
+    "A cat is sleeping on the sofa.",
+    "Someone is eating a big green apple!",
+    "The stock market fell 3 percent on Monday.",
+    "Is the train late again?",
+    "A man is riding a bicycle down the street.",
+    "The woman is playing the violin.",
+    "Kids are playing in the snow.",
+    "A dog is eating food from a bowl.",
+    "The sun sets behind the mountains.",
+    "He said he would come back tomorrow.",
+    "Three men are playing chess.",
+    "A small boat sails across the lake.",
+    "The president spoke to reporters in Washington.",
+    "Rain is expected for most of the week.",
+    "A woman is dancing in the rain.",
+    "The chef adds salt to the soup.",
+    "Students are studying in the library.",
+    "A bird is flying over the ocean.",
+    "Xylophonists rarely sleepwalk.",
+    "The man wasn't wearing a hat.",
+    "A plane is taking off.",
+    "A girl is brushing her hair.",
+    "Police arrested two suspects after the robbery.",
+    "The cat chased the mouse around the house.",
+    "An old man is reading a newspaper on a bench.",
+    "Children were singing songs at the party.",
+    "A man plays the guitar.",
+    "a MAN is Playing a Guitar",
+];
+
+/// A Python with sentence-transformers, or `None` (said why) where tests may skip.
+fn st_python() -> Option<PathBuf> {
+    let python = python()?;
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import sentence_transformers, scipy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(python);
+    }
+    let reason = format!(
+        "{} has no sentence_transformers; run `source scripts/env.sh`",
+        python.display()
+    );
+    if std::env::var_os("HEARTH_REQUIRE_TRANSFORMERS").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
+
+/// all-MiniLM-L6-v2 as `scripts/fetch_fixtures.sh` unpacks it, or `None` (said why) where
+/// tests may skip.
+fn minilm() -> Option<PathBuf> {
+    let cache = std::env::var_os("HEARTH_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth")))?;
+    let dir = cache.join("fixtures/all-MiniLM-L6-v2");
+    if dir.join(".ok").exists() {
+        return Some(dir);
+    }
+    let reason = format!(
+        "no all-MiniLM-L6-v2 in {} (run `bash scripts/fetch_fixtures.sh` with scripts/env.sh sourced)",
+        dir.display()
+    );
+    if std::env::var_os("HEARTH_REQUIRE_FIXTURES").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
+
+/// Imports `folder` into the project `project` as run `name`; returns the run folder.
+fn import(project: &Path, folder: &Path, name: &str) -> PathBuf {
+    let out = ok(hearth()
+        .arg("--project")
+        .arg(project)
+        .args(["import", "--hf"])
+        .arg(folder)
+        .args(["--name", name]));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run folder: "))
+        .unwrap_or_else(|| panic!("no run folder in the import's output:\n{text}"));
+    PathBuf::from(line.trim())
+}
+
+/// Hearth's embeddings of `texts` by the run in `run_dir`, as rows.
+fn hearth_embeddings(run_dir: &Path, texts: &[&str]) -> Vec<Vec<f32>> {
+    let device = BackendKind::preferred().device().unwrap();
+    let run = LoadedRun::load(run_dir, &device).unwrap();
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| run.tokenizer.encode_text(t)).collect();
+    let how = run.spec.objective.embed_spec();
+    let x = embed_all(&run.model, &ids, how, &run.tokenizer, &device);
+    let [n, d] = x.dims();
+    let values = x.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    (0..n)
+        .map(|i| values[i * d..(i + 1) * d].to_vec())
+        .collect()
+}
+
+/// sentence-transformers' embeddings of `texts` by the folder `dir`.
+fn reference_embeddings(python: &Path, dir: &Path, texts: &[&str], tmp: &Path) -> Vec<Vec<f32>> {
+    let file = tmp.join("texts.json");
+    std::fs::write(&file, json!(texts).to_string()).unwrap();
+    let out = script(
+        python,
+        "bert_parity.py",
+        &["embed", dir.to_str().unwrap(), file.to_str().unwrap()],
+    );
+    let rows: Vec<Vec<f32>> = serde_json::from_value(out.last().cloned().unwrap()).unwrap();
+    rows
+}
+
+/// The largest absolute difference between two sets of rows of the same shape.
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len(), "rows");
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len(), "width");
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn tiny_sentence_encoders_embed_as_sentence_transformers_for_each_pooling() {
+    let Some(python) = st_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    for pooling in ["mean", "cls", "max"] {
+        let folder = tmp.path().join(format!("tiny-{pooling}"));
+        script(
+            &python,
+            "bert_parity.py",
+            &["tiny", folder.to_str().unwrap(), pooling],
+        );
+        let run = import(&project, &folder, &format!("tiny-{pooling}"));
+        let spec: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("spec.json")).unwrap()).unwrap();
+        assert_eq!(spec["model"]["family"], "bert");
+        assert_eq!(spec["objective"]["pooling"], pooling);
+        assert_eq!(spec["model"]["context"], 48, "max_seq_length of the folder");
+        let ours = hearth_embeddings(&run, &SENTENCES);
+        let theirs = reference_embeddings(&python, &folder, &SENTENCES, tmp.path());
+        let diff = max_abs_diff(&ours, &theirs);
+        assert!(
+            diff < 1e-5,
+            "{pooling}: embeddings differ by {diff} from sentence-transformers"
+        );
+    }
+}
+
+#[test]
+fn minilm_embeds_as_sentence_transformers() {
+    let Some(folder) = minilm() else { return };
+    let Some(python) = st_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = import(&tmp.path().join("project"), &folder, "minilm");
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("spec.json")).unwrap()).unwrap();
+    assert_eq!(spec["model"]["n_layer"], 6);
+    assert_eq!(spec["model"]["d_model"], 384);
+    assert_eq!(spec["model"]["context"], 256);
+    let ours = hearth_embeddings(&run, &SENTENCES);
+    let theirs = reference_embeddings(&python, &folder, &SENTENCES, tmp.path());
+    let diff = max_abs_diff(&ours, &theirs);
+    eprintln!(
+        "all-MiniLM-L6-v2 on {} sentences: max |diff| {diff:e}",
+        SENTENCES.len()
+    );
+    assert!(
+        diff < 1e-4,
+        "embeddings differ by {diff} from sentence-transformers"
+    );
+}
+
+/// A plain BERT folder by hand: its config (with `overrides`), a WordPiece tokenizer of
+/// `tokens` and no weights.
+fn hand_folder(dir: &Path, overrides: Value, tokens: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut config = json!({
+        "model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16,
+        "vocab_size": 7, "hidden_act": "gelu", "layer_norm_eps": 1e-12
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let names = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "d",
+    ];
+    let vocab: serde_json::Map<String, Value> = names[..tokens]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), json!(i)))
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": {"type": "BertNormalizer", "clean_text": true,
+            "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"}, "post_processor": null,
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]",
+            "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+            "vocab": vocab}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+}
+
+#[test]
+fn folders_an_import_cannot_represent_are_refused_naming_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    let refuse = |folder: &Path| -> String {
+        let out = hearth()
+            .arg("--project")
+            .arg(&project)
+            .args(["import", "--hf"])
+            .arg(folder)
+            .args(["--name", "bad"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} was imported", folder.display());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let message = refuse(&empty);
+    assert!(message.contains("config.json"), "{message}");
+
+    let roberta = tmp.path().join("roberta");
+    hand_folder(&roberta, json!({"model_type": "roberta"}), 7);
+    let message = refuse(&roberta);
+    assert!(
+        message.contains("config.json")
+            && message.contains("model_type")
+            && message.contains("roberta"),
+        "{message}"
+    );
+
+    let act = tmp.path().join("act");
+    hand_folder(&act, json!({"hidden_act": "relu"}), 7);
+    let message = refuse(&act);
+    assert!(
+        message.contains("hidden_act") && message.contains("relu"),
+        "{message}"
+    );
+
+    let mismatch = tmp.path().join("mismatch");
+    hand_folder(&mismatch, json!({"vocab_size": 9}), 7);
+    let message = refuse(&mismatch);
+    assert!(
+        message.contains("config.json")
+            && message.contains("vocab_size")
+            && message.contains("tokenizer.json has 7 tokens"),
+        "{message}"
+    );
+
+    let bin_only = tmp.path().join("bin-only");
+    hand_folder(&bin_only, json!({}), 7);
+    std::fs::write(bin_only.join("pytorch_model.bin"), b"not read").unwrap();
+    let message = refuse(&bin_only);
+    assert!(
+        message.contains("pytorch_model.bin") && message.contains("safetensors"),
+        "{message}"
+    );
+
+    let dense = tmp.path().join("dense");
+    hand_folder(&dense, json!({}), 7);
+    std::fs::write(
+        dense.join("modules.json"),
+        json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let message = refuse(&dense);
+    assert!(
+        message.contains("modules.json") && message.contains("Dense"),
+        "{message}"
+    );
+
+    // Nothing was written for any of them.
+    let runs = project.join("runs");
+    let written = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        written,
+        0,
+        "refused imports left run folders in {}",
+        runs.display()
+    );
+}
