@@ -120,7 +120,7 @@ fn hearth_embeddings(run_dir: &Path, texts: &[&str]) -> Vec<Vec<f32>> {
     let how = run.spec.objective.embed_spec();
     let x = embed_all(&run.model, &ids, how, &run.tokenizer, &device);
     let [n, d] = x.dims();
-    let values = x.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    let values = x.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     (0..n)
         .map(|i| values[i * d..(i + 1) * d].to_vec())
         .collect()

@@ -12,11 +12,10 @@ use hearth_engine::export::LoadedRun;
 use hearth_engine::model::AttentionMode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod support;
 
-use support::{hearth, ok, parity_script, python, repo};
+use support::{hearth, ok, parity_script, python};
 
 /// Text to train on.
 fn story(dir: &Path) -> PathBuf {

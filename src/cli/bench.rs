@@ -77,6 +77,21 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 300)]
         frames: usize,
     },
+    /// Embedding an STS file's sentences with an imported sentence encoder on LibTorch's
+    /// CPU against sentence-transformers with the same folder, same threads, same run; ends
+    /// with `ratio hearth/sentence-transformers=<x>` (above 1: Hearth is faster).
+    EmbedSts {
+        /// The STS file (tab-separated STS benchmark layout, or JSONL {"a","b","score"}).
+        #[arg(long)]
+        sts: PathBuf,
+        /// The sentence-transformers folder (default: all-MiniLM-L6-v2 in the cache, from
+        /// scripts/fetch_fixtures.sh).
+        #[arg(long)]
+        hf: Option<PathBuf>,
+        /// Alternating rounds of both.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Opening a generated project of many runs, to the first frame.
     Store {
         #[arg(long, default_value_t = 1_000)]
@@ -356,6 +371,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         None => run_train(args),
         Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),
+        Some(BenchWhat::EmbedSts { sts, hf, rounds }) => super::bench_sts::run(
+            &hf.clone().unwrap_or_else(super::bench_sts::default_folder),
+            sts,
+            *rounds,
+            args.threads,
+            &python(args),
+        ),
         #[cfg(not(feature = "studio"))]
         Some(
             BenchWhat::Plot { .. }

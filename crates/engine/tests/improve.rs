@@ -5,7 +5,6 @@
 
 mod common;
 
-use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hearth_engine::backend::BackendKind;
 use hearth_engine::data::dataset::Dataset;

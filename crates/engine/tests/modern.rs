@@ -43,6 +43,7 @@ fn spec(fixture: &Value) -> ModelSpec {
         bias: false,
         relation_classes: 0,
         arch: Arch::Modern,
+        ..ModelSpec::default()
     };
     assert_eq!(spec.mlp_hidden(), get("hidden"));
     assert!(spec.validate().is_empty());

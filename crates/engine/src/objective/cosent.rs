@@ -313,7 +313,7 @@ mod tests {
     fn the_loss_is_small_when_cosines_follow_the_scores_and_large_when_reversed() {
         let device = crate::backend::BackendKind::Flex.device().unwrap();
         let scores = [0.0f32, 2.5, 5.0];
-        let loss = |c: [f32; 3]| {
+        let loss = |c: [f32; 3]| -> f32 {
             cosent_loss(
                 Tensor::<1>::from_data(TensorData::new(c.to_vec(), [3]), &device),
                 &scores,
@@ -331,7 +331,7 @@ mod tests {
         );
         assert!(reversed > 15.0, "{reversed}");
         // Ties in the gold scores add nothing.
-        let tied = cosent_loss(
+        let tied: f32 = cosent_loss(
             Tensor::<1>::from_data(TensorData::new(vec![0.9f32, 0.1], [2]), &device),
             &[3.0, 3.0],
             &device,
