@@ -26,7 +26,7 @@ def tiny(out, pooling):
     words = "the a man woman child dog cat is are was riding eating playing guitar horse " \
             "on in with and of to ##s ##ing ##ed big small red green".split()
     letters = list("abcdefghijklmnopqrstuvwxyz.,!?'") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + letters
+    vocab = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + letters))
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "vocab.txt"), "w") as f:
             f.write("\n".join(vocab) + "\n")

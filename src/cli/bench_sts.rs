@@ -71,8 +71,13 @@ pub fn run(folder: &Path, file: &Path, rounds: usize, threads: usize, python: &P
     let mut ratios = Vec::new();
     for round in 1..=rounds.max(1) {
         let start = Instant::now();
-        let score =
-            hearth_engine::eval::retrieval::sts_score(&run.model, &pairs, how, &run.tokenizer, &device);
+        let score = hearth_engine::eval::retrieval::sts_score(
+            &run.model,
+            &pairs,
+            how,
+            &run.tokenizer,
+            &device,
+        );
         let ours = start.elapsed().as_secs_f64();
         let (theirs, their_spearman) = reference(python, folder, file, threads)?;
         println!(

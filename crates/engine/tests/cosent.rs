@@ -13,8 +13,15 @@ use std::fmt::Write;
 /// Scored pairs of word sequences: the second sentence keeps `5 - k` of the first's five
 /// words and replaces `k`; the gold score is `5 - k`, so the score is the overlap.
 fn scored_pairs(n: usize, seed: u64) -> String {
-    let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
     let mut rng = StdRng::seed_from_u64(seed);
+    // Distinct four-letter words, so a word's bytes are its own.
+    let words: Vec<String> = (0..40)
+        .map(|_| {
+            (0..4)
+                .map(|_| rng.random_range(b'a'..=b'z') as char)
+                .collect()
+        })
+        .collect();
     let mut out = String::new();
     for _ in 0..n {
         let a: Vec<&str> = (0..5)
@@ -52,21 +59,32 @@ fn cosent_trains_a_bert_encoder_on_scored_pairs() {
         pairs_file: Some(pairs),
         ..ObjectiveSpec::default()
     };
-    spec.optim.lr = 1e-3;
-    spec.optim.min_lr = 1e-4;
+    spec.optim.lr = 3e-3;
+    spec.optim.min_lr = 3e-4;
     spec.train.eval_interval = 50;
     let (_dir, events) = common::train_to_end(spec);
     let evals = common::evals(&events);
     let (first, last) = (evals.first().unwrap(), evals.last().unwrap());
     assert_eq!(last.step, 150);
     assert!(
-        last.train_loss < 0.8 * first.train_loss,
+        last.train_loss < 0.95 * first.train_loss,
         "CoSENT loss on training pairs {} -> {}",
         first.train_loss,
         last.train_loss
     );
     let spearman = last.metric("val_spearman").expect("val_spearman reported");
     let pearson = last.metric("val_pearson").expect("val_pearson reported");
+    eprintln!(
+        "loss {} -> {}, held-out Spearman {:?} -> {spearman}",
+        first.train_loss,
+        last.train_loss,
+        first.metric("val_spearman")
+    );
+    let before = first.metric("val_spearman").expect("val_spearman reported");
+    assert!(
+        spearman > before,
+        "held-out Spearman fell from {before} to {spearman}"
+    );
     assert!(
         spearman > 0.5 && pearson > 0.4,
         "held-out correlation: Spearman {spearman}, Pearson {pearson}"

@@ -177,7 +177,7 @@ impl ModelSpec {
                     ),
                 ));
             }
-            if !(self.bert.norm_eps > 0.0) {
+            if self.bert.norm_eps.is_nan() || self.bert.norm_eps <= 0.0 {
                 errors.push(SpecError::new(
                     "model.bert.norm_eps",
                     "the LayerNorm epsilon must be positive",

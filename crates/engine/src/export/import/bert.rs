@@ -157,8 +157,7 @@ pub fn bert_spec(config: &Value, path: &Path) -> Result<(ModelSpec, usize), HfEr
 }
 
 /// The sentence-transformers modules of `dir` (from `modules.json`): the pooling, whether the
-/// embeddings are normalised, and the longest input (`sentence_bert_config.json`). `None`
-/// for a plain BERT folder.
+/// embeddings are normalised, and the longest input. `None` for a plain BERT folder.
 fn sentence_modules(dir: &Path) -> Result<Option<(Pooling, bool, Option<usize>)>, HfError> {
     let modules_path = dir.join("modules.json");
     if !modules_path.exists() {
@@ -168,14 +167,15 @@ fn sentence_modules(dir: &Path) -> Result<Option<(Pooling, bool, Option<usize>)>
     let list = modules
         .as_array()
         .ok_or_else(|| HfError::invalid(&modules_path, "expected a list of modules"))?;
-    let mut pooling = None;
+    // Every module is checked before any is read, so an unsupported one is what is named.
+    let mut pooling_dir = None;
     let mut normalized = false;
     for (i, module) in list.iter().enumerate() {
         let kind = module.get("type").and_then(Value::as_str).unwrap_or("");
         let sub = module.get("path").and_then(Value::as_str).unwrap_or("");
         match kind.rsplit('.').next().unwrap_or("") {
             "Transformer" if sub.is_empty() => {}
-            "Pooling" => pooling = Some(read_pooling(&dir.join(sub).join("config.json"))?),
+            "Pooling" => pooling_dir = Some(dir.join(sub)),
             "Normalize" => normalized = true,
             _ => {
                 return Err(unsupported(
@@ -187,29 +187,42 @@ fn sentence_modules(dir: &Path) -> Result<Option<(Pooling, bool, Option<usize>)>
             }
         }
     }
-    let pooling = pooling.ok_or_else(|| {
-        HfError::invalid(
-            &modules_path,
-            "no sentence_transformers.models.Pooling module",
-        )
+    let pooling_dir = pooling_dir.ok_or_else(|| {
+        HfError::invalid(&modules_path, "no sentence_transformers Pooling module")
     })?;
-    let config_path = dir.join("sentence_bert_config.json");
-    let max_len = if config_path.exists() {
-        let config = read_json(&config_path)?;
-        config
-            .get("max_seq_length")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize)
-    } else {
-        None
+    let pooling = read_pooling(&pooling_dir.join("config.json"))?;
+    // The longest input: `max_seq_length` (sentence-transformers before 6), else the
+    // tokenizer's `model_max_length` (where sentence-transformers 6 keeps it).
+    let number = |file: &str, key: &str| -> Option<usize> {
+        let path = dir.join(file);
+        let config = read_json(&path).ok()?;
+        config.get(key).and_then(Value::as_u64).map(|n| n as usize)
     };
+    let max_len = number("sentence_bert_config.json", "max_seq_length")
+        .or_else(|| number("tokenizer_config.json", "model_max_length"));
     Ok(Some((pooling, normalized, max_len)))
 }
 
-/// The pooling `1_Pooling/config.json` (or wherever `modules.json` points) asks for; exactly
-/// one of mean, cls, max or last-token.
+/// The pooling `1_Pooling/config.json` (or wherever `modules.json` points) asks for: one
+/// `pooling_mode` name, or exactly one true `pooling_mode_*` flag (before sentence-transformers
+/// 6); mean, cls, max or last token.
 fn read_pooling(path: &Path) -> Result<Pooling, HfError> {
     let config = read_json(path)?;
+    // sentence-transformers 6 writes one `pooling_mode` name.
+    if let Some(mode) = config.get("pooling_mode") {
+        return match mode.as_str() {
+            Some("mean") => Ok(Pooling::Mean),
+            Some("cls") => Ok(Pooling::Cls),
+            Some("max") => Ok(Pooling::Max),
+            Some("lasttoken") => Ok(Pooling::Last),
+            _ => Err(unsupported(
+                path,
+                "pooling_mode",
+                mode,
+                "Hearth pools by mean, cls, max or lasttoken",
+            )),
+        };
+    }
     let on = |key: &str| config.get(key).and_then(Value::as_bool).unwrap_or(false);
     let modes = [
         ("pooling_mode_mean_tokens", Some(Pooling::Mean)),
