@@ -4,6 +4,7 @@
     bert_parity.py embed DIR TEXTS    embeddings of the JSON list of texts in TEXTS, as JSON
     bert_parity.py sts DIR FILE       STS of the tab-separated FILE: pairs, Pearson, Spearman,
                                       and the seconds embedding took (2 threads)
+    bert_parity.py keys DIR           the weights BertModel misses or does not use in DIR
 Offline: nothing is downloaded.
 """
 import json
@@ -59,6 +60,14 @@ def embed(path, texts_file):
     print(json.dumps([[float(x) for x in row] for row in out]))
 
 
+def keys(path):
+    from transformers import BertModel
+
+    _, info = BertModel.from_pretrained(path, output_loading_info=True)
+    print(json.dumps({k: sorted(v) for k, v in info.items() if k in
+                      ("missing_keys", "unexpected_keys", "mismatched_keys")}))
+
+
 def sts(path, file):
     from scipy.stats import pearsonr, spearmanr
 
@@ -87,6 +96,8 @@ if __name__ == "__main__":
         tiny(sys.argv[2], sys.argv[3])
     elif command == "embed":
         embed(sys.argv[2], sys.argv[3])
+    elif command == "keys":
+        keys(sys.argv[2])
     elif command == "sts":
         sts(sys.argv[2], sys.argv[3])
     else:

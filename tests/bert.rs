@@ -203,6 +203,76 @@ fn minilm_embeds_as_sentence_transformers() {
     );
 }
 
+#[test]
+fn a_fine_tuned_encoder_exports_to_sentence_transformers_with_the_same_embeddings() {
+    let Some(python) = st_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    let folder = tmp.path().join("tiny");
+    script(
+        &python,
+        "bert_parity.py",
+        &["tiny", folder.to_str().unwrap(), "mean"],
+    );
+    let base = import(&project, &folder, "tiny");
+    // Scored pairs: a sentence with itself (5) or with another (0 to 4).
+    let mut pairs = String::new();
+    for (i, a) in SENTENCES.iter().enumerate() {
+        let b = SENTENCES[(i * 7 + 3) % SENTENCES.len()];
+        pairs.push_str(&format!("{}\n", json!({"a": a, "b": a, "score": 5.0})));
+        pairs.push_str(&format!(
+            "{}\n",
+            json!({"a": a, "b": b, "score": (i % 5) as f64})
+        ));
+    }
+    let pairs_file = tmp.path().join("pairs.jsonl");
+    std::fs::write(&pairs_file, pairs).unwrap();
+    let ft = tmp.path().join("ft");
+    ok(hearth()
+        .arg("--project")
+        .arg(&project)
+        .args(["train", "--init-from"])
+        .arg(&base)
+        .args(["--objective", "cosent", "--pairs"])
+        .arg(&pairs_file)
+        .args([
+            "--steps",
+            "6",
+            "--eval-interval",
+            "3",
+            "--batch",
+            "8",
+            "--threads",
+            "1",
+        ])
+        .args(["--lr", "1e-3", "--name", "ft", "--out"])
+        .arg(&ft));
+    let export = tmp.path().join("export");
+    ok(hearth()
+        .args(["export", "--run"])
+        .arg(&ft)
+        .arg("--out")
+        .arg(&export));
+    let keys = script(
+        &python,
+        "bert_parity.py",
+        &["keys", export.to_str().unwrap()],
+    );
+    let keys = keys.last().unwrap();
+    for kind in ["missing_keys", "unexpected_keys", "mismatched_keys"] {
+        assert_eq!(keys[kind], json!([]), "{kind} loading the export: {keys}");
+    }
+    let ours = hearth_embeddings(&ft, &SENTENCES);
+    let base_rows = hearth_embeddings(&base, &SENTENCES);
+    assert!(
+        max_abs_diff(&ours, &base_rows) > 1e-4,
+        "fine-tuning changed nothing, so the check would not tell an export of the base apart"
+    );
+    let theirs = reference_embeddings(&python, &export, &SENTENCES, tmp.path());
+    let diff = max_abs_diff(&ours, &theirs);
+    assert!(diff < 1e-5, "the export embeds {diff} away from the run");
+}
+
 /// A plain BERT folder by hand: its config (with `overrides`), a WordPiece tokenizer of
 /// `tokens` and no weights.
 fn hand_folder(dir: &Path, overrides: Value, tokens: usize) {

@@ -481,6 +481,9 @@ fn generate_with_a_seed_repeats_and_embed_matches_the_engine() {
             "mean",
             "--masked-warmup",
             "0",
+            // The channel is opt-in; `hearth embed` writes it out where a run has one.
+            "--lexical",
+            "0.6",
         ],
     );
     let generate = |seed: &str, extra: &[&str]| {
@@ -562,12 +565,12 @@ fn generate_with_a_seed_repeats_and_embed_matches_the_engine() {
         &loaded.tokenizer,
         &device,
     ));
-    // The recipe's lexical channel follows the 32 pooled dimensions; "a" is shorter than one
-    // of its n-grams.
+    // The lexical channel follows the 32 pooled dimensions; "a" is shorter than one of its
+    // n-grams.
     let lexical = hearth_engine::eval::LEXICAL_BUCKETS;
     assert!(
         loaded.spec.objective.lexical > 0.0,
-        "the recipe has the channel"
+        "the run has the channel"
     );
     for ((text, got), want) in from_txt.iter().zip(&engine) {
         assert_eq!(got.len(), 32 + lexical);

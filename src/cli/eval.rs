@@ -30,6 +30,10 @@ pub struct EvalArgs {
     /// `pairs=<n> pearson=<x> spearman=<x>`.
     #[arg(long, conflicts_with = "pairs")]
     pub sts: Option<PathBuf>,
+    /// With `--sts`: also record the score in the run's history at the checkpoint's step
+    /// (`val_sts_spearman`, `val_sts_pearson`), where the studio's charts and Compare show it.
+    #[arg(long, requires = "sts")]
+    pub record: bool,
     /// Retrieval-aware runs: exact match on the validation questions with no document, the
     /// right document, distractors only, or an edited right document (a renamed argument).
     #[arg(long, value_enum)]
@@ -164,6 +168,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             &device,
         );
         eprintln!("checkpoint of step {step}: {}", checkpoint.display());
+        if args.record {
+            hearth_engine::project::RunStore::open(&args.run)?
+                .append_eval_metrics(step, &hearth_engine::eval::retrieval::sts_metrics(&score))?;
+            eprintln!("recorded in the run's history at step {step}");
+        }
         println!(
             "pairs={} pearson={:.4} spearman={:.4}",
             score.pairs, score.pearson, score.spearman
@@ -175,7 +184,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let encode = |texts: Vec<&str>| -> Vec<Vec<u32>> {
             texts
                 .into_iter()
-                .map(|t| corpus.tokenizer.encode(t))
+                .map(|t| corpus.tokenizer.encode_text(t))
                 .collect()
         };
         let a = encode(pairs.iter().map(|p| p.a.as_str()).collect());

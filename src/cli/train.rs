@@ -110,6 +110,10 @@ pub struct TrainArgs {
     /// Contrastive / GRIT: the labelled pairs file (TSV or JSONL) for `--positives pairs`.
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Embedding objectives: an STS file (STS benchmark tab-separated, or JSONL {"a", "b",
+    /// "score"}) scored at every evaluation as `val_sts_spearman` / `val_sts_pearson`.
+    #[arg(long)]
+    pub sts: Option<PathBuf>,
     /// Contrastive / GRIT: InfoNCE temperature.
     #[arg(long, value_parser = finite)]
     pub temperature: Option<f64>,
@@ -272,6 +276,9 @@ impl TrainArgs {
         set(&mut o.lexical, self.lexical);
         set(&mut o.positives, self.positives);
         set(&mut o.pooling, self.pooling);
+        if let Some(path) = &self.sts {
+            o.sts_file = Some(path.clone());
+        }
         if let Some(path) = &self.pairs {
             o.pairs_file = Some(path.clone());
             // A pairs file is where the positives come from unless --positives says otherwise.

@@ -109,6 +109,20 @@ pub struct StsScore {
     pub spearman: f64,
 }
 
+/// The metric names an STS score is recorded under, at a run's evaluations and by
+/// `hearth eval --sts --record`.
+pub const STS_SPEARMAN: &str = "val_sts_spearman";
+/// See [`STS_SPEARMAN`].
+pub const STS_PEARSON: &str = "val_sts_pearson";
+
+/// An STS score as named metrics (`val_sts_spearman`, `val_sts_pearson`).
+pub fn sts_metrics(score: &StsScore) -> Vec<(String, f64)> {
+    vec![
+        (STS_SPEARMAN.to_string(), score.spearman),
+        (STS_PEARSON.to_string(), score.pearson),
+    ]
+}
+
 /// Embeds both sentences of every pair (as `how` says) and correlates their cosine with the
 /// gold score.
 pub fn sts_score(

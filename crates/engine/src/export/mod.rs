@@ -214,6 +214,18 @@ pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfErr
     let tokenizer = tokenizer_json::HfTokenizer::new(&run.tokenizer)?;
     let mut models = Vec::new();
     create_dir(out)?;
+    if run.spec.model.family == crate::model::Family::Bert {
+        // A BERT-family run is a BertModel, with sentence-transformers modules when it embeds.
+        hf::bert::write_bert(out, &run.spec.model, &params, &tokenizer, layout.embedding)?;
+        models.push((out.to_path_buf(), hf::bert::BERT_CLASS));
+        let text = card::model_card(run, &layout)?;
+        write_file(&out.join("README.md"), text.as_bytes())?;
+        return Ok(ExportSummary {
+            dir: out.to_path_buf(),
+            models,
+            step: run.step,
+        });
+    }
     if layout.decoder {
         hf::write_decoder(out, &run.spec.model, &params, &tokenizer, &run.spec)?;
         models.push((out.to_path_buf(), hf::GPT2_CLASS));

@@ -57,6 +57,9 @@ pub struct HfTokenizer {
     /// The id of a `[pad]` added for padding alone (see [`HfTokenizer::with_pad`]).
     pub added_pad: Option<u32>,
     base_size: usize,
+    /// A pretrained tokenizer's own `[PAD]`, `[MASK]`, `[CLS]` and `[SEP]` ids, written back by
+    /// name in `tokenizer_config.json`.
+    pretrained: Option<[Option<u32>; 4]>,
 }
 
 fn tokenizer_error(message: impl Into<String>) -> HfError {
@@ -89,6 +92,7 @@ impl HfTokenizer {
                 specials: false,
                 added_pad: specials.pad,
                 base_size: tok.vocab_size(),
+                pretrained: Some([specials.pad, specials.mask, specials.cls, specials.sep]),
             });
         }
         let mut hf = match tok {
@@ -137,6 +141,7 @@ impl HfTokenizer {
             specials: tok.has_specials(),
             added_pad: None,
             base_size,
+            pretrained: None,
         };
         let mut probe = PROBE.to_string();
         if let Tokenizer::Char { chars, .. } = tok {
@@ -229,6 +234,18 @@ impl HfTokenizer {
             "truncation_side": "right",
             "clean_up_tokenization_spaces": false,
         });
+        if let Some(ids) = self.pretrained {
+            let map = config.as_object_mut().expect("an object");
+            for (key, id) in ["pad_token", "mask_token", "cls_token", "sep_token"]
+                .into_iter()
+                .zip(ids)
+            {
+                if let Some(token) = id.and_then(|id| self.tokenizer.id_to_token(id)) {
+                    map.insert(key.to_string(), json!(token));
+                }
+            }
+            return config;
+        }
         if self.added_pad.is_some() {
             config["pad_token"] = json!(SPECIAL_TOKENS[0]);
         }

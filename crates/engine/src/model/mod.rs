@@ -169,6 +169,13 @@ impl Model {
         each_family!(self, m => m.save_file(path))
     }
 
+    /// [`Model::try_load_file`] that panics when the file does not load (tests and tools).
+    pub fn load_file<P: AsRef<Path>>(self, path: P) -> Self {
+        let path = path.as_ref();
+        self.try_load_file(path)
+            .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+    }
+
     /// Loads the weights of a file [`Model::save_file`] wrote into this model.
     pub fn try_load_file<P: AsRef<Path>>(self, path: P) -> Result<Self, RecordError> {
         match self {

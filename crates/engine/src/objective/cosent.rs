@@ -34,6 +34,10 @@ impl MetricKey {
     pub const VAL_SPEARMAN: MetricKey = MetricKey::new("val_spearman");
     /// CoSENT: Pearson's correlation of the held-out pairs' cosines with their gold scores.
     pub const VAL_PEARSON: MetricKey = MetricKey::new("val_pearson");
+    /// Embedding runs with an STS file: Spearman on that file (recorded by the worker).
+    pub const VAL_STS_SPEARMAN: MetricKey = MetricKey::new(crate::eval::retrieval::STS_SPEARMAN);
+    /// Embedding runs with an STS file: Pearson on that file.
+    pub const VAL_STS_PEARSON: MetricKey = MetricKey::new(crate::eval::retrieval::STS_PEARSON);
 }
 
 /// The CoSENT loss of cosines `cos: [n]` against gold `scores` (one per pair).
@@ -203,6 +207,7 @@ impl Objective for Cosent {
             min_lr: 0.0,
             warmup_steps: 34,
             steps: Some(340),
+            eval_interval: Some(85),
             batch: Some(16),
             pretrained_lr: true,
             pooling: None,
@@ -210,7 +215,7 @@ impl Objective for Cosent {
             batch_hint: 16,
             why: "sentence-transformers' STS-B recipe for a pretrained encoder: CoSENT (scale \
                   20), batch 16, AdamW at 2e-5 with 10% linear warm-up and decay to 0, about \
-                  four epochs of 1,350 training pairs (340 steps). The rate is for pretrained \
+                  four epochs of 1,350 training pairs (340 steps), evaluated every epoch. The rate is for pretrained \
                   weights and applies as it is from --init-from. The pooling stays the base \
                   model's.",
             ..Recipe::default()
@@ -221,7 +226,7 @@ impl Objective for Cosent {
         &[MetricKey::VAL_SPEARMAN, MetricKey::VAL_PEARSON]
     }
 
-    fn charts(&self, _spec: &ObjectiveSpec) -> super::Charts {
+    fn charts(&self, spec: &ObjectiveSpec) -> super::Charts {
         let mut charts = super::Charts::new(super::LossQuantities::both("CoSENT loss"));
         // The count models' reference lines measure next-token loss: not this loss.
         charts.loss_references = false;
@@ -239,6 +244,21 @@ impl Objective for Cosent {
                 },
             ],
         };
+        if spec.sts_file.is_some()
+            && let super::MetricsChart::Together { curves, title, .. } = &mut charts.metrics_chart
+        {
+            *title = "Cosine against gold score: held-out pairs and the STS file";
+            curves.extend([
+                super::ChartCurve {
+                    legend: "Spearman (STS file)",
+                    source: super::CurveSource::Metric(MetricKey::VAL_STS_SPEARMAN),
+                },
+                super::ChartCurve {
+                    legend: "Pearson (STS file)",
+                    source: super::CurveSource::Metric(MetricKey::VAL_STS_PEARSON),
+                },
+            ]);
+        }
         charts
     }
 

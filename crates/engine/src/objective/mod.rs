@@ -506,6 +506,11 @@ pub struct ObjectiveSpec {
     /// character n-gram counts beside the pooled states, see [`crate::eval::EmbedSpec`]); 0
     /// embeds the pooled states alone.
     pub lexical: f64,
+    /// Embedding objectives: an STS file (tab-separated STS benchmark layout, or JSONL
+    /// `{"a", "b", "score"}`) every evaluation also scores: Spearman and Pearson of the
+    /// cosine against the gold score, as `val_sts_spearman` and `val_sts_pearson`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_file: Option<PathBuf>,
     /// Settings of objectives that have no field of their own here (see
     /// [`Setting::option`]), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -528,6 +533,7 @@ impl Default for ObjectiveSpec {
             masked_warmup: 0.0,
             masked_weight: 0.0,
             lexical: 0.0,
+            sts_file: None,
             options: BTreeMap::new(),
         }
     }

@@ -41,6 +41,8 @@ pub struct Recipe {
     pub batch: Option<usize>,
     /// Training steps the recipe sets (`None`: the run's steps are kept).
     pub steps: Option<usize>,
+    /// Steps between evaluations the recipe sets (`None`: the run's interval is kept).
+    pub eval_interval: Option<usize>,
     /// Whether the learning rates are meant for pretrained weights, so a run started from
     /// another (`--init-from`) uses them as they are instead of a tenth of them.
     pub pretrained_lr: bool,
@@ -68,6 +70,7 @@ impl Default for Recipe {
             batch_hint: 12,
             batch: None,
             steps: None,
+            eval_interval: None,
             pretrained_lr: false,
             why: "nanoGPT's Tiny Shakespeare settings: AdamW at 1e-3 decayed to 1e-4 over the \
                   run after 100 warmup steps.",

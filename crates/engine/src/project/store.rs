@@ -545,6 +545,25 @@ impl RunStore {
         Ok(())
     }
 
+    /// Records objective metrics at `step` measured outside training (an STS evaluation of
+    /// a checkpoint), beside that step's evaluation if it has one. A step with metrics but no
+    /// evaluation loads as an evaluation whose losses are NaN (not measured); plots skip them.
+    pub fn append_eval_metrics(
+        &self,
+        step: usize,
+        metrics: &[(String, f64)],
+    ) -> Result<(), StoreError> {
+        for (key, value) in metrics {
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO eval_metrics VALUES (?1, ?2, ?3)",
+                    params![step as i64, key, value],
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(())
+    }
+
     /// Appends a generated sample.
     pub fn append_sample(&self, step: usize, text: &str) -> Result<(), StoreError> {
         self.conn
@@ -672,8 +691,22 @@ impl RunStore {
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
         for (step, key, value) in extras {
-            if let Some(eval) = history.evals.iter_mut().find(|e| e.step == step) {
-                eval.extra.push((key, value));
+            match history.evals.iter().position(|e| e.step == step) {
+                Some(i) => history.evals[i].extra.push((key, value)),
+                None => {
+                    // Metrics recorded without an evaluation (a checkpoint's STS score).
+                    let at = history.evals.partition_point(|e| e.step < step);
+                    history.evals.insert(
+                        at,
+                        EvalMetrics {
+                            step,
+                            train_loss: f32::NAN,
+                            val_loss: f32::NAN,
+                            elapsed_s: 0.0,
+                            extra: vec![(key, value)],
+                        },
+                    );
+                }
             }
         }
         let mut stmt = q("SELECT step, key, value FROM step_terms ORDER BY step, rowid")?;

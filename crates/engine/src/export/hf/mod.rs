@@ -20,6 +20,7 @@
 //! and scales; its weight `g * 2 * sqrt(eps) / M` and bias `b` give back `h`. (A final
 //! LayerNorm weight of exactly zero would lose its feature's share of the centring.)
 
+pub mod bert;
 mod config;
 mod names;
 
@@ -51,7 +52,7 @@ pub const MLM_HEAD_SCALE: f64 = 1e-9;
 const TYPE_VOCAB: usize = 2;
 
 /// Tensors by name.
-type Tensors = BTreeMap<String, Array>;
+pub(crate) type Tensors = BTreeMap<String, Array>;
 
 /// Fails unless `spec` is the classic architecture: GPT-2 and Megatron-BERT have learned
 /// position embeddings, LayerNorm and a GELU MLP, so a modern model's weights have no place in
@@ -89,7 +90,7 @@ pub fn without_lexical(spec: &RunSpec, path: &Path) -> Result<(), HfError> {
     })
 }
 
-const SAFETENSORS_METADATA: &[(&str, &str)] = &[("format", "pt")];
+pub(crate) const SAFETENSORS_METADATA: &[(&str, &str)] = &[("format", "pt")];
 
 /// Writes a decoder folder: `config.json`, `generation_config.json`, `model.safetensors` and
 /// the tokenizer files.
@@ -169,7 +170,7 @@ pub fn write_embedding_encoder(
 
 /// `modules.json` and the module folders: the transformer, pooling, then normalisation to unit
 /// length (Hearth's embeddings are normalised).
-fn write_sentence_transformers(
+pub(crate) fn write_sentence_transformers(
     dir: &Path,
     spec: &ModelSpec,
     pooling: Pooling,

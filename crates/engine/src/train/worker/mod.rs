@@ -183,6 +183,7 @@ fn start(
         last_map: None,
         collapse_told: false,
         collective,
+        sts: None,
     };
     let thread = std::thread::Builder::new()
         .name(name)
@@ -289,6 +290,8 @@ struct Worker {
     receiver_gone: bool,
     /// The processes training this run together (one, unless launched by MPI).
     collective: Arc<dyn Collective>,
+    /// The pairs of the spec's STS file, read before the first step (embedding objectives).
+    sts: Option<Arc<Vec<crate::data::pairs::ScoredPair>>>,
 }
 
 impl Worker {

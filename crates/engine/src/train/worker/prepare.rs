@@ -17,6 +17,7 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a run trains on, loaded once before the first step.
@@ -65,6 +66,9 @@ impl Worker {
         }?;
         self.objective.check_corpus(&corpus)?;
         let pairs = self.pairs(&spec, &corpus)?;
+        if let (Some(path), true) = (&spec.objective.sts_file, self.objective.uses_embeddings()) {
+            self.sts = Some(Arc::new(crate::data::pairs::read_scored_pairs(path)?));
+        }
         self.announce(&spec, &corpus, pairs.as_ref());
         corpus.check_context(spec.model.context)?;
         let tokenizer_json = serde_json::to_string(&corpus.tokenizer).expect("serializes");

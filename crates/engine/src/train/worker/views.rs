@@ -55,12 +55,23 @@ impl Worker {
             self.record(self.store.append_message(step, "warning", &message));
             self.send(RunEvent::Warning { step, message });
         }
+        let mut extra = evaluation.named_metrics();
+        if let Some(sts) = &self.sts {
+            let score = crate::eval::retrieval::sts_score(
+                &snapshot,
+                sts,
+                spec.objective.embed_spec(),
+                &corpus.tokenizer,
+                device,
+            );
+            extra.extend(crate::eval::retrieval::sts_metrics(&score));
+        }
         let eval = EvalMetrics {
             step: self.step,
             train_loss: evaluation.train_loss,
             val_loss: evaluation.val_loss,
             elapsed_s: active.elapsed_s(),
-            extra: evaluation.named_metrics(),
+            extra,
         };
         self.record(self.store.append_eval(&eval));
         self.send(RunEvent::Eval(eval.clone()));
