@@ -226,7 +226,49 @@ fn a_fine_tuned_encoder_exports_to_sentence_transformers_with_the_same_embedding
         ));
     }
     let pairs_file = tmp.path().join("pairs.jsonl");
-    std::fs::write(&pairs_file, pairs).unwrap();
+    std::fs::write(&pairs_file, &pairs).unwrap();
+    // The same pairs in the STS benchmark's layout, scored by the base and at every
+    // evaluation of the fine-tune.
+    let sts_file = tmp.path().join("sts.tsv");
+    let sts: String = pairs
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            format!(
+                "main\tgen\t2024\t{i:04}\t{}\t{}\t{}\n",
+                v["score"],
+                v["a"].as_str().unwrap(),
+                v["b"].as_str().unwrap()
+            )
+        })
+        .collect();
+    std::fs::write(&sts_file, sts).unwrap();
+    let out = ok(hearth()
+        .args(["eval", "--record", "--run"])
+        .arg(&base)
+        .arg("--sts")
+        .arg(&sts_file));
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    assert!(last.starts_with("pairs=64 pearson="), "{last}");
+    let history = hearth_engine::project::RunStore::open(&base)
+        .unwrap()
+        .load_history()
+        .unwrap();
+    let recorded = history
+        .evals
+        .iter()
+        .find(|e| e.step == 0)
+        .expect("recorded at step 0");
+    assert!(
+        recorded.metric("val_sts_spearman").is_some(),
+        "{recorded:?}"
+    );
+    assert!(recorded.val_loss.is_nan(), "no loss was measured");
     let ft = tmp.path().join("ft");
     ok(hearth()
         .arg("--project")
@@ -245,8 +287,22 @@ fn a_fine_tuned_encoder_exports_to_sentence_transformers_with_the_same_embedding
             "--threads",
             "1",
         ])
-        .args(["--lr", "1e-3", "--name", "ft", "--out"])
+        .args(["--lr", "1e-3", "--name", "ft", "--sts"])
+        .arg(&sts_file)
+        .arg("--out")
         .arg(&ft));
+    let history = hearth_engine::project::RunStore::open(&ft)
+        .unwrap()
+        .load_history()
+        .unwrap();
+    assert!(
+        history
+            .evals
+            .iter()
+            .all(|e| e.metric("val_sts_spearman").is_some() && e.metric("val_spearman").is_some()),
+        "every evaluation scores the STS file and the held-out pairs: {:?}",
+        history.evals
+    );
     let export = tmp.path().join("export");
     ok(hearth()
         .args(["export", "--run"])

@@ -298,6 +298,10 @@ impl TrainArgs {
                     dropout: spec.model.dropout,
                     ..base.model
                 };
+                // An encoder keeps the pooling it was trained (or imported) with.
+                if self.pooling.is_none() && base.objective.uses_embeddings() {
+                    spec.objective.pooling = base.objective.pooling;
+                }
             }
             // A base run has learned the text already: no masked warm-up unless asked for
             // (a next-token base has no `[mask]` token).

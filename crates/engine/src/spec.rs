@@ -150,10 +150,17 @@ impl RunSpec {
     /// and objective options.
     pub fn apply_recipe(&mut self) {
         let recipe = Recipe::of(&self.objective.kind);
-        self.model.arch = recipe.arch;
-        // The modern transformer has no biases.
-        if recipe.arch == crate::model::Arch::Modern {
-            self.model.bias = false;
+        // A fine-tune keeps its base's shape, and only GPT has architectures to choose.
+        let own_shape = self.init.is_none() && self.model.family == crate::model::Family::Gpt;
+        if own_shape {
+            self.model.arch = recipe.arch;
+            // The modern transformer has no biases.
+            if recipe.arch == crate::model::Arch::Modern {
+                self.model.bias = false;
+            }
+        }
+        if let Some(init) = &mut self.init {
+            init.lr_multiplier = if recipe.pretrained_lr { 1.0 } else { 0.1 };
         }
         let o = &mut self.optim;
         o.lr = recipe.lr;
@@ -172,7 +179,10 @@ impl RunSpec {
         let obj = &mut self.objective;
         obj.mask_rate = recipe.mask_rate.unwrap_or(defaults.mask_rate);
         obj.temperature = recipe.temperature.unwrap_or(defaults.temperature);
-        obj.pooling = recipe.pooling.unwrap_or(defaults.pooling);
+        // A fine-tune pools as its base was trained to.
+        if self.init.is_none() {
+            obj.pooling = recipe.pooling.unwrap_or(defaults.pooling);
+        }
         obj.uniformity_weight = recipe
             .uniformity_weight
             .unwrap_or(defaults.uniformity_weight);

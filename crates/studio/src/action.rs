@@ -80,6 +80,16 @@ pub enum Action {
     OpenRun,
     /// Ask for a data file or folder for the dataset page.
     PickData(Pick),
+    /// Ask for a file for the draft's objective setting `key` (a pairs or STS file).
+    PickObjectiveFile {
+        /// The setting's key.
+        key: String,
+        /// The dialog's title.
+        title: String,
+    },
+    /// Ask for an STS file and score the run's newest checkpoint on it, recording Spearman
+    /// and Pearson in its history (embedding runs).
+    EvaluateSts(usize),
     /// Forget the newest message of the status bar.
     DismissMessage,
     /// Open or close the list of keyboard shortcuts.

@@ -38,6 +38,10 @@ enum DialogPurpose {
     /// A Hugging Face model to import.
     Import,
     Data(Pick),
+    /// The file of the draft's objective setting with this key.
+    ObjectiveFile(String),
+    /// An STS file to score the run in this folder on.
+    Sts(PathBuf),
 }
 
 /// The studio.
@@ -63,6 +67,8 @@ pub struct StudioApp {
     chart_to_export: Option<(egui::Rect, PathBuf)>,
     /// The outcome of a chart export, once the screenshot is written.
     png_result: Option<Receiver<Result<(), crate::services::png::PngError>>>,
+    /// STS evaluations running in the background: what to say when each ends.
+    sts_jobs: Vec<Receiver<Result<String, String>>>,
     /// When the project folder was last looked at for runs other processes write.
     watched: std::time::Instant,
     notify: Notify,
@@ -136,6 +142,7 @@ impl StudioApp {
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
             png_result: None,
+            sts_jobs: Vec::new(),
             watched: std::time::Instant::now(),
             notify,
             shortcuts_open: false,
@@ -267,8 +274,10 @@ impl StudioApp {
                 }
             }
             Action::ImportModel => {
-                let request = DialogRequest::open_folder("Import a Hugging Face GPT-2 folder")
-                    .starting_in(&self.project.dir);
+                let request = DialogRequest::open_folder(
+                    "Import a Hugging Face folder (GPT-2, BERT, sentence-transformers)",
+                )
+                .starting_in(&self.project.dir);
                 self.open_dialog(DialogPurpose::Import, request);
             }
             Action::OpenRun => {
@@ -280,6 +289,20 @@ impl StudioApp {
             Action::PickData(pick) => {
                 let request = pick.request(&self.project.dir);
                 self.open_dialog(DialogPurpose::Data(pick), request);
+            }
+            Action::PickObjectiveFile { key, title } => {
+                let request = DialogRequest::open_file(&title).starting_in(&self.project.dir);
+                self.open_dialog(DialogPurpose::ObjectiveFile(key), request);
+            }
+            Action::EvaluateSts(run) => {
+                if let Some(run) = self.runs.get(run) {
+                    let request = DialogRequest::open_file(&format!(
+                        "Score {} on an STS file (tab-separated STS benchmark, or JSONL)",
+                        run.name()
+                    ))
+                    .starting_in(&self.project.dir);
+                    self.open_dialog(DialogPurpose::Sts(run.dir.clone()), request);
+                }
             }
             Action::DismissMessage => {
                 self.messages.pop();
@@ -424,6 +447,10 @@ impl eframe::App for StudioApp {
         }
         self.notifications
             .observe(&self.runs, self.prefs.notifications);
+        self.poll_sts();
+        if !self.sts_jobs.is_empty() {
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
         if let Some((purpose, path)) = self.dialogs.poll() {
             self.dialog_chosen(ctx, purpose, path);
         }

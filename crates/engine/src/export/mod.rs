@@ -145,6 +145,41 @@ impl LoadedRun {
     }
 }
 
+/// Scores the newest checkpoint of the run in `run_dir` on the STS file `sts` (embedding runs)
+/// and records Spearman and Pearson in its history at that checkpoint's step
+/// (`val_sts_spearman`, `val_sts_pearson`); returns the step and the score.
+pub fn record_sts(
+    run_dir: &Path,
+    sts: &Path,
+) -> Result<(usize, crate::eval::retrieval::StsScore), HfError> {
+    let pairs = crate::data::pairs::read_scored_pairs(sts)
+        .map_err(|e| HfError::invalid(sts, e.to_string()))?;
+    let backend = crate::backend::BackendKind::preferred();
+    let device = backend
+        .device()
+        .map_err(|e| HfError::invalid(run_dir, e.to_string()))?;
+    let run = LoadedRun::load(run_dir, &device)?;
+    if !run.spec.objective.uses_embeddings() {
+        return Err(HfError::invalid(
+            run_dir,
+            format!(
+                "the {} objective does not train the model to embed: STS scores embeddings",
+                run.spec.objective.kind
+            ),
+        ));
+    }
+    let score = crate::eval::retrieval::sts_score(
+        &run.model,
+        &pairs,
+        run.spec.objective.embed_spec(),
+        &run.tokenizer,
+        &device,
+    );
+    RunStore::open(run_dir)?
+        .append_eval_metrics(run.step, &crate::eval::retrieval::sts_metrics(&score))?;
+    Ok((run.step, score))
+}
+
 /// Which Hugging Face models an export writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {

@@ -222,6 +222,30 @@ impl Objective for Cosent {
         }
     }
 
+    fn settings(&self) -> Vec<super::Setting> {
+        vec![
+            super::Setting::file(
+                "pairs_file",
+                "Scored pairs",
+                "sts-train.tsv or pairs.jsonl",
+                |o| o.pairs_file.as_deref(),
+                |o, path| o.pairs_file = path,
+            )
+            .with_help(
+                "Sentence pairs with a gold similarity score (STS benchmark tab-separated, or \
+                 JSONL a, b, score); the last tenth is held out",
+            ),
+            super::Setting::choice(
+                "pooling",
+                "Pooling",
+                super::Pooling::ALL.iter().map(|p| p.name()).collect(),
+                |o| o.pooling.name(),
+                |o, name| o.pooling = super::Pooling::parse(name).unwrap_or(o.pooling),
+            ),
+            super::Setting::sts_file(),
+        ]
+    }
+
     fn metrics(&self) -> &'static [MetricKey] {
         &[MetricKey::VAL_SPEARMAN, MetricKey::VAL_PEARSON]
     }

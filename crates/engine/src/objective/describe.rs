@@ -277,6 +277,12 @@ pub enum SettingKind {
         /// The greyed text of an empty field.
         hint: &'static str,
     },
+    /// A path to an existing file, typed or chosen in a file dialog; `hint` is shown while it
+    /// is empty.
+    File {
+        /// The greyed text of an empty field.
+        hint: &'static str,
+    },
 }
 
 /// A setting's value as Run setup edits it.
@@ -421,6 +427,48 @@ impl Setting {
                     write(spec, v);
                 }
             }),
+        )
+    }
+
+    /// A file path ([`SettingKind::File`]): read and written as text, empty for none.
+    pub fn file(
+        key: &'static str,
+        label: &'static str,
+        hint: &'static str,
+        read: fn(&ObjectiveSpec) -> Option<&std::path::Path>,
+        write: fn(&mut ObjectiveSpec, Option<std::path::PathBuf>),
+    ) -> Self {
+        Self::with(
+            key,
+            label,
+            SettingKind::File { hint },
+            Arc::new(move |spec: &ObjectiveSpec| {
+                SettingValue::Text(
+                    read(spec)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                )
+            }),
+            Arc::new(move |spec: &mut ObjectiveSpec, value: SettingValue| {
+                if let SettingValue::Text(v) = value {
+                    write(spec, (!v.is_empty()).then(|| std::path::PathBuf::from(v)));
+                }
+            }),
+        )
+    }
+
+    /// The STS file setting of embedding objectives ([`ObjectiveSpec::sts_file`]).
+    pub fn sts_file() -> Self {
+        Self::file(
+            "sts_file",
+            "STS file",
+            "sts.tsv or sts.jsonl (optional)",
+            |o| o.sts_file.as_deref(),
+            |o, path| o.sts_file = path,
+        )
+        .with_help(
+            "Scored sentence pairs (STS benchmark tab-separated, or JSONL a, b, score) every \
+             evaluation embeds; their Spearman and Pearson go on the metrics chart",
         )
     }
 

@@ -66,6 +66,16 @@ impl StudioApp {
             DialogPurpose::Data(pick) => {
                 dataset::apply_pick(&mut self.project.file.draft.data, pick, path);
             }
+            DialogPurpose::ObjectiveFile(key) => {
+                let objective = &mut self.project.file.draft.objective;
+                if let Some(setting) = objective.settings().into_iter().find(|s| s.key == key) {
+                    setting.write(
+                        objective,
+                        hearth_engine::objective::SettingValue::Text(path.display().to_string()),
+                    );
+                }
+            }
+            DialogPurpose::Sts(run_dir) => self.evaluate_sts(run_dir, path),
         }
     }
 
@@ -114,6 +124,72 @@ impl StudioApp {
             ),
             Err(err) => format!("cannot export {name}: {err}"),
         });
+    }
+
+    /// Scores the newest checkpoint of the run in `run_dir` on the STS file `path` in the
+    /// background, recording Spearman and Pearson in its history; the result is said in the
+    /// status bar when it comes (see [`StudioApp::poll_sts`]).
+    pub(super) fn evaluate_sts(&mut self, run_dir: PathBuf, path: PathBuf) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = self
+            .runs
+            .iter()
+            .find(|r| r.dir == run_dir)
+            .map(|r| r.name().to_string())
+            .unwrap_or_else(|| "run".to_string());
+        self.messages.push(format!(
+            "scoring {name} on {} (in the background)",
+            path.display()
+        ));
+        let spawned = std::thread::Builder::new()
+            .name("hearth-sts".into())
+            .spawn(move || {
+                let result = hearth_engine::export::record_sts(&run_dir, &path)
+                    .map(|(step, score)| {
+                        format!(
+                            "{name} at step {step} on {}: Spearman {:.4}, Pearson {:.4} ({} pairs; recorded on its metrics chart)",
+                            path.display(),
+                            score.spearman,
+                            score.pearson,
+                            score.pairs
+                        )
+                    })
+                    .map_err(|e| format!("cannot score {name} on {}: {e}", path.display()));
+                let _ = tx.send(result);
+            });
+        match spawned {
+            Ok(_) => self.sts_jobs.push(rx),
+            Err(e) => self
+                .messages
+                .push(format!("cannot start the STS evaluation: {e}")),
+        }
+    }
+
+    /// Says how finished STS evaluations went and shows their recorded scores.
+    pub(super) fn poll_sts(&mut self) {
+        let mut done = Vec::new();
+        self.sts_jobs.retain(|rx| match rx.try_recv() {
+            Ok(result) => {
+                done.push(result);
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                done.push(Err(
+                    "the STS evaluation stopped without a result".to_string()
+                ));
+                false
+            }
+        });
+        if done.is_empty() {
+            return;
+        }
+        for result in done {
+            self.messages.push(match result {
+                Ok(text) | Err(text) => text,
+            });
+        }
+        self.reload_runs();
     }
 
     /// Imports a Hugging Face folder (GPT-2, BERT or a sentence-transformers encoder) as a new

@@ -182,17 +182,12 @@ pub fn embedding_settings(masked_terms: bool) -> Vec<Setting> {
             |o| o.positives.name(),
             |o, name| o.positives = Positives::parse(name).unwrap_or(o.positives),
         ),
-        Setting::text(
+        Setting::file(
             "pairs_file",
             "Pairs file",
             "pairs.tsv or pairs.jsonl",
-            |o| {
-                o.pairs_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            },
-            |o, text| o.pairs_file = (!text.is_empty()).then(|| std::path::PathBuf::from(text)),
+            |o| o.pairs_file.as_deref(),
+            |o, path| o.pairs_file = path,
         )
         .shown_when(pairs),
         Setting::flag(
@@ -272,6 +267,7 @@ pub fn embedding_settings(masked_terms: bool) -> Vec<Setting> {
              lowercased {LEXICAL_NGRAM}-character strings, hashed into {LEXICAL_BUCKETS} \
              columns after the pooled states. 0 embeds the pooled states alone."
         )),
+        Setting::sts_file(),
     ]);
     settings
 }

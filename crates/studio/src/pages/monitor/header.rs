@@ -249,6 +249,17 @@ pub(super) fn details_ui(
                 if ui.button("Export metrics CSV…").clicked() {
                     actions.push(Action::ExportMetricsCsv(index));
                 }
+                if run.spec.objective.uses_embeddings()
+                    && ui
+                        .add_enabled(!live, egui::Button::new("Score on STS file…"))
+                        .on_hover_text(
+                            "Embed both sentences of every scored pair and record Spearman and \
+                             Pearson of the cosine against the gold score on the metrics chart",
+                        )
+                        .clicked()
+                {
+                    actions.push(Action::EvaluateSts(index));
+                }
                 if ui
                     .add_enabled(!live, egui::Button::new("Export…"))
                     .on_hover_text(

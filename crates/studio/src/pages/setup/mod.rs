@@ -24,6 +24,8 @@ impl SetupPage {
         // Errors are shown live as values change, not only after a refused start.
         let errors = spec.validate();
         let mut start_clicked = false;
+        // File dialogs asked for by the objective's file settings.
+        let mut file_actions = Vec::new();
         let mut reset_clicked = false;
         ui.heading("Run setup");
         let data = if missing_path(&spec.data) {
@@ -43,7 +45,7 @@ impl SetupPage {
                     spec.init = None;
                 }
                 let kind_before = spec.objective.kind.clone();
-                objective_section_ui(ui, &mut spec.objective, &errors);
+                objective_section_ui(ui, &mut spec.objective, &errors, &mut file_actions);
                 // A newly chosen objective starts from its recipe.
                 if spec.objective.kind != kind_before {
                     spec.apply_recipe();
@@ -87,6 +89,7 @@ impl SetupPage {
         if spec != *ctx.draft() {
             actions.push(Action::SetDraft(Box::new(spec)));
         }
+        actions.extend(file_actions);
         if start_clicked {
             actions.push(Action::StartRun);
         }

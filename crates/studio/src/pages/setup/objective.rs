@@ -2,6 +2,7 @@
 //! ([`hearth_engine::objective::Setting`]), each drawn by its kind, and its recipe.
 
 use super::{row, section};
+use crate::action::Action;
 use hearth_engine::model::SpecError;
 use hearth_engine::objective::{
     ObjectiveKind, ObjectiveSpec, Recipe, Setting, SettingKind, SettingValue,
@@ -9,7 +10,12 @@ use hearth_engine::objective::{
 use hearth_engine::spec::RunSpec;
 
 /// The objective and the settings it reads.
-pub(super) fn objective_section_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, errors: &[SpecError]) {
+pub(super) fn objective_section_ui(
+    ui: &mut egui::Ui,
+    o: &mut ObjectiveSpec,
+    errors: &[SpecError],
+    actions: &mut Vec<Action>,
+) {
     section(ui, "Objective", "objective_grid", |ui| {
         row(ui, errors, "Objective", "objective.kind", |ui| {
             egui::ComboBox::from_id_salt("objective_kind")
@@ -24,7 +30,7 @@ pub(super) fn objective_section_ui(ui: &mut egui::Ui, o: &mut ObjectiveSpec, err
         });
         for setting in o.settings() {
             if setting.is_shown(o) {
-                setting_row_ui(ui, o, &setting, errors);
+                setting_row_ui(ui, o, &setting, errors, actions);
             }
         }
     });
@@ -38,9 +44,10 @@ fn setting_row_ui(
     o: &mut ObjectiveSpec,
     setting: &Setting,
     errors: &[SpecError],
+    actions: &mut Vec<Action>,
 ) {
     row(ui, errors, &setting.label, &setting.field(), |ui| {
-        let (response, value) = setting_editor_ui(ui, setting, setting.read(o));
+        let (response, value) = setting_editor_ui(ui, setting, setting.read(o), actions);
         if let Some(value) = value {
             setting.write(o, value);
         }
@@ -58,6 +65,7 @@ fn setting_editor_ui(
     ui: &mut egui::Ui,
     setting: &Setting,
     value: SettingValue,
+    actions: &mut Vec<Action>,
 ) -> (egui::Response, Option<SettingValue>) {
     match (&setting.kind, value) {
         (SettingKind::Number { range, speed }, SettingValue::Number(mut v)) => {
@@ -103,6 +111,24 @@ fn setting_editor_ui(
             let r = ui.add(egui::TextEdit::singleline(&mut text).hint_text(*hint));
             let changed = r.changed();
             (r, changed.then_some(SettingValue::Text(text)))
+        }
+        (SettingKind::File { hint }, SettingValue::Text(mut text)) => {
+            let inner = ui.horizontal(|ui| {
+                let r = ui.add(
+                    egui::TextEdit::singleline(&mut text)
+                        .hint_text(*hint)
+                        .desired_width(180.0),
+                );
+                if ui.button("Browse…").clicked() {
+                    actions.push(Action::PickObjectiveFile {
+                        key: setting.key.to_string(),
+                        title: format!("Choose the {}", setting.label.to_lowercase()),
+                    });
+                }
+                r
+            });
+            let changed = inner.inner.changed();
+            (inner.inner, changed.then_some(SettingValue::Text(text)))
         }
         // A setting that reads a value of another kind than it edits cannot be edited.
         (_, value) => (ui.label(format!("{value:?}")), None),
