@@ -298,6 +298,9 @@ impl TrainArgs {
                     dropout: spec.model.dropout,
                     ..base.model
                 };
+                // The tokenizer is the base's (the run reads it from the base); say so in
+                // the spec, so Compare does not show a tokenizer the run never used.
+                spec.data.tokenizer = base.data.tokenizer;
                 // An encoder keeps the pooling it was trained (or imported) with.
                 if self.pooling.is_none() && base.objective.uses_embeddings() {
                     spec.objective.pooling = base.objective.pooling;

@@ -254,6 +254,7 @@ impl Objective for Cosent {
         let mut charts = super::Charts::new(super::LossQuantities::both("CoSENT loss"));
         // The count models' reference lines measure next-token loss: not this loss.
         charts.loss_references = false;
+        charts.map_groups = ["first sentences", "second sentences"];
         charts.metrics_chart = super::MetricsChart::Together {
             title: "Held-out pairs: cosine against gold score",
             y_label: "correlation",

@@ -180,6 +180,8 @@ pub struct Charts {
     pub health_charts: &'static [HealthChart],
     /// The title above the health charts.
     pub health_title: &'static str,
+    /// What the embedding map's two groups of points are (group 0, group 1).
+    pub map_groups: [&'static str; 2],
 }
 
 impl Charts {
@@ -197,6 +199,7 @@ impl Charts {
             metrics_chart: MetricsChart::OneAtATime,
             health_charts: &[],
             health_title: "Health (held-out data)",
+            map_groups: ["query halves", "positive halves"],
         }
     }
 

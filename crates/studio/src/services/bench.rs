@@ -496,7 +496,13 @@ pub fn embed_benchmark(points: usize, frames: usize) -> (f64, FrameStats) {
         let events = gesture(frame, frames, center + wobble, 1.05);
         let start = Instant::now();
         let output = ctx.run_ui(raw_input(events), |ui| {
-            crate::views::embedding_map_ui(ui, &maps, &mut shown, 700.0);
+            crate::views::embedding_map_ui(
+                ui,
+                &maps,
+                &mut shown,
+                700.0,
+                ["query halves", "positive halves"],
+            );
         });
         finish_frame(&ctx, output);
         if frame == 0 {

@@ -12,6 +12,7 @@ pub fn embedding_map_ui(
     maps: &[EmbeddingSnapshot],
     index: &mut Option<usize>,
     height: f32,
+    groups: [&'static str; 2],
 ) {
     let Some(last) = maps.len().checked_sub(1) else {
         return;
@@ -32,7 +33,7 @@ pub fn embedding_map_ui(
             *index = (shown != last).then_some(shown);
         }
     });
-    embedding_scatter_ui(ui, "embedding_map", &maps[shown], height);
+    embedding_scatter_ui(ui, "embedding_map", &maps[shown], height, groups);
 }
 
 /// An embedding map's points split into query and positive halves, indexed for hovering;
@@ -95,8 +96,15 @@ fn embedding_fingerprint(map: &EmbeddingSnapshot) -> u64 {
     h
 }
 
-/// One embedding map as a scatter of query and positive halves; hover a point for its text.
-pub fn embedding_scatter_ui(ui: &mut egui::Ui, id: &str, map: &EmbeddingSnapshot, height: f32) {
+/// One embedding map as a scatter of its two groups (`groups` names them: query and positive
+/// halves, first and second sentences); hover a point for its text.
+pub fn embedding_scatter_ui(
+    ui: &mut egui::Ui,
+    id: &str,
+    map: &EmbeddingSnapshot,
+    height: f32,
+    groups: [&'static str; 2],
+) {
     let cache_id = egui::Id::unique("embedding_cloud").with(id);
     let cached: Option<Arc<EmbeddingCloud>> = ui.data(|d| d.get_temp(cache_id));
     let cloud = match cached {
@@ -119,7 +127,7 @@ pub fn embedding_scatter_ui(ui: &mut egui::Ui, id: &str, map: &EmbeddingSnapshot
             egui_plot::HoverPosition::NearDataPoint {
                 plot_name, index, ..
             } => {
-                let ids = if *plot_name == "query halves" {
+                let ids = if *plot_name == groups[0] {
                     &hover_cloud.query_ids
                 } else {
                     &hover_cloud.positive_ids
@@ -132,13 +140,13 @@ pub fn embedding_scatter_ui(ui: &mut egui::Ui, id: &str, map: &EmbeddingSnapshot
         })
         .show(ui, |plot_ui| {
             plot_ui.add(PointCloud::new(
-                "query halves",
+                groups[0],
                 &cloud.queries,
                 egui::Color32::from_rgb(0x4e, 0x9a, 0xf1),
                 radius,
             ));
             plot_ui.add(PointCloud::new(
-                "positive halves",
+                groups[1],
                 &cloud.positives,
                 egui::Color32::from_rgb(0xf2, 0x8e, 0x2b),
                 radius,

@@ -354,6 +354,15 @@ fn series_ui(
     let reduced: Vec<[f64; 2]> = points.into_iter().map(|[x, y]| [x, to_y(y)]).collect();
     match s.style {
         SeriesStyle::Line { width } => {
+            // A line through fewer than two points draws nothing: show them as dots (an
+            // imported model's one recorded score, the first evaluation of a run).
+            if reduced.len() < 2 {
+                plot_ui.points(
+                    Points::new(s.name.clone(), PlotPoints::from(reduced.clone()))
+                        .color(s.color)
+                        .radius(width + 2.5),
+                );
+            }
             plot_ui.line(
                 Line::new(s.name.clone(), PlotPoints::from(reduced))
                     .color(s.color)

@@ -31,6 +31,10 @@ pub(super) fn sort_into_charts<'a>(
     let mut train_charts: Vec<Chart<'a>> = Vec::new();
     for group in groups.iter().filter(|g| g.len() == 1) {
         let run = &runs[group[0]];
+        // A run that has measured no loss (an imported model) has nothing to draw here.
+        if run.curves.train.is_empty() && !run.curves.val.iter().any(|v| v.is_finite()) {
+            continue;
+        }
         let quantities = loss_quantities(&run.spec.objective);
         let name = legend_name(runs, group[0]);
         let chart = chart_for(&mut val_charts, &quantities.val);

@@ -39,6 +39,8 @@ pub struct ComparePage {
     cache: Option<(CompareKey, Groups)>,
     /// Textures of the side-by-side attention maps.
     textures: [Option<(u64, egui::TextureHandle)>; 2],
+    /// The objective metric the metrics chart shows (`None`: the first shared one).
+    metric: Option<String>,
     attention_layer: usize,
     attention_head: usize,
 }
@@ -52,6 +54,7 @@ impl Default for ComparePage {
             grouped: true,
             cache: None,
             textures: [None, None],
+            metric: None,
             attention_layer: 0,
             attention_head: 0,
         }
@@ -140,7 +143,28 @@ fn best_val(run: &RunView) -> Option<f64> {
 }
 
 fn last_val(run: &RunView) -> Option<f64> {
-    run.curves.val.last().copied()
+    run.curves.val.iter().rev().copied().find(|v| v.is_finite())
+}
+
+/// The objective metrics at least two of the runs `indices` report (the same name measures
+/// the same quantity), in name order.
+fn shared_metrics(runs: &[RunView], indices: &[usize]) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for &i in indices {
+        for (name, values) in &runs[i].curves.metrics {
+            if values.iter().any(|v| v.is_finite()) {
+                *counts.entry(name.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let mut names: Vec<String> = counts
+        .into_iter()
+        .filter(|&(_, n)| n >= 2)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    // Rank correlations first: STS is reported by Spearman.
+    names.sort_by_key(|name| !name.contains("spearman"));
+    names
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -199,6 +223,7 @@ impl ComparePage {
         );
         self.update_groups(ctx, &indices);
         self.charts_ui(ui, ctx);
+        self.metrics_ui(ui, ctx, &indices);
         ui.separator();
         ui.columns(2, |cols| {
             self.settings_table_ui(&mut cols[0], ctx.runs, &indices);
@@ -236,6 +261,53 @@ impl ComparePage {
             let groups = compute_groups(ctx.runs, indices, axis, self.grouped);
             self.cache = Some((key, groups));
         }
+    }
+
+    /// One objective metric that several of the runs report (an imported encoder's recorded
+    /// STS Spearman beside its fine-tune's), each run's evaluations as points.
+    fn metrics_ui(&mut self, ui: &mut egui::Ui, ctx: &AppContext<'_>, indices: &[usize]) {
+        let names = shared_metrics(ctx.runs, indices);
+        let Some(first) = names.first() else {
+            return;
+        };
+        let shown = match &self.metric {
+            Some(m) if names.contains(m) => m.clone(),
+            _ => first.clone(),
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.label(egui::RichText::new("Objective metric").strong());
+            for name in &names {
+                if ui.selectable_label(*name == shown, name.as_str()).clicked() {
+                    self.metric = Some(name.clone());
+                }
+            }
+        });
+        let axis = ctx.plot().x_axis;
+        let series: Vec<Series<'_>> = indices
+            .iter()
+            .filter_map(|&i| {
+                let run = &ctx.runs[i];
+                let ys = run.curves.metric(&shown)?;
+                Some(Series {
+                    name: legend_name(ctx.runs, i),
+                    xs: run.curves.val_xs(axis),
+                    ys,
+                    color: crate::widgets::run_color(i),
+                    // Not markers: those mark the lowest value as best, and a higher
+                    // correlation or accuracy is better.
+                    style: crate::widgets::SeriesStyle::Line { width: 2.0 },
+                    index: None,
+                })
+            })
+            .collect();
+        let options = PlotOptions {
+            references: &[],
+            log_y: false,
+            height: 170.0,
+            x_label: axis.label(),
+            y_label: &shown,
+        };
+        loss_plot(ui, "compare_metric", &series, &[], options);
     }
 
     /// One chart per measured quantity: validation losses on the left, smoothed training

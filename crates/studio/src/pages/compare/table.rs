@@ -216,7 +216,13 @@ impl ComparePage {
                     ui.label(
                         egui::RichText::new(format!("embedding map at step {}", map.step)).weak(),
                     );
-                    embedding_scatter_ui(ui, &format!("compare_embedding_{k}"), map, 200.0);
+                    embedding_scatter_ui(
+                        ui,
+                        &format!("compare_embedding_{k}"),
+                        map,
+                        200.0,
+                        run.spec.objective.charts().map_groups,
+                    );
                 }
             }
         });

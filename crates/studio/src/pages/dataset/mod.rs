@@ -73,6 +73,8 @@ pub struct DataKey {
     pub data: DataSpec,
     /// The tokenizer reserves the special tokens.
     pub specials: bool,
+    /// A fine-tune's base run, whose tokenizer the run reads its data with.
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// Everything the statistics and preview depend on.
@@ -88,6 +90,8 @@ pub struct PreviewKey {
     pub context: usize,
     /// The run's seed (which windows the batch draws).
     pub seed: u64,
+    /// A fine-tune's base run, whose tokenizer the run reads its data with.
+    pub base: Option<std::path::PathBuf>,
 }
 
 impl PreviewKey {
@@ -95,6 +99,7 @@ impl PreviewKey {
         DataKey {
             data: self.data.clone(),
             specials: self.objective.needs_specials(),
+            base: self.base.clone(),
         }
     }
 }
@@ -164,7 +169,16 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
         }
         _ => {
             report("reading", 0.0);
-            let corpus = Corpus::load_for(&key.data, key.specials)?;
+            // A fine-tune reads its data with its base run's tokenizer (a pretrained one
+            // cannot be fitted), as the run will.
+            let base_tokenizer = key
+                .base
+                .as_deref()
+                .and_then(hearth_engine::project::store::read_tokenizer);
+            let corpus = match base_tokenizer {
+                Some(tokenizer) => Corpus::load_with(&key.data, tokenizer)?,
+                None => Corpus::load_for(&key.data, key.specials)?,
+            };
             (corpus, None, None)
         }
     };
@@ -241,6 +255,7 @@ impl DatasetPage {
         let key = DataKey {
             data: spec.data.clone(),
             specials: spec.objective.needs_specials(),
+            base: spec.init.as_ref().map(|i| i.from_run.clone()),
         };
         (self.loaded_for.as_ref() == Some(&key))
             .then(|| self.stats.as_ref().map(|s| s.vocab))
@@ -301,6 +316,7 @@ pub fn preview_key(d: &RunSpec) -> PreviewKey {
         batch: d.train.batch_size,
         context: d.model.context,
         seed: d.train.seed,
+        base: d.init.as_ref().map(|i| i.from_run.clone()),
     }
 }
 

@@ -62,7 +62,20 @@ pub(super) fn loss_chart_ui(
             };
             ui.label(egui::RichText::new(note.text).small().color(color));
         }
-        loss_plot(ui, "monitor_loss", &series, &[], options);
+        let measured = !run.curves.train.is_empty() || run.curves.val.iter().any(|v| v.is_finite());
+        if measured {
+            loss_plot(ui, "monitor_loss", &series, &[], options);
+        } else {
+            // An imported model, or a run before its first step: nothing to draw yet.
+            ui.label(
+                egui::RichText::new(
+                    "No loss measured yet: this run has not trained (an imported model starts \
+                     here; fine-tune it to train). Scores recorded for its checkpoint are on \
+                     the metrics chart below.",
+                )
+                .weak(),
+            );
+        }
     })
     .response
     .rect
@@ -214,13 +227,15 @@ fn one_metric_ui(
 ) {
     let curves = &run.curves;
     ui.label(egui::RichText::new("Objective metric (validation)").strong());
-    let names: Vec<&String> = curves
+    let mut names: Vec<&String> = curves
         .metrics
         .keys()
         .filter(|name| {
             !name.ends_with("ppl") && !name.ends_with("loss") && !charts.is_health_metric(name)
         })
         .collect();
+    // Rank correlations first: STS is reported by Spearman.
+    names.sort_by_key(|name| !name.contains("spearman"));
     let Some(first) = names.first() else {
         return;
     };

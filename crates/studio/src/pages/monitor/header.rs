@@ -82,7 +82,12 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
     });
     let step = last.map(|m| m.step).unwrap_or(0);
     let fraction = step as f32 / total.max(1) as f32;
-    let mut text = format!("step {step} / {total}");
+    let imported = last.is_none() && run.annotations.tags.iter().any(|t| t == "imported");
+    let mut text = if imported {
+        "imported: not trained here (Fine-tune from here starts a run from it)".to_string()
+    } else {
+        format!("step {step} / {total}")
+    };
     if let Some(m) = last {
         text.push_str(&format!(
             " · {:.0} tokens/s · {} {:.4}",

@@ -92,6 +92,7 @@ impl MonitorPage {
                 &run.embedding_maps,
                 &mut self.embedding_map_index,
                 height * 0.4,
+                run.spec.objective.charts().map_groups,
             );
             ui.separator();
         }
