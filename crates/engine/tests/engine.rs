@@ -651,7 +651,6 @@ fn grit_trains_both_losses_at_once() {
 
 #[test]
 fn a_fine_tune_starts_from_the_base_checkpoint_and_keeps_frozen_weights() {
-    use burn::module::Module;
     use hearth_engine::data::DataSource;
     use hearth_engine::spec::InitSpec;
     let dir = tempfile::tempdir().unwrap();

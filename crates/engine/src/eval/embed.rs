@@ -234,7 +234,9 @@ pub fn embed(
     )
 }
 
-/// [`embed`] for any number of texts, 64 at a time.
+/// [`embed`] for any number of texts, 64 at a time, in the order given. The texts are
+/// embedded sorted by length (as sentence-transformers does), so each batch pads to a length
+/// near its own texts' and little compute goes to padding; rows come back in input order.
 pub fn embed_all(
     model: &Model,
     texts: &[Vec<u32>],
@@ -243,11 +245,27 @@ pub fn embed_all(
     device: &Device,
 ) -> Tensor<2> {
     let how = how.into();
-    let chunks: Vec<Tensor<2>> = texts
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+    let sorted: Vec<&[u32]> = order.iter().map(|&i| texts[i].as_slice()).collect();
+    let chunks: Vec<Tensor<2>> = sorted
         .chunks(64)
-        .map(|c| embed(model, &as_refs(c), how, tokenizer, device))
+        .map(|c| embed(model, c, how, tokenizer, device))
         .collect();
-    Tensor::cat(chunks, 0)
+    let embedded = Tensor::cat(chunks, 0);
+    if order.iter().enumerate().all(|(k, &i)| k == i) {
+        return embedded;
+    }
+    // Row `k` of `embedded` is text `order[k]`: put each text back in its place.
+    let mut back = vec![0i64; order.len()];
+    for (k, &i) in order.iter().enumerate() {
+        back[i] = k as i64;
+    }
+    let n = back.len();
+    embedded.select(
+        0,
+        Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(back, [n]), device),
+    )
 }
 
 /// Borrowed views of owned token sequences, as [`embed`] takes them.
