@@ -398,12 +398,22 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         bail!("invalid settings:\n{}", lines.join("\n"));
     }
     // Read the data up front so a bad file fails before any run folder is created.
-    let corpus =
-        hearth_engine::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?;
+    // A fine-tune reads it with its base's tokenizer (a pretrained one cannot be fitted).
+    let base_tokenizer = spec
+        .init
+        .as_ref()
+        .and_then(|init| hearth_engine::project::store::read_tokenizer(&init.from_run));
+    let corpus = match base_tokenizer {
+        Some(tokenizer) => hearth_engine::data::Corpus::load_with(&spec.data, tokenizer)?,
+        None => hearth_engine::data::Corpus::load_for(&spec.data, spec.objective.needs_specials())?,
+    };
     corpus.check_context(spec.model.context)?;
     drop(corpus);
     if let (Some(path), true) = (&spec.objective.pairs_file, spec.objective.uses_embeddings()) {
         hearth_engine::data::pairs::read_pairs(path)?;
+    }
+    if let (Some(path), true) = (&spec.objective.sts_file, spec.objective.uses_embeddings()) {
+        hearth_engine::data::pairs::read_scored_pairs(path)?;
     }
     let mut spec = spec;
     let dir = match &args.out {

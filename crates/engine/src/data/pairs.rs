@@ -73,8 +73,9 @@ fn read_text(path: &Path) -> Result<String, PairsError> {
     Ok(text.to_string())
 }
 
-/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise. The file
-/// must be UTF-8 (a leading byte order mark is dropped); errors name the file and the line.
+/// Reads a pairs file; JSONL when the name ends in `.jsonl` or `.json`, TSV otherwise
+/// (`a<TAB>b[<TAB>score or negative]`, or the STS benchmark's seven columns). The file must be
+/// UTF-8 (a leading byte order mark is dropped); errors name the file and the line.
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
     let text = read_text(path)?;
     let jsonl = is_jsonl(path);
@@ -124,6 +125,22 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Pair>, PairsError> {
                     "expected 2 or 3 tab-separated columns, found {}",
                     cols.len()
                 )));
+            }
+            // The STS benchmark's layout (genre, source, year, id, score, sentence 1,
+            // sentence 2, extra columns ignored): its sentences and score.
+            let sts_score = (cols.len() >= 7)
+                .then(|| cols[4].trim().parse::<f64>().ok())
+                .flatten()
+                .filter(|x| x.is_finite());
+            if let Some(score) = sts_score {
+                pairs.push(Pair {
+                    a: cols[5].to_string(),
+                    b: cols[6].to_string(),
+                    negative: None,
+                    score: Some(score),
+                    line: i + 1,
+                });
+                continue;
             }
             // A finite number is a score; anything else (`nan` and `inf` too) is a negative.
             let score = cols
@@ -249,6 +266,22 @@ mod tests {
         let pairs = read_pairs(&jsonl).unwrap();
         assert_eq!(pairs[0].a, "x\ny");
         assert_eq!(pairs[0].score, Some(3.0));
+    }
+
+    #[test]
+    fn sts_benchmark_lines_read_as_their_sentences_and_score() {
+        let dir = tempfile::tempdir().unwrap();
+        let tsv = dir.path().join("sts.csv");
+        std::fs::write(
+            &tsv,
+            "main-captions\tMSRvid\t2012test\t0001\t4.750\tA child rides a horse.\tA kid rides a horse.\textra\n",
+        )
+        .unwrap();
+        let pairs = read_pairs(&tsv).unwrap();
+        assert_eq!(pairs[0].a, "A child rides a horse.");
+        assert_eq!(pairs[0].b, "A kid rides a horse.");
+        assert_eq!(pairs[0].score, Some(4.75));
+        assert_eq!(pairs[0].negative, None);
     }
 
     #[test]

@@ -99,7 +99,13 @@ fn row_ui(
             let name = step_loss_name(&run.spec.objective, s, run.spec.train.steps);
             format!("step {s} · {name} {l:.3}")
         })
-        .unwrap_or_else(|| "no steps yet".to_string());
+        .unwrap_or_else(|| {
+            if run.annotations.tags.iter().any(|t| t == "imported") {
+                "imported, not trained here".to_string()
+            } else {
+                "no steps yet".to_string()
+            }
+        });
     let style = ui.style();
     let mut text = egui::text::LayoutJob::default();
     egui::RichText::new(format!(
