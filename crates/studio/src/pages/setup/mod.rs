@@ -161,21 +161,51 @@ fn model_section_ui(
         row(ui, errors, "Name", "name", |ui| {
             ui.text_edit_singleline(&mut spec.name)
         });
+        let fine_tune = spec.init.is_some();
         let m = &mut spec.model;
-        row(ui, errors, "Architecture", "model.arch", |ui| {
-            egui::ComboBox::from_id_salt("model_arch")
-                .selected_text(m.arch.name())
+        row(ui, errors, "Family", "model.family", |ui| {
+            let info = m.family.info();
+            if fine_tune {
+                // A fine-tune has its base's model.
+                return ui
+                    .label(info.name)
+                    .on_hover_text(format!("{} (the base run's)", info.description));
+            }
+            egui::ComboBox::from_id_salt("model_family")
+                .selected_text(info.name)
                 .show_ui(ui, |ui| {
-                    for a in Arch::ALL {
-                        ui.selectable_value(&mut m.arch, a, a.name());
+                    for f in hearth_engine::model::FAMILIES
+                        .iter()
+                        .filter(|f| f.from_scratch)
+                    {
+                        ui.selectable_value(&mut m.family, f.family, f.name)
+                            .on_hover_text(f.description);
                     }
                 })
                 .response
-                .on_hover_text(
-                    "classic: nanoGPT's GPT-2 (learned positions, LayerNorm, GELU MLP); modern: \
-                     rotary positions, RMSNorm, SwiGLU MLP, QK-norm, no biases",
-                )
+                .on_hover_text(info.description)
         });
+        if m.family == hearth_engine::model::Family::Bert {
+            // BERT has biases throughout.
+            m.bias = true;
+            m.arch = Arch::Classic;
+        }
+        if m.family == hearth_engine::model::Family::Gpt {
+            row(ui, errors, "Architecture", "model.arch", |ui| {
+                egui::ComboBox::from_id_salt("model_arch")
+                    .selected_text(m.arch.name())
+                    .show_ui(ui, |ui| {
+                        for a in Arch::ALL {
+                            ui.selectable_value(&mut m.arch, a, a.name());
+                        }
+                    })
+                    .response
+                    .on_hover_text(
+                        "classic: nanoGPT's GPT-2 (learned positions, LayerNorm, GELU MLP); \
+                         modern: rotary positions, RMSNorm, SwiGLU MLP, QK-norm, no biases",
+                    )
+            });
+        }
         row(ui, errors, "Layers", "model.n_layer", |ui| {
             ui.add(egui::DragValue::new(&mut m.n_layer).range(0..=64))
         });
