@@ -331,26 +331,20 @@ fn gelu_matches_the_decomposed_ops() {
 struct Collect<'a> {
     grads: &'a Gradients,
     out: Vec<(String, Vec<f32>)>,
-    path: Vec<String>,
+    path: hearth_engine::model::ParamPath,
 }
 
 impl ModuleVisitor for Collect<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if hearth_engine::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if hearth_engine::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = param.val().grad(self.grads) {
             self.out.push((
-                self.path.join("."),
+                self.path.joined(),
                 g.into_data().try_to_vec::<f32>().unwrap(),
             ));
         }
@@ -374,7 +368,7 @@ fn model_run(model: &Model, device: &Device) -> (f32, Vec<(String, Vec<f32>)>) {
     let mut collect = Collect {
         grads: &grads,
         out: Vec::new(),
-        path: Vec::new(),
+        path: hearth_engine::model::ParamPath::default(),
     };
     model.visit(&mut collect);
     (loss.into_scalar(), collect.out)

@@ -121,26 +121,20 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
 
 /// Every parameter's gradient (or, without `grads`, value) by path.
 struct Read<'a> {
-    path: Vec<String>,
+    path: hearth_engine::model::ParamPath,
     grads: Option<&'a Gradients>,
     out: Vec<(String, Vec<f32>)>,
 }
 
 impl ModuleVisitor for Read<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if hearth_engine::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _: &str, container_type: &str) {
-        if hearth_engine::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = self.path.join(".");
+        let name = self.path.joined();
         let value = match self.grads {
             Some(grads) => param
                 .val()
@@ -154,7 +148,7 @@ impl ModuleVisitor for Read<'_> {
 
 fn read(model: &Model, grads: Option<&Gradients>) -> Vec<(String, Vec<f32>)> {
     let mut reader = Read {
-        path: Vec::new(),
+        path: hearth_engine::model::ParamPath::default(),
         grads,
         out: Vec::new(),
     };

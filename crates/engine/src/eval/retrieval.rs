@@ -123,6 +123,29 @@ pub fn sts_metrics(score: &StsScore) -> Vec<(String, f64)> {
     ]
 }
 
+/// The cosine of each pair `(a[i], b[i])` of token sequences, embedded as `how` says.
+pub fn pair_cosines(
+    model: &Model,
+    a: &[Vec<u32>],
+    b: &[Vec<u32>],
+    how: EmbedSpec,
+    tokenizer: &Tokenizer,
+    device: &Device,
+) -> Vec<f64> {
+    let a = embed_all(model, a, how, tokenizer, device);
+    let b = embed_all(model, b, how, tokenizer, device);
+    // Rows are L2-normalised: the row-wise dot product is the cosine.
+    (a * b)
+        .sum_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
 /// Embeds both sentences of every pair (as `how` says) and correlates their cosine with the
 /// gold score.
 pub fn sts_score(
@@ -138,30 +161,9 @@ pub fn sts_score(
             .map(|t| tokenizer.encode_text(t))
             .collect()
     };
-    let a = embed_all(
-        model,
-        &encode(pairs.iter().map(|p| p.a.as_str()).collect()),
-        how,
-        tokenizer,
-        device,
-    );
-    let b = embed_all(
-        model,
-        &encode(pairs.iter().map(|p| p.b.as_str()).collect()),
-        how,
-        tokenizer,
-        device,
-    );
-    // Rows are L2-normalised: the row-wise dot product is the cosine.
-    let cosines: Vec<f64> = (a * b)
-        .sum_dim(1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let a = encode(pairs.iter().map(|p| p.a.as_str()).collect());
+    let b = encode(pairs.iter().map(|p| p.b.as_str()).collect());
+    let cosines = pair_cosines(model, &a, &b, how, tokenizer, device);
     let gold: Vec<f64> = pairs.iter().map(|p| p.score).collect();
     StsScore {
         pairs: pairs.len(),

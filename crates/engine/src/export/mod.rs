@@ -253,27 +253,8 @@ pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfErr
         // A BERT-family run is a BertModel, with sentence-transformers modules when it embeds.
         hf::bert::write_bert(out, &run.spec.model, &params, &tokenizer, layout.embedding)?;
         models.push((out.to_path_buf(), hf::bert::BERT_CLASS));
-        let text = card::model_card(run, &layout)?;
-        write_file(&out.join("README.md"), text.as_bytes())?;
-        return Ok(ExportSummary {
-            dir: out.to_path_buf(),
-            models,
-            step: run.step,
-        });
-    }
-    if layout.decoder {
-        hf::write_decoder(out, &run.spec.model, &params, &tokenizer, &run.spec)?;
-        models.push((out.to_path_buf(), hf::GPT2_CLASS));
-    }
-    if layout.masked {
-        hf::write_masked_encoder(out, &run.spec.model, &params, &tokenizer)?;
-        models.push((out.to_path_buf(), hf::MASKED_CLASS));
-    }
-    if let Some(pooling) = layout.embedding {
-        let dir = layout.embedding_dir(out);
-        create_dir(&dir)?;
-        hf::write_embedding_encoder(&dir, &run.spec.model, &params, &tokenizer, pooling)?;
-        models.push((dir, hf::ENCODER_CLASS));
+    } else {
+        write_gpt_family(run, out, &layout, &params, &tokenizer, &mut models)?;
     }
     let text = card::model_card(run, &layout)?;
     write_file(&out.join("README.md"), text.as_bytes())?;
@@ -282,6 +263,33 @@ pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfErr
         models,
         step: run.step,
     })
+}
+
+/// The folders of a GPT-family run: the decoder, the masked encoder or the embedding encoder
+/// its layout asks for.
+fn write_gpt_family(
+    run: &LoadedRun,
+    out: &Path,
+    layout: &Layout,
+    params: &hf::Tensors,
+    tokenizer: &tokenizer_json::HfTokenizer,
+    models: &mut Vec<(PathBuf, &'static str)>,
+) -> Result<(), HfError> {
+    if layout.decoder {
+        hf::write_decoder(out, &run.spec.model, params, tokenizer, &run.spec)?;
+        models.push((out.to_path_buf(), hf::GPT2_CLASS));
+    }
+    if layout.masked {
+        hf::write_masked_encoder(out, &run.spec.model, params, tokenizer)?;
+        models.push((out.to_path_buf(), hf::MASKED_CLASS));
+    }
+    if let Some(pooling) = layout.embedding {
+        let dir = layout.embedding_dir(out);
+        create_dir(&dir)?;
+        hf::write_embedding_encoder(&dir, &run.spec.model, params, tokenizer, pooling)?;
+        models.push((dir, hf::ENCODER_CLASS));
+    }
+    Ok(())
 }
 
 /// Creates `dir` and its parents.

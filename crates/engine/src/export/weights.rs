@@ -98,23 +98,17 @@ impl Array {
 
 /// Collects every float parameter with its path.
 struct Collect {
-    path: Vec<String>,
+    path: crate::model::ParamPath,
     out: BTreeMap<String, Array>,
 }
 
 impl ModuleVisitor for Collect {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -126,7 +120,7 @@ impl ModuleVisitor for Collect {
             .try_to_vec::<f32>()
             .expect("converted to f32");
         self.out
-            .insert(self.path.join("."), Array::new(shape, values));
+            .insert(self.path.joined(), Array::new(shape, values));
     }
 }
 
@@ -135,7 +129,7 @@ impl ModuleVisitor for Collect {
 /// them.
 pub fn model_params(model: &Model) -> BTreeMap<String, Array> {
     let mut collect = Collect {
-        path: Vec::new(),
+        path: crate::model::ParamPath::default(),
         out: BTreeMap::new(),
     };
     model.visit(&mut collect);
@@ -144,7 +138,7 @@ pub fn model_params(model: &Model) -> BTreeMap<String, Array> {
 
 /// Replaces every float parameter by the array of the same path.
 struct Replace<'a> {
-    path: Vec<String>,
+    path: crate::model::ParamPath,
     params: &'a BTreeMap<String, Array>,
     used: BTreeSet<String>,
     problems: Vec<String>,
@@ -152,21 +146,15 @@ struct Replace<'a> {
 
 impl ModuleMapper for Replace<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = self.path.join(".");
+        let name = self.path.joined();
         let Some(array) = self.params.get(&name) else {
             self.problems.push(format!("no value for {name}"));
             return param;
@@ -195,7 +183,7 @@ impl ModuleMapper for Replace<'_> {
 /// for.
 pub fn load_params(model: Model, params: &BTreeMap<String, Array>) -> Result<Model, Vec<String>> {
     let mut replace = Replace {
-        path: Vec::new(),
+        path: crate::model::ParamPath::default(),
         params,
         used: BTreeSet::new(),
         problems: Vec::new(),

@@ -13,7 +13,7 @@
 //! fused projection whose output is `[q | k | v]`.
 
 use super::fused::{self, AttnMask};
-use super::gpt::{AttentionMode, CausalSelfAttention, Mlp, attention_mask};
+use super::gpt::{AttentionMode, CausalSelfAttention, Mlp, attention_mask, first_position_logits};
 use super::{Arch, ModelSpec};
 use burn::module::Module;
 use burn::nn::{
@@ -159,9 +159,7 @@ impl Bert {
     /// Relation logits `[batch, classes]` from the first position of `hidden`; `None` without
     /// a relation head.
     pub fn relation_logits(&self, hidden: Tensor<3>) -> Option<Tensor<2>> {
-        let head = self.relation_head.as_ref()?;
-        let [batch, _, d_model] = hidden.dims();
-        Some(head.forward(hidden.slice([0..batch, 0..1]).reshape([batch, d_model])))
+        first_position_logits(self.relation_head.as_ref()?, hidden)
     }
 
     /// The last block's states `[batch, seq, d_model]` and, when `keep_weights`, every

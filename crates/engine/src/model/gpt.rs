@@ -378,6 +378,13 @@ pub(super) fn attention_mask(
     }
 }
 
+/// `head` applied to the first position of `hidden: [batch, seq, d]` (a classifier on the
+/// `[cls]` state): `[batch, classes]`.
+pub(super) fn first_position_logits(head: &Linear, hidden: Tensor<3>) -> Option<Tensor<2>> {
+    let [batch, _, d_model] = hidden.dims();
+    Some(head.forward(hidden.slice([0..batch, 0..1]).reshape([batch, d_model])))
+}
+
 /// Which positions a query may attend to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionMode {
@@ -488,34 +495,6 @@ impl Gpt {
         self.context
     }
 
-    /// `tokens: [batch, seq]` with `seq <= context`; returns logits `[batch, seq, vocab]` of
-    /// causal (next-token) attention.
-    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.logits(self.hidden(tokens, AttentionMode::Causal, None))
-    }
-
-    /// The forward pass that also keeps every layer's attention weights. Used on probe inputs
-    /// only, so training steps never pay for the copies.
-    pub fn forward_with_attention(
-        &self,
-        tokens: Tensor<2, Int>,
-        mode: AttentionMode,
-    ) -> (Tensor<3>, Vec<Tensor<4>>) {
-        let (hidden, maps) = self.hidden_inner(tokens, mode, None, true);
-        (self.logits(hidden), maps)
-    }
-
-    /// The final hidden states `[batch, seq, d_model]` (after the last norm).
-    /// `padding: [batch, seq]` marks padded positions, which no query attends to.
-    pub fn hidden(
-        &self,
-        tokens: Tensor<2, Int>,
-        mode: AttentionMode,
-        padding: Option<Tensor<2, Bool>>,
-    ) -> Tensor<3> {
-        self.hidden_inner(tokens, mode, padding, false).0
-    }
-
     /// Output logits `[batch, seq, vocab]` from hidden states.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_model] = hidden.dims();
@@ -530,9 +509,7 @@ impl Gpt {
     /// Relation logits `[batch, classes]` from the first position of `hidden`; `None` without
     /// a relation head.
     pub fn relation_logits(&self, hidden: Tensor<3>) -> Option<Tensor<2>> {
-        let head = self.relation_head.as_ref()?;
-        let [batch, _, d_model] = hidden.dims();
-        Some(head.forward(hidden.slice([0..batch, 0..1]).reshape([batch, d_model])))
+        first_position_logits(self.relation_head.as_ref()?, hidden)
     }
 
     pub(super) fn hidden_inner(

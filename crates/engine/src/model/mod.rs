@@ -48,6 +48,39 @@ pub fn is_family_level(container_type: &str) -> bool {
     container_type == "Enum:Model"
 }
 
+/// Where a module visitor or mapper is in the model: the names of the modules entered, without
+/// the family level, so parameter paths read `blocks.0.attn.qkv.weight` whatever the family.
+/// Visitors that need a parameter's path keep one and call [`ParamPath::enter`] and
+/// [`ParamPath::exit`] from `enter_module` and `exit_module`.
+#[derive(Debug, Clone, Default)]
+pub struct ParamPath(Vec<String>);
+
+impl ParamPath {
+    /// Entering the submodule `name` of type `container_type`.
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        if !is_family_level(container_type) {
+            self.0.push(name.to_string());
+        }
+    }
+
+    /// Leaving a submodule of type `container_type`.
+    pub fn exit(&mut self, container_type: &str) {
+        if !is_family_level(container_type) {
+            self.0.pop();
+        }
+    }
+
+    /// The names, outermost first.
+    pub fn parts(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The dotted path (`blocks.0.attn.qkv`).
+    pub fn joined(&self) -> String {
+        self.0.join(".")
+    }
+}
+
 impl Model {
     /// A freshly initialised model of `spec`'s family for `vocab` tokens. `spec` must be
     /// valid.

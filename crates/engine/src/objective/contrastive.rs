@@ -233,11 +233,26 @@ pub fn embedding_map(
     if windows.len() < 3 {
         return None;
     }
-    let mut texts: Vec<Vec<u32>> = windows.iter().map(|w| w[..ctx].to_vec()).collect();
-    texts.extend(windows.iter().map(|w| w[ctx..].to_vec()));
-    let groups: Vec<u8> = (0..texts.len())
-        .map(|i| u8::from(i >= windows.len()))
+    let queries: Vec<Vec<u32>> = windows.iter().map(|w| w[..ctx].to_vec()).collect();
+    let positives: Vec<Vec<u32>> = windows.iter().map(|w| w[ctx..].to_vec()).collect();
+    paired_map(model, data, queries, positives, device, step)
+}
+
+/// The embedding map of texts in two groups (queries and their positives; first and second
+/// sentences): the learned part of their embeddings projected to 2-D, group 0 then group 1.
+pub fn paired_map(
+    model: &Model,
+    data: &StepData<'_>,
+    first: Vec<Vec<u32>>,
+    second: Vec<Vec<u32>>,
+    device: &Device,
+    step: usize,
+) -> Option<EmbeddingSnapshot> {
+    let groups: Vec<u8> = std::iter::repeat_n(0, first.len())
+        .chain(std::iter::repeat_n(1, second.len()))
         .collect();
+    let mut texts = first;
+    texts.extend(second);
     let how = data.objective.embed_spec();
     let embeddings = how.learned_part(embed_all(
         model,

@@ -13,9 +13,9 @@ use super::{
     EvalView, Evaluation, MetricKey, Objective, ObjectiveKind, ObjectiveSpec, PairSet, Recipe,
     StepData, mean_of_batches,
 };
+use crate::eval::embed;
 use crate::eval::embed::as_refs;
-use crate::eval::retrieval::{pearson, spearman};
-use crate::eval::{embed, embed_all};
+use crate::eval::retrieval::{pair_cosines, pearson, spearman};
 use crate::events::EmbeddingSnapshot;
 use crate::model::{AttentionMode, Model, SpecError};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -105,25 +105,14 @@ fn train_batch_loss(
     cosent_loss(cosines(model, data, &a, &b, device), &scores, device)
 }
 
-/// The held-out pairs' cosines (in chunks of the batch size) and their gold scores.
+/// The held-out pairs' cosines and their gold scores.
 fn held_out_cosines(model: &Model, data: &StepData<'_>, device: &Device) -> (Vec<f64>, Vec<f64>) {
     let set = pairs(data);
     let n = set.held_out.len().min(HELD_OUT_MAX);
     let a: Vec<Vec<u32>> = set.held_out[..n].iter().map(|p| p.0.clone()).collect();
     let b: Vec<Vec<u32>> = set.held_out[..n].iter().map(|p| p.1.clone()).collect();
-    let how = data.objective.embed_spec();
     let tok = &data.corpus.tokenizer;
-    let ea = embed_all(model, &a, how, tok, device);
-    let eb = embed_all(model, &b, how, tok, device);
-    let cos: Vec<f64> = (ea * eb)
-        .sum_dim(1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let cos = pair_cosines(model, &a, &b, data.objective.embed_spec(), tok, device);
     let gold = set.held_out_scores[..n]
         .iter()
         .map(|&s| f64::from(s))
@@ -143,19 +132,9 @@ fn embedding_map(
     if n < 2 {
         return None;
     }
-    let mut texts: Vec<Vec<u32>> = set.held_out[..n].iter().map(|p| p.0.clone()).collect();
-    texts.extend(set.held_out[..n].iter().map(|p| p.1.clone()));
-    let groups = (0..2 * n).map(|i| u8::from(i >= n)).collect();
-    let tok = &data.corpus.tokenizer;
-    let x = embed_all(model, &texts, data.objective.embed_spec(), tok, device);
-    let [rows, d] = x.dims();
-    let values = x.into_data().convert::<f32>().try_to_vec::<f32>().ok()?;
-    Some(EmbeddingSnapshot {
-        step,
-        points: crate::viz::pca::pca_2d(&values, rows, d),
-        groups,
-        texts: texts.iter().map(|t| tok.decode(t)).collect(),
-    })
+    let first = set.held_out[..n].iter().map(|p| p.0.clone()).collect();
+    let second = set.held_out[..n].iter().map(|p| p.1.clone()).collect();
+    super::contrastive::paired_map(model, data, first, second, device, step)
 }
 
 /// Fine-tuning an encoder on scored pairs with CoSENT ([`ObjectiveKind::COSENT`]).

@@ -250,7 +250,7 @@ impl AdamW {
         };
         self.steps += 1;
         let mut update = Update {
-            path: Vec::new(),
+            path: crate::model::ParamPath::default(),
             optim: self,
             grads,
             lr,
@@ -371,7 +371,7 @@ impl ModuleVisitor for GradNorm<'_> {
 
 struct Update<'a> {
     /// Names of the modules entered, outermost first.
-    path: Vec<String>,
+    path: crate::model::ParamPath,
     optim: &'a mut AdamW,
     grads: &'a GradBuffer,
     lr: f64,
@@ -380,17 +380,11 @@ struct Update<'a> {
 
 impl ModuleMapper for Update<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -407,7 +401,7 @@ impl ModuleMapper for Update<'_> {
         // gains stay with AdamW (as in the reference setup).
         if spec.optimizer == OptimizerKind::Muon
             && D == 2
-            && self.path.iter().any(|p| p == "blocks")
+            && self.path.parts().iter().any(|p| p == "blocks")
         {
             let dims = tensor.shape().dims::<D>();
             let shape2 = [dims[0], dims[1]];

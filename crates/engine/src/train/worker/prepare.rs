@@ -151,7 +151,7 @@ impl Worker {
                     message: e.to_string(),
                 })?;
             model = model.map(&mut Freeze {
-                path: Vec::new(),
+                path: crate::model::ParamPath::default(),
                 embeddings: init.freeze_embeddings,
                 layers: init.freeze_layers,
             });
@@ -285,33 +285,28 @@ fn load_base(init: &InitSpec, spec: &RunSpec) -> Result<Base, RunFailure> {
 
 /// Marks embeddings and the lowest blocks as not trained.
 struct Freeze {
-    path: Vec<String>,
+    path: crate::model::ParamPath,
     embeddings: bool,
     layers: usize,
 }
 
 impl burn::module::ModuleMapper for Freeze {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.push(name.to_string());
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _: &str, container_type: &str) {
-        if crate::model::is_family_level(container_type) {
-            return;
-        }
-        self.path.pop();
+        self.path.exit(container_type);
     }
     fn map_float<const D: usize>(
         &mut self,
         param: burn::module::Param<burn::tensor::Tensor<D>>,
     ) -> burn::module::Param<burn::tensor::Tensor<D>> {
-        let top = self.path.first().map(String::as_str);
+        let top = self.path.parts().first().map(String::as_str);
         let embedding = matches!(top, Some("tok_emb" | "pos_emb"));
         let low_block = top == Some("blocks")
             && self
                 .path
+                .parts()
                 .get(1)
                 .and_then(|i| i.parse::<usize>().ok())
                 .is_some_and(|i| i < self.layers);
