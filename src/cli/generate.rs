@@ -4,10 +4,11 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use hearth_engine::backend::{BackendKind, available_cores};
-use hearth_engine::eval::{Sampling, generate_with};
+use hearth_engine::eval::{Sampling, generate_streaming};
 use hearth_engine::export::LoadedRun;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -27,6 +28,13 @@ pub struct GenerateArgs {
     /// Draw among the K most likely tokens only (0: among all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
+    /// Draw among the most likely tokens that together hold this probability (1: among all).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::cli::train::finite)]
+    pub top_p: f64,
+    /// Read the prompt as a user's turn and render it with the model's chat template (the
+    /// answer stops at the end of the assistant's turn); without it the prompt is raw text.
+    #[arg(long)]
+    pub chat: bool,
     /// Seed of the sampling (default: a new one each time); the same seed gives the same text.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -69,20 +77,55 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     let mut rng = StdRng::seed_from_u64(seed);
-    let prompt = run.tokenizer.encode(&args.prompt);
+    let text = if args.chat {
+        let messages = [hearth_engine::data::chat::Message::new(
+            "user",
+            &args.prompt,
+        )];
+        run.tokenizer
+            .render_chat(&messages, true)
+            .with_context(|| format!("--chat: {}", args.run.display()))?
+    } else {
+        args.prompt.clone()
+    };
+    let prompt = run.tokenizer.encode(&text);
     let sampling = Sampling {
         temperature: args.temperature,
         top_k: args.top_k,
+        top_p: args.top_p,
     };
-    let ids = generate_with(
+    let stop = run.tokenizer.stop_tokens().to_vec();
+    // Tokens are printed as they are picked (whole characters only); the stop token is not.
+    let mut shown = 0;
+    let mut picked: Vec<u32> = Vec::new();
+    let tokenizer = &run.tokenizer;
+    let mut out = std::io::stdout().lock();
+    generate_streaming(
         &run.model,
         &prompt,
         args.max_tokens,
         sampling,
+        &stop,
         &mut rng,
         &device,
+        |token| {
+            if !stop.contains(&token) {
+                picked.push(token);
+                let text = tokenizer.decode(&picked);
+                if let Some(new) = text.get(shown..).filter(|_| !text.ends_with('\u{FFFD}')) {
+                    let _ = write!(out, "{new}");
+                    let _ = out.flush();
+                    shown = text.len();
+                }
+            }
+            true
+        },
     );
+    let text = tokenizer.decode(&picked);
+    if let Some(rest) = text.get(shown..) {
+        let _ = write!(out, "{rest}");
+    }
+    let _ = writeln!(out);
     eprintln!("checkpoint of step {}, seed {seed}", run.step);
-    println!("{}", run.tokenizer.decode(&ids));
     Ok(())
 }

@@ -153,6 +153,20 @@ pub struct TrainArgs {
     /// Fine-tune: keep this many of the lowest blocks fixed.
     #[arg(long, default_value_t = 0)]
     pub freeze_layers: usize,
+    /// Fine-tune with LoRA adapters of this rank (Llama family): only the adapters train;
+    /// checkpoints hold them alone.
+    #[arg(long)]
+    pub lora_rank: Option<usize>,
+    /// LoRA: the adapters add alpha / rank times their product (default 2 x rank).
+    #[arg(long, value_parser = finite)]
+    pub lora_alpha: Option<f64>,
+    /// LoRA: the projections that get adapters, comma-separated among q, k, v, o, gate, up,
+    /// down.
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o")]
+    pub lora_targets: Vec<String>,
+    /// LoRA: dropout on the adapters' input.
+    #[arg(long, default_value_t = 0.0, value_parser = finite)]
+    pub lora_dropout: f64,
     /// Run folder to create (default: a new folder in the project's runs/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -288,14 +302,21 @@ impl TrainArgs {
         }
         if let Some(from) = &self.init_from {
             // The base run's shape unless flags say otherwise.
+            // A rotary (Llama) base reads any context up to its own: --context only cuts
+            // the training windows.
+            let rotary = |base: &RunSpec| base.model.family == hearth_engine::model::Family::Llama;
             if let Ok(base) = hearth_engine::project::store::read_spec(from)
                 && self.layers.is_none()
                 && self.heads.is_none()
                 && self.width.is_none()
-                && self.context.is_none()
+                && (self.context.is_none() || rotary(&base))
             {
                 spec.model = hearth_engine::model::ModelSpec {
                     dropout: spec.model.dropout,
+                    context: match self.context {
+                        Some(context) => context.min(base.model.context),
+                        None => base.model.context,
+                    },
                     ..base.model
                 };
                 // The tokenizer is the base's (the run reads it from the base); say so in
@@ -316,6 +337,15 @@ impl TrainArgs {
             }
             let recipe = hearth_engine::objective::Recipe::of(&spec.objective.kind);
             let default_multiplier = if recipe.pretrained_lr { 1.0 } else { 0.1 };
+            if let Some(rank) = self.lora_rank {
+                spec.model.lora = Some(hearth_engine::model::LoraSpec {
+                    rank,
+                    alpha: self.lora_alpha.unwrap_or(2.0 * rank as f64),
+                    targets: self.lora_targets.clone(),
+                    dropout: self.lora_dropout,
+                    base: base_checkpoint(from)?,
+                });
+            }
             spec.init = Some(InitSpec {
                 from_run: from.clone(),
                 lr_multiplier: self.lr_multiplier.unwrap_or(default_multiplier),
@@ -323,8 +353,33 @@ impl TrainArgs {
                 freeze_layers: self.freeze_layers,
             });
         }
+        if self.lora_rank.is_some() && self.init_from.is_none() {
+            anyhow::bail!("--lora-rank: LoRA adapts a trained model; name it with --init-from RUN");
+        }
         Ok(spec)
     }
+}
+
+/// The newest checkpoint of the run folder `run` (absolute), which LoRA adapters modify.
+fn base_checkpoint(run: &std::path::Path) -> Result<PathBuf> {
+    let store = hearth_engine::project::RunStore::open(run)
+        .with_context(|| format!("--init-from {}", run.display()))?;
+    let (_, path) = store
+        .newest_checkpoint()?
+        .with_context(|| format!("--init-from {}: the run has no checkpoint", run.display()))?;
+    let path = if path.exists() {
+        path
+    } else {
+        run.join("checkpoints")
+            .join(path.file_name().unwrap_or_default())
+    };
+    path.canonicalize().with_context(|| {
+        format!(
+            "--init-from {}: checkpoint {}",
+            run.display(),
+            path.display()
+        )
+    })
 }
 
 /// What `--data FILE` reads: plain text, or, for a `.jsonl`, `.json`, `.csv` or `.tsv` file, its

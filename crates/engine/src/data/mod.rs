@@ -1,5 +1,6 @@
 //! Sources -> documents -> tokenizer -> batches.
 
+pub mod chat;
 pub mod corpus;
 pub mod dataset;
 pub mod generated;

@@ -195,6 +195,12 @@ impl BpeModel {
         self.tokenizer().get_vocab_size(true)
     }
 
+    /// The text of token `id` as the vocabulary spells it (special tokens included; empty
+    /// outside the vocabulary).
+    pub fn token_text(&self, id: u32) -> String {
+        self.tokenizer().id_to_token(id).unwrap_or_default()
+    }
+
     /// The ids of `text` (empty if `tokenizers` fails on it).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         self.tokenizer()
@@ -223,6 +229,20 @@ pub struct PretrainedSpecials {
     pub sep: Option<u32>,
     /// Every id the tokenizer marks special (the four above, `[UNK]` and any others).
     pub all: Vec<u32>,
+    /// Starts a text, for models trained with one (a decoder's `bos_token`).
+    #[serde(default)]
+    pub bos: Option<u32>,
+    /// Ends a text or a turn: generation stops at any of these (a decoder's `eos_token`, and
+    /// the end-of-turn token of a chat template).
+    #[serde(default)]
+    pub eos: Vec<u32>,
+    /// The model's chat template (Jinja, as Hugging Face and GGUF files keep it).
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    /// Rows of the model's embedding when it has more than the tokenizer has tokens (Qwen
+    /// pads its vocabulary); 0 for the tokenizer's size.
+    #[serde(default)]
+    pub rows: usize,
 }
 
 /// A fitted tokenizer. Its vocabulary is saved with each run so checkpoints decode the same way.
@@ -358,8 +378,8 @@ impl Tokenizer {
 
     /// Every id the model embeds: the base vocabulary and any reserved tokens.
     pub fn vocab_size(&self) -> usize {
-        if let Tokenizer::Pretrained { model, .. } = self {
-            return model.vocab_size();
+        if let Tokenizer::Pretrained { model, specials } = self {
+            return model.vocab_size().max(specials.rows);
         }
         self.base_size()
             + if self.has_specials() {
@@ -389,6 +409,64 @@ impl Tokenizer {
             return specials.all.contains(&id);
         }
         self.has_specials() && (id as usize) >= self.base_size()
+    }
+
+    /// The tokens generation stops after (a pretrained decoder's end of text and of turn).
+    pub fn stop_tokens(&self) -> &[u32] {
+        match self {
+            Tokenizer::Pretrained { specials, .. } => &specials.eos,
+            _ => &[],
+        }
+    }
+
+    /// The model's chat template, when its tokenizer brought one.
+    pub fn chat_template(&self) -> Option<&str> {
+        match self {
+            Tokenizer::Pretrained { specials, .. } => specials.chat_template.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `messages` rendered with the model's chat template (`add_generation_prompt`: ending
+    /// where the assistant's turn starts); an error when the model has no template.
+    pub fn render_chat(
+        &self,
+        messages: &[super::chat::Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, super::chat::ChatError> {
+        let template = self.chat_template().ok_or_else(|| {
+            super::chat::ChatError(
+                "the model has no chat template (its tokenizer brought none)".into(),
+            )
+        })?;
+        super::chat::render(
+            template,
+            messages,
+            add_generation_prompt,
+            &self.template_tokens(),
+        )
+    }
+
+    /// The texts of the special tokens a chat template names.
+    pub fn template_tokens(&self) -> super::chat::TemplateTokens {
+        let text = |id: Option<u32>| id.map(|id| self.decode_raw(id)).unwrap_or_default();
+        match self {
+            Tokenizer::Pretrained { specials, .. } => super::chat::TemplateTokens {
+                bos: text(specials.bos),
+                eos: text(specials.eos.first().copied()),
+            },
+            _ => super::chat::TemplateTokens::default(),
+        }
+    }
+
+    /// The text of one token, special tokens included.
+    fn decode_raw(&self, id: u32) -> String {
+        match self {
+            Tokenizer::Bpe { model, .. } | Tokenizer::Pretrained { model, .. } => {
+                model.token_text(id)
+            }
+            _ => self.decode(&[id]),
+        }
     }
 
     /// The ids of one text as the model reads it on its own: a pretrained tokenizer's

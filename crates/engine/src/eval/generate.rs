@@ -2,7 +2,7 @@
 
 use super::tokens_tensor;
 use crate::data::{Corpus, Special};
-use crate::model::Model;
+use crate::model::{KvCache, Model};
 use burn::tensor::Device;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -20,6 +20,7 @@ pub fn generate(
     let sampling = Sampling {
         temperature: temperature.max(1e-6),
         top_k: 0,
+        ..Sampling::default()
     };
     generate_with(model, prompt, n_tokens, sampling, rng, device)
 }
@@ -33,6 +34,20 @@ pub struct Sampling {
     /// Draws among the `top_k` most likely tokens only (ties with the last one kept); 0 draws
     /// among all.
     pub top_k: usize,
+    /// Draws among the most likely tokens whose probabilities first reach `top_p` (nucleus
+    /// sampling, Holtzman et al. 2020); 1 or more draws among all.
+    pub top_p: f64,
+}
+
+impl Default for Sampling {
+    /// The model's own distribution.
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
 }
 
 /// Continues `prompt` by `n_tokens` tokens picked as `sampling` says. Returns the new tokens
@@ -45,31 +60,80 @@ pub fn generate_with(
     rng: &mut StdRng,
     device: &Device,
 ) -> Vec<u32> {
+    generate_streaming(model, prompt, n_tokens, sampling, &[], rng, device, |_| {
+        true
+    })
+}
+
+/// The last row of `logits: [1, seq, vocab]` as numbers.
+fn last_row(logits: burn::tensor::Tensor<3>) -> Vec<f32> {
+    let [_, seq, vocab] = logits.dims();
+    logits
+        .narrow(1, seq - 1, 1)
+        .reshape([vocab])
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Continues `prompt` by up to `n_tokens` tokens picked as `sampling` says, handing each to
+/// `on_token` as it is picked (which returns false to stop), and stopping after any token of
+/// `stop` (kept in the result). Families with a key/value cache feed one token per step; the
+/// others re-read the last context window. Returns the new tokens.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_streaming(
+    model: &Model,
+    prompt: &[u32],
+    n_tokens: usize,
+    sampling: Sampling,
+    stop: &[u32],
+    rng: &mut StdRng,
+    device: &Device,
+    mut on_token: impl FnMut(u32) -> bool,
+) -> Vec<u32> {
     let context = model.context();
     let mut ids: Vec<u32> = prompt.to_vec();
     if ids.is_empty() {
         ids.push(0);
     }
     let start = ids.len();
-    for _ in 0..n_tokens {
-        let window = &ids[ids.len().saturating_sub(context)..];
-        let seq = window.len();
-        let input = tokens_tensor(
+    let to_input = |window: &[u32]| {
+        tokens_tensor(
             window.iter().map(|&t| i64::from(t)).collect(),
             1,
-            seq,
+            window.len(),
             device,
-        );
-        let logits = model.forward(input); // [1, seq, vocab]
-        let vocab = logits.dims()[2];
-        let last = logits
-            .narrow(1, seq - 1, 1)
-            .reshape([vocab])
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        ids.push(pick_token(&last, sampling, rng));
+        )
+    };
+    let mut cache = KvCache::new();
+    let mut cached = false;
+    for _ in 0..n_tokens {
+        // With a cache: the whole (last) window once, then one token per step; when the cache
+        // reaches the context, it starts again from the last half window.
+        let logits = if cached && cache.len() < context {
+            model.forward_cached(to_input(&ids[ids.len() - 1..]), &mut cache)
+        } else {
+            cache = KvCache::new();
+            let keep = if cached { context / 2 } else { context };
+            let window = &ids[ids.len().saturating_sub(keep.max(1))..];
+            model.forward_cached(to_input(window), &mut cache)
+        };
+        let row = match logits {
+            Some(logits) => {
+                cached = true;
+                last_row(logits)
+            }
+            None => {
+                let window = &ids[ids.len().saturating_sub(context)..];
+                last_row(model.forward(to_input(window)))
+            }
+        };
+        let token = pick_token(&row, sampling, rng);
+        ids.push(token);
+        if !on_token(token) || stop.contains(&token) {
+            break;
+        }
     }
     ids.split_off(start)
 }
@@ -95,6 +159,7 @@ pub fn pick_token(logits: &[f32], sampling: Sampling, rng: &mut StdRng) -> u32 {
         .map(|&logit| ((logit - max) / temperature).exp())
         .collect();
     keep_top_k(&mut weights, sampling.top_k);
+    keep_top_p(&mut weights, sampling.top_p);
     sample_index(&weights, rng) as u32
 }
 
@@ -110,6 +175,29 @@ fn keep_top_k(weights: &mut [f32], top_k: usize) {
         if *w < kth {
             *w = 0.0;
         }
+    }
+}
+
+/// Zeroes the weights outside the smallest set of largest ones holding `top_p` of the total
+/// (the largest always kept); `top_p` of 1 or more keeps all.
+fn keep_top_p(weights: &mut [f32], top_p: f64) {
+    if !(top_p < 1.0) {
+        return;
+    }
+    let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_unstable_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+    let mut mass = 0.0;
+    let mut keep = order.len();
+    for (rank, &i) in order.iter().enumerate() {
+        mass += f64::from(weights[i]) / total;
+        if mass >= top_p {
+            keep = rank + 1;
+            break;
+        }
+    }
+    for &i in &order[keep..] {
+        weights[i] = 0.0;
     }
 }
 
@@ -205,15 +293,18 @@ mod tests {
         let greedy = Sampling {
             temperature: 0.0,
             top_k: 0,
+            ..Sampling::default()
         };
         let top_1 = Sampling {
             temperature: 1.0,
             top_k: 1,
+            ..Sampling::default()
         };
         assert_eq!(run(top_1, 1), run(greedy, 2));
         let free = Sampling {
             temperature: 1.5,
             top_k: 0,
+            ..Sampling::default()
         };
         assert_eq!(run(free, 7), run(free, 7));
         assert_eq!(run(free, 7).len(), 12);

@@ -17,7 +17,9 @@ pub use embed::{
     normalize, pool, similarities,
 };
 pub use exact_match::exact_match;
-pub use generate::{Sampling, generate, generate_with, greedy_until_newline, sample_index};
+pub use generate::{
+    Sampling, generate, generate_streaming, generate_with, greedy_until_newline, sample_index,
+};
 pub use loss::{cross_entropy, estimate_loss, full_split_loss};
 pub use relation::relation_hidden;
 pub use retrieval::{

@@ -241,6 +241,9 @@ pub fn export_run(run_dir: &Path, out: &Path, device: &Device) -> Result<ExportS
 
 /// [`export_run`] for a run already loaded.
 pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfError> {
+    if run.spec.model.family == crate::model::Family::Llama {
+        return export_llama(run, out);
+    }
     // Before anything is written: a modern model has no GPT-2 or BERT layout.
     hf::classic_only(&run.spec.model, &run.dir.join("spec.json"))?;
     hf::without_lexical(&run.spec, &run.dir.join("spec.json"))?;
@@ -261,6 +264,40 @@ pub fn export_loaded(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfErr
     Ok(ExportSummary {
         dir: out.to_path_buf(),
         models,
+        step: run.step,
+    })
+}
+
+/// A Llama-family run as a decoder folder, adapters merged.
+fn export_llama(run: &LoadedRun, out: &Path) -> Result<ExportSummary, HfError> {
+    let params = weights::model_params(&run.model);
+    create_dir(out)?;
+    let class = hf::llama::write_llama(out, &run.spec.model, &params, &run.tokenizer)?;
+    let text = card::model_card(run, &run.layout())?;
+    write_file(&out.join("README.md"), text.as_bytes())?;
+    Ok(ExportSummary {
+        dir: out.to_path_buf(),
+        models: vec![(out.to_path_buf(), class)],
+        step: run.step,
+    })
+}
+
+/// Writes the LoRA adapters of the run in `run_dir` as a PEFT folder `out` (created if
+/// missing), for `peft.PeftModel.from_pretrained` on the base model.
+pub fn export_peft(run_dir: &Path, out: &Path, device: &Device) -> Result<ExportSummary, HfError> {
+    let run = LoadedRun::load(run_dir, device)?;
+    let params = weights::model_params(&run.model);
+    create_dir(out)?;
+    let base = run
+        .spec
+        .init
+        .as_ref()
+        .map(|init| init.from_run.display().to_string())
+        .unwrap_or_default();
+    hf::llama::write_peft(out, &run.spec.model, &params, &base)?;
+    Ok(ExportSummary {
+        dir: out.to_path_buf(),
+        models: vec![(out.to_path_buf(), "PeftModel (LoRA)")],
         step: run.step,
     })
 }

@@ -138,6 +138,7 @@ fn sampling_of(sampling: Sampling) -> Sampling {
         Sampling {
             temperature: 1.0,
             top_k: sampling.top_k,
+            top_p: sampling.top_p,
         }
     } else {
         sampling
@@ -172,6 +173,7 @@ mod tests {
         let greedy = Sampling {
             temperature: 0.0,
             top_k: 0,
+            ..Sampling::default()
         };
         let mut rng = StdRng::seed_from_u64(1);
         let got = BatchedSampler { rows: 3 }
@@ -185,6 +187,7 @@ mod tests {
         let free = Sampling {
             temperature: 1.3,
             top_k: 0,
+            ..Sampling::default()
         };
         let draw = |seed| {
             BatchedSampler::default()
@@ -203,6 +206,7 @@ mod tests {
         let top_1 = Sampling {
             temperature: 1.0,
             top_k: 1,
+            ..Sampling::default()
         };
         let mut rng = StdRng::seed_from_u64(9);
         assert_eq!(

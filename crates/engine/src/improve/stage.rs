@@ -610,6 +610,7 @@ impl<'a> Stage<'a> {
         let greedy = Sampling {
             temperature: 0.0,
             top_k: 0,
+            ..Sampling::default()
         };
         let tasks = self.tasks;
         let held = &tasks.held_out;
@@ -681,6 +682,7 @@ impl<'a> Stage<'a> {
         let sampling = Sampling {
             temperature: self.spec.temperature,
             top_k: self.spec.top_k,
+            ..Sampling::default()
         };
         let prompts: Vec<String> = items
             .iter()

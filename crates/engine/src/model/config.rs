@@ -80,6 +80,103 @@ impl Default for BertShape {
     }
 }
 
+/// The shape settings only the Llama family has (read from a `config.json` or GGUF header on
+/// import; from scratch, the defaults follow SmolLM2's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlamaShape {
+    /// Key/value heads of grouped-query attention (`num_key_value_heads`); 0 for as many as
+    /// the query heads. Must divide `n_head`.
+    pub n_kv_head: usize,
+    /// Width of one attention head (`head_dim`); 0 for `d_model / n_head`.
+    pub head_dim: usize,
+    /// Hidden width of each block's SwiGLU MLP (`intermediate_size`); 0 for 8/3 d rounded up
+    /// to a multiple of 8.
+    pub mlp_width: usize,
+    /// Base of the rotary frequencies (`rope_theta`).
+    pub rope_theta: f64,
+    /// Epsilon of every RMSNorm (`rms_norm_eps`).
+    pub norm_eps: f64,
+    /// RMSNorm on each head's queries and keys before the rotation (Qwen3).
+    pub qk_norm: bool,
+    /// Biases on the query, key and value projections (Qwen2, `attention_bias`).
+    pub qkv_bias: bool,
+}
+
+impl Default for LlamaShape {
+    fn default() -> Self {
+        Self {
+            n_kv_head: 0,
+            head_dim: 0,
+            mlp_width: 0,
+            rope_theta: 10_000.0,
+            norm_eps: 1e-5,
+            qk_norm: false,
+            qkv_bias: false,
+        }
+    }
+}
+
+/// Low-rank adapters (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models")
+/// on a fine-tune's projection matrices: each targeted `W` computes `x W + (alpha / rank)
+/// (dropout(x) A) B`, `A: [in, rank]`, `B: [rank, out]` (zero at the start), and only the
+/// adapters train. Llama family only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoraSpec {
+    /// Rank of each adapter.
+    pub rank: usize,
+    /// Scale numerator: adapters add `alpha / rank` times their product.
+    pub alpha: f64,
+    /// Projections that get adapters: any of q, k, v, o, gate, up, down.
+    pub targets: Vec<String>,
+    /// Dropout on the adapters' input.
+    pub dropout: f64,
+    /// The base checkpoint whose frozen weights the adapters modify (a run's checkpoints hold
+    /// the adapters only).
+    pub base: std::path::PathBuf,
+}
+
+impl Default for LoraSpec {
+    fn default() -> Self {
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            targets: ["q", "k", "v", "o"].map(String::from).to_vec(),
+            dropout: 0.0,
+            base: std::path::PathBuf::new(),
+        }
+    }
+}
+
+/// Every projection LoRA can target, in the order of a block.
+pub const LORA_TARGETS: [&str; 7] = ["q", "k", "v", "o", "gate", "up", "down"];
+
+impl LoraSpec {
+    /// Whether projection `name` (one of [`LORA_TARGETS`]) gets an adapter.
+    pub fn targets(&self, name: &str) -> bool {
+        self.targets.iter().any(|t| t == name)
+    }
+
+    /// Adapter parameters on a model of `spec`'s shape.
+    pub fn n_params(&self, spec: &ModelSpec) -> usize {
+        let d = spec.d_model;
+        let (q, kv) = (spec.q_width(), spec.kv_width());
+        let hidden = spec.mlp_hidden();
+        let per_layer: usize = LORA_TARGETS
+            .iter()
+            .filter(|t| self.targets(t))
+            .map(|t| match *t {
+                "q" => d + q,
+                "k" | "v" => d + kv,
+                "o" => q + d,
+                _ => d + hidden,
+            })
+            .sum();
+        spec.n_layer * per_layer * self.rank
+    }
+}
+
 /// The shape of a model: nanoGPT's `GPTConfig`, the family and, for GPT, the choice of
 /// architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +206,10 @@ pub struct ModelSpec {
     pub family: Family,
     /// BERT's own settings (family `bert` only).
     pub bert: BertShape,
+    /// Llama's own settings (family `llama` only).
+    pub llama: LlamaShape,
+    /// Low-rank adapters of a fine-tune (family `llama` only); `None` trains every weight.
+    pub lora: Option<LoraSpec>,
 }
 
 impl Default for ModelSpec {
@@ -126,6 +227,8 @@ impl Default for ModelSpec {
             arch: Arch::Classic,
             family: Family::Gpt,
             bert: BertShape::default(),
+            llama: LlamaShape::default(),
+            lora: None,
         }
     }
 }
@@ -184,7 +287,15 @@ impl ModelSpec {
                 ));
             }
         }
-        if self.arch == Arch::Modern {
+        if self.family == Family::Llama {
+            self.validate_llama(&mut errors);
+        } else if self.lora.is_some() {
+            errors.push(SpecError::new(
+                "model.lora",
+                "LoRA adapters are for the llama family; fine-tune this model's weights instead",
+            ));
+        }
+        if self.arch == Arch::Modern && self.family == Family::Gpt {
             let head_dim = self.head_dim();
             if self.n_head > 0
                 && self.d_model.is_multiple_of(self.n_head)
@@ -211,13 +322,37 @@ impl ModelSpec {
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
+        if self.family == Family::Llama && self.llama.head_dim > 0 {
+            return self.llama.head_dim;
+        }
         self.d_model / self.n_head.max(1)
+    }
+
+    /// Key/value heads: grouped-query attention's (Llama), else one per query head.
+    pub fn kv_heads(&self) -> usize {
+        if self.family == Family::Llama && self.llama.n_kv_head > 0 {
+            return self.llama.n_kv_head;
+        }
+        self.n_head
+    }
+
+    /// Width of the queries of all heads.
+    pub fn q_width(&self) -> usize {
+        self.n_head * self.head_dim()
+    }
+
+    /// Width of the keys (or values) of all key/value heads.
+    pub fn kv_width(&self) -> usize {
+        self.kv_heads() * self.head_dim()
     }
 
     /// Hidden width of a block's MLP: 4 d for classic; for modern's SwiGLU, which has three
     /// matrices instead of two, 8/3 d rounded up to a multiple of 8, so the parameter count
     /// stays close to classic's.
     pub fn mlp_hidden(&self) -> usize {
+        if self.family == Family::Llama && self.llama.mlp_width > 0 {
+            return self.llama.mlp_width;
+        }
         if self.family == Family::Bert {
             return match self.bert.mlp_width {
                 0 => 4 * self.d_model,
@@ -240,6 +375,9 @@ impl ModelSpec {
     fn n_params_checked(&self, vocab: usize) -> Option<usize> {
         if self.family == Family::Bert {
             return self.bert_params_checked(vocab);
+        }
+        if self.family == Family::Llama {
+            return self.llama_params_checked(vocab);
         }
         if self.arch == Arch::Modern {
             return self.modern_params_checked(vocab);
@@ -287,6 +425,30 @@ impl ModelSpec {
             .checked_add(head)
     }
 
+    /// [`ModelSpec::n_params_checked`] of Llama: q, k, v (grouped) and output projections,
+    /// the SwiGLU MLP, two RMSNorm gains per block (and QK-norm gains), the final RMSNorm;
+    /// adapters not counted (see [`LoraSpec::n_params`]).
+    fn llama_params_checked(&self, vocab: usize) -> Option<usize> {
+        let d = self.d_model;
+        let (q, kv) = (self.q_width(), self.kv_width());
+        let attn = d
+            .checked_mul(q.checked_mul(2)?.checked_add(kv.checked_mul(2)?)?)?
+            .checked_add(if self.llama.qkv_bias { q + 2 * kv } else { 0 })?;
+        let mlp = d.checked_mul(self.mlp_hidden())?.checked_mul(3)?;
+        let qk = if self.llama.qk_norm {
+            2 * self.head_dim()
+        } else {
+            0
+        };
+        let block = attn.checked_add(mlp)?.checked_add(2 * d + qk)?;
+        let embed = vocab.checked_mul(d)?;
+        let head = if self.tie_weights { 0 } else { embed };
+        embed
+            .checked_add(self.n_layer.checked_mul(block)?)?
+            .checked_add(d)?
+            .checked_add(head)
+    }
+
     /// Rows of the learned position table: the context, or more for an imported BERT.
     pub fn position_rows(&self) -> usize {
         if self.family == Family::Bert {
@@ -321,6 +483,75 @@ impl ModelSpec {
         embed
             .checked_add(self.n_layer.checked_mul(block)?)?
             .checked_add(relation)
+    }
+
+    /// The Llama family's rules: grouped heads that divide the query heads, an even head width
+    /// for the rotation, positive epsilon and theta, and adapters that name known targets.
+    fn validate_llama(&self, errors: &mut Vec<SpecError>) {
+        let kv = self.kv_heads();
+        if self.n_head > 0 && (kv == 0 || !self.n_head.is_multiple_of(kv)) {
+            errors.push(SpecError::new(
+                "model.llama.n_kv_head",
+                format!(
+                    "{kv} key/value heads must divide the {} query heads",
+                    self.n_head
+                ),
+            ));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            errors.push(SpecError::new(
+                "model.llama.head_dim",
+                format!(
+                    "rotary embeddings rotate pairs of dimensions, so the head width ({}) must be even",
+                    self.head_dim()
+                ),
+            ));
+        }
+        if self.llama.norm_eps.is_nan() || self.llama.norm_eps <= 0.0 {
+            errors.push(SpecError::new(
+                "model.llama.norm_eps",
+                "the RMSNorm epsilon must be positive",
+            ));
+        }
+        if self.llama.rope_theta.is_nan() || self.llama.rope_theta <= 0.0 {
+            errors.push(SpecError::new(
+                "model.llama.rope_theta",
+                "the rotary base must be positive",
+            ));
+        }
+        if let Some(lora) = &self.lora {
+            if lora.rank == 0 {
+                errors.push(SpecError::new(
+                    "model.lora.rank",
+                    "the rank must be at least 1",
+                ));
+            }
+            if !(lora.alpha.is_finite() && lora.alpha > 0.0) {
+                errors.push(SpecError::new("model.lora.alpha", "alpha must be positive"));
+            }
+            if !(0.0..1.0).contains(&lora.dropout) {
+                errors.push(SpecError::new(
+                    "model.lora.dropout",
+                    "dropout must be in [0, 1)",
+                ));
+            }
+            if lora.targets.is_empty() {
+                errors.push(SpecError::new(
+                    "model.lora.targets",
+                    "name at least one projection (q, k, v, o, gate, up, down)",
+                ));
+            }
+            if let Some(bad) = lora
+                .targets
+                .iter()
+                .find(|t| !LORA_TARGETS.contains(&t.as_str()))
+            {
+                errors.push(SpecError::new(
+                    "model.lora.targets",
+                    format!("unknown projection {bad:?}; expected q, k, v, o, gate, up or down"),
+                ));
+            }
+        }
     }
 
     /// Rough peak training memory in bytes for `batch` rows: weights, AdamW's two moments and

@@ -17,6 +17,9 @@ pub enum Family {
     /// post-LayerNorm blocks, GELU; the encoder of sentence-transformers models such as
     /// all-MiniLM-L6-v2. Its pooler is not part of it.
     Bert,
+    /// Llama (Touvron et al. 2023) and the decoders built like it (Mistral, Qwen2, Qwen3,
+    /// SmolLM2): RMSNorm, rotary positions, grouped-query attention, a SwiGLU MLP.
+    Llama,
 }
 
 /// What the studio and the command line say about a family.
@@ -33,7 +36,7 @@ pub struct FamilyInfo {
 }
 
 /// Every family, in the order the studio lists them.
-pub const FAMILIES: [FamilyInfo; 2] = [
+pub const FAMILIES: [FamilyInfo; 3] = [
     FamilyInfo {
         family: Family::Gpt,
         name: "gpt",
@@ -44,6 +47,12 @@ pub const FAMILIES: [FamilyInfo; 2] = [
         family: Family::Bert,
         name: "bert",
         description: "BERT encoder (post-LayerNorm, learned positions), as imported sentence encoders",
+        from_scratch: true,
+    },
+    FamilyInfo {
+        family: Family::Llama,
+        name: "llama",
+        description: "Llama decoder (RMSNorm, rotary, grouped-query attention, SwiGLU), as imported SmolLM2, Qwen and Mistral models",
         from_scratch: true,
     },
 ];

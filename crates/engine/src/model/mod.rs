@@ -11,11 +11,14 @@ pub mod family;
 mod flex_ops;
 pub mod fused;
 pub mod gpt;
+pub mod llama;
+mod lora_file;
 
 pub use bert::Bert;
-pub use config::{Arch, BertShape, ModelSpec, SpecError};
+pub use config::{Arch, BertShape, LORA_TARGETS, LlamaShape, LoraSpec, ModelSpec, SpecError};
 pub use family::{FAMILIES, Family, FamilyInfo};
 pub use gpt::{AttentionMaps, AttentionMode, Gpt};
+pub use llama::{KvCache, Llama};
 
 use burn::module::Module;
 use burn::store::RecordError;
@@ -29,6 +32,8 @@ pub enum Model {
     Gpt(Gpt),
     /// A BERT encoder.
     Bert(Bert),
+    /// A Llama-family decoder.
+    Llama(Llama),
 }
 
 /// Calls the same method on whichever family the model is.
@@ -37,6 +42,7 @@ macro_rules! each_family {
         match $model {
             Model::Gpt($m) => $body,
             Model::Bert($m) => $body,
+            Model::Llama($m) => $body,
         }
     };
 }
@@ -88,6 +94,7 @@ impl Model {
         match spec.family {
             Family::Gpt => Model::Gpt(Gpt::new(spec, vocab, device)),
             Family::Bert => Model::Bert(Bert::new(spec, vocab, device)),
+            Family::Llama => Model::Llama(Llama::new(spec, vocab, device)),
         }
     }
 
@@ -96,14 +103,32 @@ impl Model {
         match self {
             Model::Gpt(_) => Family::Gpt,
             Model::Bert(_) => Family::Bert,
+            Model::Llama(_) => Family::Llama,
         }
     }
 
-    /// The GPT architecture (BERT counts as classic: learned positions, LayerNorm, GELU).
+    /// The GPT architecture (BERT counts as classic: learned positions, LayerNorm, GELU;
+    /// Llama as modern: rotary, RMSNorm, SwiGLU).
     pub fn arch(&self) -> Arch {
         match self {
             Model::Gpt(gpt) => gpt.arch(),
             Model::Bert(_) => Arch::Classic,
+            Model::Llama(_) => Arch::Modern,
+        }
+    }
+
+    /// Whether the model carries LoRA adapters (its checkpoints hold the adapters only).
+    pub fn has_lora(&self) -> bool {
+        matches!(self, Model::Llama(m) if m.has_lora())
+    }
+
+    /// Logits `[batch, seq, vocab]` of `tokens` following the positions `cache` holds (which
+    /// then holds them too); `None` for a family without a cache (generation re-reads the
+    /// window instead).
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Option<Tensor<3>> {
+        match self {
+            Model::Llama(m) => Some(m.forward_cached(tokens, cache)),
+            _ => None,
         }
     }
 
@@ -199,6 +224,9 @@ impl Model {
     /// (no variant name in their paths), so a checkpoint reads back into the family its
     /// run's spec names.
     pub fn save_file<P: AsRef<Path>>(self, path: P) -> Result<(), RecordError> {
+        if self.has_lora() {
+            return lora_file::save_adapters(&self, path.as_ref());
+        }
         each_family!(self, m => m.save_file(path))
     }
 
@@ -210,10 +238,24 @@ impl Model {
     }
 
     /// Loads the weights of a file [`Model::save_file`] wrote into this model.
+    /// For a model with adapters: its frozen weights read from its base checkpoint
+    /// ([`LoraSpec::base`]), the adapters kept as they are (fresh, when a fine-tune starts).
+    /// Other models are returned as they are.
+    pub fn load_lora_base(self) -> Result<Self, RecordError> {
+        match self {
+            Model::Llama(m) if m.has_lora() => lora_file::load_base(m).map(Model::Llama),
+            other => Ok(other),
+        }
+    }
+
+    /// A model with adapters reads its frozen weights from its base checkpoint
+    /// ([`LoraSpec::base`]) and its adapters from `path`.
     pub fn try_load_file<P: AsRef<Path>>(self, path: P) -> Result<Self, RecordError> {
         match self {
             Model::Gpt(m) => m.try_load_file(path).map(Model::Gpt),
             Model::Bert(m) => m.try_load_file(path).map(Model::Bert),
+            Model::Llama(m) if m.has_lora() => lora_file::load_adapters(m, path.as_ref()),
+            Model::Llama(m) => m.try_load_file(path).map(Model::Llama),
         }
     }
 }

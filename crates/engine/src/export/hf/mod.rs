@@ -22,6 +22,7 @@
 
 pub mod bert;
 mod config;
+pub mod llama;
 mod names;
 
 pub use config::{Gpt2Config, generation_config, gpt2_config, megatron_config, pooling_config};

@@ -32,12 +32,12 @@ pub struct BertFolder {
 }
 
 /// Reads a JSON file.
-fn read_json(path: &Path) -> Result<Value, HfError> {
+pub(super) fn read_json(path: &Path) -> Result<Value, HfError> {
     let text = std::fs::read_to_string(path).map_err(|e| HfError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| HfError::invalid(path, format!("not JSON: {e}")))
 }
 
-fn unsupported(path: &Path, key: &str, value: &Value, reason: &str) -> HfError {
+pub(super) fn unsupported(path: &Path, key: &str, value: &Value, reason: &str) -> HfError {
     HfError::Unsupported {
         path: path.to_path_buf(),
         key: key.to_string(),
@@ -292,6 +292,7 @@ fn read_tokenizer(dir: &Path, vocab_size: usize) -> Result<Tokenizer, HfError> {
         cls: id_of("cls_token", "[CLS]"),
         sep: id_of("sep_token", "[SEP]"),
         all,
+        ..PretrainedSpecials::default()
     };
     let json = hf
         .to_string(false)

@@ -5,6 +5,7 @@
 //! ([`bert`]).
 
 pub mod bert;
+pub mod llama;
 
 use super::HfError;
 use super::hf::{Gpt2Config, params_from_gpt2};
@@ -110,6 +111,9 @@ pub fn import_hf(
 ) -> Result<ImportSummary, HfError> {
     match model_type(hf_dir)?.as_str() {
         Some("bert") => bert::import_bert(hf_dir, run_dir, name, device),
+        Some(t) if llama::LLAMA_TYPES.contains(&t) => {
+            llama::import_llama(hf_dir, run_dir, name, device)
+        }
         // Gpt2Config names the key and its value for any other type.
         _ => import_gpt2(hf_dir, run_dir, name, device),
     }

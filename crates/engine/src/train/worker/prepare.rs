@@ -143,13 +143,19 @@ impl Worker {
         let vocab = prepared.corpus.tokenizer.vocab_size();
         let mut model = Model::new(&spec.model, vocab, &train_device);
         if let (Some(base), Some(init)) = (&prepared.base, &spec.init) {
-            model = model
-                .try_load_file(&base.checkpoint)
-                .map_err(|e| RunFailure::Checkpoint {
-                    action: "load",
-                    path: base.checkpoint.clone(),
-                    message: e.to_string(),
-                })?;
+            // Adapters start fresh on the base's frozen weights.
+            let from_base = |model: Model| {
+                if model.has_lora() {
+                    model.load_lora_base()
+                } else {
+                    model.try_load_file(&base.checkpoint)
+                }
+            };
+            model = from_base(model).map_err(|e| RunFailure::Checkpoint {
+                action: "load",
+                path: base.checkpoint.clone(),
+                message: e.to_string(),
+            })?;
             model = model.map(&mut Freeze {
                 path: crate::model::ParamPath::default(),
                 embeddings: init.freeze_embeddings,
@@ -161,6 +167,21 @@ impl Worker {
                 "info",
                 &format!("initialised from {}", base.checkpoint.display()),
             ));
+            if let Some(lora) = &spec.model.lora {
+                let trained = lora.n_params(&spec.model);
+                let total = spec.model.n_params(vocab) + trained;
+                self.record(self.store.append_message(
+                    step,
+                    "info",
+                    &format!(
+                        "LoRA rank {} (alpha {}) on {}: {trained} of {total} parameters train ({:.2}%); checkpoints hold the adapters only",
+                        lora.rank,
+                        lora.alpha,
+                        lora.targets.join(","),
+                        100.0 * trained as f64 / total.max(1) as f64
+                    ),
+                ));
+            }
         }
         // Every rank starts from rank 0's weights.
         if self.collective.size() > 1 {
@@ -239,7 +260,7 @@ fn load_base(init: &InitSpec, spec: &RunSpec) -> Result<Base, RunFailure> {
     if theirs.n_layer != ours.n_layer
         || theirs.n_head != ours.n_head
         || theirs.d_model != ours.d_model
-        || theirs.context != ours.context
+        || (theirs.context != ours.context && theirs.family != crate::model::Family::Llama)
         || theirs.tie_weights != ours.tie_weights
         || theirs.bias != ours.bias
         || theirs.arch != ours.arch
