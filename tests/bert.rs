@@ -14,7 +14,7 @@ use hearth_engine::eval::embed_all;
 use hearth_engine::export::LoadedRun;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use support::{hearth, ok, python, script};
+use support::{hearth, import, max_abs_diff, ok, python, script};
 
 /// Sentences of the kind STS pairs hold, with punctuation, capitals, digits and a word no
 /// small vocabulary has.
@@ -95,23 +95,6 @@ fn minilm() -> Option<PathBuf> {
     None
 }
 
-/// Imports `folder` into the project `project` as run `name`; returns the run folder.
-fn import(project: &Path, folder: &Path, name: &str) -> PathBuf {
-    let out = ok(hearth()
-        .arg("--project")
-        .arg(project)
-        .args(["import", "--hf"])
-        .arg(folder)
-        .args(["--name", name]));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("run folder: "))
-        .unwrap_or_else(|| panic!("no run folder in the import's output:\n{text}"));
-    PathBuf::from(line.trim())
-}
-
 /// Hearth's embeddings of `texts` by the run in `run_dir`, as rows.
 fn hearth_embeddings(run_dir: &Path, texts: &[&str]) -> Vec<Vec<f32>> {
     let device = BackendKind::preferred().device().unwrap();
@@ -137,18 +120,6 @@ fn reference_embeddings(python: &Path, dir: &Path, texts: &[&str], tmp: &Path) -
     );
     let rows: Vec<Vec<f32>> = serde_json::from_value(out.last().cloned().unwrap()).unwrap();
     rows
-}
-
-/// The largest absolute difference between two sets of rows of the same shape.
-fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len(), "rows");
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| {
-            assert_eq!(x.len(), y.len(), "width");
-            x.iter().zip(y).map(|(p, q)| (p - q).abs())
-        })
-        .fold(0.0, f32::max)
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `hearth import`: a GPT-2 folder from Hugging Face as a new run of the project.
+//! `hearth import`: a Hugging Face folder or a GGUF file as a new run of the project.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -8,10 +8,15 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
-    /// A GPT-2 folder: `config.json`, `model.safetensors` and `tokenizer.json` (as
-    /// `save_pretrained` writes them).
+    /// A Hugging Face folder (`config.json`, `model.safetensors` or shards, `tokenizer.json`,
+    /// as `save_pretrained` writes them) of GPT-2, BERT (sentence-transformers folders too),
+    /// Llama, Mistral, Qwen2 or Qwen3.
+    #[arg(long, required_unless_present = "gguf", conflicts_with = "gguf")]
+    pub hf: Option<PathBuf>,
+    /// A GGUF file (llama.cpp's format) of a Llama-family model: its tensors dequantized to
+    /// f32, its tokenizer and chat template rebuilt.
     #[arg(long)]
-    pub hf: PathBuf,
+    pub gguf: Option<PathBuf>,
     /// Run name (default: the folder's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -22,11 +27,15 @@ pub struct ImportArgs {
 
 /// `hearth import`: creates the run; the last line is its folder.
 pub fn run(args: &ImportArgs, project: Option<PathBuf>) -> Result<()> {
-    let default_name = args
+    let source = args
         .hf
+        .as_ref()
+        .or(args.gguf.as_ref())
+        .context("--hf or --gguf")?;
+    let default_name = source
         .canonicalize()
-        .unwrap_or_else(|_| args.hf.clone())
-        .file_name()
+        .unwrap_or_else(|_| source.clone())
+        .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "imported".to_string());
     let mut name = args.name.clone().unwrap_or(default_name);
@@ -41,8 +50,11 @@ pub fn run(args: &ImportArgs, project: Option<PathBuf>) -> Result<()> {
         }
     };
     let device = BackendKind::Flex.device().map_err(anyhow::Error::msg)?;
-    let summary = hearth_engine::export::import_hf(&args.hf, &dir, &name, &device)
-        .with_context(|| format!("cannot import {}", args.hf.display()))?;
+    let summary = match &args.gguf {
+        Some(file) => hearth_engine::export::import_gguf(file, &dir, &name, &device),
+        None => hearth_engine::export::import_hf(source, &dir, &name, &device),
+    }
+    .with_context(|| format!("cannot import {}", source.display()))?;
     let m = &summary.spec.model;
     eprintln!(
         "layers {}, heads {}, width {}, context {}, vocabulary {}, parameters {}",

@@ -143,8 +143,9 @@ pub struct TrainArgs {
     /// Fine-tune: start from this run's newest checkpoint (same model shape; its tokenizer).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-    /// Fine-tune: multiply the learning rate and its minimum by this (default 0.1, or 1 where
-    /// the objective's recipe rates are meant for pretrained weights, as CoSENT's).
+    /// Fine-tune: multiply the learning rate and its minimum by this (default 0.1, or 1 for
+    /// LoRA and where the objective's recipe rates are meant for pretrained weights, as
+    /// CoSENT's).
     #[arg(long, value_parser = finite)]
     pub lr_multiplier: Option<f64>,
     /// Fine-tune: keep the token and position embeddings fixed.
@@ -336,7 +337,12 @@ impl TrainArgs {
                 spec.objective.masked_weight = 0.0;
             }
             let recipe = hearth_engine::objective::Recipe::of(&spec.objective.kind);
-            let default_multiplier = if recipe.pretrained_lr { 1.0 } else { 0.1 };
+            // Adapters start at zero and train alone: they take the learning rate as given.
+            let default_multiplier = if recipe.pretrained_lr || self.lora_rank.is_some() {
+                1.0
+            } else {
+                0.1
+            };
             if let Some(rank) = self.lora_rank {
                 spec.model.lora = Some(hearth_engine::model::LoraSpec {
                     rank,

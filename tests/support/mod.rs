@@ -93,3 +93,32 @@ pub fn script(python: &Path, name: &str, args: &[&str]) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// Imports `folder` into the project `project` as run `name`; returns the run folder.
+pub fn import(project: &Path, folder: &Path, name: &str) -> PathBuf {
+    let out = ok(hearth()
+        .arg("--project")
+        .arg(project)
+        .args(["import", "--hf"])
+        .arg(folder)
+        .args(["--name", name]));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run folder: "))
+        .unwrap_or_else(|| panic!("no run folder in the import's output:\n{text}"));
+    PathBuf::from(line.trim())
+}
+
+/// The largest absolute difference between two sets of rows of the same shape.
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len(), "rows");
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len(), "width");
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}

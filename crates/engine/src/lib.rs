@@ -20,6 +20,7 @@ pub mod data;
 pub mod eval;
 pub mod events;
 pub mod export;
+pub mod gguf;
 pub mod improve;
 pub mod model;
 pub mod objective;

@@ -201,6 +201,11 @@ impl BpeModel {
         self.tokenizer().id_to_token(id).unwrap_or_default()
     }
 
+    /// The id of the token spelled `text`, if the vocabulary has it.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.tokenizer().token_to_id(text)
+    }
+
     /// The ids of `text` (empty if `tokenizers` fails on it).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         self.tokenizer()

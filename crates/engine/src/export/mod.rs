@@ -18,6 +18,7 @@ pub mod import;
 pub mod tokenizer_json;
 pub mod weights;
 
+pub use import::gguf::import_gguf;
 pub use import::{ImportSummary, import_hf};
 
 use crate::data::{Corpus, Tokenizer};

@@ -5,6 +5,7 @@
 //! ([`bert`]).
 
 pub mod bert;
+pub mod gguf;
 pub mod llama;
 
 use super::HfError;
@@ -189,7 +190,12 @@ pub(super) fn write_run(
         display_name: None,
         tags: vec!["imported".to_string()],
         notes: format!(
-            "Imported from the Hugging Face folder {}.",
+            "Imported from the {} {}.",
+            if source.is_file() {
+                "file"
+            } else {
+                "Hugging Face folder"
+            },
             source.display()
         ),
     })?;
