@@ -77,22 +77,7 @@ fn st_python() -> Option<PathBuf> {
 /// all-MiniLM-L6-v2 as `scripts/fetch_fixtures.sh` unpacks it, or `None` (said why) where
 /// tests may skip.
 fn minilm() -> Option<PathBuf> {
-    let cache = std::env::var_os("HEARTH_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth")))?;
-    let dir = cache.join("fixtures/all-MiniLM-L6-v2");
-    if dir.join(".ok").exists() {
-        return Some(dir);
-    }
-    let reason = format!(
-        "no all-MiniLM-L6-v2 in {} (run `bash scripts/fetch_fixtures.sh` with scripts/env.sh sourced)",
-        dir.display()
-    );
-    if std::env::var_os("HEARTH_REQUIRE_FIXTURES").is_some() {
-        panic!("{reason}");
-    }
-    eprintln!("skipped: {reason}");
-    None
+    support::fixture("all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
 }
 
 /// Hearth's embeddings of `texts` by the run in `run_dir`, as rows.

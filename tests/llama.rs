@@ -334,3 +334,120 @@ fn decoder_folders_the_family_cannot_compute_are_refused_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn smollm2_gguf_continues_and_scores_as_transformers_reading_the_same_file() {
+    let Some(file) = support::fixture("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    let out = ok(hearth()
+        .arg("--project")
+        .arg(&project)
+        .args(["import", "--gguf"])
+        .arg(&file)
+        .args(["--name", "smol"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run_dir = PathBuf::from(
+        text.lines()
+            .find_map(|l| l.strip_prefix("run folder: "))
+            .unwrap()
+            .trim(),
+    );
+    let prompt = "The three primary colors are";
+    let theirs = parity(&python, &["gguf", file.to_str().unwrap(), prompt, "24"]);
+    let greedy = greedy_text(&run_dir, prompt, 24);
+    assert_eq!(greedy, theirs["text"].as_str().unwrap());
+    assert!(greedy.contains("red, blue, and green"), "{greedy}");
+    let device = BackendKind::preferred().device().unwrap();
+    let run = LoadedRun::load(&run_dir, &device).unwrap();
+    let ids = run.tokenizer.encode(prompt);
+    let want: Vec<u32> = serde_json::from_value(theirs["ids"].clone()).unwrap();
+    assert_eq!(ids, want, "prompt ids");
+    let input = Tensor::<2, Int>::from_data(
+        TensorData::new(ids.iter().map(|&t| i64::from(t)).collect(), [1, ids.len()]),
+        &device,
+    );
+    let ours = rows_of(run.model.forward(input));
+    let last: Vec<f32> = serde_json::from_value(theirs["last_logits"].clone()).unwrap();
+    let diff = max_abs_diff(&ours[ours.len() - 1..], &[last]);
+    assert!(diff < 1e-3, "last-position logits differ by {diff}");
+    // The chat template comes with the file: a chat answer ends at the end of the turn.
+    let out = ok(hearth()
+        .args([
+            "generate",
+            "--chat",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "40",
+            "--run",
+        ])
+        .arg(&run_dir)
+        .args(["--prompt", "What is the capital of France?"]));
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("Paris"), "{answer}");
+    assert!(!answer.contains("<|im_end|>"), "{answer}");
+}
+
+#[test]
+fn broken_gguf_files_are_refused_naming_the_problem_and_nothing_is_written() {
+    use hearth_engine::gguf::{GgufWriter, TensorDtype};
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.gguf");
+    let mut writer = GgufWriter::new();
+    writer.set_str("general.architecture", "llama");
+    let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    writer
+        .add_tensor("token_embd.weight", &[8, 8], TensorDtype::F32, values)
+        .unwrap();
+    writer.write(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let wrong_magic = tmp.path().join("magic.gguf");
+    let mut b = bytes.clone();
+    b[..4].copy_from_slice(b"GGML");
+    std::fs::write(&wrong_magic, b).unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    // The tensor's type id follows its name, its rank and its two dimensions.
+    let unknown = tmp.path().join("quant.gguf");
+    let mut b = bytes.clone();
+    let at = b
+        .windows(17)
+        .position(|w| w == b"token_embd.weight")
+        .unwrap()
+        + 17
+        + 4
+        + 16;
+    b[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(&unknown, b).unwrap();
+    for (file, needle) in [
+        (&wrong_magic, "magic"),
+        (&cut, "token_embd.weight"),
+        (&unknown, "99"),
+        (&good, "attention.head_count"),
+    ] {
+        let project = tmp.path().join("project");
+        let out = hearth()
+            .arg("--project")
+            .arg(&project)
+            .args(["import", "--gguf"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: imported", file.display());
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.contains(name) && err.to_lowercase().contains(needle),
+            "{name}: {err}"
+        );
+        let runs = project.join("runs");
+        assert!(
+            !runs.exists() || std::fs::read_dir(&runs).unwrap().next().is_none(),
+            "{name}: a run was written"
+        );
+    }
+}

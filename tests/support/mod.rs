@@ -122,3 +122,29 @@ pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         })
         .fold(0.0, f32::max)
 }
+
+/// `$HEARTH_CACHE/fixtures/<dir>/<file>` as `scripts/fetch_fixtures.sh` leaves it (`file` ""
+/// for the folder itself), or `None` (said why) where tests may skip; with
+/// `HEARTH_REQUIRE_FIXTURES` set, a missing fixture fails the test.
+pub fn fixture(dir: &str, file: &str) -> Option<PathBuf> {
+    let cache = std::env::var_os("HEARTH_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hearth")))?;
+    let folder = cache.join("fixtures").join(dir);
+    if folder.join(".ok").exists() {
+        return Some(if file.is_empty() || file == dir {
+            folder
+        } else {
+            folder.join(file)
+        });
+    }
+    let reason = format!(
+        "no {dir} in {} (run `bash scripts/fetch_fixtures.sh` with scripts/env.sh sourced)",
+        folder.display()
+    );
+    if std::env::var_os("HEARTH_REQUIRE_FIXTURES").is_some() {
+        panic!("{reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
