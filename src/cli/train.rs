@@ -344,12 +344,13 @@ impl TrainArgs {
                 0.1
             };
             if let Some(rank) = self.lora_rank {
+                let lora = hearth_engine::project::store::lora_on_run(rank, from)
+                    .map_err(|e| anyhow::anyhow!("--init-from: {e}"))?;
                 spec.model.lora = Some(hearth_engine::model::LoraSpec {
-                    rank,
-                    alpha: self.lora_alpha.unwrap_or(2.0 * rank as f64),
+                    alpha: self.lora_alpha.unwrap_or(lora.alpha),
                     targets: self.lora_targets.clone(),
                     dropout: self.lora_dropout,
-                    base: base_checkpoint(from)?,
+                    ..lora
                 });
             }
             spec.init = Some(InitSpec {
@@ -366,27 +367,6 @@ impl TrainArgs {
     }
 }
 
-/// The newest checkpoint of the run folder `run` (absolute), which LoRA adapters modify.
-fn base_checkpoint(run: &std::path::Path) -> Result<PathBuf> {
-    let store = hearth_engine::project::RunStore::open(run)
-        .with_context(|| format!("--init-from {}", run.display()))?;
-    let (_, path) = store
-        .newest_checkpoint()?
-        .with_context(|| format!("--init-from {}: the run has no checkpoint", run.display()))?;
-    let path = if path.exists() {
-        path
-    } else {
-        run.join("checkpoints")
-            .join(path.file_name().unwrap_or_default())
-    };
-    path.canonicalize().with_context(|| {
-        format!(
-            "--init-from {}: checkpoint {}",
-            run.display(),
-            path.display()
-        )
-    })
-}
 
 /// What `--data FILE` reads: plain text, or, for a `.jsonl`, `.json`, `.csv` or `.tsv` file, its
 /// records (every field or column as text) through a one-source dataset.

@@ -106,19 +106,9 @@ impl LoadedRun {
     pub fn load(dir: &Path, device: &Device) -> Result<Self, HfError> {
         let store = RunStore::open(dir)?;
         let spec = store.spec()?;
-        let (step, checkpoint) = store.newest_checkpoint()?.ok_or_else(|| {
+        let (step, checkpoint) = store.newest_checkpoint_in(dir)?.ok_or_else(|| {
             HfError::invalid(dir, "the run has no checkpoint yet (train it first)")
         })?;
-        // Checkpoints are recorded with their path; a run folder that was moved keeps them in
-        // its own `checkpoints/`.
-        let checkpoint = if checkpoint.exists() {
-            checkpoint
-        } else {
-            match checkpoint.file_name() {
-                Some(name) => dir.join("checkpoints").join(name),
-                None => checkpoint,
-            }
-        };
         let tokenizer = match read_tokenizer(dir) {
             Some(tokenizer) => tokenizer,
             None => {

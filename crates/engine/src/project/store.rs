@@ -236,6 +236,21 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
+    /// The newest checkpoint's step and file, found in the run folder `dir` itself when the
+    /// folder was moved since it was recorded; `None` before the first checkpoint.
+    pub fn newest_checkpoint_in(&self, dir: &Path) -> Result<Option<(usize, PathBuf)>, StoreError> {
+        Ok(self.newest_checkpoint()?.map(|(step, path)| {
+            if path.exists() {
+                return (step, path);
+            }
+            let moved = match path.file_name() {
+                Some(name) => dir.join("checkpoints").join(name),
+                None => path,
+            };
+            (step, moved)
+        }))
+    }
+
     fn open_db(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(Self::DB_FILE);
         let db = |source| StoreError::Db {
@@ -788,6 +803,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     };
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// LoRA adapters of `rank` (alpha `2 x rank`, on the attention projections) over the newest
+/// checkpoint of the run folder `base_run`, named by its absolute path.
+pub fn lora_on_run(rank: usize, base_run: &Path) -> Result<crate::model::LoraSpec, String> {
+    let store = RunStore::open(base_run).map_err(|e| e.to_string())?;
+    let (_, path) = store
+        .newest_checkpoint_in(base_run)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: the run has no checkpoint", base_run.display()))?;
+    let base = path
+        .canonicalize()
+        .map_err(|e| format!("checkpoint {}: {e}", path.display()))?;
+    Ok(crate::model::LoraSpec {
+        rank,
+        alpha: 2.0 * rank as f64,
+        base,
+        ..crate::model::LoraSpec::default()
+    })
 }
 
 #[cfg(test)]
