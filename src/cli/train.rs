@@ -367,11 +367,19 @@ impl TrainArgs {
     }
 }
 
-
 /// What `--data FILE` reads: plain text, or, for a `.jsonl`, `.json`, `.csv` or `.tsv` file, its
 /// records (every field or column as text) through a one-source dataset.
 fn data_source_for(path: &std::path::Path) -> DataSource {
     let kind = SourceKind::for_file(path.to_path_buf());
+    if matches!(kind, SourceKind::Jsonl { .. }) && hearth_engine::data::chat::is_chat_file(path) {
+        eprintln!(
+            "reading {} as chat conversations: rendered with the model's chat template, the loss on the assistant's turns",
+            path.display()
+        );
+        return DataSource::Chat {
+            path: path.to_path_buf(),
+        };
+    }
     if matches!(kind, SourceKind::Text { .. }) {
         return DataSource::TextFile {
             path: path.to_path_buf(),

@@ -109,6 +109,53 @@ pub fn assistant_spans(
     Ok(pieces)
 }
 
+/// The conversations of a chat JSONL file (`{"messages": [{"role", "content"}, ..]}` per
+/// line; blank lines skipped), each with its line number; an error names the line.
+pub fn read_chat_file(
+    path: &std::path::Path,
+) -> Result<Vec<(usize, Vec<Message>)>, (usize, String)> {
+    #[derive(Deserialize)]
+    struct Line {
+        messages: Vec<Message>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| (0, e.to_string()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = serde_json::from_str(line).map_err(|e| {
+            (
+                i + 1,
+                format!("expected {{\"messages\": [{{\"role\": .., \"content\": ..}}, ..]}}: {e}"),
+            )
+        })?;
+        if !parsed.messages.iter().any(|m| m.role == "assistant") {
+            return Err((
+                i + 1,
+                "the conversation has no assistant turn to learn".into(),
+            ));
+        }
+        out.push((i + 1, parsed.messages));
+    }
+    if out.is_empty() {
+        return Err((0, "no conversations".into()));
+    }
+    Ok(out)
+}
+
+/// Whether the JSONL file at `path` holds chat conversations (its first record has
+/// `messages`).
+pub fn is_chat_file(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .is_some_and(|v| v.get("messages").is_some_and(|m| m.is_array()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,14 @@ pub enum DataSource {
         /// The file.
         path: PathBuf,
     },
+    /// Chat data: JSONL of `{"messages": [{"role": .., "content": ..}, ..]}`, each
+    /// conversation rendered with the model's chat template; the loss covers the assistant's
+    /// turns only. Needs a model whose tokenizer brought a template (a fine-tune of an
+    /// imported chat model).
+    Chat {
+        /// The file.
+        path: PathBuf,
+    },
     /// A dataset recipe (see [`super::dataset`]), kept whole so the run can rebuild it.
     Dataset {
         /// The recipe.
@@ -63,6 +71,7 @@ impl DataSource {
             DataSource::PromptResponse { path } => {
                 format!("prompt/response pairs in {}", path.display())
             }
+            DataSource::Chat { path } => format!("chat conversations in {}", path.display()),
             DataSource::Dataset { recipe, .. } => format!(
                 "dataset {} ({} source{}, {})",
                 recipe.name,
@@ -166,6 +175,16 @@ pub enum DataError {
     /// A dataset recipe does not build.
     #[error(transparent)]
     Dataset(#[from] super::dataset::DatasetError),
+    /// A chat file is malformed, or its conversations do not render.
+    #[error("{path}:{line}: {message}")]
+    Chat {
+        /// The file.
+        path: PathBuf,
+        /// The line of the conversation (from 1; 0 for the whole file).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// A split holds fewer tokens than one window of the context.
     #[error("{what}: {tokens} tokens is too short for context {context} (needs at least {needed})")]
     TooShort {
@@ -187,6 +206,7 @@ fn source_text(source: &DataSource) -> Result<(String, Option<Vec<(String, Strin
         DataSource::Generated { seed, n_chars } => (generated::story_text(*seed, *n_chars), None),
         DataSource::TextFile { path } => (read_text_file(path)?, None),
         DataSource::Dataset { .. } => unreachable!("datasets load through Corpus::from_dataset"),
+        DataSource::Chat { .. } => unreachable!("chat data loads through Corpus::load_chat"),
         DataSource::PromptResponse { path } => {
             let pairs: Vec<(String, String)> = super::pairs::read_pairs(path)?
                 .into_iter()
@@ -305,6 +325,9 @@ impl Corpus {
             let ds = super::Dataset::build(recipe, tokenizer, &|_, _| {})?;
             return Ok(Self::from_dataset(ds, specials));
         }
+        if let DataSource::Chat { path } = &spec.source {
+            return Self::load_chat(path, tokenizer, spec.val_fraction);
+        }
         let (text, examples) = source_text(&spec.source)?;
         let tokenizer = tokenizer.unwrap_or_else(|| {
             Tokenizer::fit(spec.tokenizer, &text).with_specials(specials || examples.is_some())
@@ -313,6 +336,55 @@ impl Corpus {
         if let Some(examples) = examples {
             corpus.set_examples(&examples, spec.val_fraction);
         }
+        Ok(corpus)
+    }
+
+    /// Chat conversations rendered with `tokenizer`'s template: one example per assistant
+    /// turn (the conversation before it as the prompt, the turn as the answer).
+    fn load_chat(
+        path: &Path,
+        tokenizer: Option<Tokenizer>,
+        val_fraction: f64,
+    ) -> Result<Self, DataError> {
+        let fail = |line: usize, message: String| DataError::Chat {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let tokenizer = tokenizer.filter(|t| t.chat_template().is_some()).ok_or_else(|| {
+            fail(
+                0,
+                "chat data is rendered with the model's chat template; fine-tune a model that has one (an imported chat model, --init-from)".into(),
+            )
+        })?;
+        let template = tokenizer.chat_template().unwrap_or_default().to_string();
+        let tokens = tokenizer.template_tokens();
+        let conversations = super::chat::read_chat_file(path).map_err(|(line, m)| fail(line, m))?;
+        let mut text = String::new();
+        let mut examples = Vec::new();
+        for (line, messages) in &conversations {
+            let spans = super::chat::assistant_spans(&template, messages, &tokens)
+                .map_err(|e| fail(*line, e.to_string()))?;
+            let mut before = String::new();
+            for (piece, learned) in spans {
+                if learned {
+                    examples.push(Example::encode(&tokenizer, &before, &piece));
+                }
+                before.push_str(&piece);
+            }
+            text.push_str(&before);
+        }
+        if examples.len() < 2 {
+            return Err(fail(
+                0,
+                format!(
+                    "{} assistant turns; training and validation need at least 2",
+                    examples.len()
+                ),
+            ));
+        }
+        let mut corpus = Self::with_tokenizer(&text, tokenizer, val_fraction);
+        corpus.set_encoded_examples(examples, val_fraction);
         Ok(corpus)
     }
 
@@ -328,6 +400,11 @@ impl Corpus {
                 )
             })
             .collect();
+        self.set_encoded_examples(examples, val_fraction);
+    }
+
+    /// Keeps `examples`; the last `val_fraction` of them (at least one) validate.
+    fn set_encoded_examples(&mut self, examples: Vec<Example>, val_fraction: f64) {
         let n_val = ((examples.len() as f64 * val_fraction).round() as usize)
             .clamp(1, examples.len().saturating_sub(1).max(1));
         let split = examples.len() - n_val;

@@ -54,7 +54,9 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
                     .labelled_by(label.id);
                     ui.end_row();
                 }
-                DataSource::TextFile { path } | DataSource::PromptResponse { path } => {
+                DataSource::TextFile { path }
+                | DataSource::PromptResponse { path }
+                | DataSource::Chat { path } => {
                     let label = ui.label("File");
                     ui.horizontal(|ui| {
                         path_edit(ui, path, label.id, "/path/to/text.txt");

@@ -222,9 +222,9 @@ fn batch_preview(corpus: &Corpus, key: &PreviewKey) -> BatchPreview {
 /// True when the quick pick's file is not chosen yet: nothing to build, nothing wrong.
 pub fn missing_path(data: &DataSpec) -> bool {
     match &data.source {
-        DataSource::TextFile { path } | DataSource::PromptResponse { path } => {
-            path.as_os_str().is_empty()
-        }
+        DataSource::TextFile { path }
+        | DataSource::PromptResponse { path }
+        | DataSource::Chat { path } => path.as_os_str().is_empty(),
         _ => false,
     }
 }
