@@ -272,6 +272,18 @@ fn a_lora_fine_tune_trains_its_adapters_and_exports_as_peft_and_merged_weights()
     let theirs = parity(&python, &["greedy", merged.to_str().unwrap(), &ids, "16"]);
     let want: Vec<u32> = serde_json::from_value(theirs["greedy"].clone()).unwrap();
     assert_eq!(run.tokenizer.decode(&want), mine, "merged greedy text");
+    // As one GGUF file (F32), which transformers reads with its tokenizer.
+    let gguf = tmp.path().join("tuned.gguf");
+    ok(hearth()
+        .args(["export", "--format", "gguf", "--f32", "--run"])
+        .arg(&tuned)
+        .arg("--out")
+        .arg(&gguf));
+    let theirs = parity(
+        &python,
+        &["gguf", gguf.to_str().unwrap(), "The quick", "16"],
+    );
+    assert_eq!(theirs["text"].as_str().unwrap(), mine, "GGUF greedy text");
     // A run without adapters has nothing to export as PEFT, and says so.
     let refused = hearth()
         .args(["export", "--format", "peft", "--run"])

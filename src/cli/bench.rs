@@ -92,6 +92,26 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// A LoRA training step of an imported decoder (SmolLM2-135M by default) on LibTorch
+    /// against PyTorch eager with peft on the same model, shapes and threads, in alternating
+    /// rounds; ends with `ratio lora libtorch/pytorch=<x>` (above 1: Hearth is faster).
+    Lora {
+        /// The decoder's GGUF file (default: SmolLM2-135M-Instruct in the cache, from
+        /// scripts/fetch_fixtures.sh).
+        #[arg(long)]
+        gguf: Option<PathBuf>,
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        #[arg(long, default_value_t = 256)]
+        context: usize,
+        #[arg(long, default_value_t = 8)]
+        rank: usize,
+        /// Timed steps per round and side.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Opening a generated project of many runs, to the first frame.
     Store {
         #[arg(long, default_value_t = 1_000)]
@@ -371,6 +391,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         None => run_train(args),
         Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),
+        Some(BenchWhat::Lora {
+            gguf,
+            batch,
+            context,
+            rank,
+            steps,
+            rounds,
+        }) => super::bench_lora::run(
+            &super::bench_lora::LoraBench {
+                gguf: gguf.clone().unwrap_or_else(super::bench_lora::default_gguf),
+                batch: *batch,
+                context: *context,
+                rank: *rank,
+                steps: *steps,
+                rounds: *rounds,
+                threads: args.threads,
+            },
+            &python(args),
+        ),
         Some(BenchWhat::EmbedSts { sts, hf, rounds }) => super::bench_sts::run(
             &hf.clone().unwrap_or_else(super::bench_sts::default_folder),
             sts,

@@ -14,6 +14,9 @@ pub enum ExportFormat {
     /// A LoRA fine-tune's adapters alone, as a PEFT folder (`adapter_config.json`,
     /// `adapter_model.safetensors`) that `peft.PeftModel.from_pretrained` loads on the base.
     Peft,
+    /// A Llama-family model as one GGUF file (llama.cpp's format; adapters merged), its
+    /// matrices in F16 (`--f32` for F32); `--out` names the file.
+    Gguf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -30,10 +33,19 @@ pub struct ExportArgs {
     /// Write into a folder that already has files, replacing those of the same name.
     #[arg(long)]
     pub force: bool,
+    /// GGUF: write the matrices as F32 instead of F16.
+    #[arg(long)]
+    pub f32: bool,
 }
 
 /// `hearth export`: writes the folder and lists the models in it.
 pub fn run(args: &ExportArgs) -> Result<()> {
+    if args.format == ExportFormat::Gguf && args.out.is_file() && !args.force {
+        bail!(
+            "{} already exists; choose another file or pass --force",
+            args.out.display()
+        );
+    }
     let occupied = std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some());
     if occupied && !args.force {
         bail!(
@@ -46,6 +58,8 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     let summary = match args.format {
         ExportFormat::Hf => hearth_engine::export::export_run(&args.run, &args.out, &device),
         ExportFormat::Peft => hearth_engine::export::export_peft(&args.run, &args.out, &device),
+        ExportFormat::Gguf => hearth_engine::export::LoadedRun::load(&args.run, &device)
+            .and_then(|run| hearth_engine::export::gguf::export_gguf(&run, &args.out, !args.f32)),
     }
     .with_context(|| format!("cannot export {}", args.run.display()))?;
     for (dir, class) in &summary.models {

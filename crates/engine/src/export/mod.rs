@@ -13,6 +13,7 @@
 //! card in [`card`], and plain tensors and safetensors files in [`weights`].
 
 pub mod card;
+pub mod gguf;
 pub mod hf;
 pub mod import;
 pub mod tokenizer_json;
