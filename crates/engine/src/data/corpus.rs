@@ -662,6 +662,71 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// A pretrained tokenizer with ChatML's template and special tokens.
+    fn chat_tokenizer() -> Tokenizer {
+        let text = "user assistant system Hello there! What is two plus two? It is four.";
+        let json = crate::data::tokenizer::BpeModel::train(std::iter::once(text), 300).json;
+        let mut hf: tokenizers::Tokenizer = json.parse().unwrap();
+        hf.add_special_tokens([
+            tokenizers::AddedToken::from("<|im_start|>", true),
+            tokenizers::AddedToken::from("<|im_end|>", true),
+        ]);
+        let end = hf.token_to_id("<|im_end|>").unwrap();
+        let model =
+            crate::data::tokenizer::BpeModel::from_json(hf.to_string(false).unwrap()).unwrap();
+        Tokenizer::Pretrained {
+            model,
+            specials: crate::data::tokenizer::PretrainedSpecials {
+                eos: vec![end],
+                chat_template: Some(
+                    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}".into(),
+                ),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn chat_data_learns_the_assistant_turns_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.jsonl");
+        let line = r#"{"messages": [{"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "It is four."}, {"role": "user", "content": "Hello there!"}, {"role": "assistant", "content": "Hello!"}]}"#;
+        std::fs::write(&path, format!("{line}\n\n{line}\n")).unwrap();
+        let spec = DataSpec {
+            source: DataSource::Chat { path: path.clone() },
+            val_fraction: 0.25,
+            ..DataSpec::default()
+        };
+        let corpus = Corpus::load_with(&spec, chat_tokenizer()).unwrap();
+        let all: Vec<&Example> = corpus
+            .examples_train
+            .iter()
+            .chain(&corpus.examples_val)
+            .collect();
+        assert_eq!(all.len(), 4, "one example per assistant turn");
+        let tok = &corpus.tokenizer;
+        let answer = |e: &Example| tok.decode(&e.ids[e.prompt_len..]);
+        let prompt = |e: &Example| tok.decode(&e.ids[..e.prompt_len]);
+        assert_eq!(answer(all[0]), "It is four.<|im_end|>\n");
+        assert_eq!(
+            prompt(all[0]),
+            "<|im_start|>user\nWhat is two plus two?<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(answer(all[1]), "Hello!<|im_end|>\n");
+        assert!(prompt(all[1]).contains("It is four.<|im_end|>"), "{}", prompt(all[1]));
+
+        // A tokenizer without a template, and a malformed line, are refused naming the cause.
+        let err = Corpus::load_with(&spec, Tokenizer::Byte { specials: false })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chat template"), "{err}");
+        std::fs::write(&path, format!("{line}\n{{\"text\": \"x\"}}\n")).unwrap();
+        let err = Corpus::load_with(&spec, chat_tokenizer())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chat.jsonl:2"), "{err}");
+    }
+
     #[test]
     fn split_is_contiguous_ninety_ten() {
         let text: String = (0..1000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
