@@ -713,7 +713,11 @@ mod tests {
             "<|im_start|>user\nWhat is two plus two?<|im_end|>\n<|im_start|>assistant\n"
         );
         assert_eq!(answer(all[1]), "Hello!<|im_end|>\n");
-        assert!(prompt(all[1]).contains("It is four.<|im_end|>"), "{}", prompt(all[1]));
+        assert!(
+            prompt(all[1]).contains("It is four.<|im_end|>"),
+            "{}",
+            prompt(all[1])
+        );
 
         // A tokenizer without a template, and a malformed line, are refused naming the cause.
         let err = Corpus::load_with(&spec, Tokenizer::Byte { specials: false })

@@ -78,6 +78,40 @@ pub(super) fn save_adapters(model: &Model, path: &Path) -> Result<(), RecordErro
         .map_err(|e| RecordError::Io(format!("{}: {e}", path.display())))
 }
 
+/// The adapters of an adapter checkpoint by path: `(shape, values)`.
+fn read_adapters(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, RecordError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| RecordError::Io(format!("{}: {e}", path.display())))?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        RecordError::Io(format!(
+            "{}: not an adapter checkpoint ({e})",
+            path.display()
+        ))
+    })?;
+    let mut values = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 || !is_adapter(&name) {
+            return Err(RecordError::Validation(format!(
+                "{}: {name} ({:?}) is not an F32 adapter",
+                path.display(),
+                view.dtype()
+            )));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        values.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok(values)
+}
+
+/// Whether `path` is an adapter checkpoint that reads whole.
+pub fn adapter_file_reads(path: &Path) -> bool {
+    read_adapters(path).is_ok_and(|v| !v.is_empty())
+}
+
 /// Replaces the adapters by the file's values and freezes every other parameter.
 struct Restore<'a> {
     path: ParamPath,
@@ -104,18 +138,21 @@ impl ModuleMapper for Restore<'_> {
             self.problems.push(format!("no adapter {name}"));
             return param;
         };
-        let (id, tensor, mapper) = param.consume();
-        if tensor.dims().as_slice() != shape.as_slice() {
+        if param.dims().as_slice() != shape.as_slice() {
             self.problems.push(format!(
                 "adapter {name} has shape {shape:?}, the model needs {:?}",
-                tensor.dims()
+                param.dims()
             ));
-            return Param::from_mapped_value(id, tensor, mapper);
+            return param;
         }
         self.used += 1;
-        let device = tensor.device();
-        let value = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
-        Param::from_mapped_value(id, value, mapper)
+        // Loaded as a checkpoint is: on the parameter's device, still trained.
+        let value = Tensor::<D>::from_data(
+            TensorData::new(values.clone(), shape.clone()),
+            &param.lazy_device(),
+        );
+        let id = param.id;
+        param.transform_for_load(value, id)
     }
 }
 
@@ -162,30 +199,7 @@ pub(super) fn load_base(model: Llama) -> Result<Llama, RecordError> {
 /// from `path`.
 pub(super) fn load_adapters(model: Llama, path: &Path) -> Result<Model, RecordError> {
     let model = load_base(model)?;
-    let bytes =
-        std::fs::read(path).map_err(|e| RecordError::Io(format!("{}: {e}", path.display())))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        RecordError::Io(format!(
-            "{}: not an adapter checkpoint ({e})",
-            path.display()
-        ))
-    })?;
-    let mut values = BTreeMap::new();
-    for (name, view) in file.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(RecordError::Validation(format!(
-                "{}: adapter {name} is {:?}, not F32",
-                path.display(),
-                view.dtype()
-            )));
-        }
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        values.insert(name, (view.shape().to_vec(), data));
-    }
+    let values = read_adapters(path)?;
     let mut restore = Restore {
         path: ParamPath::default(),
         values: &values,
@@ -208,5 +222,90 @@ pub(super) fn load_adapters(model: Llama, path: &Path) -> Result<Model, RecordEr
             path.display(),
             restore.problems.join("; ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, LoraSpec, ModelSpec};
+    use burn::tensor::Int;
+
+    /// Names of the parameters that train.
+    struct Trainable(ParamPath, Vec<String>);
+
+    impl ModuleVisitor for Trainable {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.0.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, container_type: &str) {
+            self.0.exit(container_type);
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if param.val().is_require_grad() {
+                self.1.push(self.0.joined());
+            }
+        }
+    }
+
+    fn trainable(model: &Model) -> Vec<String> {
+        let mut t = Trainable(ParamPath::default(), Vec::new());
+        model.visit(&mut t);
+        t.1
+    }
+
+    #[test]
+    fn adapters_save_alone_and_load_back_trainable_on_their_frozen_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = crate::backend::BackendKind::Flex
+            .device()
+            .unwrap()
+            .autodiff();
+        let base_spec = ModelSpec {
+            family: Family::Llama,
+            n_layer: 2,
+            n_head: 4,
+            d_model: 32,
+            context: 16,
+            ..ModelSpec::default()
+        };
+        let base_path = dir.path().join("base.bpk");
+        Model::new(&base_spec, 50, &device)
+            .save_file(&base_path)
+            .unwrap();
+        let spec = ModelSpec {
+            lora: Some(LoraSpec {
+                rank: 2,
+                targets: vec!["q".into(), "down".into()],
+                base: base_path.clone(),
+                ..LoraSpec::default()
+            }),
+            ..base_spec.clone()
+        };
+        let model = Model::new(&spec, 50, &device).load_lora_base().unwrap();
+        let names = trainable(&model);
+        assert_eq!(names.len(), 8, "{names:?}");
+        assert!(names.iter().all(|n| is_adapter(n)), "{names:?}");
+        let path = dir.path().join("adapters.bpk");
+        model.clone().save_file(&path).unwrap();
+        assert!(
+            std::fs::metadata(&path).unwrap().len() * 4
+                < std::fs::metadata(&base_path).unwrap().len(),
+            "the checkpoint holds the adapters alone"
+        );
+        let loaded = Model::new(&spec, 50, &device).try_load_file(&path).unwrap();
+        assert_eq!(
+            trainable(&loaded),
+            names,
+            "the adapters train after loading"
+        );
+        let x = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4], [1, 4]), &device);
+        let (a, b) = (model.forward(x.clone()), loaded.forward(x.clone()));
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        assert!(diff < 1e-6, "{diff}");
+        // A step's gradients reach the adapters.
+        let loss = loaded.forward(x).sum();
+        let grads = loss.backward();
+        let _ = grads;
     }
 }

@@ -13,6 +13,7 @@ pub mod fused;
 pub mod gpt;
 pub mod llama;
 mod lora_file;
+pub use lora_file::adapter_file_reads;
 
 pub use bert::Bert;
 pub use config::{Arch, BertShape, LORA_TARGETS, LlamaShape, LoraSpec, ModelSpec, SpecError};

@@ -136,9 +136,12 @@ pub fn check_checkpoint(path: &Path) -> Result<(), CheckpointError> {
     if !path.exists() {
         return Err(CheckpointError::Missing);
     }
-    burn::store::ModuleRecord::load(path)
-        .map(|_| ())
-        .map_err(CheckpointError::from)
+    match burn::store::ModuleRecord::load(path) {
+        Ok(_) => Ok(()),
+        // A LoRA fine-tune's checkpoints hold its adapters alone.
+        Err(_) if crate::model::adapter_file_reads(path) => Ok(()),
+        Err(e) => Err(CheckpointError::from(e)),
+    }
 }
 
 /// A checkpoint's weights file and the optimizer moments saved beside it.
