@@ -109,11 +109,12 @@ pub fn assistant_spans(
     Ok(pieces)
 }
 
+/// Conversations by the line they are on (from 1).
+pub type Conversations = Vec<(usize, Vec<Message>)>;
+
 /// The conversations of a chat JSONL file (`{"messages": [{"role", "content"}, ..]}` per
 /// line; blank lines skipped), each with its line number; an error names the line.
-pub fn read_chat_file(
-    path: &std::path::Path,
-) -> Result<Vec<(usize, Vec<Message>)>, (usize, String)> {
+pub fn read_chat_file(path: &std::path::Path) -> Result<Conversations, (usize, String)> {
     #[derive(Deserialize)]
     struct Line {
         messages: Vec<Message>,

@@ -670,7 +670,8 @@ mod tests {
         hf.add_special_tokens([
             tokenizers::AddedToken::from("<|im_start|>", true),
             tokenizers::AddedToken::from("<|im_end|>", true),
-        ]);
+        ])
+        .unwrap();
         let end = hf.token_to_id("<|im_end|>").unwrap();
         let model =
             crate::data::tokenizer::BpeModel::from_json(hf.to_string(false).unwrap()).unwrap();

@@ -181,7 +181,8 @@ fn keep_top_k(weights: &mut [f32], top_k: usize) {
 /// Zeroes the weights outside the smallest set of largest ones holding `top_p` of the total
 /// (the largest always kept); `top_p` of 1 or more keeps all.
 fn keep_top_p(weights: &mut [f32], top_p: f64) {
-    if !(top_p < 1.0) {
+    // NaN keeps all too.
+    if top_p.is_nan() || top_p >= 1.0 {
         return;
     }
     let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();

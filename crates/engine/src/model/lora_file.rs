@@ -9,6 +9,9 @@ use burn::tensor::{Tensor, TensorData};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Adapter values by parameter path: `(shape, row-major values)`.
+type AdapterValues = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 fn is_adapter(path: &str) -> bool {
     path.ends_with("lora_a") || path.ends_with("lora_b")
 }
@@ -16,7 +19,7 @@ fn is_adapter(path: &str) -> bool {
 /// Collects the adapters' values by path.
 struct Adapters {
     path: ParamPath,
-    out: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    out: AdapterValues,
 }
 
 impl ModuleVisitor for Adapters {
@@ -79,7 +82,7 @@ pub(super) fn save_adapters(model: &Model, path: &Path) -> Result<(), RecordErro
 }
 
 /// The adapters of an adapter checkpoint by path: `(shape, values)`.
-fn read_adapters(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, RecordError> {
+fn read_adapters(path: &Path) -> Result<AdapterValues, RecordError> {
     let bytes =
         std::fs::read(path).map_err(|e| RecordError::Io(format!("{}: {e}", path.display())))?;
     let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
@@ -115,7 +118,7 @@ pub fn adapter_file_reads(path: &Path) -> bool {
 /// Replaces the adapters by the file's values and freezes every other parameter.
 struct Restore<'a> {
     path: ParamPath,
-    values: &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    values: &'a AdapterValues,
     problems: Vec<String>,
     used: usize,
 }
