@@ -555,11 +555,18 @@ impl ModelSpec {
     }
 
     /// Rough peak training memory in bytes for `batch` rows: weights, AdamW's two moments and
-    /// gradients (4 copies of f32 weights) plus the activations a backward pass keeps
+    /// gradients (4 copies of f32 weights; with LoRA, one copy of the frozen weights and 4 of
+    /// the adapters) plus the activations a backward pass keeps
     /// (`usize::MAX` when the estimate does not fit).
     pub fn train_memory_bytes(&self, vocab: usize, batch: usize) -> usize {
         let estimate = || -> Option<usize> {
-            let weights = self.n_params_checked(vocab)?.checked_mul(4)?;
+            // AdamW's moments and gradients for what trains: everything, or the adapters
+            // alone beside one frozen copy of the weights.
+            let n = self.n_params_checked(vocab)?;
+            let weights = match &self.lora {
+                Some(lora) => n.checked_add(lora.n_params(self).checked_mul(4)?)?.checked_mul(4)?,
+                None => n.checked_mul(16)?,
+            };
             let tokens = batch.checked_mul(self.context)?;
             // Per layer: about 16 d-wide activations per token and the attention matrix per
             // head.
@@ -575,9 +582,7 @@ impl ModelSpec {
                 )?;
             let logits = tokens.checked_mul(vocab)?.checked_mul(3)?;
             let activations = self.n_layer.checked_mul(per_layer)?.checked_add(logits)?;
-            weights
-                .checked_mul(4)?
-                .checked_add(activations.checked_mul(4)?)
+            weights.checked_add(activations.checked_mul(4)?)
         };
         estimate().unwrap_or(usize::MAX)
     }

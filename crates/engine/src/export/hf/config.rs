@@ -145,7 +145,7 @@ impl Gpt2Config {
             return Err(unsupported(
                 "model_type",
                 &model_type,
-                "Hearth imports GPT-2 (model_type \"gpt2\")",
+                "Hearth imports gpt2, bert, llama, mistral, qwen2 and qwen3 folders",
             ));
         }
         if let Some(archs) = get("architectures") {

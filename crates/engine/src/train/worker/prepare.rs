@@ -174,11 +174,12 @@ impl Worker {
                     step,
                     "info",
                     &format!(
-                        "LoRA rank {} (alpha {}) on {}: {trained} of {total} parameters train ({:.2}%); checkpoints hold the adapters only",
+                        "LoRA rank {} (alpha {}) on {}: {trained} of {total} parameters train ({:.2}%), about {} MB to train; checkpoints hold the adapters only",
                         lora.rank,
                         lora.alpha,
                         lora.targets.join(","),
-                        100.0 * trained as f64 / total.max(1) as f64
+                        100.0 * trained as f64 / total.max(1) as f64,
+                        spec.model.train_memory_bytes(vocab, spec.train.batch_size) / 1_000_000
                     ),
                 ));
             }
