@@ -72,8 +72,14 @@ pub enum Action {
     },
     /// Ask for a folder and write the run's newest checkpoint there as a Hugging Face model.
     ExportRun(usize),
-    /// Ask for a Hugging Face GPT-2 folder and import it as a run of the project.
+    /// Ask for a Hugging Face folder (GPT-2, BERT, sentence-transformers, Llama family) and
+    /// import it as a run of the project, in the background.
     ImportModel,
+    /// Ask for a GGUF file (a Llama-family model, as llama.cpp keeps them) and import it as a
+    /// run of the project, in the background.
+    ImportGguf,
+    /// Show a text-generating run on the Try it page.
+    TryIt(usize),
     /// Ask for a project folder and open it.
     OpenProject,
     /// Ask for a run folder (e.g. from `hearth train --out`) and add it to the project.

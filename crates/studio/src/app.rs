@@ -11,6 +11,7 @@ use crate::pages::improve::ImprovePage;
 use crate::pages::monitor::MonitorPage;
 use crate::pages::runs::RunsPanel;
 use crate::pages::setup::SetupPage;
+use crate::pages::try_it::TryItPage;
 use crate::run_view::{RunView, drain_events};
 use crate::services::dialogs::{DialogBackend, DialogRequest, FileDialogs};
 use crate::services::files::Trash;
@@ -35,7 +36,7 @@ enum DialogPurpose {
     ChartPng(egui::Rect),
     /// A Hugging Face export of the run in this folder.
     Export(PathBuf),
-    /// A Hugging Face model to import.
+    /// A model to import: a Hugging Face folder or a GGUF file.
     Import,
     Data(Pick),
     /// The file of the draft's objective setting with this key.
@@ -61,6 +62,7 @@ pub struct StudioApp {
     monitor: MonitorPage,
     compare: ComparePage,
     improve: ImprovePage,
+    try_it: TryItPage,
     trash: Trash,
     dialogs: FileDialogs<DialogPurpose>,
     /// A chart to save as PNG from the next frame: its place on screen and the file.
@@ -69,6 +71,8 @@ pub struct StudioApp {
     png_result: Option<Receiver<Result<(), crate::services::png::PngError>>>,
     /// STS evaluations running in the background: what to say when each ends.
     sts_jobs: Vec<Receiver<Result<String, String>>>,
+    /// Models being imported in the background.
+    imports: Vec<operations::ImportJob>,
     /// When the project folder was last looked at for runs other processes write.
     watched: std::time::Instant,
     notify: Notify,
@@ -134,15 +138,17 @@ impl StudioApp {
             messages,
             runs_panel: RunsPanel,
             dataset: DatasetPage::default(),
-            setup: SetupPage,
+            setup: SetupPage::default(),
             monitor: MonitorPage::default(),
             compare: ComparePage::default(),
             improve: ImprovePage::default(),
+            try_it: TryItPage::default(),
             trash: Trash::default(),
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
             png_result: None,
             sts_jobs: Vec::new(),
+            imports: Vec::new(),
             watched: std::time::Instant::now(),
             notify,
             shortcuts_open: false,
@@ -190,6 +196,21 @@ impl StudioApp {
     /// The Improve page, to set up or start a stage (tests).
     pub fn improve_mut(&mut self) -> &mut ImprovePage {
         &mut self.improve
+    }
+
+    /// The Try it page (its answers).
+    pub fn try_it(&self) -> &TryItPage {
+        &self.try_it
+    }
+
+    /// The Try it page, to set its prompt and settings (tests).
+    pub fn try_it_mut(&mut self) -> &mut TryItPage {
+        &mut self.try_it
+    }
+
+    /// True while a model is being imported.
+    pub fn is_importing(&self) -> bool {
+        !self.imports.is_empty()
     }
 
     /// The dataset page (its build state).
@@ -275,10 +296,26 @@ impl StudioApp {
             }
             Action::ImportModel => {
                 let request = DialogRequest::open_folder(
-                    "Import a Hugging Face folder (GPT-2, BERT, sentence-transformers)",
+                    "Import a Hugging Face folder (GPT-2, BERT, sentence-transformers, Llama, \
+                     Mistral, Qwen2, Qwen3)",
                 )
                 .starting_in(&self.project.dir);
                 self.open_dialog(DialogPurpose::Import, request);
+            }
+            Action::ImportGguf => {
+                let request =
+                    DialogRequest::open_file("Import a GGUF file (Llama-family model, llama.cpp)")
+                        .filter("GGUF models", &["gguf"])
+                        .filter("All files", &["*"])
+                        .starting_in(&self.project.dir);
+                self.open_dialog(DialogPurpose::Import, request);
+            }
+            Action::TryIt(index) => {
+                if let Some(run) = self.runs.get(index) {
+                    self.try_it.show_run(&run.dir);
+                    self.selected = Some(index);
+                    self.prefs.tab = Tab::TryIt;
+                }
             }
             Action::OpenRun => {
                 let request =
@@ -331,16 +368,33 @@ impl StudioApp {
             if ui.button("Open run folder…").clicked() {
                 actions.push(Action::OpenRun);
             }
-            if ui
-                .button("Import model…")
-                .on_hover_text(
-                    "A Hugging Face GPT-2 or BERT folder, or a sentence-transformers encoder \
-                     (all-MiniLM-L6-v2), becomes a run you can evaluate and fine-tune",
-                )
-                .clicked()
-            {
-                actions.push(Action::ImportModel);
-            }
+            ui.menu_button("Import model…", |ui| {
+                if ui
+                    .button("Hugging Face folder…")
+                    .on_hover_text(
+                        "A GPT-2, BERT or Llama-family folder (Llama, Mistral, Qwen2, Qwen3), or \
+                         a sentence-transformers encoder (all-MiniLM-L6-v2), becomes a run you \
+                         can try, evaluate and fine-tune",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::ImportModel);
+                    ui.close();
+                }
+                if ui
+                    .button("GGUF file…")
+                    .on_hover_text(
+                        "A Llama-family GGUF file (llama.cpp's format, quantized or not, e.g. \
+                         SmolLM2) becomes a run you can try and fine-tune",
+                    )
+                    .clicked()
+                {
+                    actions.push(Action::ImportGguf);
+                    ui.close();
+                }
+            })
+            .response
+            .on_hover_text("Bring a pretrained model into the project as a run");
             ui.separator();
             for tab in Tab::ALL {
                 if ui
@@ -375,6 +429,11 @@ impl StudioApp {
                     actions.push(Action::UndoDelete);
                 }
             }
+            for job in &self.imports {
+                ui.separator();
+                ui.spinner();
+                ui.label(job.progress());
+            }
             if let Some(message) = self.messages.last() {
                 ui.separator();
                 ui.colored_label(ui.visuals().warn_fg_color, message);
@@ -407,12 +466,13 @@ impl StudioApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| actions.extend(runs_panel.ui(ui, &ctx)));
-        let (dataset, setup, monitor, compare, improve) = (
+        let (dataset, setup, monitor, compare, improve, try_it) = (
             &mut self.dataset,
             &mut self.setup,
             &mut self.monitor,
             &mut self.compare,
             &mut self.improve,
+            &mut self.try_it,
         );
         let notify = Arc::clone(&self.notify);
         egui::CentralPanel::default_margins().show(ui, |ui| {
@@ -422,6 +482,7 @@ impl StudioApp {
                 Tab::Monitor => monitor.ui(ui, &ctx),
                 Tab::Compare => compare.ui(ui, &ctx),
                 Tab::Improve => improve.ui(ui, &ctx, Some(notify)),
+                Tab::TryIt => try_it.ui(ui, &ctx),
             })
         });
         if self.shortcuts_open && shortcuts::help_ui(ui.ctx()) {
@@ -449,6 +510,18 @@ impl eframe::App for StudioApp {
             .observe(&self.runs, self.prefs.notifications);
         self.poll_sts();
         if !self.sts_jobs.is_empty() {
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
+        self.poll_imports();
+        if !self.imports.is_empty() {
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
+        // Answers stream in (and models load) on any page; idle models are let go.
+        if self.try_it.poll(ctx) {
+            ctx.request_repaint();
+        }
+        self.try_it.idle(self.prefs.tab == Tab::TryIt);
+        if self.try_it.is_working() {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
         if let Some((purpose, path)) = self.dialogs.poll() {

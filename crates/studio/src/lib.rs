@@ -1,5 +1,5 @@
-//! The eframe studio. Each page (dataset, run setup, monitor, compare, improve, and the run
-//! list) is a struct that owns its state and draws from a read-only [`AppContext`], returning
+//! The eframe studio. Each page (dataset, run setup, monitor, compare, improve, try it, and
+//! the run list) is a struct that owns its state and draws from a read-only [`AppContext`], returning
 //! [`Action`]s; `app.rs` is the shell that owns the shared state and applies them in one
 //! place. Only this crate imports egui.
 //!
@@ -27,6 +27,7 @@ pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
 pub use pages::dataset::{DatasetPage, DatasetStats};
 pub use pages::improve::{ImprovePage, SampleFilter, Stage};
+pub use pages::try_it::{EXAMPLE_PROMPT, Settings as TrySettings, TryItPage, Turn, TurnState};
 pub use run_view::{LiveRun, RunView};
 pub use services::bench;
 pub use services::dialogs::DialogBackend;

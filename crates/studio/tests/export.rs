@@ -1,6 +1,6 @@
-//! Export and import from the studio, through the in-app folder picker (what a desktop without
-//! a portal or zenity gets): a finished run goes out as a Hugging Face folder and comes back in
-//! as a new run.
+//! Export and import from the studio, through the in-app picker (what a desktop without a
+//! portal or zenity gets): a finished run goes out as a Hugging Face folder and comes back in
+//! as a new run; a GGUF file that is not one is refused with a message.
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
@@ -75,7 +75,20 @@ fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
     );
 
     harness.get_by_label("Import model…").click();
+    harness.run_steps(2);
+    harness.get_by_label("Hugging Face folder…").click();
     pick_folder(&mut harness, &export_dir);
+    // The import runs in the background; the status bar says so meanwhile.
+    let start = std::time::Instant::now();
+    while harness.state().is_importing() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "import never ended"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
     let app = harness.state();
     assert_eq!(app.runs().len(), 2, "{:?}", app.messages());
     let imported = &app.runs()[app.selected().expect("the imported run is shown")];
@@ -88,4 +101,56 @@ fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
         "{:?}",
         app.messages()
     );
+}
+
+#[test]
+fn a_gguf_file_that_does_not_read_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let gguf = files.path().join("broken.gguf");
+    std::fs::write(&gguf, b"GGUF but not really").unwrap();
+    std::fs::write(files.path().join("notes.txt"), b"not a model").unwrap();
+    let mut harness = harness::studio(dir.path());
+    harness.state_mut().set_dialog_backend(DialogBackend::InApp);
+    harness.run_steps(2);
+    harness.get_by_label("Import model…").click();
+    harness.run_steps(2);
+    harness.get_by_label("GGUF file…").click();
+    harness.run_steps(4);
+    let field = || egui::accesskit::Role::TextInput;
+    harness.get_by_role_and_label(field(), "File").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(field(), "File")
+        .type_text(&files.path().display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Open").click();
+    harness.run_steps(3);
+    // The picker lists GGUF files only.
+    assert!(harness.query_by_label("notes.txt").is_none());
+    harness.get_by_label("broken.gguf").click();
+    harness.run_steps(2);
+    harness.get_by_label("Open").click();
+    harness.run_steps(2);
+    let start = std::time::Instant::now();
+    while harness.state().is_importing() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "import never ended"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+    let app = harness.state();
+    assert!(app.runs().is_empty(), "no run was made");
+    assert!(app.damaged().is_empty(), "no half-written folder is left");
+    assert!(
+        app.messages()
+            .last()
+            .is_some_and(|m| m.starts_with(&format!("cannot import {}", gguf.display()))),
+        "{:?}",
+        app.messages()
+    );
+    harness.get_by_label_contains("cannot import");
 }

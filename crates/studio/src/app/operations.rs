@@ -6,9 +6,40 @@ use crate::pages::dataset;
 use crate::run_view::RunView;
 use crate::services::files::metrics_csv;
 use crate::services::prefs::Tab;
+use hearth_engine::export::{ImportSummary, Layout};
 use hearth_engine::project::{Annotations, Project, RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+/// A model being imported in the background.
+pub(crate) struct ImportJob {
+    /// The folder or file imported.
+    pub(crate) source: PathBuf,
+    /// The new run's name.
+    pub(crate) name: String,
+    /// The new run's folder.
+    pub(crate) run_dir: PathBuf,
+    started: Instant,
+    answer: Receiver<Result<ImportSummary, String>>,
+}
+
+impl ImportJob {
+    /// What the status bar says while it runs.
+    pub(crate) fn progress(&self) -> String {
+        let what = self
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!(
+            "importing {what} as run {} ({:.0} s)…",
+            self.name,
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}
 
 impl StudioApp {
     /// Re-reads the project's run list (keeping live runs).
@@ -192,36 +223,108 @@ impl StudioApp {
         self.reload_runs();
     }
 
-    /// Imports a Hugging Face folder (GPT-2, BERT or a sentence-transformers encoder) as a new
-    /// run of the project and shows it.
-    pub(super) fn import_model(&mut self, hf_dir: &Path) {
-        let base = hf_dir
-            .file_name()
+    /// Imports a model as a new run of the project in the background: a Hugging Face folder
+    /// (GPT-2, BERT, a sentence-transformers encoder, a Llama-family model) or a GGUF file. The
+    /// status bar shows it until it ends (see [`StudioApp::poll_imports`]).
+    pub(super) fn import_model(&mut self, source: &Path) {
+        let gguf = source.is_file();
+        let base = source
+            .file_stem()
+            .filter(|_| gguf)
+            .or_else(|| source.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "imported".to_string());
-        let name = self.project.unique_run_name(&base);
+        // Two imports of one model at once still get names and folders of their own.
+        let mut name = self.project.unique_run_name(&base);
+        let mut n = 2;
+        while self.imports.iter().any(|j| j.name == name) {
+            name = self.project.unique_run_name(&format!("{base}-{n}"));
+            n += 1;
+        }
         let run_dir = self.project.new_run_dir(&name);
-        let result = hearth_engine::backend::BackendKind::Flex
-            .device()
-            .map_err(|e| e.to_string())
-            .and_then(|device| {
-                hearth_engine::export::import_hf(hf_dir, &run_dir, &name, &device)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (from, to, run_name) = (source.to_path_buf(), run_dir.clone(), name.clone());
+        let spawned = std::thread::Builder::new()
+            .name("hearth-import".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let device = hearth_engine::backend::BackendKind::Flex
+                        .device()
+                        .map_err(|e| e.to_string())?;
+                    if gguf {
+                        hearth_engine::export::import_gguf(&from, &to, &run_name, &device)
+                    } else {
+                        hearth_engine::export::import_hf(&from, &to, &run_name, &device)
+                    }
                     .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("the import failed unexpectedly".to_string()));
+                let _ = tx.send(result);
             });
-        match result {
-            Ok(summary) => {
-                self.reload_runs();
-                self.selected = self.runs.iter().position(|r| r.dir == summary.run_dir);
-                self.prefs.tab = Tab::Monitor;
-                self.messages.push(format!(
-                    "imported {} as run {name} ({} parameters)",
-                    hf_dir.display(),
-                    summary.n_params
-                ));
-            }
-            Err(err) => self
+        match spawned {
+            Ok(_) => self.imports.push(ImportJob {
+                source: source.to_path_buf(),
+                name,
+                run_dir,
+                started: Instant::now(),
+                answer: rx,
+            }),
+            Err(e) => self
                 .messages
-                .push(format!("cannot import {}: {err}", hf_dir.display())),
+                .push(format!("cannot start importing {}: {e}", source.display())),
+        }
+    }
+
+    /// Lists the runs of finished imports and shows the newest one; says why an import failed.
+    pub(super) fn poll_imports(&mut self) {
+        let mut done = Vec::new();
+        self.imports.retain(|job| match job.answer.try_recv() {
+            Ok(result) => {
+                done.push((
+                    job.source.clone(),
+                    job.name.clone(),
+                    job.run_dir.clone(),
+                    result,
+                ));
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                done.push((
+                    job.source.clone(),
+                    job.name.clone(),
+                    job.run_dir.clone(),
+                    Err("the import stopped without a result".to_string()),
+                ));
+                false
+            }
+        });
+        for (source, name, run_dir, result) in done {
+            match result {
+                Ok(summary) => {
+                    self.reload_runs();
+                    self.selected = self.runs.iter().position(|r| r.dir == summary.run_dir);
+                    self.prefs.tab = Tab::Monitor;
+                    let tip = if Layout::of(&summary.spec).decoder {
+                        "; ask it on the Try it page"
+                    } else {
+                        ""
+                    };
+                    self.messages.push(format!(
+                        "imported {} as run {name} ({} parameters){tip}",
+                        source.display(),
+                        summary.n_params
+                    ));
+                }
+                Err(err) => {
+                    // A half-written folder would list as damaged: it goes.
+                    if run_dir.exists() {
+                        let _ = std::fs::remove_dir_all(&run_dir);
+                    }
+                    self.messages
+                        .push(format!("cannot import {}: {err}", source.display()));
+                }
+            }
         }
     }
 
@@ -449,7 +552,7 @@ impl StudioApp {
                     }
                 }
             }
-            Tab::Dataset | Tab::Setup | Tab::Improve => {}
+            Tab::Dataset | Tab::Setup | Tab::Improve | Tab::TryIt => {}
         }
     }
 }

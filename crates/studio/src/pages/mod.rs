@@ -7,3 +7,4 @@ pub mod improve;
 pub mod monitor;
 pub mod runs;
 pub mod setup;
+pub mod try_it;

@@ -21,16 +21,19 @@ pub enum Tab {
     Compare,
     /// A finished run made better from its own checked attempts.
     Improve,
+    /// A text-generating run answers prompts.
+    TryIt,
 }
 
 impl Tab {
     /// Every page, in the order of the top bar.
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Dataset,
         Tab::Setup,
         Tab::Monitor,
         Tab::Compare,
         Tab::Improve,
+        Tab::TryIt,
     ];
 
     /// The name in the top bar.
@@ -41,6 +44,7 @@ impl Tab {
             Tab::Monitor => "Monitor",
             Tab::Compare => "Compare",
             Tab::Improve => "Improve",
+            Tab::TryIt => "Try it",
         }
     }
 }

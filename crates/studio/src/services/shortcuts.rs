@@ -95,7 +95,7 @@ const fn shortcut(
 }
 
 /// Every shortcut, in the overlay's order. Ctrl is Cmd on a Mac.
-pub const SHORTCUTS: [Shortcut; 16] = {
+pub const SHORTCUTS: [Shortcut; 17] = {
     use Command as C;
     use Group as G;
     use Modifiers as M;
@@ -133,6 +133,13 @@ pub const SHORTCUTS: [Shortcut; 16] = {
             M::COMMAND,
             Key::Num5,
             "Show the Improve page",
+            G::Pages,
+        ),
+        shortcut(
+            C::ShowPage(Tab::TryIt),
+            M::COMMAND,
+            Key::Num6,
+            "Show the Try it page",
             G::Pages,
         ),
         shortcut(

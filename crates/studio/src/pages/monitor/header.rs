@@ -248,6 +248,14 @@ pub(super) fn details_ui(
                 {
                     actions.push(Action::FineTune(index));
                 }
+                if hearth_engine::export::Layout::of(&run.spec).decoder
+                    && ui
+                        .button("Try it")
+                        .on_hover_text("Ask the newest checkpoint a prompt on the Try it page")
+                        .clicked()
+                {
+                    actions.push(Action::TryIt(index));
+                }
                 if resumable && ui.button("Resume from checkpoint").clicked() {
                     actions.push(Action::Resume(index));
                 }

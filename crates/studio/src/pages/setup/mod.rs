@@ -6,21 +6,32 @@ mod objective;
 use crate::action::{Action, AppContext, DataStatus};
 use crate::pages::dataset::missing_path;
 use crate::services::shortcuts::{self, Command};
-use hearth_engine::model::{Arch, SpecError};
-use hearth_engine::spec::{InitSpec, RunSpec};
+use hearth_engine::model::{Arch, Family, LORA_TARGETS, SpecError};
+use hearth_engine::spec::RunSpec;
 use hearth_engine::train::BackendKind;
 use objective::{objective_section_ui, recipe_ui};
+use std::path::{Path, PathBuf};
 
-/// The run setup page. The settings it edits are the project's draft, so the page keeps no
-/// state of its own.
+/// The run setup page. The settings it edits are the project's draft; the page keeps only
+/// what it read to show them.
 #[derive(Debug, Default)]
-pub struct SetupPage;
+pub struct SetupPage {
+    /// A fine-tune's base run and the size of its vocabulary (read from its tokenizer once).
+    base_vocab: Option<(PathBuf, Option<usize>)>,
+    /// Why LoRA adapters could not be set up on the base run.
+    lora_error: Option<String>,
+}
 
 impl SetupPage {
     /// Draws the page on a copy of the draft; returns the edited draft and the start.
     #[must_use = "the app applies what the page asks for"]
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppContext<'_>) -> Vec<Action> {
         let mut spec = ctx.draft().clone();
+        let base_vocab = spec
+            .init
+            .as_ref()
+            .and_then(|init| self.base_vocab(&init.from_run));
+        let lora_error = &mut self.lora_error;
         // Errors are shown live as values change, not only after a refused start.
         let errors = spec.validate();
         let mut start_clicked = false;
@@ -39,10 +50,12 @@ impl SetupPage {
                 model_section_ui(&mut cols[0], &mut spec, &errors, ctx.data);
                 let ui = &mut cols[1];
                 optimizer_section_ui(ui, &mut spec, &errors);
-                if let Some(init) = &mut spec.init
-                    && fine_tune_section_ui(ui, init, &errors)
+                if spec.init.is_some()
+                    && fine_tune_section_ui(ui, &mut spec, &errors, base_vocab, lora_error)
                 {
+                    // Adapters adapt a base: from scratch, every weight trains.
                     spec.init = None;
+                    spec.model.lora = None;
                 }
                 let kind_before = spec.objective.kind.clone();
                 objective_section_ui(ui, &mut spec.objective, &errors, &mut file_actions);
@@ -94,6 +107,18 @@ impl SetupPage {
             actions.push(Action::StartRun);
         }
         actions
+    }
+}
+
+impl SetupPage {
+    /// The vocabulary size of the base run in `base` (its tokenizer read once per base).
+    fn base_vocab(&mut self, base: &Path) -> Option<usize> {
+        if self.base_vocab.as_ref().is_none_or(|(dir, _)| dir != base) {
+            let vocab = hearth_engine::project::store::read_tokenizer(base).map(|t| t.vocab_size());
+            self.base_vocab = Some((base.to_path_buf(), vocab));
+            self.lora_error = None;
+        }
+        self.base_vocab.as_ref().and_then(|(_, vocab)| *vocab)
     }
 }
 
@@ -321,10 +346,23 @@ fn optimizer_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecErr
     ui.add_space(8.0);
 }
 
-/// Where a fine-tune starts from and what it freezes. Returns true when the user asks to
-/// train from scratch instead.
-fn fine_tune_section_ui(ui: &mut egui::Ui, init: &mut InitSpec, errors: &[SpecError]) -> bool {
+/// Where a fine-tune starts from, and what trains: every weight (some frozen), or for a
+/// Llama-family base LoRA adapters alone. Returns true when the user asks to train from
+/// scratch instead.
+fn fine_tune_section_ui(
+    ui: &mut egui::Ui,
+    spec: &mut RunSpec,
+    errors: &[SpecError],
+    base_vocab: Option<usize>,
+    lora_error: &mut Option<String>,
+) -> bool {
     let mut clear = false;
+    let llama = spec.model.family == Family::Llama;
+    let pretrained_lr =
+        hearth_engine::objective::recipe::Recipe::of(&spec.objective.kind).pretrained_lr;
+    let Some(init) = &mut spec.init else {
+        return false;
+    };
     section(ui, "Fine-tuning", "init_grid", |ui| {
         ui.label("Starts from");
         ui.vertical(|ui| {
@@ -350,25 +388,158 @@ fn fine_tune_section_ui(ui: &mut egui::Ui, init: &mut InitSpec, errors: &[SpecEr
                         .speed(0.01)
                         .range(0.0..=10.0),
                 )
+                .on_hover_text(
+                    "Multiplies the learning rate and its minimum: a tenth suits retraining every \
+                     weight; LoRA adapters start at zero and take the rate as it is (1)",
+                )
             },
         );
-        row(
-            ui,
-            errors,
-            "Freeze embeddings",
-            "init.freeze_embeddings",
-            |ui| ui.checkbox(&mut init.freeze_embeddings, ""),
-        );
-        row(
-            ui,
-            errors,
-            "Freeze lowest blocks",
-            "init.freeze_layers",
-            |ui| ui.add(egui::DragValue::new(&mut init.freeze_layers).range(0..=64)),
-        );
+        if llama {
+            let lora = &mut spec.model.lora;
+            let was = lora.is_some();
+            let mut on = was;
+            ui.label("LoRA");
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut on, "Train low-rank adapters only")
+                    .on_hover_text(
+                        "LoRA (Hu et al. 2021): the base's weights stay frozen and small \
+                         adapters on the chosen projections train; checkpoints hold the \
+                         adapters alone",
+                    );
+                field_error(ui, errors, "model.lora");
+            });
+            ui.end_row();
+            if on && !was {
+                match hearth_engine::project::store::lora_on_run(8, &init.from_run) {
+                    Ok(spec) => {
+                        *lora = Some(spec);
+                        init.lr_multiplier = 1.0;
+                        *lora_error = None;
+                    }
+                    Err(e) => *lora_error = Some(e),
+                }
+            } else if !on && was {
+                *lora = None;
+                init.lr_multiplier = if pretrained_lr { 1.0 } else { 0.1 };
+            }
+            if let Some(e) = lora_error.as_ref() {
+                ui.label("");
+                ui.colored_label(ui.visuals().error_fg_color, format!("no adapters: {e}"));
+                ui.end_row();
+            }
+        }
+        if let Some(lora) = spec.model.lora.as_mut().filter(|_| llama) {
+            row(ui, errors, "LoRA rank", "model.lora.rank", |ui| {
+                let before = lora.rank;
+                let r = ui.add(egui::DragValue::new(&mut lora.rank).range(1..=1024));
+                // Alpha at its usual twice the rank follows the rank.
+                if lora.rank != before && lora.alpha == 2.0 * before as f64 {
+                    lora.alpha = 2.0 * lora.rank as f64;
+                }
+                r.on_hover_text("The rank of each adapter: its two matrices are d x r and r x d")
+            });
+            row(ui, errors, "LoRA alpha", "model.lora.alpha", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut lora.alpha)
+                        .speed(0.5)
+                        .range(0.0..=4096.0),
+                )
+                .on_hover_text("The adapters add alpha / rank times their product")
+            });
+            let label = ui.label("LoRA targets");
+            ui.horizontal(|ui| {
+                for target in LORA_TARGETS {
+                    let mut chosen = lora.targets(target);
+                    if ui.checkbox(&mut chosen, target).changed() {
+                        if chosen {
+                            lora.targets.push(target.to_string());
+                            // Kept in the order of a block.
+                            lora.targets.sort_by_key(|t| {
+                                LORA_TARGETS
+                                    .iter()
+                                    .position(|x| x == t)
+                                    .unwrap_or(usize::MAX)
+                            });
+                        } else {
+                            lora.targets.retain(|t| t != target);
+                        }
+                    }
+                }
+                field_error(ui, errors, "model.lora.targets");
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text(
+                "The projections that get adapters: attention's queries, keys, values and \
+                 output, the MLP's gate, up and down",
+            );
+            ui.end_row();
+            row(ui, errors, "LoRA dropout", "model.lora.dropout", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut lora.dropout)
+                        .speed(0.01)
+                        .range(0.0..=0.99),
+                )
+                .on_hover_text("Dropout on the adapters' input while training")
+            });
+            let lora = lora.clone();
+            ui.label("");
+            ui.label(lora_share(&lora, &spec.model, base_vocab));
+            ui.end_row();
+        } else {
+            row(
+                ui,
+                errors,
+                "Freeze embeddings",
+                "init.freeze_embeddings",
+                |ui| ui.checkbox(&mut init.freeze_embeddings, ""),
+            );
+            row(
+                ui,
+                errors,
+                "Freeze lowest blocks",
+                "init.freeze_layers",
+                |ui| ui.add(egui::DragValue::new(&mut init.freeze_layers).range(0..=64)),
+            );
+        }
     });
     ui.add_space(8.0);
     clear
+}
+
+/// "N of M parameters train (x%)" for adapters `lora` on a model of `model`'s shape over a
+/// vocabulary of `vocab` tokens (when known).
+pub fn lora_share(
+    lora: &hearth_engine::model::LoraSpec,
+    model: &hearth_engine::model::ModelSpec,
+    vocab: Option<usize>,
+) -> String {
+    let trained = lora.n_params(model);
+    match vocab {
+        Some(vocab) => {
+            let total = model.n_params(vocab).saturating_add(trained);
+            format!(
+                "{} of {} parameters train ({:.2}%)",
+                grouped(trained),
+                grouped(total),
+                100.0 * trained as f64 / total.max(1) as f64
+            )
+        }
+        None => format!("{} adapter parameters train", grouped(trained)),
+    }
+}
+
+/// `n` with its thousands grouped: 1,234,567.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Batch, length, evaluation, seed, backend and probes.

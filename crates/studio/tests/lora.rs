@@ -1,0 +1,125 @@
+//! LoRA from Run setup: a fine-tune of a Llama-family run offers adapters; the row's rank and
+//! targets make the run's spec, the run trains its adapters alone, and the Try it page answers
+//! with the fine-tune beside its base.
+
+mod harness;
+
+use egui_kittest::kittest::{NodeT, Queryable};
+use harness::{llama_run, step_until, tokenizer};
+use hearth_engine::project::{Project, RunStatus};
+use hearth_studio::{Action, Tab, TurnState};
+use std::time::Duration;
+
+#[test]
+fn the_lora_row_makes_a_lora_fine_tune_of_a_llama_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = Project::open_or_create(dir.path()).unwrap();
+    let base = llama_run(&project, "tiny-base", &tokenizer(true), None);
+    let mut harness = harness::studio_answering(dir.path());
+    harness.run_steps(2);
+    harness.state_mut().apply(Action::Monitor(0));
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune from here").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().prefs().tab, Tab::Setup);
+    assert!(
+        harness.state().project().file.draft.model.lora.is_none(),
+        "a fine-tune retrains every weight unless asked"
+    );
+    harness.get_by_label("Train low-rank adapters only").click();
+    harness.run_steps(2);
+    let draft = &harness.state().project().file.draft;
+    let lora = draft.model.lora.clone().expect("adapters are on");
+    assert_eq!(lora.rank, 8);
+    assert_eq!(lora.targets, ["q", "k", "v", "o"]);
+    assert_eq!(
+        lora.base,
+        base.join("checkpoints/step-000005.bpk")
+            .canonicalize()
+            .unwrap(),
+        "the adapters sit on the base's newest checkpoint"
+    );
+    assert_eq!(draft.init.as_ref().unwrap().lr_multiplier, 1.0);
+    harness.get_by_label_contains("parameters train (");
+    // Rank 4 on the queries, the attention output and the MLP's up projection.
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::SpinButton, "LoRA rank")
+        .set_value_accesskit(4.0);
+    harness.run_steps(2);
+    for target in ["k", "v", "up"] {
+        harness.get_by_label(target).click();
+        harness.run_steps(2);
+    }
+    let shown = harness
+        .get_by_label_contains("parameters train (")
+        .accesskit_node()
+        .value()
+        .unwrap_or_default();
+    let draft = &harness.state().project().file.draft;
+    let adapters = draft.model.lora.as_ref().unwrap().n_params(&draft.model);
+    assert!(
+        shown.starts_with(&format!("{adapters} of ")),
+        "the count follows rank and targets: {shown}"
+    );
+    // The button is below the settings: scrolled to, as a user would.
+    harness.get_by_label("Start run").scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label("Start run").click();
+    harness.run_steps(2);
+    let app = harness.state();
+    assert_eq!(app.runs().len(), 2, "{:?}", app.messages());
+    let run = app.runs().last().unwrap();
+    let lora = run
+        .spec
+        .model
+        .lora
+        .clone()
+        .expect("a LoRA fine-tune started");
+    assert_eq!(lora.rank, 4);
+    assert_eq!(lora.alpha, 8.0, "alpha follows the rank at twice it");
+    assert_eq!(lora.targets, ["q", "o", "up"]);
+    assert_eq!(run.spec.init.as_ref().unwrap().from_run, base);
+    let tuned = run.dir.clone();
+    step_until(
+        &mut harness,
+        Duration::from_secs(180),
+        "the fine-tune to end",
+        |app| !app.runs()[1].is_live(),
+    );
+    assert_eq!(
+        harness.state().runs()[1].status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().messages()
+    );
+    // The fine-tune answers beside its base.
+    harness.state_mut().apply(Action::TryIt(1));
+    harness.run_steps(2);
+    harness.state_mut().try_it_mut().settings.max_tokens = 6;
+    harness.get_by_label("Side by side").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().try_it().column_run(0),
+        Some(tuned.as_path())
+    );
+    assert_eq!(harness.state().try_it().column_run(1), Some(base.as_path()));
+    harness.get_by_label("Generate").click();
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "both answers",
+        |app| {
+            let page = app.try_it();
+            !page.is_busy() && page.turns(0).len() == 1 && page.turns(1).len() == 1
+        },
+    );
+    for column in 0..2 {
+        let turn = &harness.state().try_it().turns(column)[0];
+        assert!(
+            matches!(turn.state, TurnState::Done { .. }) && !turn.answer.is_empty(),
+            "column {column}: {turn:?}"
+        );
+    }
+}
