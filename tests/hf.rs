@@ -445,7 +445,7 @@ fn unsupported_gpt2_settings_are_refused_naming_key_and_value() {
         ("scale_attn_by_inverse_layer_idx", json!(true), "true"),
         ("reorder_and_upcast_attn", json!(true), "true"),
         ("n_inner", json!(100), "100"),
-        ("model_type", json!("llama"), "\"llama\""),
+        ("model_type", json!("t5"), "\"t5\""),
     ] {
         let folder = refused_config(dir.path(), key, value);
         let run_dir = dir.path().join(format!("run-{key}"));
