@@ -24,7 +24,10 @@ pub(super) fn starter_recipe() -> DatasetRecipe {
 
 pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec<Action>) {
     ui.label("What the next run trains on. The last part of the text is held out for validation.");
-    let is_file = matches!(data.source, DataSource::TextFile { .. });
+    let is_file = matches!(
+        data.source,
+        DataSource::TextFile { .. } | DataSource::Chat { .. }
+    );
     ui.horizontal(|ui| {
         if ui.radio(!is_file, "Built-in generated text").clicked() && is_file {
             data.source = DataSource::default();

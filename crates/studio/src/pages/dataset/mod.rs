@@ -323,7 +323,12 @@ pub fn preview_key(d: &RunSpec) -> PreviewKey {
 /// Puts a picked path into `data`: the quick pick's file, or a new source of the builder.
 pub fn apply_pick(data: &mut DataSpec, pick: Pick, path: PathBuf) {
     if pick == Pick::QuickTextFile {
-        data.source = DataSource::TextFile { path };
+        // Chat conversations (JSONL of messages) train on the assistant's turns.
+        data.source = if hearth_engine::data::chat::is_chat_file(&path) {
+            DataSource::Chat { path }
+        } else {
+            DataSource::TextFile { path }
+        };
         return;
     }
     let source = match pick {
