@@ -564,7 +564,9 @@ impl ModelSpec {
             // alone beside one frozen copy of the weights.
             let n = self.n_params_checked(vocab)?;
             let weights = match &self.lora {
-                Some(lora) => n.checked_add(lora.n_params(self).checked_mul(4)?)?.checked_mul(4)?,
+                Some(lora) => n
+                    .checked_add(lora.n_params(self).checked_mul(4)?)?
+                    .checked_mul(4)?,
                 None => n.checked_mul(16)?,
             };
             let tokens = batch.checked_mul(self.context)?;
