@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules of `hearth-engine`, from the bottom layer up.
 const LAYERS: &[&[&str]] = &[
-    &["model", "viz", "backend"],
+    &["model", "viz", "backend", "gguf"],
     &["events"],
     &["data"],
     &["eval"],
