@@ -260,10 +260,7 @@ mod tests {
     #[test]
     fn adapters_save_alone_and_load_back_trainable_on_their_frozen_base() {
         let dir = tempfile::tempdir().unwrap();
-        let device = crate::backend::BackendKind::Flex
-            .device()
-            .unwrap()
-            .autodiff();
+        let device = burn::tensor::Device::flex().autodiff();
         let base_spec = ModelSpec {
             family: Family::Llama,
             n_layer: 2,
