@@ -74,6 +74,15 @@ impl Proj {
         }
     }
 
+    /// The projection with an adapter when `lora` targets `name` (q, k, v, o, gate, up, down).
+    fn adapted(self, name: &str, lora: &LoraSpec, device: &Device) -> Self {
+        if lora.targets(name) {
+            self.with_lora(lora, device)
+        } else {
+            self
+        }
+    }
+
     /// `x: [batch, seq, in]` to `[batch, seq, out]`, as one matrix product over all rows.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d_in] = x.dims();
@@ -215,18 +224,11 @@ impl LlamaAttention {
     }
 
     fn with_lora(self, lora: &LoraSpec, device: &Device) -> Self {
-        let adapt = |p: Proj, name: &str| {
-            if lora.targets(name) {
-                p.with_lora(lora, device)
-            } else {
-                p
-            }
-        };
         Self {
-            q: adapt(self.q, "q"),
-            k: adapt(self.k, "k"),
-            v: adapt(self.v, "v"),
-            proj: adapt(self.proj, "o"),
+            q: self.q.adapted("q", lora, device),
+            k: self.k.adapted("k", lora, device),
+            v: self.v.adapted("v", lora, device),
+            proj: self.proj.adapted("o", lora, device),
             ..self
         }
     }
@@ -316,17 +318,10 @@ impl LlamaMlp {
     }
 
     fn with_lora(self, lora: &LoraSpec, device: &Device) -> Self {
-        let adapt = |p: Proj, name: &str| {
-            if lora.targets(name) {
-                p.with_lora(lora, device)
-            } else {
-                p
-            }
-        };
         Self {
-            gate: adapt(self.gate, "gate"),
-            up: adapt(self.up, "up"),
-            proj: adapt(self.proj, "down"),
+            gate: self.gate.adapted("gate", lora, device),
+            up: self.up.adapted("up", lora, device),
+            proj: self.proj.adapted("down", lora, device),
         }
     }
 
