@@ -227,6 +227,7 @@ proptest! {
             source: DataSource::TextFile { path: path.clone() },
             tokenizer: TokenizerKind::Char,
             val_fraction: 0.1,
+            shards: None,
         };
         match (expected_text(&bytes), Corpus::load(&spec)) {
             (Ok(text), Ok(corpus)) => prop_assert_eq!(corpus.n_chars, text.chars().count()),
@@ -621,6 +622,7 @@ proptest! {
             source: DataSource::PromptResponse { path: path.clone() },
             tokenizer: TokenizerKind::Char,
             val_fraction: 0.1,
+            shards: None,
         };
         let corpus = Corpus::load(&spec);
         let shown = path.display().to_string();

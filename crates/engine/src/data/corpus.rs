@@ -1,6 +1,7 @@
 //! A text source turned into a tokenized train/val split, and the random batches drawn from it.
 
 use super::generated;
+use super::shards::{OpenShards, Tokens};
 use super::tokenizer::{Tokenizer, TokenizerKind};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -45,7 +46,7 @@ pub enum DataSource {
         /// The recipe.
         recipe: Box<super::DatasetRecipe>,
         /// The project folder it was saved in; its tokenizer is reused from there while the
-        /// recipe is the one saved.
+        /// recipe is the one saved, and its token shards are mapped from there.
         #[serde(default)]
         folder: Option<PathBuf>,
     },
@@ -83,6 +84,33 @@ impl DataSource {
     }
 }
 
+/// Which build of a dataset's token shards a run trains on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardsIdentity {
+    /// The dataset folder's build count.
+    pub version: u32,
+    /// The checksum of its tokens.
+    pub checksum: String,
+    /// Tokens in its training split (for epochs).
+    #[serde(default)]
+    pub train_tokens: usize,
+}
+
+/// The file in a run's folder that records which dataset tokens it trains on.
+pub const RUN_SHARDS_FILE: &str = "dataset-shards.json";
+
+/// The dataset tokens a run recorded in its folder `run_dir`, if any.
+pub fn read_recorded_shards(run_dir: &Path) -> Option<ShardsIdentity> {
+    let text = std::fs::read_to_string(run_dir.join(RUN_SHARDS_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Records in the run folder `run_dir` which dataset tokens the run trains on.
+pub fn record_shards(run_dir: &Path, shards: &ShardsIdentity) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(shards).expect("an identity serializes");
+    std::fs::write(run_dir.join(RUN_SHARDS_FILE), text)
+}
+
 /// What a run trains on: a source, a tokenizer and the validation share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -93,6 +121,9 @@ pub struct DataSpec {
     pub tokenizer: TokenizerKind,
     /// The last `val_fraction` of the text is validation (contiguous, as nanoGPT splits).
     pub val_fraction: f64,
+    /// For a dataset source: the version and checksum of the token shards the run trains on,
+    /// recorded when the run is set up; a run resumed after the dataset was rebuilt is refused.
+    pub shards: Option<ShardsIdentity>,
 }
 
 impl Default for DataSpec {
@@ -101,6 +132,7 @@ impl Default for DataSpec {
             source: DataSource::default(),
             tokenizer: TokenizerKind::Char,
             val_fraction: 0.1,
+            shards: None,
         }
     }
 }
@@ -185,6 +217,27 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A dataset's token shards are missing, damaged or not the ones the run recorded.
+    #[error(transparent)]
+    Shards(#[from] super::shards::ShardError),
+    /// The dataset was rebuilt since the run recorded it.
+    #[error(
+        "{folder}: the dataset's tokens are version {found} (checksum {found_checksum}), not the \
+         version {recorded} (checksum {recorded_checksum}) this run trained on; it was rebuilt \
+         since. Start a new run on it"
+    )]
+    ShardsChanged {
+        /// The dataset folder.
+        folder: PathBuf,
+        /// The version the run recorded.
+        recorded: u32,
+        /// Its checksum.
+        recorded_checksum: String,
+        /// The version in the folder now.
+        found: u32,
+        /// Its checksum.
+        found_checksum: String,
+    },
     /// A split holds fewer tokens than one window of the context.
     #[error("{what}: {tokens} tokens is too short for context {context} (needs at least {needed})")]
     TooShort {
@@ -264,10 +317,12 @@ pub enum Split {
 pub struct Corpus {
     /// The tokenizer the tokens were encoded with.
     pub tokenizer: Tokenizer,
-    /// Training tokens.
-    pub train: Vec<u32>,
+    /// Training tokens (in memory, or mapped from a dataset's shards).
+    pub train: Tokens,
     /// Validation tokens.
-    pub val: Vec<u32>,
+    pub val: Tokens,
+    /// The shards the tokens are mapped from, when they are.
+    pub shards: Option<ShardsIdentity>,
     /// Characters in the source text.
     pub n_chars: usize,
     /// The first characters of the text, for previews.
@@ -316,6 +371,17 @@ impl Corpus {
         specials: bool,
     ) -> Result<Self, DataError> {
         if let DataSource::Dataset { recipe, folder } = &spec.source {
+            if let Some(dir) = folder.as_deref()
+                && let Some(corpus) = Self::mapped_dataset(
+                    dir,
+                    recipe,
+                    spec.shards.as_ref(),
+                    tokenizer.as_ref(),
+                    specials,
+                )?
+            {
+                return Ok(corpus);
+            }
             // A given tokenizer wins over the one saved with the dataset.
             let tokenizer = tokenizer.or_else(|| {
                 folder
@@ -336,6 +402,132 @@ impl Corpus {
         if let Some(examples) = examples {
             corpus.set_examples(&examples, spec.val_fraction);
         }
+        Ok(corpus)
+    }
+
+    /// The corpus mapped from the shards saved in `dir`, when they were built from `recipe`
+    /// with the tokenizer the run uses; `None` when the folder has no shards for it (a dataset
+    /// saved before shards existed, an edited recipe, or a fine-tune with its base's tokenizer),
+    /// which then builds in memory. Damaged shards, or shards rebuilt since the run recorded
+    /// them, are errors.
+    fn mapped_dataset(
+        dir: &Path,
+        recipe: &super::DatasetRecipe,
+        recorded: Option<&ShardsIdentity>,
+        tokenizer: Option<&Tokenizer>,
+        specials: bool,
+    ) -> Result<Option<Self>, DataError> {
+        let manifest = match super::shards::read_manifest(dir) {
+            Ok(m) => m,
+            Err(super::shards::ShardError::Missing { .. }) if recorded.is_none() => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(r) = recorded
+            && (r.version != manifest.version || r.checksum != manifest.checksum)
+        {
+            return Err(DataError::ShardsChanged {
+                folder: dir.to_path_buf(),
+                recorded: r.version,
+                recorded_checksum: r.checksum.clone(),
+                found: manifest.version,
+                found_checksum: manifest.checksum,
+            });
+        }
+        if manifest.recipe != *recipe {
+            return Ok(None);
+        }
+        let Some(saved) = super::dataset::saved_tokenizer(dir) else {
+            return Ok(None);
+        };
+        if super::shards::tokenizer_checksum(&saved) != manifest.tokenizer_checksum {
+            return Ok(None);
+        }
+        if let Some(t) = tokenizer
+            && t.clone().with_specials(false) != saved.clone().with_specials(false)
+        {
+            return Ok(None);
+        }
+        let open = OpenShards::open(dir)?;
+        let tokenizer = tokenizer.cloned().unwrap_or(saved);
+        Ok(Some(Self::from_shards(open, tokenizer, specials)?))
+    }
+
+    /// The corpus of opened shards, read with `tokenizer` (the one they were built with):
+    /// text is mapped; examples and pairs (few) are read into memory.
+    pub fn from_shards(
+        open: OpenShards,
+        tokenizer: Tokenizer,
+        specials: bool,
+    ) -> Result<Self, DataError> {
+        let m = &open.manifest;
+        let needs_specials =
+            specials || m.train.mask_file.is_some() || m.train.pairs_file.is_some();
+        let tokenizer = if needs_specials && !tokenizer.has_specials() {
+            tokenizer.with_specials(true)
+        } else {
+            tokenizer
+        };
+        let mut corpus = Self {
+            tokenizer,
+            train: open.train.clone(),
+            val: open.val.clone(),
+            shards: Some(ShardsIdentity {
+                version: m.version,
+                checksum: m.checksum.clone(),
+                train_tokens: m.train.tokens,
+            }),
+            n_chars: m.summary.sources.iter().map(|s| s.chars).sum(),
+            preview: String::new(),
+            examples_train: Vec::new(),
+            examples_val: Vec::new(),
+            relations_train: Vec::new(),
+            relations_val: Vec::new(),
+        };
+        if m.train.mask_file.is_some() {
+            for (val, out) in [
+                (false, &mut corpus.examples_train),
+                (true, &mut corpus.examples_val),
+            ] {
+                *out = open
+                    .documents(val)?
+                    .into_iter()
+                    .map(|d| {
+                        let prompt_len = d
+                            .mask
+                            .as_ref()
+                            .and_then(|m| m.iter().position(|&b| b))
+                            .unwrap_or(d.ids.len());
+                        Example {
+                            ids: d.ids,
+                            prompt_len,
+                        }
+                    })
+                    .collect();
+            }
+        } else if m.train.pairs_file.is_some() {
+            for (val, out) in [
+                (false, &mut corpus.relations_train),
+                (true, &mut corpus.relations_val),
+            ] {
+                *out = open
+                    .documents(val)?
+                    .into_iter()
+                    .map(|d| {
+                        let (a_len, relation) = d.pair.unwrap_or((0, 0));
+                        let a_len = (a_len as usize).min(d.ids.len());
+                        RelationExample {
+                            a: d.ids[..a_len].to_vec(),
+                            b: d.ids[a_len..].to_vec(),
+                            relation: relation as u8,
+                        }
+                    })
+                    .collect();
+            }
+        }
+        let head = corpus.train.to_vec(0..2_000);
+        corpus.preview = corpus.tokenizer.decode(&head);
         Ok(corpus)
     }
 
@@ -422,8 +614,9 @@ impl Corpus {
         };
         let mut corpus = Self {
             tokenizer,
-            train: Vec::new(),
-            val: Vec::new(),
+            train: Tokens::default(),
+            val: Tokens::default(),
+            shards: None,
             n_chars: ds.sources.iter().map(|s| s.chars).sum(),
             preview: String::new(),
             examples_train: Vec::new(),
@@ -434,8 +627,8 @@ impl Corpus {
         match &ds.content {
             Content::Text { .. } => {
                 if let Content::Text { train, val } = ds.content {
-                    corpus.train = train;
-                    corpus.val = val;
+                    corpus.train = train.into();
+                    corpus.val = val.into();
                 }
             }
             Content::Examples { train, val } => {
@@ -451,12 +644,14 @@ impl Corpus {
                     .examples_train
                     .iter()
                     .flat_map(|e| e.ids.clone())
-                    .collect();
+                    .collect::<Vec<u32>>()
+                    .into();
                 corpus.val = corpus
                     .examples_val
                     .iter()
                     .flat_map(|e| e.ids.clone())
-                    .collect();
+                    .collect::<Vec<u32>>()
+                    .into();
             }
             Content::Relations { train, val } => {
                 let encode = |pairs: &[super::record::RelationPair]| -> Vec<RelationExample> {
@@ -476,11 +671,11 @@ impl Corpus {
                         .flat_map(|p| p.a.iter().chain(&p.b).copied())
                         .collect()
                 };
-                corpus.train = stream(&corpus.relations_train);
-                corpus.val = stream(&corpus.relations_val);
+                corpus.train = stream(&corpus.relations_train).into();
+                corpus.val = stream(&corpus.relations_val).into();
             }
         }
-        let head: Vec<u32> = corpus.train.iter().take(2_000).copied().collect();
+        let head = corpus.train.to_vec(0..2_000);
         corpus.preview = corpus.tokenizer.decode(&head);
         corpus
     }
@@ -563,8 +758,9 @@ impl Corpus {
         train.truncate(n_train);
         Self {
             tokenizer,
-            train,
-            val,
+            train: train.into(),
+            val: val.into(),
+            shards: None,
             n_chars: text.chars().count(),
             preview: text.chars().take(2_000).collect(),
             examples_train: Vec::new(),
@@ -575,7 +771,7 @@ impl Corpus {
     }
 
     /// The tokens of one split.
-    pub fn split(&self, split: Split) -> &[u32] {
+    pub fn split(&self, split: Split) -> &Tokens {
         match split {
             Split::Train => &self.train,
             Split::Val => &self.val,
@@ -613,17 +809,16 @@ impl Corpus {
         let mut out = Vec::with_capacity(batch_size * len);
         for _ in 0..batch_size {
             let start = rng.random_range(0..=max_start);
-            out.extend(ids[start..start + len].iter().map(|&i| i64::from(i)));
+            ids.extend_i64(start..start + len, &mut out);
         }
         out
     }
 
     /// Consecutive non-overlapping windows of `len` tokens of `split` (at most `limit`).
     pub fn windows(&self, split: Split, len: usize, limit: usize) -> Vec<Vec<u32>> {
-        self.split(split)
-            .chunks_exact(len)
-            .take(limit)
-            .map(<[u32]>::to_vec)
+        let ids = self.split(split);
+        (0..(ids.len() / len.max(1)).min(limit))
+            .map(|w| ids.to_vec(w * len..(w + 1) * len))
             .collect()
     }
 
@@ -641,12 +836,8 @@ impl Corpus {
         let mut targets = Vec::with_capacity(batch_size * context);
         for _ in 0..batch_size {
             let start = rng.random_range(0..=max_start);
-            inputs.extend(ids[start..start + context].iter().map(|&i| i64::from(i)));
-            targets.extend(
-                ids[start + 1..start + context + 1]
-                    .iter()
-                    .map(|&i| i64::from(i)),
-            );
+            ids.extend_i64(start..start + context, &mut inputs);
+            ids.extend_i64(start + 1..start + context + 1, &mut targets);
         }
         Batch {
             batch_size,
@@ -738,7 +929,10 @@ mod tests {
         let corpus = Corpus::from_text(&text, TokenizerKind::Char, 0.1);
         assert_eq!(corpus.train.len(), 900);
         assert_eq!(corpus.val.len(), 100);
-        assert_eq!(corpus.tokenizer.decode(&corpus.val), &text[900..]);
+        assert_eq!(
+            corpus.tokenizer.decode(&corpus.val.to_vec(0..100)),
+            &text[900..]
+        );
     }
 
     #[test]
@@ -766,6 +960,7 @@ mod tests {
             source: DataSource::PromptResponse { path },
             tokenizer: TokenizerKind::Char,
             val_fraction: 0.34,
+            shards: None,
         };
         let corpus = Corpus::load(&spec).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod generated;
 pub mod generators;
 pub mod pairs;
 pub mod record;
+pub mod shards;
 pub mod sources;
 pub mod tokenizer;
 pub mod transforms;

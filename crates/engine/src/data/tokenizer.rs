@@ -218,6 +218,28 @@ impl BpeModel {
     pub fn decode(&self, ids: &[u32]) -> String {
         self.tokenizer().decode(ids, false).unwrap_or_default()
     }
+
+    /// The ids of `text` and, for each byte offset of `marks` (ascending), the index of the
+    /// first token that starts at or after it (where a document starting there begins).
+    pub fn encode_marked(&self, text: &str, marks: &[usize]) -> (Vec<u32>, Vec<usize>) {
+        if marks.is_empty() {
+            let ids = self
+                .tokenizer()
+                .encode_fast(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .unwrap_or_default();
+            return (ids, Vec::new());
+        }
+        let Ok(enc) = self.tokenizer().encode(text, false) else {
+            return (Vec::new(), vec![0; marks.len()]);
+        };
+        let offsets = enc.get_offsets();
+        let positions = marks
+            .iter()
+            .map(|&m| offsets.partition_point(|&(start, _)| start < m))
+            .collect();
+        (enc.get_ids().to_vec(), positions)
+    }
 }
 
 /// The special tokens of a pretrained tokenizer, inside its vocabulary (BERT: `[PAD]` 0,

@@ -247,19 +247,29 @@ pub fn chance_retrieval(n: usize) -> crate::eval::Retrieval {
 
 pub use crate::events::Reference;
 
-/// The count models' validation cross-entropies (unigram to 5-gram) as references of
-/// `metric` (a next-token loss).
-pub fn ngram_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Reference> {
+/// Tokens of the training split count models are fitted on: a corpus larger than this is
+/// sampled (evenly spaced runs).
+pub const BASELINE_TRAIN_TOKENS: usize = 8_000_000;
+/// Tokens of the validation split count models are scored on.
+pub const BASELINE_VAL_TOKENS: usize = 1_000_000;
+
+/// The splits count models are fitted and scored on: `(train, val, sampled)`, the whole
+/// splits when they are small, evenly spaced runs of them otherwise.
+pub fn baseline_splits(corpus: &crate::data::Corpus) -> (Vec<u32>, Vec<u32>, bool) {
     use crate::data::Split;
-    ngram_baselines(
-        corpus.split(Split::Train),
-        corpus.split(Split::Val),
-        corpus.tokenizer.vocab_size(),
-        5,
-    )
-    .into_iter()
-    .map(|b| Reference::new(metric, format!("{}-gram count model", b.order), b.val_loss))
-    .collect()
+    let (train, a) = corpus.split(Split::Train).sample(BASELINE_TRAIN_TOKENS);
+    let (val, b) = corpus.split(Split::Val).sample(BASELINE_VAL_TOKENS);
+    (train, val, a || b)
+}
+
+/// The count models' validation cross-entropies (unigram to 5-gram) as references of
+/// `metric` (a next-token loss); on a sample of a large corpus ([`baseline_splits`]).
+pub fn ngram_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Reference> {
+    let (train, val, _) = baseline_splits(corpus);
+    ngram_baselines(&train, &val, corpus.tokenizer.vocab_size(), 5)
+        .into_iter()
+        .map(|b| Reference::new(metric, format!("{}-gram count model", b.order), b.val_loss))
+        .collect()
 }
 
 /// The masked objective's count models (filling in a token from 1 and from 2 neighbours on
@@ -267,9 +277,9 @@ pub fn ngram_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Refer
 /// capped at two million tokens.
 pub fn masked_references(corpus: &crate::data::Corpus, metric: &str) -> Vec<Reference> {
     use crate::data::Split;
-    let train = corpus.split(Split::Train);
-    let train = &train[..train.len().min(2_000_000)];
-    let val = corpus.split(Split::Val);
+    let train = corpus.split(Split::Train).to_vec(0..2_000_000);
+    let (val, _) = corpus.split(Split::Val).sample(BASELINE_VAL_TOKENS);
+    let (train, val) = (&train[..], &val[..]);
     if train.len() < 10 || val.len() < 5 {
         return Vec::new();
     }

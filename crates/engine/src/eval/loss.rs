@@ -60,12 +60,8 @@ pub fn full_split_loss(
         let mut inputs = Vec::with_capacity(chunk.len() * context);
         let mut targets = Vec::with_capacity(chunk.len() * context);
         for &start in chunk {
-            inputs.extend(ids[start..start + context].iter().map(|&i| i64::from(i)));
-            targets.extend(
-                ids[start + 1..start + context + 1]
-                    .iter()
-                    .map(|&i| i64::from(i)),
-            );
+            ids.extend_i64(start..start + context, &mut inputs);
+            ids.extend_i64(start + 1..start + context + 1, &mut targets);
         }
         let x = tokens_tensor(inputs, chunk.len(), context, device);
         let y = tokens_tensor(targets, chunk.len(), context, device);

@@ -154,10 +154,9 @@ pub fn probe(
 ) -> MaskedProbe {
     let ctx = data.context;
     let tok = &data.corpus.tokenizer;
-    let ids: Vec<i64> = data.corpus.val[..ctx.min(data.corpus.val.len())]
-        .iter()
-        .map(|&i| i64::from(i))
-        .collect();
+    let mut ids: Vec<i64> = Vec::with_capacity(ctx);
+    let val = &data.corpus.val;
+    val.extend_i64(0..ctx.min(val.len()), &mut ids);
     let len = ids.len();
     let (inputs, labels) = mask_tokens(&ids, len, tok, data.objective.mask_rate, rng);
     let logits = model.logits(model.hidden(

@@ -18,6 +18,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             },
             tokenizer: TokenizerKind::Char,
             val_fraction: 0.1,
+            shards: None,
         },
         model: ModelSpec {
             n_layer: 2,
@@ -49,6 +50,7 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             threads: 1,
             checkpoint_interval: 0,
             attention_interval: 50,
+            dynamics_interval: 10,
             sample_tokens: 20,
             probe_text: String::new(),
         },

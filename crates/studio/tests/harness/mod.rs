@@ -92,6 +92,7 @@ pub fn llama_run(
                 vocab_size: tokenizer.vocab_size(),
             },
             val_fraction: 0.1,
+            shards: None,
         },
         train: TrainSpec {
             backend: BackendKind::preferred(),

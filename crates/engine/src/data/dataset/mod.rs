@@ -3,8 +3,12 @@
 //! that trains on it; building it again gives the same dataset.
 
 mod build;
+mod stream;
 
 pub use build::{BuildProgress, Content, Dataset, Leak, SourceStats, mix_counts};
+pub use stream::{
+    BuildStatus, BuiltShards, DEFAULT_TOKENIZER_SAMPLE, ShardOptions, StatusFn, build_shards,
+};
 
 use super::sources::{SourceError, SourceKind};
 use super::tokenizer::{Tokenizer, TokenizerKind};
@@ -274,6 +278,12 @@ pub enum DatasetError {
     /// The records do not suit the transform.
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// The token shards cannot be written.
+    #[error("{0}")]
+    Storage(String),
+    /// The build was cancelled; the dataset folder is as it was.
+    #[error("cancelled; the dataset folder is as it was")]
+    Cancelled,
 }
 
 impl DatasetError {

@@ -59,11 +59,23 @@ impl Worker {
             .resume
             .as_ref()
             .and_then(|_| crate::project::store::read_tokenizer(self.store.dir()));
+        // A resumed run trains on the dataset tokens it recorded, or is refused.
+        let mut data = spec.data.clone();
+        if data.shards.is_none() {
+            data.shards = crate::data::corpus::read_recorded_shards(self.store.dir());
+        }
         let corpus = match (&base, saved) {
-            (Some(base), _) => Corpus::load_with(&spec.data, base.tokenizer.clone()),
-            (None, Some(tokenizer)) => Corpus::load_with(&spec.data, tokenizer),
-            (None, None) => Corpus::load_for(&spec.data, spec.objective.needs_specials()),
+            (Some(base), _) => Corpus::load_with(&data, base.tokenizer.clone()),
+            (None, Some(tokenizer)) => Corpus::load_with(&data, tokenizer),
+            (None, None) => Corpus::load_for(&data, spec.objective.needs_specials()),
         }?;
+        if let Some(shards) = &corpus.shards {
+            let path = self.store.dir().join(crate::data::corpus::RUN_SHARDS_FILE);
+            self.record(
+                crate::data::corpus::record_shards(self.store.dir(), shards)
+                    .map_err(|source| StoreError::Io { path, source }),
+            );
+        }
         self.objective.check_corpus(&corpus)?;
         let pairs = self.pairs(&spec, &corpus)?;
         if let (Some(path), true) = (&spec.objective.sts_file, self.objective.uses_embeddings()) {
