@@ -1,16 +1,19 @@
 //! `hearth dataset`: builds a dataset headless from a recipe file or from flags, prints its
 //! statistics, leakage report and first batch, and saves it into the project.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use hearth_engine::data::dataset::{
-    self, Content, Dataset, DatasetRecipe, SourceSpec, SplitMode, TransformKind, TransformSpec,
+    self, BuiltShards, Dataset, DatasetRecipe, ShardOptions, SourceSpec, SplitMode, TransformKind,
+    TransformSpec,
 };
+use hearth_engine::data::shards::{DatasetSummary, OpenShards};
 use hearth_engine::data::sources::{SourceArgError, SourceKind};
 use hearth_engine::data::transforms::{DistractorMode, LabelMode, RaftOptions, SftOptions};
 use hearth_engine::data::{Corpus, DataSource, TokenizerKind};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct DatasetArgs {
@@ -93,6 +96,12 @@ pub struct DatasetArgs {
     /// Build and report only; save nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Megabytes of text (spread evenly over the sources) the BPE tokenizer is trained on.
+    #[arg(long, value_name = "MB", default_value_t = 32.0)]
+    pub tokenizer_sample: f64,
+    /// Read every token file back and compare it with its checksum after building.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// A `--source` argument that does not parse.
@@ -202,20 +211,38 @@ fn set<T>(field: &mut T, value: Option<T>) {
 
 /// A multi-line report of a built dataset: sizes, per-source statistics, leakage.
 pub fn report(ds: &Dataset) -> String {
+    let (train_items, val_items, unit) = ds.sizes();
+    let summary = DatasetSummary {
+        sources: ds.sources.clone(),
+        leakage: ds.leakage.clone(),
+        train_items,
+        val_items,
+        unit: unit.into(),
+        epoch_tokens: ds.epoch_tokens(),
+        tokenizer_sample_bytes: None,
+        source_bytes: 0,
+    };
+    report_summary(&ds.recipe, ds.tokenizer.vocab_size(), &summary)
+}
+
+/// [`report`] from what a build into shards recorded.
+pub fn report_summary(recipe: &DatasetRecipe, vocab: usize, s: &DatasetSummary) -> String {
     let mut out = String::new();
-    let (train, val, unit) = ds.sizes();
     out.push_str(&format!(
         "dataset {}: {} ({}), vocabulary {} tokens\n",
-        ds.recipe.name,
-        ds.recipe.transform.label(),
-        ds.recipe.tokenizer.label(),
-        ds.tokenizer.vocab_size()
+        recipe.name,
+        recipe.transform.label(),
+        recipe.tokenizer.label(),
+        vocab
     ));
     out.push_str(&format!(
-        "train {train} {unit}, validation {val} {unit}; {} tokens per epoch\n",
-        ds.epoch_tokens()
+        "train {} {unit}, validation {} {unit}; {} tokens per epoch\n",
+        s.train_items,
+        s.val_items,
+        s.epoch_tokens,
+        unit = s.unit
     ));
-    for s in &ds.sources {
+    for s in &s.sources {
         out.push_str(&format!(
             "  {:<28} weight {:>4} records {:>7} (duplicates dropped {}) train/val {}/{} tokens {} -> epoch {}\n",
             s.label,
@@ -228,7 +255,7 @@ pub fn report(ds: &Dataset) -> String {
             s.epoch_tokens
         ));
     }
-    match &ds.leakage {
+    match &s.leakage {
         None => out.push_str("leakage: not applicable (contiguous split of text)\n"),
         Some(leaks) if leaks.is_empty() => {
             out.push_str("leakage: no validation document is also in train\n")
@@ -246,42 +273,140 @@ pub fn report(ds: &Dataset) -> String {
     out
 }
 
-/// The corpus a run with this dataset trains on, and a spec with `batch` and `context` (and
-/// the LinkBERT objective for LinkBERT pairs).
-fn run_view(ds: Dataset, batch: usize, context: usize) -> (Corpus, RunSpec) {
+/// A run's spec with `batch` and `context` (and the LinkBERT objective for LinkBERT pairs).
+fn preview_spec(corpus: &Corpus, batch: usize, context: usize) -> RunSpec {
     let mut spec = RunSpec::default();
     spec.train.batch_size = batch;
     spec.model.context = context;
-    if matches!(ds.content, Content::Relations { .. }) {
+    if corpus.is_relations() {
         spec.objective.kind = hearth_engine::objective::ObjectiveKind::LINKBERT;
     }
-    (
-        Corpus::from_dataset(ds, spec.objective.needs_specials()),
-        spec,
-    )
+    spec
+}
+
+/// A progress bar over bytes with their rate and the time left.
+pub fn bytes_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg}\n{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Builds `recipe` into the dataset folder `dir` with a progress bar; prints what the
+/// tokenizer was trained on.
+pub fn build_into(
+    recipe: &DatasetRecipe,
+    dir: &Path,
+    tokenizer_sample_mb: f64,
+) -> Result<BuiltShards> {
+    if !(tokenizer_sample_mb > 0.0 && tokenizer_sample_mb.is_finite()) {
+        bail!("--tokenizer-sample {tokenizer_sample_mb}: must be a positive number of megabytes");
+    }
+    let options = ShardOptions {
+        tokenizer_sample_bytes: (tokenizer_sample_mb * 1e6) as u64,
+        ..ShardOptions::default()
+    };
+    let bar = bytes_bar();
+    let stage = std::sync::Mutex::new(String::new());
+    let cancel = AtomicBool::new(false);
+    let built = dataset::build_shards(
+        recipe,
+        dir,
+        None,
+        &options,
+        &|status| {
+            if let Ok(mut s) = stage.lock()
+                && *s != status.stage
+            {
+                *s = status.stage.to_string();
+                bar.reset();
+                bar.set_message(status.stage.to_string());
+            }
+            bar.set_length(status.total_bytes.max(status.done_bytes));
+            bar.set_position(status.done_bytes);
+        },
+        &cancel,
+    )?;
+    bar.finish_and_clear();
+    if let Some(bytes) = built.manifest.summary.tokenizer_sample_bytes {
+        println!(
+            "tokenizer: BPE trained on a sample of {:.1} MB of the {:.1} MB read (--tokenizer-sample to change)",
+            bytes as f64 / 1e6,
+            built.manifest.summary.source_bytes as f64 / 1e6
+        );
+    }
+    Ok(built)
 }
 
 /// `hearth dataset`.
 pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
     let recipe = args.to_recipe()?;
-    let bar = indicatif::ProgressBar::new(1000);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("valid template"),
-    );
-    let ds = Dataset::build(&recipe, None, &|stage, frac| {
-        bar.set_position((frac * 1000.0) as u64);
-        bar.set_message(stage.to_string());
-    })?;
-    bar.finish_and_clear();
-    print!("{}", report(&ds));
-    if !args.dry_run {
-        let project = project.unwrap_or_else(hearth_engine::project::default_project_dir);
-        let dir = dataset::dataset_dir(&project, &recipe.name);
-        dataset::save(&dir, &ds.recipe, &ds.tokenizer)
-            .with_context(|| format!("cannot save {}", dir.display()))?;
-        println!("saved {}", dir.display());
+    let started = std::time::Instant::now();
+    // A dry run builds into a temporary folder, removed at the end.
+    let scratch = args
+        .dry_run
+        .then(|| std::env::temp_dir().join(format!("hearth-dry-run-{}", std::process::id())));
+    let dir = match &scratch {
+        Some(t) => t.join("dataset"),
+        None => {
+            let project = project.unwrap_or_else(hearth_engine::project::default_project_dir);
+            dataset::dataset_dir(&project, &recipe.name)
+        }
+    };
+    let result = report_built(args, &recipe, &dir, started, scratch.is_none());
+    if let Some(t) = &scratch {
+        let _ = std::fs::remove_dir_all(t);
     }
-    let (corpus, spec) = run_view(ds, args.batch, args.context);
+    result
+}
+
+/// Builds into `dir` and prints the report, the baselines and the first batch.
+fn report_built(
+    args: &DatasetArgs,
+    recipe: &DatasetRecipe,
+    dir: &Path,
+    started: std::time::Instant,
+    saved: bool,
+) -> Result<()> {
+    let built = build_into(recipe, dir, args.tokenizer_sample)?;
+    let secs = started.elapsed().as_secs_f64();
+    let m = &built.manifest;
+    print!("{}", report_summary(&m.recipe, m.vocab_size, &m.summary));
+    let bytes: u64 = [&m.train, &m.val]
+        .iter()
+        .map(|s| (s.tokens * m.width.bytes()) as u64)
+        .sum();
+    println!(
+        "built in {secs:.1} s ({:.2} MB/s of text); tokens stored as {:?} in {} shard files, {:.1} MB",
+        m.summary.source_bytes as f64 / 1e6 / secs.max(1e-9),
+        m.width,
+        m.train.shards.len() + m.val.shards.len(),
+        bytes as f64 / 1e6
+    );
+    let open = OpenShards::open(dir)?;
+    if args.verify {
+        open.verify()?;
+        println!("every token file matches its checksum");
+    }
+    if saved {
+        println!(
+            "saved {} (version {}, checksum {})",
+            dir.display(),
+            m.version,
+            m.checksum
+        );
+    }
+    let corpus = Corpus::from_shards(open, built.tokenizer.clone(), false)?;
+    let spec = preview_spec(&corpus, args.batch, args.context);
+    let corpus = if spec.objective.needs_specials() {
+        Corpus::from_shards(OpenShards::open(dir)?, built.tokenizer, true)?
+    } else {
+        corpus
+    };
     println!(
         "{} steps per epoch at batch {}, context {}",
         corpus.steps_per_epoch(args.batch, args.context),
@@ -317,17 +442,21 @@ pub fn run(args: &DatasetArgs, project: Option<PathBuf>) -> Result<()> {
 /// The validation cross-entropy of add-k count models (unigram to 5-gram) in the corpus's
 /// tokens, as one line; `None` when a split is too small.
 pub fn baseline_line(corpus: &Corpus) -> Option<String> {
-    use hearth_engine::data::Split;
-    use hearth_engine::eval::baseline::{describe, ngram_baselines};
-    let baselines = ngram_baselines(
-        corpus.split(Split::Train),
-        corpus.split(Split::Val),
-        corpus.tokenizer.vocab_size(),
-        5,
-    );
+    use hearth_engine::eval::baseline::{baseline_splits, describe, ngram_baselines};
+    let (train, val, sampled) = baseline_splits(corpus);
+    let baselines = ngram_baselines(&train, &val, corpus.tokenizer.vocab_size(), 5);
     (!baselines.is_empty()).then(|| {
+        let sample = if sampled {
+            format!(
+                " (on a sample: {} training and {} validation tokens)",
+                train.len(),
+                val.len()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "count models on the validation split (nats/token, add-k): {}",
+            "count models on the validation split (nats/token, add-k){sample}: {}",
             describe(&baselines)
         )
     })
@@ -345,6 +474,18 @@ pub fn dataset_source(path: &Path) -> Result<DataSource> {
     Ok(DataSource::Dataset {
         recipe: Box::new(recipe),
         folder,
+    })
+}
+
+/// The version and checksum of the token shards saved at `path` (a dataset folder or its
+/// recipe file), for the run to record; `None` when it has none.
+pub fn dataset_shards(path: &Path) -> Option<hearth_engine::data::corpus::ShardsIdentity> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let m = hearth_engine::data::shards::read_manifest(dir).ok()?;
+    Some(hearth_engine::data::corpus::ShardsIdentity {
+        version: m.version,
+        checksum: m.checksum,
+        train_tokens: m.train.tokens,
     })
 }
 
