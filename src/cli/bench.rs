@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Python with torch installed (default: `$VIRTUAL_ENV/bin/python`, else `python3`).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Time training with and without recording the training dynamics, same run; the last
+    /// line is `ratio dynamics/plain=<x>` (1: recording costs nothing).
+    #[arg(long, conflicts_with = "what")]
+    pub dynamics: bool,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -388,6 +392,9 @@ fn python(args: &BenchArgs) -> PathBuf {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.dynamics {
+        return super::bench_dynamics::run(args.steps, args.warmup, args.round, args.threads);
+    }
     match &args.what {
         None => run_train(args),
         Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),

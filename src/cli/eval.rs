@@ -45,6 +45,11 @@ pub struct EvalArgs {
     /// Prompts evaluated with `--raft` or `--labels` (at most).
     #[arg(long, default_value_t = 400)]
     pub limit: usize,
+    /// The training dynamics the run recorded: a table of every weight matrix at the last
+    /// record (gradient norm, update ratio, weight norm), the rules that fire, in words, and the
+    /// last line `update_ratio_median=<x> layers=<n>` (n: the matrices in the table).
+    #[arg(long, conflicts_with_all = ["pairs", "sts", "raft", "labels"])]
+    pub dynamics: bool,
 }
 
 /// The command-line name of a choice, as `--help` lists it.
@@ -105,6 +110,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let store = RunStore::open(&args.run)?;
     let spec = store.spec()?;
     let history = store.load_history()?;
+    if args.dynamics {
+        return dynamics_report(args, &store, &spec, &history);
+    }
     let (step, checkpoint) = history
         .checkpoints
         .last()
@@ -242,6 +250,68 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     println!(
         "val_loss={loss:.4} val_ppl={:.3} windows={windows}",
         f64::from(loss).exp()
+    );
+    Ok(())
+}
+
+/// `hearth eval --dynamics`: the last recorded step's matrices, the rules, the median ratio.
+fn dynamics_report(
+    args: &EvalArgs,
+    store: &hearth_engine::project::RunStore,
+    spec: &RunSpec,
+    history: &hearth_engine::project::RunHistory,
+) -> Result<()> {
+    use hearth_engine::dynamics;
+    let records = store.dynamics()?;
+    let Some(last) = records.last() else {
+        bail!(
+            "{}: the run recorded no training dynamics (train it with train.dynamics_interval above 0)",
+            args.run.display()
+        );
+    };
+    println!(
+        "step {} of {} records; update ratio = |change| / |weights| per step, healthy near 1e-3",
+        last.step,
+        records.len()
+    );
+    let width = last
+        .matrices
+        .iter()
+        .map(|m| dynamics::matrix_label(&m.name).len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<width$} {:>11} {:>12} {:>9} {:>11}",
+        "matrix", "grad norm", "update ratio", "log10", "weight norm"
+    );
+    for m in &last.matrices {
+        let ratio = m.update_ratio();
+        println!(
+            "{:<width$} {:>11.3e} {:>12.3e} {:>9.2} {:>11.3e}",
+            dynamics::matrix_label(&m.name),
+            m.grad_norm,
+            ratio,
+            f64::from(ratio).log10(),
+            m.weight_norm
+        );
+    }
+    let norms: Vec<f32> = history.steps.iter().map(|s| s.grad_norm).collect();
+    if let Some(rate) = dynamics::clip_rate(&norms, spec.optim.grad_clip, norms.len()) {
+        println!(
+            "clipping fired on {:.1}% of {} steps (limit {})",
+            rate * 100.0,
+            norms.len(),
+            spec.optim.grad_clip
+        );
+    }
+    for finding in dynamics::findings(&records, &norms, spec.optim.grad_clip) {
+        println!("{}", finding.text);
+    }
+    let median = last.update_ratio_median().unwrap_or(f64::NAN);
+    println!(
+        "update_ratio_median={median:.3e} layers={}",
+        last.matrices.len()
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! feature is built); every subcommand runs headless on the engine.
 
 pub mod bench;
+pub mod bench_dynamics;
 pub mod bench_lora;
 pub mod bench_sts;
 pub mod dataset;

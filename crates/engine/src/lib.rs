@@ -2,7 +2,8 @@
 //!
 //! Rooms, from the bottom up (each imports only rooms listed before it):
 //! - [`model`] (the transformer and its settings), [`viz`] (pure functions the studio draws
-//!   from), [`backend`] (where a run computes), [`events`] (what a run reports);
+//!   from), [`backend`] (where a run computes), [`dynamics`] (per-matrix update figures and
+//!   the rules that read them), [`events`] (what a run reports);
 //! - [`data`] (sources to batches);
 //! - [`eval`] (evaluation and inference helpers), [`objective`] (losses and metrics, one file
 //!   per objective behind one trait);
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod dynamics;
 pub mod eval;
 pub mod events;
 pub mod export;

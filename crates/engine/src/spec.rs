@@ -41,6 +41,9 @@ pub struct TrainSpec {
     pub checkpoint_interval: usize,
     /// Capture attention on the probe text every this many steps; 0 disables.
     pub attention_interval: usize,
+    /// Record each weight matrix's gradient, update and weight norms every this many steps
+    /// (and at the last); 0 disables. Histograms and the probe insight come at evaluations.
+    pub dynamics_interval: usize,
     /// Tokens generated for each sample (at each evaluation).
     pub sample_tokens: usize,
     /// Text whose attention maps are shown; empty uses the start of the validation split.
@@ -63,6 +66,7 @@ impl Default for TrainSpec {
             threads: 0,
             checkpoint_interval: 500,
             attention_interval: 25,
+            dynamics_interval: 10,
             sample_tokens: 200,
             probe_text: String::new(),
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules of `hearth-engine`, from the bottom layer up.
 const LAYERS: &[&[&str]] = &[
-    &["model", "viz", "backend", "gguf"],
+    &["model", "viz", "backend", "gguf", "dynamics"],
     &["events"],
     &["data"],
     &["eval"],

@@ -8,6 +8,7 @@ pub mod embed;
 pub mod exact_match;
 pub mod generate;
 pub mod health;
+pub mod insight;
 pub mod loss;
 pub mod relation;
 pub mod retrieval;

@@ -171,6 +171,19 @@ impl Bert {
         padding: Option<Tensor<2, Bool>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        self.hidden_traced(tokens, mode, padding, keep_weights, None)
+    }
+
+    /// [`Bert::hidden_inner`] that also pushes the residual stream after each block onto
+    /// `residuals` (post-norm: the block's output is already normalised).
+    pub(super) fn hidden_traced(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+        keep_weights: bool,
+        mut residuals: Option<&mut Vec<Tensor<3>>>,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
         let [batch, seq] = tokens.dims();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
@@ -189,6 +202,9 @@ impl Bert {
             let (next, weights) = block.forward(x, &mask, keep_weights);
             x = next;
             maps.extend(weights);
+            if let Some(residuals) = residuals.as_deref_mut() {
+                residuals.push(x.clone());
+            }
         }
         (x, maps)
     }

@@ -519,6 +519,24 @@ impl Gpt {
         padding: Option<Tensor<2, Bool>>,
         keep_weights: bool,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        self.hidden_traced(tokens, mode, padding, keep_weights, None)
+    }
+
+    /// The final norm, which turns a residual stream into hidden states the head reads.
+    pub(super) fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        norm(&self.ln_f, &self.rms_f, x)
+    }
+
+    /// [`Gpt::hidden_inner`] that also pushes the residual stream after each block onto
+    /// `residuals`.
+    pub(super) fn hidden_traced(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+        keep_weights: bool,
+        mut residuals: Option<&mut Vec<Tensor<3>>>,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
         let [batch, seq] = tokens.dims();
         let (embedded, rope) = match &self.pos_emb {
@@ -543,6 +561,9 @@ impl Gpt {
             let (next, weights) = block.forward(x, &mask, rope.as_ref(), keep_weights);
             x = next;
             maps.extend(weights);
+            if let Some(residuals) = residuals.as_deref_mut() {
+                residuals.push(x.clone());
+            }
         }
         (norm(&self.ln_f, &self.rms_f, x), maps)
     }

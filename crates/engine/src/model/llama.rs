@@ -497,6 +497,7 @@ impl Llama {
         mask: &AttnMask,
         keep_weights: bool,
         mut cache: Option<&mut KvCache>,
+        mut residuals: Option<&mut Vec<Tensor<3>>>,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let device = tokens.device();
         let seq = tokens.dims()[1];
@@ -521,6 +522,9 @@ impl Llama {
                     .dropout
                     .forward(block.mlp.forward(apply_rms_norm(&block.rms_2, x)));
             maps.extend(weights);
+            if let Some(residuals) = residuals.as_deref_mut() {
+                residuals.push(x.clone());
+            }
         }
         if let Some(cache) = cache {
             cache.len += seq;
@@ -538,7 +542,28 @@ impl Llama {
         let device = tokens.device();
         let [batch, seq] = tokens.dims();
         let mask = attention_mask(mode, padding, [batch, seq], &device);
-        self.run_blocks(tokens, 0, &mask, keep_weights, None)
+        self.run_blocks(tokens, 0, &mask, keep_weights, None, None)
+    }
+
+    /// [`Llama::hidden_inner`] that also pushes the residual stream after each block onto
+    /// `residuals`.
+    pub(super) fn hidden_traced(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+        padding: Option<Tensor<2, Bool>>,
+        keep_weights: bool,
+        residuals: Option<&mut Vec<Tensor<3>>>,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        let device = tokens.device();
+        let [batch, seq] = tokens.dims();
+        let mask = attention_mask(mode, padding, [batch, seq], &device);
+        self.run_blocks(tokens, 0, &mask, keep_weights, None, residuals)
+    }
+
+    /// The final norm, which turns a residual stream into hidden states the head reads.
+    pub(super) fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        apply_rms_norm(&self.rms_f, x)
     }
 
     /// Logits `[batch, seq, vocab]` of `tokens` following the positions `cache` holds, which
@@ -562,7 +587,7 @@ impl Llama {
                     .expand([batch, 1, seq, total]),
             ))
         };
-        let (hidden, _) = self.run_blocks(tokens, past, &mask, false, Some(cache));
+        let (hidden, _) = self.run_blocks(tokens, past, &mask, false, Some(cache), None);
         self.logits(hidden)
     }
 

@@ -165,6 +165,32 @@ impl Model {
         (self.logits(hidden), maps)
     }
 
+    /// The forward pass on `tokens` that keeps every layer's attention weights and the
+    /// residual stream after each block: `(logits, attention maps, residuals)`. Used on
+    /// probe inputs only.
+    pub fn forward_traced(
+        &self,
+        tokens: Tensor<2, Int>,
+        mode: AttentionMode,
+    ) -> (Tensor<3>, Vec<Tensor<4>>, Vec<Tensor<3>>) {
+        let mut residuals = Vec::new();
+        let (hidden, maps) = each_family!(
+            self,
+            m => m.hidden_traced(tokens, mode, None, true, Some(&mut residuals))
+        );
+        (self.logits(hidden), maps, residuals)
+    }
+
+    /// The logits a residual stream `[batch, seq, d_model]` read through the final norm and
+    /// the output head would give (the logit lens; BERT's blocks end normalised already).
+    pub fn lens_logits(&self, residual: Tensor<3>) -> Tensor<3> {
+        match self {
+            Model::Gpt(m) => m.logits(m.final_norm(residual)),
+            Model::Llama(m) => m.logits(m.final_norm(residual)),
+            Model::Bert(m) => m.logits(residual),
+        }
+    }
+
     /// The final hidden states `[batch, seq, d_model]`. `padding: [batch, seq]` marks padded
     /// positions, which no query attends to.
     pub fn hidden(

@@ -1,5 +1,6 @@
 //! What a user saves: the project folder, run specs and the run store.
 
+mod dynamics;
 pub mod folder;
 pub mod health;
 pub mod store;

@@ -265,6 +265,7 @@ impl RunStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(super::dynamics::SCHEMA).map_err(db)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             conn,
@@ -276,7 +277,12 @@ impl RunStore {
         &self.dir
     }
 
-    fn db_err(&self, source: rusqlite::Error) -> StoreError {
+    /// The open database, for the other parts of the store (live views, controls).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn db_err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Db {
             path: self.dir.join(Self::DB_FILE),
             source,
@@ -479,6 +485,7 @@ impl RunStore {
                 )
                 .map_err(|e| self.db_err(e))?;
         }
+        self.truncate_dynamics_after(step)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! AdamW with decoupled weight decay on matrices only and clipping by the global gradient norm,
 //! as nanoGPT configures `torch.optim.AdamW` and `clip_grad_norm_`.
 
+use crate::dynamics::{Histogram, HistogramKind, MatrixRecord};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor};
 use std::any::Any;
@@ -80,6 +81,61 @@ impl GradBuffer {
             .get(id)
             .and_then(|g| g.downcast_ref::<Tensor<D>>())
             .cloned()
+    }
+}
+
+/// Histograms of the weights of `module` and of their gradients `grads`, one pair per layer
+/// ([`crate::dynamics::layer_of`]), in the model's order. Parameters without a gradient
+/// (frozen ones) are left out.
+pub fn histograms<M: Module>(module: &M, grads: &GradBuffer) -> Vec<Histogram> {
+    let mut collect = LayerValues {
+        path: crate::model::ParamPath::default(),
+        grads,
+        layers: Vec::new(),
+    };
+    module.visit(&mut collect);
+    collect
+        .layers
+        .into_iter()
+        .flat_map(|(layer, weights, grads)| {
+            [
+                Histogram::of(layer.clone(), HistogramKind::Weight, &weights),
+                Histogram::of(layer, HistogramKind::Grad, &grads),
+            ]
+        })
+        .collect()
+}
+
+struct LayerValues<'a> {
+    path: crate::model::ParamPath,
+    grads: &'a GradBuffer,
+    /// Per layer: its name, weights and gradients.
+    layers: Vec<(String, Vec<f32>, Vec<f32>)>,
+}
+
+impl ModuleVisitor for LayerValues<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.path.exit(container_type);
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(grad) = self.grads.get::<D>(&param.id) else {
+            return;
+        };
+        let layer = crate::dynamics::layer_of(&self.path.joined());
+        let at = match self.layers.iter().position(|(l, ..)| *l == layer) {
+            Some(at) => at,
+            None => {
+                self.layers.push((layer, Vec::new(), Vec::new()));
+                self.layers.len() - 1
+            }
+        };
+        self.layers[at].1.extend(to_values(param.val()));
+        self.layers[at].2.extend(to_values(grad));
     }
 }
 
@@ -229,6 +285,29 @@ impl AdamW {
     /// Applies one update with learning rate `lr` and returns the updated module and the
     /// global gradient norm before clipping.
     pub fn step<M: Module>(&mut self, module: M, grads: &GradBuffer, lr: f64) -> (M, f32) {
+        let (module, grad_norm, _) = self.step_inner(module, grads, lr, false);
+        (module, grad_norm)
+    }
+
+    /// [`AdamW::step`] that also measures every weight matrix it updates: the norm of its
+    /// gradient before clipping, of the change the step made (weight decay included) and of
+    /// the weights before the step. The norms are summed on the device and read back at once.
+    pub fn step_measured<M: Module>(
+        &mut self,
+        module: M,
+        grads: &GradBuffer,
+        lr: f64,
+    ) -> (M, f32, Vec<MatrixRecord>) {
+        self.step_inner(module, grads, lr, true)
+    }
+
+    fn step_inner<M: Module>(
+        &mut self,
+        module: M,
+        grads: &GradBuffer,
+        lr: f64,
+        measure: bool,
+    ) -> (M, f32, Vec<MatrixRecord>) {
         let mut norm = GradNorm {
             grads,
             squares: Vec::new(),
@@ -255,9 +334,11 @@ impl AdamW {
             grads,
             lr,
             clip_scale,
+            measured: measure.then(Vec::new),
         };
         let module = module.map(&mut update);
-        (module, grad_norm)
+        let records = update.measured.map(read_measures).unwrap_or_default();
+        (module, grad_norm, records)
     }
 }
 
@@ -376,6 +457,28 @@ struct Update<'a> {
     grads: &'a GradBuffer,
     lr: f64,
     clip_scale: f64,
+    /// With measuring on: each matrix's path and its squared norms (gradient, change,
+    /// weights before), still on the device.
+    measured: Option<Vec<(String, Tensor<1>)>>,
+}
+
+/// Reads the squared norms [`Update`] kept back from the device at once.
+fn read_measures(measured: Vec<(String, Tensor<1>)>) -> Vec<MatrixRecord> {
+    if measured.is_empty() {
+        return Vec::new();
+    }
+    let (names, squares): (Vec<String>, Vec<Tensor<1>>) = measured.into_iter().unzip();
+    let values = to_values(Tensor::cat(squares, 0));
+    names
+        .into_iter()
+        .zip(values.chunks(3))
+        .map(|(name, s)| MatrixRecord {
+            name,
+            grad_norm: s[0].sqrt(),
+            update_norm: s[1].sqrt(),
+            weight_norm: s[2].sqrt(),
+        })
+        .collect()
 }
 
 impl ModuleMapper for Update<'_> {
@@ -388,6 +491,35 @@ impl ModuleMapper for Update<'_> {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let grad = match &self.measured {
+            Some(_) if D == 2 => self.grads.get::<D>(&param.id),
+            _ => None,
+        };
+        let Some(grad) = grad else {
+            return self.update(param);
+        };
+        let before = param.val().inner();
+        let name = self.path.joined();
+        let after = self.update(param);
+        let change = after.val().inner() - before.clone();
+        let squares = Tensor::cat(
+            vec![
+                grad.square().sum(),
+                change.square().sum(),
+                before.square().sum(),
+            ],
+            0,
+        );
+        if let Some(measured) = &mut self.measured {
+            measured.push((name, squares));
+        }
+        after
+    }
+}
+
+impl Update<'_> {
+    /// The update of one parameter.
+    fn update<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let Some(mut grad) = self.grads.get::<D>(&id) else {
             return Param::from_mapped_value(id, tensor, mapper);

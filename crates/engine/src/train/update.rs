@@ -3,6 +3,7 @@
 
 use super::optim::{AdamW, GradBuffer};
 use super::worker::RunFailure;
+use crate::dynamics::MatrixRecord;
 use crate::model::Model;
 
 /// Applies `grads` (whose batch had mean loss `loss`) to `model` at learning rate `lr` as step
@@ -16,12 +17,31 @@ pub fn apply(
     loss: f32,
     step: usize,
 ) -> Result<(Model, f32), RunFailure> {
+    apply_measured(optim, model, grads, lr, loss, step, false).map(|(m, g, _)| (m, g))
+}
+
+/// [`apply`] that, with `measure`, also returns every weight matrix's gradient, update and
+/// weight norms ([`AdamW::step_measured`]).
+pub fn apply_measured(
+    optim: &mut AdamW,
+    model: Model,
+    grads: &GradBuffer,
+    lr: f64,
+    loss: f32,
+    step: usize,
+    measure: bool,
+) -> Result<(Model, f32, Vec<MatrixRecord>), RunFailure> {
     if !loss.is_finite() {
         return Err(RunFailure::LossDiverged { loss, step, lr });
     }
-    let (model, grad_norm) = optim.step(model, grads, lr);
+    let (model, grad_norm, matrices) = if measure {
+        optim.step_measured(model, grads, lr)
+    } else {
+        let (model, grad_norm) = optim.step(model, grads, lr);
+        (model, grad_norm, Vec::new())
+    };
     if !grad_norm.is_finite() {
         return Err(RunFailure::GradientDiverged { grad_norm, step });
     }
-    Ok((model, grad_norm))
+    Ok((model, grad_norm, matrices))
 }

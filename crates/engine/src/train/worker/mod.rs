@@ -1,6 +1,7 @@
 //! The run worker thread.
 
 mod clock;
+mod dynamics;
 mod failure;
 mod gradients;
 mod prepare;

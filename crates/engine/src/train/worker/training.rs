@@ -168,16 +168,22 @@ impl Worker {
             t.backend,
         );
         *allreduce += reduce;
-        let (model, grad_norm) = crate::train::update::apply(
+        let due = self.dynamics_due();
+        if due.histograms {
+            self.record_histograms(&session.model, &grads);
+        }
+        let (model, grad_norm, matrices) = crate::train::update::apply_measured(
             &mut session.optim,
             session.model,
             &grads,
             lr,
             loss,
             self.step + 1,
+            due.matrices,
         )?;
         session.model = model;
         self.step += 1;
+        self.record_matrices(matrices);
         if self.collective.size() > 1 && self.step.is_multiple_of(100) {
             same_weights_on_every_rank(&session.model, self.collective.as_ref(), self.step)?;
         }
@@ -217,6 +223,7 @@ impl Worker {
             end.last_eval =
                 Some(self.evaluate(model, corpus, pairs, &setup.device, &session.active));
             self.sample(model, corpus, &setup.device);
+            self.record_insight(model, corpus, &setup.probe, &setup.device);
         }
         // Snapshots at evaluations are kept in the store for comparing runs later.
         let periodic = t.attention_interval > 0
