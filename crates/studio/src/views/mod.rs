@@ -2,6 +2,7 @@
 //! embedding map, a contrastive batch, a masked-token probe, and the attention pickers.
 
 mod batch;
+pub mod dynamics;
 mod embedding_map;
 mod probe;
 

@@ -3,6 +3,7 @@
 //! best/last metrics, and two runs' samples and attention maps at the same step.
 
 mod charts;
+mod dynamics;
 mod table;
 
 use crate::action::{Action, AppContext};
@@ -43,6 +44,8 @@ pub struct ComparePage {
     metric: Option<String>,
     attention_layer: usize,
     attention_head: usize,
+    /// The runs' training dynamics, read when their section is open.
+    dynamics: dynamics::DynamicsCompare,
 }
 
 impl Default for ComparePage {
@@ -57,6 +60,7 @@ impl Default for ComparePage {
             metric: None,
             attention_layer: 0,
             attention_head: 0,
+            dynamics: dynamics::DynamicsCompare::default(),
         }
     }
 }
@@ -224,6 +228,12 @@ impl ComparePage {
         self.update_groups(ctx, &indices);
         self.charts_ui(ui, ctx);
         self.metrics_ui(ui, ctx, &indices);
+        egui::CollapsingHeader::new("Training dynamics: update ratios side by side")
+            .id_salt("compare_dynamics")
+            .show(ui, |ui| {
+                let name = |i: usize| legend_name(ctx.runs, i);
+                self.dynamics.ui(ui, ctx.runs, &indices, &name);
+            });
         ui.separator();
         ui.columns(2, |cols| {
             self.settings_table_ui(&mut cols[0], ctx.runs, &indices);

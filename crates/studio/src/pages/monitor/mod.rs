@@ -2,6 +2,7 @@
 //! what a user does with a run (rename, tag, notes, clone, resume, export, delete).
 
 mod charts;
+mod dynamics;
 mod header;
 
 use crate::action::{Action, AppContext};
@@ -25,6 +26,20 @@ pub struct MonitorPage {
     embedding_map_index: Option<usize>,
     /// The objective metric the metrics chart shows (`None`: the run's first).
     metric_choice: Option<String>,
+    /// Which tab shows.
+    tab: MonitorTab,
+    /// The Dynamics tab's state.
+    dynamics: dynamics::DynamicsTab,
+}
+
+/// The Monitor's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MonitorTab {
+    /// Loss, metrics, sample, attention and the objective's views.
+    #[default]
+    Training,
+    /// Update ratios, gradients, clipping, histograms, per-token loss and the logit lens.
+    Dynamics,
 }
 
 impl MonitorPage {
@@ -42,6 +57,16 @@ impl MonitorPage {
         };
         header_ui(ui, index, run, &mut actions);
         details_ui(ui, index, run, &mut actions);
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, MonitorTab::Training, "Training");
+            ui.selectable_value(&mut self.tab, MonitorTab::Dynamics, "Dynamics")
+                .on_hover_text("What the optimizer does to each weight matrix, gradients, clipping, histograms, per-token loss and the logit lens");
+        });
+        if self.tab == MonitorTab::Dynamics {
+            ui.separator();
+            self.dynamics.ui(ui, run);
+            return actions;
+        }
         let plot = ctx.plot();
         if let Some(changed) = plot_controls_ui(ui, plot) {
             actions.push(Action::SetPlot(changed));
