@@ -14,6 +14,7 @@ pub mod import;
 pub mod improve;
 pub mod resume;
 pub mod runs;
+pub mod sweep;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -62,6 +63,9 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Improve a finished run from its own checked samples (STaR, DPO, self-correction).
     Improve(improve::ImproveArgs),
+    /// Train many runs over a space of settings (grid, random, TPE), stop the bad ones early
+    /// (ASHA, median), and name the best.
+    Sweep(sweep::SweepArgs),
 }
 
 impl Cli {
@@ -80,6 +84,7 @@ impl Cli {
             Some(Command::Generate(args)) => generate::run(&args),
             Some(Command::Embed(args)) => embed::run(&args),
             Some(Command::Improve(args)) => improve::run(&args),
+            Some(Command::Sweep(args)) => sweep::run(&args, self.project),
         }
     }
 }

@@ -438,15 +438,9 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// `hearth train`: trains with a progress bar; the last line is the `final ...` summary.
-pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
-    let spec = args.to_spec()?;
-    let errors = spec.validate();
-    if !errors.is_empty() {
-        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-        bail!("invalid settings:\n{}", lines.join("\n"));
-    }
-    // Read the data up front so a bad file fails before any run folder is created.
+/// Reads a spec's data (and its pairs and STS files) so that a bad file fails before any run
+/// folder is created. Used by `train` and `sweep`.
+pub(crate) fn check_inputs(spec: &RunSpec) -> Result<()> {
     // A fine-tune reads it with its base's tokenizer (a pretrained one cannot be fitted).
     let base_tokenizer = spec
         .init
@@ -464,6 +458,18 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     if let (Some(path), true) = (&spec.objective.sts_file, spec.objective.uses_embeddings()) {
         hearth_engine::data::pairs::read_scored_pairs(path)?;
     }
+    Ok(())
+}
+
+/// `hearth train`: trains with a progress bar; the last line is the `final ...` summary.
+pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
+    let spec = args.to_spec()?;
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        bail!("invalid settings:\n{}", lines.join("\n"));
+    }
+    check_inputs(&spec)?;
     let mut spec = spec;
     let dir = match &args.out {
         Some(dir) => dir.clone(),

@@ -12,7 +12,7 @@
 //! - [`train`] (the run worker thread), [`export`] (Hugging Face folders out of runs and GPT-2
 //!   folders into runs);
 //! - [`improve`] (a finished run improved from its own checked samples: STaR, DPO,
-//!   self-correction).
+//!   self-correction), [`sweep`] (many runs over a space of settings, stopped early, ranked).
 
 #![warn(missing_docs)]
 
@@ -29,5 +29,6 @@ pub mod objective;
 pub mod preview;
 pub mod project;
 pub mod spec;
+pub mod sweep;
 pub mod train;
 pub mod viz;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["spec"],
     &["project", "preview"],
     &["train", "export"],
-    &["improve"],
+    &["improve", "sweep"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
