@@ -11,6 +11,7 @@ use crate::pages::improve::ImprovePage;
 use crate::pages::monitor::MonitorPage;
 use crate::pages::runs::RunsPanel;
 use crate::pages::setup::SetupPage;
+use crate::pages::sweep::SweepPage;
 use crate::pages::try_it::TryItPage;
 use crate::run_view::{RunView, drain_events};
 use crate::services::dialogs::{DialogBackend, DialogRequest, FileDialogs};
@@ -63,6 +64,7 @@ pub struct StudioApp {
     compare: ComparePage,
     improve: ImprovePage,
     try_it: TryItPage,
+    sweep: SweepPage,
     trash: Trash,
     dialogs: FileDialogs<DialogPurpose>,
     /// A chart to save as PNG from the next frame: its place on screen and the file.
@@ -143,6 +145,7 @@ impl StudioApp {
             compare: ComparePage::default(),
             improve: ImprovePage::default(),
             try_it: TryItPage::default(),
+            sweep: SweepPage::default(),
             trash: Trash::default(),
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
@@ -206,6 +209,11 @@ impl StudioApp {
     /// The Try it page, to set its prompt and settings (tests).
     pub fn try_it_mut(&mut self) -> &mut TryItPage {
         &mut self.try_it
+    }
+
+    /// The Sweep page (its sweep).
+    pub fn sweep_mut(&mut self) -> &mut SweepPage {
+        &mut self.sweep
     }
 
     /// True while a model is being imported.
@@ -466,6 +474,7 @@ impl StudioApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| actions.extend(runs_panel.ui(ui, &ctx)));
+        let sweep = &mut self.sweep;
         let (dataset, setup, monitor, compare, improve, try_it) = (
             &mut self.dataset,
             &mut self.setup,
@@ -483,6 +492,7 @@ impl StudioApp {
                 Tab::Compare => compare.ui(ui, &ctx),
                 Tab::Improve => improve.ui(ui, &ctx, Some(notify)),
                 Tab::TryIt => try_it.ui(ui, &ctx),
+                Tab::Sweep => sweep.ui(ui, &ctx, Some(Arc::clone(&notify))),
             })
         });
         if self.shortcuts_open && shortcuts::help_ui(ui.ctx()) {
@@ -521,6 +531,9 @@ impl eframe::App for StudioApp {
             ctx.request_repaint();
         }
         self.try_it.idle(self.prefs.tab == Tab::TryIt);
+        if self.sweep.poll() {
+            ctx.request_repaint();
+        }
         if self.try_it.is_working() {
             ctx.request_repaint_after(Duration::from_millis(250));
         }

@@ -552,7 +552,7 @@ impl StudioApp {
                     }
                 }
             }
-            Tab::Dataset | Tab::Setup | Tab::Improve | Tab::TryIt => {}
+            Tab::Dataset | Tab::Setup | Tab::Improve | Tab::TryIt | Tab::Sweep => {}
         }
     }
 }

@@ -7,4 +7,5 @@ pub mod improve;
 pub mod monitor;
 pub mod runs;
 pub mod setup;
+pub mod sweep;
 pub mod try_it;

@@ -23,17 +23,20 @@ pub enum Tab {
     Improve,
     /// A text-generating run answers prompts.
     TryIt,
+    /// Many runs over a space of settings, watched and ranked.
+    Sweep,
 }
 
 impl Tab {
     /// Every page, in the order of the top bar.
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Dataset,
         Tab::Setup,
         Tab::Monitor,
         Tab::Compare,
         Tab::Improve,
         Tab::TryIt,
+        Tab::Sweep,
     ];
 
     /// The name in the top bar.
@@ -45,6 +48,7 @@ impl Tab {
             Tab::Compare => "Compare",
             Tab::Improve => "Improve",
             Tab::TryIt => "Try it",
+            Tab::Sweep => "Sweep",
         }
     }
 }

@@ -95,7 +95,7 @@ const fn shortcut(
 }
 
 /// Every shortcut, in the overlay's order. Ctrl is Cmd on a Mac.
-pub const SHORTCUTS: [Shortcut; 17] = {
+pub const SHORTCUTS: [Shortcut; 18] = {
     use Command as C;
     use Group as G;
     use Modifiers as M;
@@ -140,6 +140,13 @@ pub const SHORTCUTS: [Shortcut; 17] = {
             M::COMMAND,
             Key::Num6,
             "Show the Try it page",
+            G::Pages,
+        ),
+        shortcut(
+            C::ShowPage(Tab::Sweep),
+            M::COMMAND,
+            Key::Num7,
+            "Show the Sweep page",
             G::Pages,
         ),
         shortcut(
