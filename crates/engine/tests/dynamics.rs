@@ -107,7 +107,7 @@ fn the_recorded_update_ratio_matches_pytorch_adamw() {
             .val()
             .into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         let want = floats(&step["after"]);
         let worst = after

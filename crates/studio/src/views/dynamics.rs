@@ -380,7 +380,7 @@ pub fn histograms_ui(
         .iter()
         .map(|(_, h)| h.hi)
         .fold(f32::NEG_INFINITY, f32::max);
-    if series.is_empty() || !(hi > lo) {
+    if series.is_empty() || hi <= lo {
         ui.label(egui::RichText::new("No values to draw.").weak());
         return;
     }
