@@ -456,14 +456,14 @@ impl SweepPage {
         ui.horizontal(|ui| {
             if running {
                 if ui
-                    .button("⏹ Stop sweep")
+                    .button("Stop sweep")
                     .on_hover_text("Training trials stop with a checkpoint; Resume continues them")
                     .clicked()
                 {
                     self.stop();
                 }
                 ui.spinner();
-            } else if ui.button("▶ Start sweep").clicked() {
+            } else if ui.button("Start sweep").clicked() {
                 self.start(&ctx.project.dir, draft, notify.clone());
             }
         });
