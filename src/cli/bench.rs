@@ -60,11 +60,14 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         steps: usize,
     },
-    /// The whole studio, headless, on the monitor and compare pages while two runs train;
-    /// ends with `ui_frame_p99_ms=<x>`.
+    /// The whole studio, headless, on the monitor and compare pages while runs train in worker
+    /// processes it follows; ends with `ui_frame_p99_ms=<x>`.
     Ui {
         #[arg(long, default_value_t = 300)]
         frames: usize,
+        /// Runs training while the frames are timed (one thread each).
+        #[arg(long, default_value_t = 4)]
+        runs: usize,
     },
     /// The attention heatmap of a long probe, hovered; ends with `attention_frame_p99_ms=<x>`.
     Attention {
@@ -115,6 +118,14 @@ pub enum BenchWhat {
         steps: usize,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// Preparing a generated text of N MB as `hearth dataset` does against Python with
+    /// Hugging Face `tokenizers` (train BPE 4096, batch-encode, write uint16); ends with
+    /// `ratio hearth/python=<x> peak_rss_mb=<x>` (above 1: Hearth is faster).
+    Data {
+        /// Megabytes of generated text.
+        #[arg(long, default_value_t = 100.0)]
+        mb: f64,
     },
     /// Opening a generated project of many runs, to the first frame.
     Store {
@@ -398,6 +409,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         None => run_train(args),
         Some(BenchWhat::Dist { steps }) => run_dist(*steps, args.threads),
+        Some(BenchWhat::Data { mb }) => super::bench_data::run(*mb, &python(args)),
         Some(BenchWhat::Lora {
             gguf,
             batch,
@@ -455,23 +467,31 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Ok(())
         }
         #[cfg(feature = "studio")]
-        Some(BenchWhat::Ui { frames }) => {
+        Some(BenchWhat::Ui { frames, runs }) => {
             let dir = std::env::temp_dir().join(format!("hearth-bench-ui-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
+            let worker = hearth_engine::train::worker_exe();
             println!(
-                "studio at 1280x800, {frames} frames alternating monitor (each run) and compare (both) while two runs train (1 thread each)"
+                "studio at 1280x800, {frames} frames alternating monitor and compare while {runs} runs train (1 thread each, {})",
+                if worker.is_some() {
+                    "worker processes the studio follows"
+                } else {
+                    "threads of the studio"
+                }
             );
-            let result = hearth_studio::bench::ui_benchmark(&dir, *frames);
+            let result = hearth_studio::bench::ui_benchmark(&dir, *frames, *runs, worker);
             let _ = std::fs::remove_dir_all(&dir);
             let bench = result.map_err(anyhow::Error::msg)?;
+            let steps: Vec<String> = bench
+                .steps
+                .iter()
+                .map(|(a, b)| format!("{a}->{b}"))
+                .collect();
             println!(
-                "backend {}; runs at steps {}->{} and {}->{} while timed",
+                "backend {}; runs at steps {} while timed",
                 bench.backend,
-                bench.steps[0].0,
-                bench.steps[0].1,
-                bench.steps[1].0,
-                bench.steps[1].1
+                steps.join(", ")
             );
             print_frames(&bench.stats);
             println!("ui_frame_p99_ms={:.3}", bench.stats.p99_ms);

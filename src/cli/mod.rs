@@ -2,6 +2,7 @@
 //! feature is built); every subcommand runs headless on the engine.
 
 pub mod bench;
+pub mod bench_data;
 pub mod bench_dynamics;
 pub mod bench_lora;
 pub mod bench_sts;
@@ -12,10 +13,12 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod improve;
+pub mod queue;
 pub mod resume;
 pub mod runs;
 pub mod sweep;
 pub mod train;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -66,6 +69,12 @@ pub enum Command {
     /// Train many runs over a space of settings (grid, random, TPE), stop the bad ones early
     /// (ASHA, median), and name the best.
     Sweep(sweep::SweepArgs),
+    /// The project's run queue: waiting and training runs; limit, order, cancel, start now.
+    Queue(queue::QueueArgs),
+    /// Train one prepared run folder in this process (the studio and the queue start runs
+    /// this way, so they outlive the window).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 impl Cli {
@@ -85,6 +94,8 @@ impl Cli {
             Some(Command::Embed(args)) => embed::run(&args),
             Some(Command::Improve(args)) => improve::run(&args),
             Some(Command::Sweep(args)) => sweep::run(&args, self.project),
+            Some(Command::Queue(args)) => queue::run(&args, self.project),
+            Some(Command::Worker(args)) => worker::run(&args, self.project),
         }
     }
 }

@@ -34,14 +34,13 @@ impl Row {
         Self {
             name: entry.name().to_string(),
             objective: entry.spec.objective.kind.name().to_string(),
-            // Marked running, but nothing has written its history lately: its process died.
-            status: if entry.status.is_active()
-                && !hearth_engine::project::store::being_written(&entry.dir)
-            {
-                "interrupted".to_string()
-            } else {
-                entry.status.label().to_string()
-            },
+            // Marked running, but its worker's lock is free: its process died.
+            status: hearth_engine::project::live::effective_status(
+                &entry.dir,
+                entry.status.clone(),
+            )
+            .label()
+            .to_string(),
             step: entry.last_step.map(|(s, _)| s),
             best_val,
             dir: entry.dir.clone(),

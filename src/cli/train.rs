@@ -44,6 +44,10 @@ pub struct TrainArgs {
     /// QK-norm, no biases).
     #[arg(long, value_enum)]
     pub arch: Option<hearth_engine::model::Arch>,
+    /// Add the run to the project's queue instead of training it here: it trains in its own
+    /// worker process once a slot is free (`hearth queue` lists the queue).
+    #[arg(long, conflicts_with_all = ["distributed", "out"])]
+    pub queue: bool,
     /// Sequences per micro-batch (per optimizer step without `--grad-accum`).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -471,6 +475,10 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
     }
     check_inputs(&spec)?;
     let mut spec = spec;
+    let queue_root = args
+        .out
+        .is_none()
+        .then(|| project.clone().unwrap_or_else(default_project_dir));
     let dir = match &args.out {
         Some(dir) => dir.clone(),
         None => {
@@ -483,6 +491,13 @@ pub fn run(args: &TrainArgs, project: Option<PathBuf>) -> Result<()> {
         }
     };
     let steps = spec.train.steps as u64;
+    if args.queue {
+        let Some(root) = queue_root else {
+            bail!("--queue: the queue belongs to a project; leave out --out");
+        };
+        hearth_engine::train::prepare_run(spec, &dir)?;
+        return super::worker::enqueue(&root, &dir);
+    }
     if args.distributed {
         return distributed::run(spec, &dir, steps);
     }

@@ -215,6 +215,33 @@ pub enum RunControl {
     Resume,
     /// Finish after the current step: final evaluation and checkpoint, then `Finished`.
     Stop,
+    /// Take the attention snapshot (and embedding map, where the objective draws one) after
+    /// the current step, whatever the intervals say.
+    Snapshot,
+}
+
+impl RunControl {
+    /// The control as one word, as the run store keeps it.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunControl::Pause => "pause",
+            RunControl::Resume => "resume",
+            RunControl::Stop => "stop",
+            RunControl::Snapshot => "snapshot",
+        }
+    }
+
+    /// The control a word names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [
+            RunControl::Pause,
+            RunControl::Resume,
+            RunControl::Stop,
+            RunControl::Snapshot,
+        ]
+        .into_iter()
+        .find(|c| c.word() == word)
+    }
 }
 
 /// A simple model's figure on the run's own data, drawn as a labelled horizontal line beside

@@ -53,8 +53,19 @@ pub enum Action {
     CloneSettings(usize),
     /// Make the draft a fine-tune of a run's newest checkpoint.
     FineTune(usize),
-    /// Continue a stopped or failed run from its last checkpoint.
+    /// Continue a stopped, failed or interrupted run from its last checkpoint.
     Resume(usize),
+    /// Queue actions on a waiting run.
+    Queue {
+        /// The run.
+        run: usize,
+        /// What to do with it.
+        change: QueueChange,
+    },
+    /// Set how many runs train at once (`None`: as the cores allow).
+    SetQueueLimit(Option<usize>),
+    /// Answer the question asked when the window closes while runs train.
+    Quit(QuitChoice),
     /// Move a run to the project's trash.
     Delete(usize),
     /// Bring back the run deleted last.
@@ -128,6 +139,8 @@ pub struct AppContext<'a> {
     pub damaged: &'a [RunCheck],
     /// The draft's data as the dataset page last read it.
     pub data: &'a DataStatus,
+    /// The project's run queue as last read.
+    pub queue: &'a hearth_engine::project::queue::QueueState,
 }
 
 impl AppContext<'_> {
@@ -172,4 +185,26 @@ impl Pick {
         };
         request.starting_in(dir)
     }
+}
+
+/// What to do with a run waiting in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueChange {
+    /// Start it now, whatever the limit.
+    StartNow,
+    /// Take it out of the queue (it is marked stopped).
+    Cancel,
+    /// Move it one place towards the front (-1) or back (+1).
+    Shift(isize),
+}
+
+/// The answer to "runs keep training" when the window closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitChoice {
+    /// Close the window; the runs keep training in their processes.
+    Quit,
+    /// Stop the runs this window shows, then close.
+    StopRunsAndQuit,
+    /// Keep the window open.
+    Stay,
 }

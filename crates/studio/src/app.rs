@@ -3,8 +3,8 @@
 
 mod operations;
 
-use crate::action::Pick;
 use crate::action::{Action, AppContext};
+use crate::action::{Pick, QuitChoice};
 use crate::pages::compare::ComparePage;
 use crate::pages::dataset::{self, DatasetPage};
 use crate::pages::improve::ImprovePage;
@@ -13,7 +13,7 @@ use crate::pages::runs::RunsPanel;
 use crate::pages::setup::SetupPage;
 use crate::pages::sweep::SweepPage;
 use crate::pages::try_it::TryItPage;
-use crate::run_view::{RunView, drain_events};
+use crate::run_view::{Launcher, RunView, drain_events};
 use crate::services::dialogs::{DialogBackend, DialogRequest, FileDialogs};
 use crate::services::files::Trash;
 use crate::services::notifications::{Notice, Notifications};
@@ -78,6 +78,14 @@ pub struct StudioApp {
     /// When the project folder was last looked at for runs other processes write.
     watched: std::time::Instant,
     notify: Notify,
+    /// The project's run queue as last read.
+    queue_state: hearth_engine::project::queue::QueueState,
+    /// How runs start: worker processes (the app), or threads (tests).
+    launcher: Launcher,
+    /// The window was asked to close while runs train: the question is shown.
+    quit_asked: bool,
+    /// The user answered; the window closes.
+    quitting: bool,
     /// The keyboard shortcuts are listed over the pages.
     shortcuts_open: bool,
     /// Desktop notifications of the runs trained in this session.
@@ -108,6 +116,14 @@ impl StudioApp {
             .unwrap_or_else(hearth_engine::project::default_project_dir);
         let mut app = Self::with_project(cc.egui_ctx.clone(), &dir, prefs);
         app.messages.extend(warnings);
+        // Runs train in worker processes, so they outlive the window.
+        match hearth_engine::train::worker_exe() {
+            Some(exe) => app.set_worker_exe(exe),
+            None => app.messages.push(
+                "this program is not `hearth`: runs train inside the window and stop with it"
+                    .to_string(),
+            ),
+        }
         app
     }
 
@@ -154,11 +170,29 @@ impl StudioApp {
             imports: Vec::new(),
             watched: std::time::Instant::now(),
             notify,
+            launcher: Launcher::Threads,
+            queue_state: Default::default(),
+            quit_asked: false,
+            quitting: false,
             shortcuts_open: false,
             notifications: Notifications::default(),
         };
         app.reload_runs();
         app
+    }
+
+    /// Starts runs as worker processes of `exe` (a `hearth` executable) from now on, so they
+    /// outlive the window; without it they train on threads of this process.
+    pub fn set_worker_exe(&mut self, exe: PathBuf) {
+        self.launcher = Launcher::Processes {
+            exe,
+            project: self.project.dir.clone(),
+        };
+    }
+
+    /// How this window starts runs.
+    pub fn launcher(&self) -> &Launcher {
+        &self.launcher
     }
 
     /// The open project.
@@ -267,11 +301,20 @@ impl StudioApp {
             Action::FineTune(run) => self.draft_from(run, RunView::fine_tune_spec),
             Action::Resume(run) => {
                 if let Some(run) = self.runs.get_mut(run)
-                    && let Err(err) = run.resume(self.notify.clone())
+                    && let Err(err) = run.resume(&self.launcher, self.notify.clone())
                 {
                     self.messages.push(format!("cannot resume: {err}"));
                 }
             }
+            Action::Queue { run, change } => self.change_queue(run, change),
+            Action::SetQueueLimit(limit) => {
+                if let Err(err) = self.queue().set_limit(limit) {
+                    self.messages.push(err.to_string());
+                }
+                self.read_queue();
+                self.dispatch_queue();
+            }
+            Action::Quit(choice) => self.answer_quit(choice),
             Action::Delete(run) => self.delete_run(run),
             Action::UndoDelete => self.undo_delete(),
             Action::TrashDamaged(dir) => self.trash_damaged(&dir),
@@ -464,6 +507,7 @@ impl StudioApp {
             selected: self.selected,
             damaged: &self.damaged,
             data: &data,
+            queue: &self.queue_state,
         };
         // Shortcut keys first, so that no widget sees them.
         let mut actions = shortcuts::handle(ui.ctx(), &ctx, self.shortcuts_open);
@@ -498,6 +542,9 @@ impl StudioApp {
         if self.shortcuts_open && shortcuts::help_ui(ui.ctx()) {
             actions.push(Action::ShowShortcuts(false));
         }
+        if self.quit_asked {
+            actions.extend(self.quit_ui(ui.ctx()));
+        }
         if let Some((purpose, path)) = self.dialogs.ui(ui.ctx()) {
             self.dialog_chosen(ui.ctx(), purpose, path);
         }
@@ -507,8 +554,76 @@ impl StudioApp {
     }
 }
 
+impl StudioApp {
+    /// Says, when the window closes while runs train, that they keep training and where to
+    /// watch them; stopping them is offered, never asked for.
+    fn quit_ui(&self, ctx: &egui::Context) -> Option<Action> {
+        let (followed, own) = self.training_counts();
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("quit_while_training")).show(ctx, |ui| {
+            ui.set_max_width(460.0);
+            ui.heading("Runs are training");
+            if followed > 0 {
+                let runs = if followed == 1 {
+                    "run keeps"
+                } else {
+                    "runs keep"
+                };
+                ui.label(format!(
+                    "{followed} {runs} training in {} own process after this window closes.",
+                    if followed == 1 { "its" } else { "their" }
+                ));
+                ui.label("To watch them, open this project again, or in a terminal:");
+                ui.code(format!(
+                    "hearth --project {} runs",
+                    self.project.dir.display()
+                ));
+            }
+            if own > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{own} run(s) train inside this window and stop with it."),
+                );
+            }
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if ui.button("Close the window").clicked() {
+                    choice = Some(QuitChoice::Quit);
+                }
+                if ui.button("Stay").clicked() {
+                    choice = Some(QuitChoice::Stay);
+                }
+                if ui
+                    .button("Stop them and close")
+                    .on_hover_text("each run ends after its current step, with a checkpoint")
+                    .clicked()
+                {
+                    choice = Some(QuitChoice::StopRunsAndQuit);
+                }
+            });
+        });
+        choice.map(Action::Quit)
+    }
+
+    /// Holds a close while runs train until the user has read what happens to them.
+    fn guard_close(&mut self, ctx: &egui::Context) {
+        if self.quitting {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        if ctx.input(|i| i.viewport().close_requested()) {
+            let (followed, own) = self.training_counts();
+            if followed + own > 0 {
+                ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+                self.quit_asked = true;
+            }
+        }
+    }
+}
+
 impl eframe::App for StudioApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.guard_close(ctx);
         // Seen training before its events are drained, so that even a run that ends within
         // one drain is watched.
         self.notifications

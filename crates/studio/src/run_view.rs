@@ -8,14 +8,45 @@ use hearth_engine::events::{
 use hearth_engine::project::{Annotations, RunEntry, RunHistory, RunStatus, RunStore};
 use hearth_engine::spec::{InitSpec, RunSpec};
 use hearth_engine::train::worker::Notify;
-use hearth_engine::train::{RunHandle, SpawnError, spawn_resume, spawn_run};
+use hearth_engine::train::{
+    RunHandle, SpawnError, attach_run, spawn_prepared, spawn_resume, spawn_worker_process,
+};
 use hearth_engine::viz::curves::{Curves, EvalPoint, StepPoint};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The worker side of a run started in this session.
+/// How the studio starts runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launcher {
+    /// Each run in its own worker process (`exe worker --run DIR`): closing, hanging or
+    /// crashing the studio never stops a run. What the studio does.
+    Processes {
+        /// The `hearth` executable.
+        exe: PathBuf,
+        /// The project folder (the worker starts the queue's next run when it ends).
+        project: PathBuf,
+    },
+    /// Each run on a thread of the studio's process: runs end with the window. For tests.
+    Threads,
+}
+
+impl Launcher {
+    /// Starts training the prepared run folder `dir` (or resumes it), giving its handle.
+    pub fn start(&self, dir: &Path, resume: bool, notify: Notify) -> Result<RunHandle, SpawnError> {
+        match self {
+            Launcher::Processes { exe, project } => {
+                spawn_worker_process(exe, Some(project), dir, resume, Some(notify))
+            }
+            Launcher::Threads if resume => spawn_resume(dir, Some(notify)),
+            Launcher::Threads => spawn_prepared(dir, Some(notify)),
+        }
+    }
+}
+
+/// The worker side of a run training now: a worker this studio started, or any process's
+/// run the studio follows through its store.
 pub struct LiveRun {
-    /// The worker thread's channels.
+    /// The channels to the worker, or to the follower of its store.
     pub handle: RunHandle,
     /// Steps the run will take.
     pub total_steps: usize,
@@ -121,17 +152,9 @@ fn curves_of(history: &RunHistory, tokens_per_step: f64) -> Curves {
 impl RunView {
     /// A run listed by the project.
     pub fn from_entry(entry: RunEntry) -> Self {
-        // A run left "running" by a studio or CLI that died shows as interrupted; one that
-        // another process is still writing stays running (the app watches it).
-        let status = if entry.status.is_active()
-            && !hearth_engine::project::store::being_written(&entry.dir)
-        {
-            RunStatus::Failed {
-                reason: "interrupted: the process training it ended".to_string(),
-            }
-        } else {
-            entry.status
-        };
+        // A run left "running" by a process that died shows as interrupted; one whose worker
+        // lives stays running (the app attaches to it).
+        let status = hearth_engine::project::live::effective_status(&entry.dir, entry.status);
         Self {
             dir: entry.dir,
             spec: entry.spec,
@@ -152,32 +175,45 @@ impl RunView {
         }
     }
 
-    /// Starts training `spec` into `dir`.
-    pub fn start(spec: RunSpec, dir: PathBuf, notify: Notify) -> Result<Self, SpawnError> {
-        let handle = spawn_run(spec.clone(), &dir, Some(notify))?;
-        let total_steps = spec.train.steps;
-        Ok(Self {
+    /// A run folder just made for `spec`, waiting in the queue for its worker.
+    pub fn queued(spec: RunSpec, dir: PathBuf) -> Self {
+        Self {
             history: Some(RunHistory::default()),
-            live: Some(LiveRun::new(handle, total_steps)),
             ..Self::from_entry(RunEntry {
                 dir,
                 spec,
-                status: RunStatus::Created,
+                status: RunStatus::Queued,
                 last_step: None,
                 last_eval: None,
                 annotations: Annotations::default(),
             })
-        })
+        }
     }
 
-    /// Continues a stopped or failed run from its last checkpoint.
-    pub fn resume(&mut self, notify: Notify) -> Result<(), SpawnError> {
-        let handle = spawn_resume(&self.dir, Some(notify))?;
-        // The store dropped what came after the checkpoint; reload to match.
-        self.history = None;
-        self.ensure_history();
+    /// Takes over `handle`, the worker or follower of this run, reading the history up to now.
+    pub fn adopt(&mut self, handle: RunHandle) {
         self.status = RunStatus::Running;
         self.live = Some(LiveRun::new(handle, self.spec.train.steps));
+        // Read after the follower's start, so nothing falls between; what both hold is
+        // skipped when it arrives.
+        self.history = None;
+        self.ensure_history();
+    }
+
+    /// Follows this run, trained by another process, through its store.
+    pub fn attach(&mut self, notify: Notify) -> Result<(), SpawnError> {
+        let handle = attach_run(&self.dir, Some(notify))?;
+        let status = self.status.clone();
+        self.adopt(handle);
+        self.status = status;
+        Ok(())
+    }
+
+    /// Continues a stopped, failed or interrupted run from its last checkpoint.
+    pub fn resume(&mut self, launcher: &Launcher, notify: Notify) -> Result<(), SpawnError> {
+        let handle = launcher.start(&self.dir, true, notify)?;
+        // The store dropped what came after the checkpoint; reload to match.
+        self.adopt(handle);
         Ok(())
     }
 
@@ -285,6 +321,9 @@ impl RunView {
                 }
                 self.status = RunStatus::Running;
             }
+            // A follower and the history read beside it may both hold a row.
+            RunEvent::Step(m) if history.steps.last().is_some_and(|l| l.step >= m.step) => {}
+            RunEvent::Eval(e) if history.evals.last().is_some_and(|l| l.step >= e.step) => {}
             RunEvent::Step(m) => {
                 self.curves.push_step(step_point(&m));
                 self.last_step = Some((m.step, m.train_loss));
@@ -325,6 +364,12 @@ impl RunView {
                 } else {
                     RunStatus::Finished
                 };
+                return true;
+            }
+            RunEvent::Failed { reason, .. }
+                if reason == hearth_engine::project::follow::INTERRUPTED =>
+            {
+                self.status = RunStatus::Interrupted;
                 return true;
             }
             RunEvent::Failed { step, reason } => {

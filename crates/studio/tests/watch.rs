@@ -1,5 +1,5 @@
 //! A run that another process trains into the open project (`hearth train`, an MPI job) shows
-//! up in the list and moves live, without pressing Reload.
+//! up in the list and is followed live, without pressing Reload.
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
@@ -59,9 +59,10 @@ fn a_run_trained_elsewhere_appears_and_its_steps_rise() {
         "trained elsewhere, not interrupted"
     );
     step_until(&mut harness, "more steps", |app| step_of(app) > first + 20);
+    let live = harness.state().runs()[0].live.as_ref();
     assert!(
-        harness.state().runs()[0].live.is_none(),
-        "watched, not owned"
+        live.is_some_and(|l| l.handle.is_followed()),
+        "followed through its store, not owned"
     );
     drop(handle);
 }

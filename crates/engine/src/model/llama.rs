@@ -74,12 +74,17 @@ impl Proj {
         }
     }
 
-    /// The projection with an adapter when `lora` targets `name` (q, k, v, o, gate, up, down).
+    /// The projection with an adapter when `lora` targets `name` (q, k, v, o, gate, up, down);
+    /// frozen either way.
     fn adapted(self, name: &str, lora: &LoraSpec, device: &Device) -> Self {
         if lora.targets(name) {
             self.with_lora(lora, device)
         } else {
-            self
+            Self {
+                weight: self.weight.set_require_grad(false),
+                bias: self.bias.map(|b| b.set_require_grad(false)),
+                ..self
+            }
         }
     }
 

@@ -2,7 +2,10 @@
 
 mod dynamics;
 pub mod folder;
+pub mod follow;
 pub mod health;
+pub mod live;
+pub mod queue;
 pub mod store;
 
 pub use folder::{Project, RunEntry, default_project_dir};

@@ -63,6 +63,12 @@ pub enum RunStatus {
     Finished,
     /// Stopped by the user before its last step.
     Stopped,
+    /// Its worker's process ended without saying how the run stands (killed, crashed, the
+    /// machine went down): resumable from its newest checkpoint. Never stored; read from a
+    /// stored running or paused status whose worker is gone.
+    Interrupted,
+    /// Waiting in the project's queue for a free slot.
+    Queued,
     /// It could not continue.
     Failed {
         /// Why.
@@ -79,6 +85,8 @@ impl RunStatus {
             RunStatus::Paused => "paused",
             RunStatus::Finished => "finished",
             RunStatus::Stopped => "stopped",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Queued => "queued",
             RunStatus::Failed { .. } => "failed",
         }
     }
@@ -128,6 +136,10 @@ CREATE TABLE IF NOT EXISTS embedding_maps (step INTEGER PRIMARY KEY, snapshot TE
 CREATE TABLE IF NOT EXISTS samples (step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (step INTEGER NOT NULL, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (step INTEGER NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS controls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, command TEXT NOT NULL, sent_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS live_views (
+    kind TEXT PRIMARY KEY, step INTEGER NOT NULL, head TEXT NOT NULL, data BLOB);
 CREATE TABLE IF NOT EXISTS attention (
     step INTEGER PRIMARY KEY, tokens TEXT NOT NULL, n_layer INTEGER NOT NULL, n_head INTEGER NOT NULL,
     seq INTEGER NOT NULL, weights BLOB NOT NULL);
@@ -294,7 +306,7 @@ impl RunStore {
         read_spec(&self.dir)
     }
 
-    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(super) fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -305,7 +317,7 @@ impl RunStore {
             .map_err(|e| self.db_err(e))
     }
 
-    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
                 row.get(0)
@@ -477,6 +489,7 @@ impl RunStore {
             "attention",
             "embedding_maps",
             "messages",
+            "live_views",
         ] {
             self.conn
                 .execute(
@@ -545,26 +558,29 @@ impl RunStore {
 
     /// Appends (or replaces) one evaluation and its objective metrics.
     pub fn append_eval(&self, m: &EvalMetrics) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO evals VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    m.step as i64,
-                    f64::from(m.train_loss),
-                    f64::from(m.val_loss),
-                    m.elapsed_s
-                ],
+        // One transaction, so a reader never sees the evaluation without its metrics.
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| self.db_err(e))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO evals VALUES (?1, ?2, ?3, ?4)",
+            params![
+                m.step as i64,
+                f64::from(m.train_loss),
+                f64::from(m.val_loss),
+                m.elapsed_s
+            ],
+        )
+        .map_err(|e| self.db_err(e))?;
+        for (key, value) in &m.extra {
+            tx.execute(
+                "INSERT OR REPLACE INTO eval_metrics VALUES (?1, ?2, ?3)",
+                params![m.step as i64, key, value],
             )
             .map_err(|e| self.db_err(e))?;
-        for (key, value) in &m.extra {
-            self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO eval_metrics VALUES (?1, ?2, ?3)",
-                    params![m.step as i64, key, value],
-                )
-                .map_err(|e| self.db_err(e))?;
         }
-        Ok(())
+        tx.commit().map_err(|e| self.db_err(e))
     }
 
     /// Records objective metrics at `step` measured outside training (an STS evaluation of
@@ -673,13 +689,23 @@ impl RunStore {
 
     /// Loads every recorded row, in step order.
     pub fn load_history(&self) -> Result<RunHistory, StoreError> {
-        let q = |sql: &str| self.conn.prepare(sql).map_err(|e| self.db_err(e));
+        Ok(self.history_since(&HistoryCursor::default())?.0)
+    }
+
+    /// The rows recorded after `cursor` (everything, from the default cursor), and the cursor
+    /// after them: what a window following a run reads each time it looks.
+    pub fn history_since(
+        &self,
+        cursor: &HistoryCursor,
+    ) -> Result<(RunHistory, HistoryCursor), StoreError> {
+        let q = |sql: &str| self.conn.prepare_cached(sql).map_err(|e| self.db_err(e));
+        let mut next = cursor.clone();
         let mut history = RunHistory::default();
         let mut stmt = q(
-            "SELECT step, train_loss, lr, grad_norm, tokens_per_s, elapsed_s, tokens_seen FROM steps ORDER BY step",
+            "SELECT step, train_loss, lr, grad_norm, tokens_per_s, elapsed_s, tokens_seen FROM steps WHERE step > ?1 ORDER BY step",
         )?;
         history.steps = stmt
-            .query_map([], |r| {
+            .query_map([cursor.step], |r| {
                 Ok(StepMetrics {
                     step: r.get::<_, i64>(0)? as usize,
                     train_loss: r.get::<_, f64>(1)? as f32,
@@ -692,9 +718,14 @@ impl RunStore {
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
-        let mut stmt = q("SELECT step, train_loss, val_loss, elapsed_s FROM evals ORDER BY step")?;
+        if let Some(last) = history.steps.last() {
+            next.step = last.step as i64;
+        }
+        let mut stmt = q(
+            "SELECT step, train_loss, val_loss, elapsed_s FROM evals WHERE step > ?1 ORDER BY step",
+        )?;
         history.evals = stmt
-            .query_map([], |r| {
+            .query_map([cursor.eval], |r| {
                 Ok(EvalMetrics {
                     step: r.get::<_, i64>(0)? as usize,
                     train_loss: r.get::<_, f64>(1)? as f32,
@@ -705,16 +736,28 @@ impl RunStore {
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
-        let mut stmt = q("SELECT step, key, value FROM eval_metrics ORDER BY step, rowid")?;
+        // Metrics recorded outside an evaluation (a checkpoint's STS score) are read with the
+        // whole history only; a follower sees those of each new evaluation.
+        let extras_after = if cursor == &HistoryCursor::default() {
+            -1
+        } else {
+            cursor.eval
+        };
+        let mut stmt =
+            q("SELECT step, key, value FROM eval_metrics WHERE step > ?1 ORDER BY step, rowid")?;
         let extras: Vec<(usize, String, f64)> = stmt
-            .query_map([], |r| {
+            .query_map([extras_after], |r| {
                 Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
+        if let Some(last) = history.evals.last() {
+            next.eval = last.step as i64;
+        }
         for (step, key, value) in extras {
             match history.evals.iter().position(|e| e.step == step) {
                 Some(i) => history.evals[i].extra.push((key, value)),
+                None if cursor != &HistoryCursor::default() => {}
                 None => {
                     // Metrics recorded without an evaluation (a checkpoint's STS score).
                     let at = history.evals.partition_point(|e| e.step < step);
@@ -731,36 +774,86 @@ impl RunStore {
                 }
             }
         }
-        let mut stmt = q("SELECT step, key, value FROM step_terms ORDER BY step, rowid")?;
-        history.step_terms = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.db_err(e))?;
-        let mut stmt = q("SELECT step, text FROM samples ORDER BY rowid")?;
-        history.samples = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.db_err(e))?;
-        let mut stmt = q("SELECT step, path FROM checkpoints ORDER BY rowid")?;
-        history.checkpoints = stmt
-            .query_map([], |r| {
+        let mut stmt = q(
+            "SELECT step, key, value, rowid FROM step_terms WHERE rowid > ?1 ORDER BY step, rowid",
+        )?;
+        let terms: Vec<(usize, String, f64, i64)> = stmt
+            .query_map([cursor.terms], |r| {
                 Ok((
                     r.get::<_, i64>(0)? as usize,
-                    PathBuf::from(r.get::<_, String>(1)?),
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
                 ))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
-        let mut stmt = q("SELECT step, level, message FROM messages ORDER BY rowid")?;
-        history.messages = stmt
-            .query_map([], |r| {
+        next.terms = terms.iter().map(|t| t.3).max().unwrap_or(cursor.terms);
+        history.step_terms = terms.into_iter().map(|(s, k, v, _)| (s, k, v)).collect();
+        let mut stmt = q("SELECT step, text, rowid FROM samples WHERE rowid > ?1 ORDER BY rowid")?;
+        let samples: Vec<(usize, String, i64)> = stmt
+            .query_map([cursor.samples], |r| {
                 Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.db_err(e))?;
-        Ok(history)
+        next.samples = samples.last().map_or(cursor.samples, |s| s.2);
+        history.samples = samples.into_iter().map(|(s, t, _)| (s, t)).collect();
+        let mut stmt =
+            q("SELECT step, path, rowid FROM checkpoints WHERE rowid > ?1 ORDER BY rowid")?;
+        let checkpoints: Vec<(usize, PathBuf, i64)> = stmt
+            .query_map([cursor.checkpoints], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    PathBuf::from(r.get::<_, String>(1)?),
+                    r.get(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))?;
+        next.checkpoints = checkpoints.last().map_or(cursor.checkpoints, |c| c.2);
+        history.checkpoints = checkpoints.into_iter().map(|(s, p, _)| (s, p)).collect();
+        let mut stmt =
+            q("SELECT step, level, message, rowid FROM messages WHERE rowid > ?1 ORDER BY rowid")?;
+        let messages: Vec<(usize, String, String, i64)> = stmt
+            .query_map([cursor.messages], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.db_err(e))?;
+        next.messages = messages.last().map_or(cursor.messages, |m| m.3);
+        history.messages = messages.into_iter().map(|(s, l, m, _)| (s, l, m)).collect();
+        Ok((history, next))
+    }
+}
+
+/// Where a reader of a run's history stands: the newest step and evaluation it has read, and
+/// the newest row of each table kept in insertion order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    step: i64,
+    eval: i64,
+    terms: i64,
+    samples: i64,
+    checkpoints: i64,
+    messages: i64,
+}
+
+impl Default for HistoryCursor {
+    fn default() -> Self {
+        Self {
+            step: -1,
+            eval: -1,
+            terms: 0,
+            samples: 0,
+            checkpoints: 0,
+            messages: 0,
+        }
     }
 }
 
@@ -771,23 +864,6 @@ pub type LastEval = (usize, Vec<(String, f64)>);
 pub fn read_tokenizer(dir: &Path) -> Option<crate::data::Tokenizer> {
     let text = std::fs::read_to_string(dir.join("tokenizer.json")).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// How long a run marked running may go without writing its history before it counts as
-/// interrupted (its process died) rather than trained by another process.
-pub const TRAINER_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Whether some process is still writing the run's history: `run.sqlite` or its write-ahead
-/// log changed within [`TRAINER_SILENCE`]. A run trained by `hearth train` or an MPI job on
-/// shared storage appends a row every step.
-pub fn being_written(dir: &Path) -> bool {
-    ["run.sqlite", "run.sqlite-wal"].iter().any(|file| {
-        std::fs::metadata(dir.join(file))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age < TRAINER_SILENCE)
-    })
 }
 
 /// Reads `spec.json` of a run folder.

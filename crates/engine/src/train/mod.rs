@@ -12,6 +12,7 @@ pub use crate::events::{EvalMetrics, RunControl, RunEvent, RunSummary, StepMetri
 pub use collective::{Collective, Solo};
 pub use optim::{AdamW, GradBuffer, OptimSpec, OptimizerKind};
 pub use worker::{
-    RunFailure, RunHandle, SpawnError, TrainSpec, WorkerGone, panic_message, spawn_resume,
-    spawn_run, spawn_run_with,
+    RunFailure, RunHandle, SpawnError, TrainSpec, WorkerGone, attach_run, launch_worker_process,
+    panic_message, prepare_run, spawn_prepared, spawn_resume, spawn_run, spawn_run_with,
+    spawn_worker_process, worker_exe,
 };

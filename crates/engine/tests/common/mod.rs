@@ -51,7 +51,6 @@ pub fn small_spec(backend: BackendKind, steps: usize) -> RunSpec {
             checkpoint_interval: 0,
             attention_interval: 50,
             dynamics_interval: 10,
-            dynamics_interval: 10,
             sample_tokens: 20,
             probe_text: String::new(),
         },

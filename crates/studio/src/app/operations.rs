@@ -2,11 +2,14 @@
 //! before a page draws.
 
 use super::{DialogPurpose, StudioApp};
+use crate::action::{QueueChange, QuitChoice};
 use crate::pages::dataset;
 use crate::run_view::RunView;
 use crate::services::files::metrics_csv;
 use crate::services::prefs::Tab;
+use hearth_engine::events::RunControl;
 use hearth_engine::export::{ImportSummary, Layout};
+use hearth_engine::project::queue::RunQueue;
 use hearth_engine::project::{Annotations, Project, RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
@@ -358,13 +361,133 @@ impl StudioApp {
         // A second run from the same draft gets a name of its own (`shk`, `shk-2`, ...).
         spec.name = self.project.unique_run_name(&spec.name);
         let dir = self.project.new_run_dir(&spec.name);
-        match RunView::start(spec, dir, self.notify.clone()) {
-            Ok(run) => {
-                self.runs.push(run);
-                self.selected = Some(self.runs.len() - 1);
-                self.prefs.tab = Tab::Monitor;
+        // Every start goes through the project's queue: it starts at once when there is room.
+        if let Err(err) = hearth_engine::train::prepare_run(spec.clone(), &dir) {
+            self.messages.push(format!("run not started: {err}"));
+            return;
+        }
+        self.runs.push(RunView::queued(spec, dir.clone()));
+        self.selected = Some(self.runs.len() - 1);
+        self.prefs.tab = Tab::Monitor;
+        if let Err(err) = self.queue().push(&dir) {
+            self.messages.push(format!("run not started: {err}"));
+            return;
+        }
+        self.dispatch_queue();
+    }
+
+    /// The project's run queue.
+    pub(super) fn queue(&self) -> RunQueue {
+        RunQueue::new(&self.project.dir)
+    }
+
+    /// Reads the project's queue for the pages (a queue file that does not read is said).
+    pub(super) fn read_queue(&mut self) {
+        match self.queue().read() {
+            Ok(state) => self.queue_state = state,
+            Err(err) => {
+                let message = format!("the run queue: {err}");
+                if self.messages.last() != Some(&message) {
+                    self.messages.push(message);
+                }
             }
-            Err(err) => self.messages.push(format!("run not started: {err}")),
+        }
+    }
+
+    /// Starts the queued runs that fit now and follows them.
+    pub(super) fn dispatch_queue(&mut self) {
+        let mut started = Vec::new();
+        let (launcher, notify) = (self.launcher.clone(), self.notify.clone());
+        let result = self
+            .queue()
+            .dispatch_beside(&self.project.run_dirs(), |dir| {
+                let handle = launcher
+                    .start(dir, false, notify.clone())
+                    .map_err(|e| e.to_string())?;
+                started.push(handle);
+                Ok(())
+            });
+        if let Err(err) = result {
+            let message = format!("the run queue: {err}");
+            if self.messages.last() != Some(&message) {
+                self.messages.push(message);
+            }
+        }
+        self.read_queue();
+        if started.is_empty() {
+            return;
+        }
+        if started
+            .iter()
+            .any(|h| !self.runs.iter().any(|r| r.dir == h.dir))
+        {
+            self.reload_runs();
+        }
+        for handle in started {
+            if let Some(run) = self.runs.iter_mut().find(|r| r.dir == handle.dir) {
+                run.adopt(handle);
+            }
+        }
+    }
+
+    /// Starts, cancels or moves a waiting run.
+    pub(super) fn change_queue(&mut self, index: usize, change: QueueChange) {
+        let Some(dir) = self.runs.get(index).map(|r| r.dir.clone()) else {
+            return;
+        };
+        let queue = self.queue();
+        let result = match change {
+            QueueChange::Shift(by) => queue.shift(&dir, by),
+            QueueChange::Cancel => queue.cancel(&dir).map(|_| ()),
+            QueueChange::StartNow => {
+                let mut handle = None;
+                let (launcher, notify) = (self.launcher.clone(), self.notify.clone());
+                let started = queue.start_now(&dir, |d| {
+                    handle = Some(
+                        launcher
+                            .start(d, false, notify)
+                            .map_err(|e| e.to_string())?,
+                    );
+                    Ok(())
+                });
+                if let (Some(handle), Some(run)) = (handle, self.runs.get_mut(index)) {
+                    run.adopt(handle);
+                }
+                started
+            }
+        };
+        if let Err(err) = result {
+            self.messages.push(err.to_string());
+        }
+        self.read_queue();
+        if change == QueueChange::Cancel
+            && let Some(run) = self.runs.get_mut(index)
+            && let Ok(status) = RunStore::open(&run.dir).and_then(|s| s.status())
+        {
+            run.status = status;
+        }
+    }
+
+    /// Runs this window follows whose workers are other processes (they keep training when it
+    /// closes), and those on its own threads (they stop with it).
+    pub(super) fn training_counts(&self) -> (usize, usize) {
+        let live = self.runs.iter().filter_map(|r| r.live.as_ref());
+        let (followed, own): (Vec<_>, Vec<_>) = live.partition(|l| l.handle.is_followed());
+        (followed.len(), own.len())
+    }
+
+    /// Acts on the answer to the question shown when the window closes while runs train.
+    pub(super) fn answer_quit(&mut self, choice: QuitChoice) {
+        self.quit_asked = false;
+        match choice {
+            QuitChoice::Stay => {}
+            QuitChoice::Quit => self.quitting = true,
+            QuitChoice::StopRunsAndQuit => {
+                for live in self.runs.iter().filter_map(|r| r.live.as_ref()) {
+                    live.handle.send(RunControl::Stop);
+                }
+                self.quitting = true;
+            }
         }
     }
 
@@ -467,24 +590,33 @@ impl StudioApp {
             self.selected = selected.and_then(|d| self.runs.iter().position(|r| r.dir == d));
             changed = true;
         }
-        for run in self
-            .runs
-            .iter_mut()
-            .filter(|r| r.live.is_none() && r.status.is_active())
-        {
+        // Runs that wait may have been started by another process (a worker that ended).
+        self.dispatch_queue();
+        let notify = self.notify.clone();
+        for run in self.runs.iter_mut().filter(|r| {
+            r.live.is_none()
+                && matches!(
+                    r.status,
+                    RunStatus::Queued | RunStatus::Created | RunStatus::Running | RunStatus::Paused
+                )
+        }) {
             let Ok(store) = RunStore::open(&run.dir) else {
                 continue;
             };
-            if let Ok(mut status) = store.status() {
-                if status.is_active() && !hearth_engine::project::store::being_written(&run.dir) {
-                    status = RunStatus::Failed {
-                        reason: "interrupted: the process training it ended".to_string(),
-                    };
-                }
+            if let Ok(status) = store.status() {
+                let status = hearth_engine::project::live::effective_status(&run.dir, status);
                 if status != run.status {
                     run.status = status;
                     changed = true;
                 }
+            }
+            // Trained by any process: follow it live.
+            if run.status.is_active() {
+                match run.attach(notify.clone()) {
+                    Ok(()) => changed = true,
+                    Err(err) => run.error = Some(err.to_string()),
+                }
+                continue;
             }
             if let Ok(last) = store.last_step()
                 && last != run.last_step

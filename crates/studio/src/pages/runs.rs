@@ -26,6 +26,7 @@ impl RunsPanel {
                 actions.push(Action::ReloadRuns);
             }
         });
+        queue_ui(ui, ctx, &mut actions);
         ui.label(egui::RichText::new("Click to monitor · tick to compare").weak());
         ui.separator();
         if ctx.runs.is_empty() && ctx.damaged.is_empty() {
@@ -45,6 +46,42 @@ impl RunsPanel {
         });
         actions
     }
+}
+
+/// How many runs train at once, and how many wait.
+fn queue_ui(ui: &mut egui::Ui, ctx: &AppContext<'_>, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        let label = |limit: Option<usize>| match limit {
+            None => "auto".to_string(),
+            Some(n) => n.to_string(),
+        };
+        let current = ctx.queue.limit;
+        let response = ui.label("Train at once");
+        egui::ComboBox::from_id_salt("queue_limit")
+            .selected_text(label(current))
+            .width(60.0)
+            .show_ui(ui, |ui| {
+                for limit in std::iter::once(None).chain((1..=8).map(Some)) {
+                    if ui
+                        .selectable_label(current == limit, label(limit))
+                        .clicked()
+                        && current != limit
+                    {
+                        actions.push(Action::SetQueueLimit(limit));
+                    }
+                }
+            })
+            .response
+            .labelled_by(response.id)
+            .on_hover_text(
+                "runs beyond this wait in the project's queue, in start order; \
+                 auto: as many as the cores allow at the runs' thread counts",
+            );
+        let waiting = ctx.queue.waiting.len();
+        if waiting > 0 {
+            ui.label(egui::RichText::new(format!("{waiting} waiting")).weak());
+        }
+    });
 }
 
 /// A run folder that does not load: its name, which file is damaged and what still reads, and

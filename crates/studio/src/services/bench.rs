@@ -271,10 +271,10 @@ fn bench_run_spec(name: &str, seed: u64, steps: usize) -> RunSpec {
 /// What the UI benchmark measured.
 #[derive(Debug, Clone)]
 pub struct UiBench {
-    /// The backend the two runs trained on.
+    /// The backend the runs trained on.
     pub backend: String,
     /// Steps each run had completed when the timed frames began and ended.
-    pub steps: [(usize, usize); 2],
+    pub steps: Vec<(usize, usize)>,
     /// Frame statistics.
     pub stats: FrameStats,
 }
@@ -293,20 +293,33 @@ pub enum BenchError {
     NotListed,
 }
 
-/// Drives the studio headless on a new project in `dir`: starts two small runs (one thread
-/// each), waits for their first evaluation, then times `frames` frames at 1280x800 that
-/// alternate between the monitor page (each run in turn) and the compare page (both runs),
-/// at about 60 frames per second. Each frame's CPU time is what the UI thread does: draining
-/// the runs' events, layout and tessellation.
+/// Drives the studio headless on a new project in `dir`: starts `runs` small runs (one
+/// thread each; as worker processes of `worker`, attached through their stores, when given),
+/// waits for their first evaluation, then times `frames` frames at 1280x800 that alternate
+/// between the monitor page (the first two runs in turn) and the compare page (every run), at
+/// about 60 frames per second. Each frame's CPU time is what the UI thread does: draining the
+/// runs' events, layout and tessellation.
 /// The runs are stopped at the end.
-pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
+pub fn ui_benchmark(
+    dir: &Path,
+    frames: usize,
+    runs: usize,
+    worker: Option<std::path::PathBuf>,
+) -> Result<UiBench, BenchError> {
     use crate::action::Action;
     use crate::services::prefs::Tab;
     use hearth_engine::events::RunControl;
 
     let ctx = egui::Context::default();
     let mut app = StudioApp::with_project(ctx.clone(), dir, Prefs::default());
-    let names = ["bench-a", "bench-b"];
+    if let Some(exe) = worker {
+        app.set_worker_exe(exe);
+    }
+    // All of them train at once, whatever the cores.
+    app.apply(Action::SetQueueLimit(Some(runs.max(1))));
+    let names: Vec<String> = (0..runs.max(2))
+        .map(|i| format!("bench-{}", (b'a' + i as u8) as char))
+        .collect();
     for (seed, name) in names.iter().enumerate() {
         app.apply(Action::SetDraft(Box::new(bench_run_spec(
             name,
@@ -333,7 +346,7 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
             .and_then(|i| app.runs()[i].last_step)
             .map_or(0, |(s, _)| s)
     };
-    // Until both runs are past their first evaluation and attention snapshot.
+    // Until every run is past its first evaluation and attention snapshot.
     let deadline = Instant::now() + Duration::from_secs(300);
     while names.iter().any(|n| step(&app, n) < 60) {
         if Instant::now() > deadline {
@@ -352,16 +365,21 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
             eprintln!("{runs:?}");
         }
     }
-    let (Some(a), Some(b)) = (index(&app, names[0]), index(&app, names[1])) else {
+    let Some(all) = names
+        .iter()
+        .map(|n| index(&app, n))
+        .collect::<Option<Vec<usize>>>()
+    else {
         return Err(BenchError::NotListed);
     };
-    for run in [a, b] {
+    let (a, b) = (all[0], all[1]);
+    for &run in &all {
         app.apply(Action::SetCompared {
             run,
             compared: true,
         });
     }
-    let started = [step(&app, names[0]), step(&app, names[1])];
+    let started: Vec<usize> = names.iter().map(|n| step(&app, n)).collect();
     let mut times = Vec::with_capacity(frames);
     // A few untimed frames first, once per page.
     for n in 0..frames + 6 {
@@ -379,8 +397,8 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
         }
         std::thread::sleep(Duration::from_millis(16).saturating_sub(took));
     }
-    let ended = [step(&app, names[0]), step(&app, names[1])];
-    for run in [a, b] {
+    let ended: Vec<usize> = names.iter().map(|n| step(&app, n)).collect();
+    for &run in &all {
         app.apply(Action::Control {
             run,
             control: RunControl::Stop,
@@ -400,7 +418,7 @@ pub fn ui_benchmark(dir: &Path, frames: usize) -> Result<UiBench, BenchError> {
     let backend = app.runs()[a].spec.train.backend.name().to_string();
     Ok(UiBench {
         backend,
-        steps: [(started[0], ended[0]), (started[1], ended[1])],
+        steps: started.into_iter().zip(ended).collect(),
         stats: FrameStats::from(times),
     })
 }

@@ -1,5 +1,6 @@
 //! The run worker thread.
 
+mod attach;
 mod clock;
 mod dynamics;
 mod failure;
@@ -8,6 +9,9 @@ mod prepare;
 mod training;
 mod views;
 
+pub use attach::{
+    WORKER_LOG, attach_run, launch_worker_process, log_tail, spawn_worker_process, worker_exe,
+};
 pub use failure::{RunFailure, panic_message};
 
 use super::collective::{Collective, Solo};
@@ -16,6 +20,7 @@ use crate::data::Corpus;
 use crate::events::{RunControl, RunEvent};
 use crate::model::SpecError;
 use crate::objective::{Objective, PairSet, StepData};
+use crate::project::live::WorkerLock;
 use crate::project::{RunStatus, RunStore, StoreError};
 use crate::spec::RunSpec;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -49,14 +54,20 @@ pub enum SpawnError {
 #[error("the run's worker has ended")]
 pub struct WorkerGone;
 
-/// The studio's or CLI's end of a running worker. Dropping it stops the run and waits for the
-/// thread, so no run outlives its owner.
+/// The studio's or CLI's end of a run: a worker thread of this process, or a run followed
+/// through its store (trained by a worker process or by any other process).
+///
+/// Dropping the handle of a worker thread stops the run and waits for the thread, so no
+/// thread outlives its owner. Dropping the handle of a followed run only stops following:
+/// the run goes on in its own process.
 pub struct RunHandle {
     /// The run folder.
     pub dir: PathBuf,
     events: Receiver<RunEvent>,
     control: Sender<RunControl>,
     thread: Option<JoinHandle<()>>,
+    /// Set for a followed run: dropping the handle tells the follower to let go.
+    detach: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RunHandle {
@@ -85,11 +96,21 @@ impl RunHandle {
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
+
+    /// True when the run trains in another process and this handle follows it.
+    pub fn is_followed(&self) -> bool {
+        self.detach.is_some()
+    }
 }
 
 impl Drop for RunHandle {
     fn drop(&mut self) {
-        let _ = self.control.send(RunControl::Stop);
+        match &self.detach {
+            Some(detach) => detach.store(true, std::sync::atomic::Ordering::Relaxed),
+            None => {
+                let _ = self.control.send(RunControl::Stop);
+            }
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -127,7 +148,56 @@ pub fn spawn_run_with(
     }
     let objective = objective_of(&spec)?;
     let store = RunStore::create(dir, &spec)?;
-    start(spec, objective, store, dir, None, notify, collective)
+    let lock = WorkerLock::acquire(dir)?;
+    start(spec, objective, store, lock, dir, None, notify, collective)
+}
+
+/// Validates `spec` and creates the run folder `dir` without training it: a worker process
+/// ([`spawn_prepared`]) or the project's queue starts it later.
+pub fn prepare_run(spec: RunSpec, dir: &Path) -> Result<(), SpawnError> {
+    let mut spec = spec;
+    spec.train.world_size = 1;
+    spec.model.relation_classes = spec
+        .objective
+        .kind
+        .objective()
+        .map_or(0, |o| o.relation_classes());
+    let errors = spec.validate();
+    if !errors.is_empty() {
+        return Err(SpawnError::Invalid(errors));
+    }
+    objective_of(&spec)?;
+    RunStore::create(dir, &spec)?;
+    Ok(())
+}
+
+/// Starts training a run folder made by [`prepare_run`] (created or queued, nothing trained
+/// yet) in this process.
+pub fn spawn_prepared(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, SpawnError> {
+    let store = RunStore::open(dir)?;
+    let lock = WorkerLock::acquire(dir)?;
+    let status = store.status()?;
+    if !matches!(status, RunStatus::Created | RunStatus::Queued) || store.last_step()?.is_some() {
+        return Err(SpawnError::Store(StoreError::Invalid {
+            path: dir.to_path_buf(),
+            message: format!(
+                "the run has already started (it is {}); resume it instead",
+                status.label()
+            ),
+        }));
+    }
+    let spec = store.spec()?;
+    let objective = objective_of(&spec)?;
+    start(
+        spec,
+        objective,
+        store,
+        lock,
+        dir,
+        None,
+        notify,
+        Arc::new(Solo),
+    )
 }
 
 /// What the objective reads besides the model, from the run's settings. Its batch is the
@@ -158,11 +228,14 @@ fn objective_of(spec: &RunSpec) -> Result<Arc<dyn Objective>, SpawnError> {
         .map_err(|unknown| SpawnError::Invalid(vec![unknown]))
 }
 
-/// Starts the worker thread on an open store (`resume`: where a resumed run picks up).
+/// Starts the worker thread on an open store whose worker lock this process holds (`resume`:
+/// where a resumed run picks up).
+#[allow(clippy::too_many_arguments)]
 fn start(
     spec: RunSpec,
     objective: Arc<dyn Objective>,
     store: RunStore,
+    lock: WorkerLock,
     dir: &Path,
     resume: Option<ResumePoint>,
     notify: Option<Notify>,
@@ -171,7 +244,12 @@ fn start(
     let (event_tx, event_rx) = channel();
     let (control_tx, control_rx) = channel();
     let name = format!("hearth-run-{}", spec.name);
+    // Controls sent before this worker began were meant for an earlier one.
+    let control_seen = store.last_control()?;
     let worker = Worker {
+        _lock: lock,
+        control_seen,
+        snapshot_requested: false,
         spec,
         objective,
         store,
@@ -195,6 +273,7 @@ fn start(
         events: event_rx,
         control: control_tx,
         thread: Some(thread),
+        detach: None,
     })
 }
 
@@ -222,6 +301,8 @@ pub(super) fn moment_paths(weights: &Path) -> (PathBuf, PathBuf) {
 /// duplicates; training then runs to the spec's last step.
 pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, SpawnError> {
     let store = RunStore::open(dir)?;
+    // Before anything changes: no other process may be training it.
+    let lock = WorkerLock::acquire(dir)?;
     let spec = store.spec()?;
     let history = store.load_history()?;
     let point = history
@@ -266,6 +347,7 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
         spec,
         objective,
         store,
+        lock,
         dir,
         Some(point),
         notify,
@@ -274,6 +356,12 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
 }
 
 struct Worker {
+    /// Held for the worker's life: how other processes tell that the run is trained.
+    _lock: WorkerLock,
+    /// The newest control read from the store.
+    control_seen: i64,
+    /// A snapshot of the views was asked for.
+    snapshot_requested: bool,
     resume: Option<ResumePoint>,
     /// The previous embedding map, to keep the projection's orientation.
     last_map: Option<Vec<[f32; 2]>>,
@@ -362,36 +450,79 @@ impl Worker {
         }
     }
 
+    /// The next control, from this process's handle or from the run store (sent by any
+    /// process); waits up to `wait` for one. `Err` when the handle is gone.
+    fn next_control(&mut self, wait: Duration) -> Result<Option<RunControl>, ()> {
+        let from_handle = if wait.is_zero() {
+            match self.control.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return Err(()),
+            }
+        } else {
+            None
+        };
+        if from_handle.is_some() {
+            return Ok(from_handle);
+        }
+        match self.store.controls_after(self.control_seen) {
+            Ok(sent) => {
+                if let Some(&(id, control)) = sent.first() {
+                    self.control_seen = id;
+                    return Ok(Some(control));
+                }
+            }
+            Err(err) => {
+                let step = self.step;
+                self.send(RunEvent::Warning {
+                    step,
+                    message: format!("could not read controls: {err}"),
+                });
+            }
+        }
+        if wait.is_zero() {
+            return Ok(None);
+        }
+        match self.control.recv_timeout(wait) {
+            Ok(c) => Ok(Some(c)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
+
     /// Applies waiting controls; blocks while paused. Returns true when the run must stop.
     fn poll_controls(&mut self, active: &mut clock::ActiveClock) -> bool {
         let mut paused = false;
         loop {
-            let control = if paused {
-                self.control.recv().ok()
+            let wait = if paused {
+                Duration::from_millis(200)
             } else {
-                match self.control.try_recv() {
-                    Ok(c) => Some(c),
-                    Err(TryRecvError::Empty) => return self.receiver_gone,
-                    Err(TryRecvError::Disconnected) => None,
-                }
+                Duration::ZERO
+            };
+            let control = match self.next_control(wait) {
+                Ok(Some(c)) => c,
+                Ok(None) if paused => continue,
+                Ok(None) => return self.receiver_gone,
+                Err(()) => return true,
             };
             match control {
-                None | Some(RunControl::Stop) => return true,
-                Some(RunControl::Pause) if !paused => {
+                RunControl::Stop => return true,
+                RunControl::Pause if !paused => {
                     paused = true;
                     active.pause();
                     let step = self.step;
                     self.record(self.store.set_status(&RunStatus::Paused));
                     self.send(RunEvent::Paused { step });
                 }
-                Some(RunControl::Resume) if paused => {
+                RunControl::Resume if paused => {
                     paused = false;
                     active.resume();
                     let step = self.step;
                     self.record(self.store.set_status(&RunStatus::Running));
                     self.send(RunEvent::Resumed { step });
                 }
-                Some(_) => {}
+                RunControl::Snapshot => self.snapshot_requested = true,
+                _ => {}
             }
         }
     }

@@ -49,7 +49,7 @@ impl Worker {
         device.seed(t.seed);
         let session = self.start_session(&prepared, &device)?;
         let setup = self.loop_setup(&prepared, device, threads)?;
-        self.send(RunEvent::Started {
+        let start = crate::project::live::WorkerStart {
             n_params: session.model.num_params(),
             vocab: prepared.corpus.tokenizer.vocab_size(),
             device: format!(
@@ -59,6 +59,14 @@ impl Worker {
             ),
             threads,
             total_steps: self.spec.train.steps,
+        };
+        self.record(self.store.set_worker_start(&start));
+        self.send(RunEvent::Started {
+            n_params: start.n_params,
+            vocab: start.vocab,
+            device: start.device,
+            threads,
+            total_steps: start.total_steps,
         });
         let first_step = self.step;
         let (session, end) = self.train_loop(&prepared, &setup, session)?;
@@ -76,7 +84,7 @@ impl Worker {
         let context = self.spec.model.context;
         let corpus = &prepared.corpus;
         let probe: Vec<u32> = if t.probe_text.is_empty() {
-            corpus.val[..context.min(corpus.val.len())].to_vec()
+            corpus.val.to_vec(0..context)
         } else {
             corpus.tokenizer.encode(&t.probe_text)
         };
@@ -228,7 +236,8 @@ impl Worker {
         // Snapshots at evaluations are kept in the store for comparing runs later.
         let periodic = t.attention_interval > 0
             && (self.step.is_multiple_of(t.attention_interval) || self.step == 1);
-        if eval_now || periodic {
+        let asked = std::mem::take(&mut self.snapshot_requested);
+        if eval_now || periodic || asked {
             self.attention(model, corpus, &setup.probe, &setup.device, eval_now);
         }
         if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last {

@@ -8,6 +8,7 @@ use crate::eval::generate;
 use crate::events::{AttentionSnapshot, EvalMetrics, RunEvent};
 use crate::model::Model;
 use crate::objective::{EvalView, PairSet};
+use crate::project::live::LiveView;
 use crate::train::optim::AdamW;
 use burn::module::Module;
 use burn::tensor::Device;
@@ -85,8 +86,20 @@ impl Worker {
                     self.record(self.store.append_embedding_map(&map));
                     self.send(RunEvent::EmbeddingMap(map));
                 }
-                EvalView::ContrastiveBatch(batch) => self.send(RunEvent::ContrastiveBatch(batch)),
-                EvalView::MaskedProbe(probe) => self.send(RunEvent::MaskedProbe(probe)),
+                EvalView::ContrastiveBatch(batch) => {
+                    self.record(
+                        self.store
+                            .set_live_view(&LiveView::ContrastiveBatch(batch.clone())),
+                    );
+                    self.send(RunEvent::ContrastiveBatch(batch));
+                }
+                EvalView::MaskedProbe(probe) => {
+                    self.record(
+                        self.store
+                            .set_live_view(&LiveView::MaskedProbe(probe.clone())),
+                    );
+                    self.send(RunEvent::MaskedProbe(probe));
+                }
             }
         }
         eval
@@ -101,9 +114,10 @@ impl Worker {
         let snapshot = model.valid();
         let mut rng = StdRng::seed_from_u64(self.spec.train.seed.wrapping_add(self.step as u64));
         // Instruction data: continue the first validation prompt; else the validation text.
+        let first = corpus.val.to_vec(0..1);
         let prompt = match corpus.examples_val.first() {
             Some(ex) => &ex.ids[..ex.prompt_len],
-            None => &corpus.val[..1],
+            None => &first[..],
         };
         let ids = generate(&snapshot, prompt, n, 1.0, &mut rng, device);
         let text = corpus.tokenizer.decode(&[prompt, ids.as_slice()].concat());
@@ -135,6 +149,11 @@ impl Worker {
         if keep {
             self.record(self.store.append_attention(&snapshot));
         }
+        // The newest one, for windows attached from other processes.
+        self.record(
+            self.store
+                .set_live_view(&LiveView::Attention(snapshot.clone())),
+        );
         self.send(RunEvent::Attention(snapshot));
     }
 

@@ -21,7 +21,8 @@ fn status_color(status: &RunStatus, ui: &egui::Ui) -> egui::Color32 {
     match status {
         RunStatus::Running => egui::Color32::from_rgb(0x59, 0xc1, 0x5b),
         RunStatus::Paused => ui.visuals().warn_fg_color,
-        RunStatus::Failed { .. } => ui.visuals().error_fg_color,
+        RunStatus::Failed { .. } | RunStatus::Interrupted => ui.visuals().error_fg_color,
+        RunStatus::Queued => ui.visuals().weak_text_color(),
         _ => ui.visuals().text_color(),
     }
 }
@@ -108,6 +109,9 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
                 .text(text)
                 .desired_width(ui.available_width() - 160.0),
         );
+        if run.status == RunStatus::Queued && !run.is_live() {
+            queue_controls_ui(ui, index, actions);
+        }
         if run.is_live() {
             let mut control = None;
             let pause_hint = shortcuts::hint(ui.ctx(), Command::PauseResume);
@@ -158,6 +162,15 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
             .wrap(),
         );
     }
+    if run.status == RunStatus::Interrupted {
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            hearth_engine::project::follow::INTERRUPTED,
+        );
+    }
+    if run.status == RunStatus::Queued {
+        ui.label("Waiting in the project's queue for a free slot (Runs: queue limit).");
+    }
     if let RunStatus::Failed { reason } = &run.status {
         ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {reason}"));
     }
@@ -184,7 +197,11 @@ pub(super) fn details_ui(
     actions: &mut Vec<Action>,
 ) {
     let live = run.is_live();
-    let resumable = !live && matches!(run.status, RunStatus::Stopped | RunStatus::Failed { .. });
+    let resumable = !live
+        && matches!(
+            run.status,
+            RunStatus::Stopped | RunStatus::Failed { .. } | RunStatus::Interrupted
+        );
     egui::CollapsingHeader::new("Run details")
         .id_salt("run_details")
         .show(ui, |ui| {
@@ -291,4 +308,41 @@ pub(super) fn details_ui(
                 }
             });
         });
+}
+
+/// Start now, move and cancel, for a run waiting in the project's queue.
+fn queue_controls_ui(ui: &mut egui::Ui, index: usize, actions: &mut Vec<Action>) {
+    use crate::action::QueueChange;
+    let mut change = None;
+    if ui
+        .button("Start now")
+        .on_hover_text("start it at once, beside the runs training, whatever the limit")
+        .clicked()
+    {
+        change = Some(QueueChange::StartNow);
+    }
+    if ui
+        .small_button("⬆")
+        .on_hover_text("earlier in the queue")
+        .clicked()
+    {
+        change = Some(QueueChange::Shift(-1));
+    }
+    if ui
+        .small_button("⬇")
+        .on_hover_text("later in the queue")
+        .clicked()
+    {
+        change = Some(QueueChange::Shift(1));
+    }
+    if ui
+        .button("Cancel")
+        .on_hover_text("take it out of the queue")
+        .clicked()
+    {
+        change = Some(QueueChange::Cancel);
+    }
+    if let Some(change) = change {
+        actions.push(Action::Queue { run: index, change });
+    }
 }
