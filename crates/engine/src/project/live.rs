@@ -230,6 +230,9 @@ impl LiveView {
     }
 }
 
+/// A stored live view: rowid, kind, step, head and weights.
+type ViewRow = (i64, String, i64, String, Option<Vec<u8>>);
+
 /// What the worker says about itself when training begins, for windows attached later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStart {
@@ -307,7 +310,7 @@ impl RunStore {
                 "SELECT rowid, kind, step, head, data FROM live_views WHERE rowid > ?1 ORDER BY rowid",
             )
             .map_err(|e| self.db_err(e))?;
-        let rows: Vec<(i64, String, i64, String, Option<Vec<u8>>)> = stmt
+        let rows: Vec<ViewRow> = stmt
             .query_map([after], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })

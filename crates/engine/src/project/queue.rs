@@ -170,10 +170,7 @@ impl RunQueue {
         let mut failed = Vec::new();
         self.update(|q| {
             let mut slots: Vec<Slot> = running.to_vec();
-            loop {
-                let Some(next) = q.waiting.first().cloned() else {
-                    break;
-                };
+            while let Some(next) = q.waiting.first().cloned() {
                 let threads = run_threads(&next.dir);
                 if !fits(q.limit, &slots, threads) {
                     break;
@@ -281,7 +278,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(started, [a.clone()], "one slot: the first run only");
+        assert_eq!(started, std::slice::from_ref(&a), "one slot: the first run only");
         // A run trains: nothing more starts.
         let busy = [Slot {
             dir: a.clone(),

@@ -457,6 +457,9 @@ fn val_documents(n: usize, split: &super::SplitSpec, salt: u64) -> Vec<bool> {
     val
 }
 
+/// One source stream's tokens with the ranges of its train and validation documents.
+type Part = (Tokens, Vec<Range<usize>>, Vec<Range<usize>>);
+
 /// Text (no transform) into shards, streaming.
 fn stream_text(
     recipe: &DatasetRecipe,
@@ -745,7 +748,7 @@ fn stream_text(
         done_bytes: 0,
         total_bytes: 0,
     });
-    let mut parts: Vec<(Tokens, Vec<Range<usize>>, Vec<Range<usize>>)> = Vec::new();
+    let mut parts: Vec<Part> = Vec::new();
     let mut leak_index: HashMap<u64, (u32, u32)> = HashMap::new();
     let mut val_norms: Vec<(u64, u32, u32)> = Vec::new();
     for (i, stream) in streams.iter().enumerate() {
