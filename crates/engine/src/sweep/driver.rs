@@ -519,7 +519,7 @@ impl Sweep {
         if scheduler.kind == SchedulerKind::None {
             return None;
         }
-        let scored: Vec<(usize, Vec<(usize, f64)>, bool)> = self
+        let scored: Vec<ScoredTrial> = self
             .record
             .trials
             .iter()
@@ -548,6 +548,9 @@ impl Sweep {
         Some(decision)
     }
 }
+
+/// A trial as the scheduler reads it: its number, its curve (lower is better), completed.
+type ScoredTrial = (usize, Vec<(usize, f64)>, bool);
 
 /// The metric `name` of an evaluation (`val_loss`, `train_loss`, or an objective's own).
 pub fn metric_value(e: &EvalMetrics, name: &str) -> Option<f64> {

@@ -118,18 +118,18 @@ pub fn check(spec: &SweepSpec, base: &RunSpec) -> Result<(), SweepError> {
             message: "must be at least 1".into(),
         });
     }
-    if spec.search == SearchKind::Grid {
-        if let Some(p) = spec
+    if spec.search == SearchKind::Grid
+        && let Some(p) = spec
             .params
             .iter()
             .find(|p| p.domain.grid_values().is_none())
-        {
-            return Err(SweepError::Param {
-                arg: p.to_string(),
-                message: "a grid needs a list or an int range (use --search random or tpe for real ranges)"
+    {
+        return Err(SweepError::Param {
+            arg: p.to_string(),
+            message:
+                "a grid needs a list or an int range (use --search random or tpe for real ranges)"
                     .into(),
-            });
-        }
+        });
     }
     if !(spec.scheduler.reduction.is_finite() && spec.scheduler.reduction > 1.0) {
         return Err(SweepError::Arg {

@@ -161,7 +161,7 @@ impl SchedulerSpec {
                     rung,
                     cutoff,
                     compared: recorded.len(),
-                    stop: !(value <= cutoff),
+                    stop: !within(value, cutoff),
                 })
             }
             SchedulerKind::Median => {
@@ -192,11 +192,19 @@ impl SchedulerSpec {
                     rung: step,
                     cutoff,
                     compared: completed.len(),
-                    stop: !(best <= cutoff),
+                    stop: !within(best, cutoff),
                 })
             }
         }
     }
+}
+
+/// True when `value` is at or below `cutoff` (a NaN value never is).
+fn within(value: f64, cutoff: f64) -> bool {
+    matches!(
+        value.partial_cmp(&cutoff),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
 }
 
 /// The `q` quantile (0..=1) with linear interpolation between order statistics (NumPy's

@@ -184,7 +184,7 @@ pub fn parallel_ui(
     // Axes, their names and ends, and brushes.
     let text = visuals.text_color();
     let font = egui::FontId::proportional(11.0);
-    for k in 0..n_axes {
+    for (k, brush) in brushes.iter().enumerate() {
         let x = x_of(k);
         painter.line_segment(
             [pos2(x, plot.top()), pos2(x, plot.bottom())],
@@ -227,7 +227,7 @@ pub fn parallel_ui(
             font.clone(),
             visuals.weak_text_color(),
         );
-        if let Some((a, b)) = brushes[k] {
+        if let Some((a, b)) = *brush {
             let brush = Rect::from_x_y_ranges(x - 6.0..=x + 6.0, y_of(a.max(b))..=y_of(a.min(b)));
             painter.rect_filled(brush, 2.0, visuals.selection.bg_fill.gamma_multiply(0.5));
             painter.rect_stroke(
