@@ -18,19 +18,26 @@ use std::time::{Duration, Instant};
 use support::{hearth, ok};
 
 fn small_spec(name: &str) -> RunSpec {
-    let mut spec = RunSpec::default();
-    spec.name = name.into();
-    spec.model.n_layer = 1;
-    spec.model.n_head = 1;
-    spec.model.d_model = 16;
-    spec.model.context = 16;
-    spec.train.batch_size = 2;
-    spec.train.eval_batches = 1;
-    spec.train.steps = 1_000_000;
-    spec.train.threads = 1;
-    spec.train.attention_interval = 10;
-    spec.train.backend = hearth_engine::train::BackendKind::Flex;
-    spec
+    RunSpec {
+        name: name.into(),
+        model: hearth_engine::model::ModelSpec {
+            n_layer: 1,
+            n_head: 1,
+            d_model: 16,
+            context: 16,
+            ..Default::default()
+        },
+        train: hearth_engine::train::TrainSpec {
+            batch_size: 2,
+            eval_batches: 1,
+            steps: 1_000_000,
+            threads: 1,
+            attention_interval: 10,
+            backend: hearth_engine::train::BackendKind::Flex,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The studio on `project`, starting runs as `hearth worker` processes.

@@ -84,17 +84,25 @@ fn steps_of(dir: &Path) -> usize {
 
 /// A prepared run folder of the project (`steps` steps).
 fn prepared(project: &Path, name: &str, steps: usize) -> PathBuf {
-    let mut spec = hearth_engine::spec::RunSpec::default();
-    spec.name = name.into();
-    spec.model.n_layer = 1;
-    spec.model.n_head = 1;
-    spec.model.d_model = 16;
-    spec.model.context = 16;
-    spec.train.batch_size = 2;
-    spec.train.eval_batches = 1;
-    spec.train.steps = steps;
-    spec.train.threads = 1;
-    spec.train.backend = hearth_engine::train::BackendKind::Flex;
+    let spec = hearth_engine::spec::RunSpec {
+        name: name.into(),
+        model: hearth_engine::model::ModelSpec {
+            n_layer: 1,
+            n_head: 1,
+            d_model: 16,
+            context: 16,
+            ..Default::default()
+        },
+        train: hearth_engine::train::TrainSpec {
+            batch_size: 2,
+            eval_batches: 1,
+            steps,
+            threads: 1,
+            backend: hearth_engine::train::BackendKind::Flex,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let dir = project.join("runs").join(name);
     prepare_run(spec, &dir).unwrap();
     dir

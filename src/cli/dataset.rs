@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 use hearth_engine::data::dataset::{
-    self, BuiltShards, Dataset, DatasetRecipe, ShardOptions, SourceSpec, SplitMode, TransformKind,
+    self, BuiltShards, DatasetRecipe, ShardOptions, SourceSpec, SplitMode, TransformKind,
     TransformSpec,
 };
 use hearth_engine::data::shards::{DatasetSummary, OpenShards};
@@ -207,22 +207,6 @@ fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
     }
-}
-
-/// A multi-line report of a built dataset: sizes, per-source statistics, leakage.
-pub fn report(ds: &Dataset) -> String {
-    let (train_items, val_items, unit) = ds.sizes();
-    let summary = DatasetSummary {
-        sources: ds.sources.clone(),
-        leakage: ds.leakage.clone(),
-        train_items,
-        val_items,
-        unit: unit.into(),
-        epoch_tokens: ds.epoch_tokens(),
-        tokenizer_sample_bytes: None,
-        source_bytes: 0,
-    };
-    report_summary(&ds.recipe, ds.tokenizer.vocab_size(), &summary)
 }
 
 /// [`report`] from what a build into shards recorded.
@@ -474,18 +458,6 @@ pub fn dataset_source(path: &Path) -> Result<DataSource> {
     Ok(DataSource::Dataset {
         recipe: Box::new(recipe),
         folder,
-    })
-}
-
-/// The version and checksum of the token shards saved at `path` (a dataset folder or its
-/// recipe file), for the run to record; `None` when it has none.
-pub fn dataset_shards(path: &Path) -> Option<hearth_engine::data::corpus::ShardsIdentity> {
-    let dir = if path.is_dir() { path } else { path.parent()? };
-    let m = hearth_engine::data::shards::read_manifest(dir).ok()?;
-    Some(hearth_engine::data::corpus::ShardsIdentity {
-        version: m.version,
-        checksum: m.checksum,
-        train_tokens: m.train.tokens,
     })
 }
 

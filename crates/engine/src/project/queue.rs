@@ -278,7 +278,11 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(started, std::slice::from_ref(&a), "one slot: the first run only");
+        assert_eq!(
+            started,
+            std::slice::from_ref(&a),
+            "one slot: the first run only"
+        );
         // A run trains: nothing more starts.
         let busy = [Slot {
             dir: a.clone(),
