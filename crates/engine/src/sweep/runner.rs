@@ -90,3 +90,73 @@ impl TrialRun for ThreadTrial {
         self.handle.send(crate::events::RunControl::Stop);
     }
 }
+
+/// Starts trials through the project's run queue: each trial is an ordinary run of the project
+/// that waits for a slot and trains in its own `hearth worker` process, followed through its
+/// store; pruning sends it a stop through the store.
+pub struct Queued {
+    /// The `hearth` executable the workers run.
+    pub exe: std::path::PathBuf,
+    /// The project folder (its queue and runs).
+    pub project: std::path::PathBuf,
+    /// Called when a trial records something (a UI repaints).
+    pub notify: Option<Notify>,
+}
+
+impl Queued {
+    /// Starts the queue's waiting runs that fit now.
+    fn dispatch(&self) -> Result<(), String> {
+        let project =
+            crate::project::Project::open_or_create(&self.project).map_err(|e| e.to_string())?;
+        crate::project::queue::RunQueue::new(&self.project)
+            .dispatch_beside(&project.run_dirs(), |dir| {
+                crate::train::launch_worker_process(&self.exe, Some(&self.project), dir, false)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl TrialRunner for Queued {
+    fn start(&mut self, spec: RunSpec, dir: &Path) -> Result<Box<dyn TrialRun>, String> {
+        crate::train::prepare_run(spec, dir).map_err(|e| e.to_string())?;
+        crate::project::queue::RunQueue::new(&self.project)
+            .push(dir)
+            .map_err(|e| e.to_string())?;
+        let handle =
+            crate::train::attach_run(dir, self.notify.clone()).map_err(|e| e.to_string())?;
+        self.dispatch()?;
+        Ok(Box::new(ThreadTrial {
+            handle,
+            ended: false,
+        }))
+    }
+
+    fn resume(&mut self, dir: &Path) -> Result<Box<dyn TrialRun>, String> {
+        let handle = crate::train::spawn_worker_process(
+            &self.exe,
+            Some(&self.project),
+            dir,
+            true,
+            self.notify.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Box::new(ThreadTrial {
+            handle,
+            ended: false,
+        }))
+    }
+
+    /// As many as the queue lets train at once (the trials beyond wait in the queue).
+    fn slots(&self) -> usize {
+        let limit = crate::project::queue::RunQueue::new(&self.project)
+            .read()
+            .ok()
+            .and_then(|q| q.limit);
+        limit.unwrap_or_else(|| {
+            (crate::backend::available_cores() / crate::backend::default_threads()).max(1)
+        })
+    }
+}
