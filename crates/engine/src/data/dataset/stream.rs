@@ -90,6 +90,12 @@ pub fn build_shards(
     if let Some(first) = recipe.validate().into_iter().next() {
         return Err(first);
     }
+    // The outermost folder this build creates, taken away again if the build fails.
+    let created = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .last()
+        .map(Path::to_path_buf);
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let building = dir.join("tokens.building");
     if building.exists() {
@@ -103,7 +109,7 @@ pub fn build_shards(
     let (mut manifest, tokenizer) = match result {
         Ok(done) => done,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&building);
+            let _ = std::fs::remove_dir_all(created.as_deref().unwrap_or(&building));
             return Err(e);
         }
     };
