@@ -135,13 +135,19 @@ impl TrialRunner for Queued {
     }
 
     fn resume(&mut self, dir: &Path) -> Result<Box<dyn TrialRun>, String> {
-        let handle = crate::train::spawn_worker_process(
-            &self.exe,
-            Some(&self.project),
-            dir,
-            true,
-            self.notify.clone(),
-        )
+        // A trial whose worker still trains (the sweep's driver ended, the trial did not) is
+        // followed again, not started twice.
+        let handle = if crate::project::live::worker_alive(dir) {
+            crate::train::attach_run(dir, self.notify.clone())
+        } else {
+            crate::train::spawn_worker_process(
+                &self.exe,
+                Some(&self.project),
+                dir,
+                true,
+                self.notify.clone(),
+            )
+        }
         .map_err(|e| e.to_string())?;
         Ok(Box::new(ThreadTrial {
             handle,

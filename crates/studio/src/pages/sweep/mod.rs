@@ -9,7 +9,7 @@ use crate::services::prefs::Tab;
 use charts::Brush;
 use hearth_engine::spec::RunSpec;
 use hearth_engine::sweep::apply::{KNOBS, Knob, ValueKind};
-use hearth_engine::sweep::runner::InProcess;
+use hearth_engine::sweep::runner::{InProcess, Queued};
 use hearth_engine::sweep::space::short_real;
 use hearth_engine::sweep::{
     Direction, Param, ParamValue, SchedulerKind, SchedulerSpec, SearchKind, Sweep, SweepEvent,
@@ -247,9 +247,27 @@ impl SweepPage {
         let thread = std::thread::Builder::new()
             .name("hearth-sweep".into())
             .spawn(move || {
-                let mut runner = InProcess { notify };
+                // Trials go through the project's run queue as worker processes (they train
+                // on when the window closes); in this process only where no `hearth` runs it.
+                let mut queued;
+                let mut in_process;
+                let runner: &mut dyn hearth_engine::sweep::TrialRunner =
+                    match hearth_engine::train::worker_exe() {
+                        Some(exe) => {
+                            queued = Queued {
+                                exe,
+                                project: sweep.project.clone(),
+                                notify,
+                            };
+                            &mut queued
+                        }
+                        None => {
+                            in_process = InProcess { notify };
+                            &mut in_process
+                        }
+                    };
                 let metric = sweep.record.spec.metric.clone();
-                let result = sweep.run(&mut runner, &flag, &mut |event, record| {
+                let result = sweep.run(runner, &flag, &mut |event, record| {
                     let line = describe(event, record, &metric);
                     let _ = tx.send(Update::Record(Box::new(record.clone()), line));
                     if let Some(n) = &poke {
