@@ -15,29 +15,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{hearth, ok};
+use support::{hearth, ok, tiny_flags, tiny_spec};
 
+/// A tiny run that goes on until stopped, with an attention snapshot every 10 steps.
 fn small_spec(name: &str) -> RunSpec {
-    RunSpec {
-        name: name.into(),
-        model: hearth_engine::model::ModelSpec {
-            n_layer: 1,
-            n_head: 1,
-            d_model: 16,
-            context: 16,
-            ..Default::default()
-        },
-        train: hearth_engine::train::TrainSpec {
-            batch_size: 2,
-            eval_batches: 1,
-            steps: 1_000_000,
-            threads: 1,
-            attention_interval: 10,
-            backend: hearth_engine::train::BackendKind::Flex,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    let mut spec = tiny_spec(name, 1_000_000);
+    spec.train.attention_interval = 10;
+    spec
 }
 
 /// The studio on `project`, starting runs as `hearth worker` processes.
@@ -162,27 +146,7 @@ fn a_run_that_hearth_train_started_is_paused_and_stopped_from_the_window() {
         .arg(p)
         .args(["train", "--name", "terminal", "--data"])
         .arg(&data)
-        .args([
-            "--layers",
-            "1",
-            "--heads",
-            "1",
-            "--width",
-            "16",
-            "--context",
-            "16",
-        ])
-        .args([
-            "--batch",
-            "2",
-            "--eval-batches",
-            "1",
-            "--backend",
-            "flex",
-            "--threads",
-            "1",
-        ])
-        .args(["--steps", "1000000"])
+        .args(tiny_flags(1_000_000))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -12,35 +12,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{hearth, ok};
-
-/// A small run's flags: generated text, one thin layer, on the pure-Rust backend and one
-/// thread, `steps` steps.
-fn small(steps: usize) -> Vec<String> {
-    [
-        "--layers",
-        "1",
-        "--heads",
-        "1",
-        "--width",
-        "16",
-        "--context",
-        "16",
-        "--batch",
-        "2",
-        "--eval-batches",
-        "1",
-        "--backend",
-        "flex",
-        "--threads",
-        "1",
-        "--steps",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([steps.to_string()])
-    .collect()
-}
+use support::{hearth, ok, tiny_flags, tiny_spec};
 
 /// `hearth --project P runs --json`, as a list of rows.
 fn runs_json(project: &Path) -> Vec<Value> {
@@ -84,27 +56,8 @@ fn steps_of(dir: &Path) -> usize {
 
 /// A prepared run folder of the project (`steps` steps).
 fn prepared(project: &Path, name: &str, steps: usize) -> PathBuf {
-    let spec = hearth_engine::spec::RunSpec {
-        name: name.into(),
-        model: hearth_engine::model::ModelSpec {
-            n_layer: 1,
-            n_head: 1,
-            d_model: 16,
-            context: 16,
-            ..Default::default()
-        },
-        train: hearth_engine::train::TrainSpec {
-            batch_size: 2,
-            eval_batches: 1,
-            steps,
-            threads: 1,
-            backend: hearth_engine::train::BackendKind::Flex,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     let dir = project.join("runs").join(name);
-    prepare_run(spec, &dir).unwrap();
+    prepare_run(tiny_spec(name, steps), &dir).unwrap();
     dir
 }
 
@@ -176,7 +129,7 @@ fn a_killed_train_is_listed_as_interrupted_however_often_it_is_read() {
             .arg("--project")
             .arg(project.path())
             .args(["train", "--name", name])
-            .args(small(1_000_000))
+            .args(tiny_flags(1_000_000))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -218,7 +171,7 @@ fn the_queue_runs_one_at_a_time_in_its_order() {
             .arg("--project")
             .arg(p)
             .args(["train", "--queue", "--name", name])
-            .args(small(1_000_000)));
+            .args(tiny_flags(1_000_000)));
         let said = String::from_utf8_lossy(&out.stdout);
         if name == "first" {
             assert!(said.contains("started in a worker process"), "{said}");

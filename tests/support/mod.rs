@@ -148,3 +148,54 @@ pub fn fixture(dir: &str, file: &str) -> Option<PathBuf> {
     eprintln!("skipped: {reason}");
     None
 }
+
+/// A run small enough to take hundreds of steps a second: one thin layer on generated text, on
+/// the pure-Rust backend and one thread, `steps` steps.
+pub fn tiny_spec(name: &str, steps: usize) -> hearth_engine::spec::RunSpec {
+    hearth_engine::spec::RunSpec {
+        name: name.into(),
+        model: hearth_engine::model::ModelSpec {
+            n_layer: 1,
+            n_head: 1,
+            d_model: 16,
+            context: 16,
+            ..Default::default()
+        },
+        train: hearth_engine::train::TrainSpec {
+            batch_size: 2,
+            eval_batches: 1,
+            steps,
+            threads: 1,
+            backend: hearth_engine::train::BackendKind::Flex,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// `hearth train` flags of [`tiny_spec`]'s run.
+pub fn tiny_flags(steps: usize) -> Vec<String> {
+    [
+        "--layers",
+        "1",
+        "--heads",
+        "1",
+        "--width",
+        "16",
+        "--context",
+        "16",
+        "--batch",
+        "2",
+        "--eval-batches",
+        "1",
+        "--backend",
+        "flex",
+        "--threads",
+        "1",
+        "--steps",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([steps.to_string()])
+    .collect()
+}

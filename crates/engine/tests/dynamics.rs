@@ -144,10 +144,13 @@ fn high_ratio_findings(store: &RunStore) -> Vec<String> {
 
 #[test]
 fn a_huge_learning_rate_trips_the_rule_and_a_small_one_does_not() {
-    let mut spec = small_spec(BackendKind::Flex, 4);
+    // Two steps: the first Adam step moves every weight by the learning rate whatever the
+    // gradients are (m / sqrt(v) is their sign), so nothing here rests on how training at
+    // such a rate goes on.
+    let mut spec = small_spec(BackendKind::Flex, 2);
     spec.model.n_layer = 1;
     spec.train.dynamics_interval = 1;
-    spec.train.eval_interval = 4;
+    spec.train.eval_interval = 2;
     spec.train.sample_tokens = 0;
     spec.optim.warmup_steps = 0;
     spec.optim.lr = 1.0;
@@ -155,9 +158,9 @@ fn a_huge_learning_rate_trips_the_rule_and_a_small_one_does_not() {
     let (_dir, store) = train(spec.clone());
     let records = store.dynamics().unwrap();
     assert!(!records.is_empty(), "no dynamics recorded");
-    // Adam moves every weight by about the learning rate: at 1.0 the matrices change by far
-    // more than their size per step, and the rule names each in words.
-    let last = records.last().unwrap();
+    // At 1.0 the first step changes the matrices by far more than their size, and the rule
+    // names each in words.
+    let last = records.first().unwrap();
     let high: Vec<&str> = last
         .matrices
         .iter()

@@ -190,14 +190,27 @@ impl RunView {
         }
     }
 
-    /// Takes over `handle`, the worker or follower of this run, reading the history up to now.
-    pub fn adopt(&mut self, handle: RunHandle) {
+    /// Takes over `handle`, the worker or follower of this run, with the history it started
+    /// from (its events add the rest).
+    pub fn adopt(&mut self, mut handle: RunHandle) {
         self.status = RunStatus::Running;
+        let history = handle.take_history();
         self.live = Some(LiveRun::new(handle, self.spec.train.steps));
-        // Read after the follower's start, so nothing falls between; what both hold is
-        // skipped when it arrives.
-        self.history = None;
-        self.ensure_history();
+        match history {
+            Some(history) => {
+                // The views stored so far; later ones arrive as events.
+                if let Ok(store) = RunStore::open(&self.dir) {
+                    self.embedding_maps = store.embedding_maps().unwrap_or_default();
+                    self.references = store.references().ok().flatten().unwrap_or_default();
+                }
+                self.curves = curves_of(&history, self.tokens_per_step());
+                self.history = Some(history);
+            }
+            None => {
+                self.history = None;
+                self.ensure_history();
+            }
+        }
     }
 
     /// Follows this run, trained by another process, through its store.
@@ -212,7 +225,7 @@ impl RunView {
     /// Continues a stopped, failed or interrupted run from its last checkpoint.
     pub fn resume(&mut self, launcher: &Launcher, notify: Notify) -> Result<(), SpawnError> {
         let handle = launcher.start(&self.dir, true, notify)?;
-        // The store dropped what came after the checkpoint; reload to match.
+        // The store dropped what came after the checkpoint; the handle holds what is left.
         self.adopt(handle);
         Ok(())
     }
@@ -321,9 +334,6 @@ impl RunView {
                 }
                 self.status = RunStatus::Running;
             }
-            // A follower and the history read beside it may both hold a row.
-            RunEvent::Step(m) if history.steps.last().is_some_and(|l| l.step >= m.step) => {}
-            RunEvent::Eval(e) if history.evals.last().is_some_and(|l| l.step >= e.step) => {}
             RunEvent::Step(m) => {
                 self.curves.push_step(step_point(&m));
                 self.last_step = Some((m.step, m.train_loss));

@@ -4,7 +4,7 @@
 //! job, another studio).
 
 use super::live::{LiveView, effective_status};
-use super::store::{HistoryCursor, RunStatus, RunStore, StoreError};
+use super::store::{HistoryCursor, RunHistory, RunStatus, RunStore, StoreError};
 use crate::events::{RunEvent, RunSummary};
 use std::path::{Path, PathBuf};
 
@@ -21,14 +21,14 @@ pub struct RunFollower {
 }
 
 impl RunFollower {
-    /// Follows the run in `dir` from what is recorded now on: the caller has read the history
-    /// up to here (or reads it now), and [`RunFollower::poll`] returns what comes after.
-    pub fn attach(dir: &Path) -> Result<Self, StoreError> {
+    /// Follows the run in `dir`: its history as recorded now, and the follower whose
+    /// [`RunFollower::poll`] returns what comes after it.
+    pub fn attach(dir: &Path) -> Result<(Self, RunHistory), StoreError> {
         let store = RunStore::open(dir)?;
-        let (_, cursor) = store.history_since(&HistoryCursor::default())?;
+        let (history, cursor) = store.history_since(&HistoryCursor::default())?;
         let embedding_step = store.embedding_maps()?.last().map_or(-1, |m| m.step as i64);
         let status = store.status()?;
-        Ok(Self {
+        let follower = Self {
             dir: dir.to_path_buf(),
             store,
             cursor,
@@ -38,7 +38,8 @@ impl RunFollower {
             status,
             started: false,
             ended: false,
-        })
+        };
+        Ok((follower, history))
     }
 
     /// The run folder.

@@ -324,6 +324,17 @@ impl RunStore {
             .collect())
     }
 
+    /// Records that the worker of process `pid` is set up (its lock held, a resume's history
+    /// cut): what a starter waits for before following the run.
+    pub fn set_worker_ready(&self, pid: u32) -> Result<(), StoreError> {
+        self.set_meta("worker_ready", &pid.to_string())
+    }
+
+    /// The process of the last worker that was set up on this run.
+    pub fn worker_ready(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self.meta("worker_ready")?.and_then(|s| s.parse().ok()))
+    }
+
     /// Records what the worker said when training began.
     pub fn set_worker_start(&self, start: &WorkerStart) -> Result<(), StoreError> {
         self.set_meta(

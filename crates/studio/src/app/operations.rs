@@ -394,8 +394,13 @@ impl StudioApp {
         }
     }
 
-    /// Starts the queued runs that fit now and follows them.
+    /// Starts the queued runs that fit now and follows them. The queue file is read once when
+    /// nothing waits (each second, on the project watch).
     pub(super) fn dispatch_queue(&mut self) {
+        self.read_queue();
+        if self.queue_state.waiting.is_empty() {
+            return;
+        }
         let mut started = Vec::new();
         let (launcher, notify) = (self.launcher.clone(), self.notify.clone());
         let result = self
@@ -413,10 +418,10 @@ impl StudioApp {
                 self.messages.push(message);
             }
         }
-        self.read_queue();
         if started.is_empty() {
             return;
         }
+        self.read_queue();
         if started
             .iter()
             .any(|h| !self.runs.iter().any(|r| r.dir == h.dir))

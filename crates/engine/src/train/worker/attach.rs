@@ -74,9 +74,16 @@ pub fn launch_worker_process(
             source,
         })
     })?;
-    // Until the worker holds the lock, another look at the queue would count one run too few.
+    // Until the worker is set up (its lock held, a resume's history cut), another look at
+    // the queue would count one run too few, and a follower could start reading rows the
+    // worker is about to drop.
+    let ready = |pid: u32| {
+        RunStore::open(dir)
+            .and_then(|s| s.worker_ready())
+            .is_ok_and(|p| p == Some(pid))
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !worker_alive(dir) && Instant::now() < deadline {
+    while !ready(child.id()) && Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
@@ -105,7 +112,7 @@ fn follow(
     child: Option<Child>,
     notify: Option<Notify>,
 ) -> Result<RunHandle, SpawnError> {
-    let mut follower = RunFollower::attach(dir)?;
+    let (mut follower, history) = RunFollower::attach(dir)?;
     let (event_tx, event_rx) = channel();
     let (control_tx, control_rx) = channel::<RunControl>();
     let detach = Arc::new(AtomicBool::new(false));
@@ -193,6 +200,7 @@ fn follow(
         control: control_tx,
         thread: Some(thread),
         detach: Some(detach),
+        history: Some(history),
     })
 }
 

@@ -68,6 +68,8 @@ pub struct RunHandle {
     thread: Option<JoinHandle<()>>,
     /// Set for a followed run: dropping the handle tells the follower to let go.
     detach: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The run's history when the handle was made; events add what comes after.
+    history: Option<crate::project::RunHistory>,
 }
 
 impl RunHandle {
@@ -95,6 +97,12 @@ impl RunHandle {
     /// True once the thread has returned.
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// The run's history as it stood when the handle was made (once): with the events that
+    /// follow, the whole history, read once.
+    pub fn take_history(&mut self) -> Option<crate::project::RunHistory> {
+        self.history.take()
     }
 
     /// True when the run trains in another process and this handle follows it.
@@ -135,8 +143,27 @@ pub fn spawn_run_with(
     notify: Option<Notify>,
     collective: Arc<dyn Collective>,
 ) -> Result<RunHandle, SpawnError> {
-    let mut spec = spec;
-    spec.train.world_size = collective.size();
+    let (spec, objective) = checked(spec, collective.size())?;
+    let store = RunStore::create(dir, &spec)?;
+    let lock = WorkerLock::acquire(dir)?;
+    start(spec, objective, store, lock, dir, None, notify, collective)
+}
+
+/// Validates `spec` and creates the run folder `dir` without training it: a worker process
+/// ([`spawn_prepared`]) or the project's queue starts it later.
+pub fn prepare_run(spec: RunSpec, dir: &Path) -> Result<(), SpawnError> {
+    let (spec, _) = checked(spec, 1)?;
+    RunStore::create(dir, &spec)?;
+    Ok(())
+}
+
+/// The spec as it trains on `world_size` processes (the objective's relation classes filled
+/// in), validated, with its registered objective.
+fn checked(
+    mut spec: RunSpec,
+    world_size: usize,
+) -> Result<(RunSpec, Arc<dyn Objective>), SpawnError> {
+    spec.train.world_size = world_size;
     spec.model.relation_classes = spec
         .objective
         .kind
@@ -147,28 +174,7 @@ pub fn spawn_run_with(
         return Err(SpawnError::Invalid(errors));
     }
     let objective = objective_of(&spec)?;
-    let store = RunStore::create(dir, &spec)?;
-    let lock = WorkerLock::acquire(dir)?;
-    start(spec, objective, store, lock, dir, None, notify, collective)
-}
-
-/// Validates `spec` and creates the run folder `dir` without training it: a worker process
-/// ([`spawn_prepared`]) or the project's queue starts it later.
-pub fn prepare_run(spec: RunSpec, dir: &Path) -> Result<(), SpawnError> {
-    let mut spec = spec;
-    spec.train.world_size = 1;
-    spec.model.relation_classes = spec
-        .objective
-        .kind
-        .objective()
-        .map_or(0, |o| o.relation_classes());
-    let errors = spec.validate();
-    if !errors.is_empty() {
-        return Err(SpawnError::Invalid(errors));
-    }
-    objective_of(&spec)?;
-    RunStore::create(dir, &spec)?;
-    Ok(())
+    Ok((spec, objective))
 }
 
 /// Starts training a run folder made by [`prepare_run`] (created or queued, nothing trained
@@ -246,6 +252,11 @@ fn start(
     let name = format!("hearth-run-{}", spec.name);
     // Controls sent before this worker began were meant for an earlier one.
     let control_seen = store.last_control()?;
+    // What the run holds as the thread begins (empty, or kept up to a resume's checkpoint):
+    // the caller's starting point, the events adding to it.
+    let history = store.load_history()?;
+    // From here on, a window that follows the store reads this worker's rows only.
+    store.set_worker_ready(std::process::id())?;
     let worker = Worker {
         _lock: lock,
         control_seen,
@@ -274,6 +285,7 @@ fn start(
         control: control_tx,
         thread: Some(thread),
         detach: None,
+        history: Some(history),
     })
 }
 
