@@ -125,10 +125,20 @@ pub fn ratio_heatmap_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, lab
     );
     let cols = data.records.len();
     let col_w = grid.width() / cols as f32;
-    let font = egui::FontId::monospace((row_h - 2.0).clamp(7.0, 11.0));
+    // Small enough that the longest label fits its column (a monospace glyph is about 0.62
+    // of the font size wide), so none is cut at the left.
+    let longest = names
+        .iter()
+        .map(|n| dynamics::matrix_label(n).chars().count())
+        .max()
+        .unwrap_or(1) as f32;
+    let size = (row_h - 2.0)
+        .clamp(7.0, 11.0)
+        .min((label_width - 6.0) / (longest * 0.62));
+    let font = egui::FontId::monospace(size);
     for (r, name) in names.iter().enumerate() {
         let y = grid.top() + r as f32 * row_h;
-        if row_h >= 7.0 {
+        if row_h >= 7.0 && size >= 5.0 {
             painter.text(
                 pos2(grid.left() - 4.0, y + row_h / 2.0),
                 egui::Align2::RIGHT_CENTER,

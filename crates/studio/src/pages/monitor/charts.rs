@@ -66,15 +66,23 @@ pub(super) fn loss_chart_ui(
         if measured {
             loss_plot(ui, "monitor_loss", &series, &[], options);
         } else {
-            // An imported model, or a run before its first step: nothing to draw yet.
-            ui.label(
-                egui::RichText::new(
+            // A run before its first step, or an imported model: nothing to draw yet.
+            use hearth_engine::project::RunStatus;
+            let why = match run.status {
+                RunStatus::Queued => {
+                    "No loss measured yet: the run waits in the project's queue; its loss \
+                     appears here from its first step."
+                }
+                RunStatus::Created | RunStatus::Running | RunStatus::Paused => {
+                    "No loss measured yet: the loss appears here from the first step."
+                }
+                _ => {
                     "No loss measured yet: this run has not trained (an imported model starts \
                      here; fine-tune it to train). Scores recorded for its checkpoint are on \
-                     the metrics chart below.",
-                )
-                .weak(),
-            );
+                     the metrics chart below."
+                }
+            };
+            ui.label(egui::RichText::new(why).weak());
         }
     })
     .response

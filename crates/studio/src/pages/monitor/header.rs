@@ -109,9 +109,6 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
                 .text(text)
                 .desired_width(ui.available_width() - 160.0),
         );
-        if run.status == RunStatus::Queued && !run.is_live() {
-            queue_controls_ui(ui, index, actions);
-        }
         if run.is_live() {
             let mut control = None;
             let pause_hint = shortcuts::hint(ui.ctx(), Command::PauseResume);
@@ -168,8 +165,13 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
             hearth_engine::project::follow::INTERRUPTED,
         );
     }
-    if run.status == RunStatus::Queued {
-        ui.label("Waiting in the project's queue for a free slot (Runs: queue limit).");
+    if run.status == RunStatus::Queued && !run.is_live() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                "Waiting in the project's queue for a free slot (Train at once, in the run list).",
+            );
+            queue_controls_ui(ui, index, actions);
+        });
     }
     if let RunStatus::Failed { reason } = &run.status {
         ui.colored_label(ui.visuals().error_fg_color, format!("Failed: {reason}"));
@@ -322,15 +324,15 @@ fn queue_controls_ui(ui: &mut egui::Ui, index: usize, actions: &mut Vec<Action>)
         change = Some(QueueChange::StartNow);
     }
     if ui
-        .small_button("⬆")
-        .on_hover_text("earlier in the queue")
+        .button("Earlier")
+        .on_hover_text("one place earlier in the queue")
         .clicked()
     {
         change = Some(QueueChange::Shift(-1));
     }
     if ui
-        .small_button("⬇")
-        .on_hover_text("later in the queue")
+        .button("Later")
+        .on_hover_text("one place later in the queue")
         .clicked()
     {
         change = Some(QueueChange::Shift(1));
