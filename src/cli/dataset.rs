@@ -209,7 +209,8 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// [`report`] from what a build into shards recorded.
+/// The report of a dataset build (its vocabulary, splits, sources and leakage) from what a
+/// build into shards recorded.
 pub fn report_summary(recipe: &DatasetRecipe, vocab: usize, s: &DatasetSummary) -> String {
     let mut out = String::new();
     out.push_str(&format!(

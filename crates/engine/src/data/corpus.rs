@@ -105,10 +105,11 @@ pub fn read_recorded_shards(run_dir: &Path) -> Option<ShardsIdentity> {
     serde_json::from_str(&text).ok()
 }
 
-/// Records in the run folder `run_dir` which dataset tokens the run trains on.
+/// Records in the run folder `run_dir` which dataset tokens the run trains on (under a
+/// temporary name, then renamed).
 pub fn record_shards(run_dir: &Path, shards: &ShardsIdentity) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(shards).expect("an identity serializes");
-    std::fs::write(run_dir.join(RUN_SHARDS_FILE), text)
+    super::shards::write_replacing(&run_dir.join(RUN_SHARDS_FILE), text.as_bytes())
 }
 
 /// What a run trains on: a source, a tokenizer and the validation share.
@@ -122,7 +123,8 @@ pub struct DataSpec {
     /// The last `val_fraction` of the text is validation (contiguous, as nanoGPT splits).
     pub val_fraction: f64,
     /// For a dataset source: the version and checksum of the token shards the run trains on,
-    /// recorded when the run is set up; a run resumed after the dataset was rebuilt is refused.
+    /// recorded when the run is set up; a run resumed after the dataset was rebuilt with other
+    /// tokens is refused.
     pub shards: Option<ShardsIdentity>,
 }
 
@@ -408,8 +410,8 @@ impl Corpus {
     /// The corpus mapped from the shards saved in `dir`, when they were built from `recipe`
     /// with the tokenizer the run uses; `None` when the folder has no shards for it (a dataset
     /// saved before shards existed, an edited recipe, or a fine-tune with its base's tokenizer),
-    /// which then builds in memory. Damaged shards, or shards rebuilt since the run recorded
-    /// them, are errors.
+    /// which then builds in memory. Damaged shards, or shards rebuilt with other tokens since
+    /// the run recorded them, are errors.
     fn mapped_dataset(
         dir: &Path,
         recipe: &super::DatasetRecipe,
@@ -424,8 +426,10 @@ impl Corpus {
             }
             Err(e) => return Err(e.into()),
         };
+        // The checksum says which tokens these are; a rebuild that gives the same tokens (a new
+        // version number) still resumes.
         if let Some(r) = recorded
-            && (r.version != manifest.version || r.checksum != manifest.checksum)
+            && r.checksum != manifest.checksum
         {
             return Err(DataError::ShardsChanged {
                 folder: dir.to_path_buf(),

@@ -122,6 +122,22 @@ pub fn checksum_of(bytes: &[u8]) -> String {
     c.hex()
 }
 
+/// The checksum of a file's bytes, read in blocks of 1 MiB.
+fn checksum_of_file(path: &Path) -> Result<String, ShardError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut block = vec![0u8; 1 << 20];
+    let mut sum = Checksum::default();
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return Ok(sum.hex()),
+            Ok(n) => sum.update(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+}
+
 /// One token file of a split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardFile {
@@ -308,21 +324,25 @@ impl SplitWriter {
 
     /// Marks the start of a document at the current token.
     pub fn start_document(&mut self) -> Result<(), ShardError> {
-        let path = self.dir.join(format!("{}.docs", self.name));
         self.docs
             .write_all(&(self.tokens as u64).to_le_bytes())
-            .map_err(io_err(&path))?;
+            .map_err(|source| ShardError::Io {
+                path: self.dir.join(format!("{}.docs", self.name)),
+                source,
+            })?;
         self.documents += 1;
         Ok(())
     }
 
     /// Records the LinkBERT pair of the current document.
     pub fn pair(&mut self, a_len: u32, relation: u32) -> Result<(), ShardError> {
-        let path = self.dir.join(format!("{}.pairs", self.name));
         if let Some(p) = &mut self.pairs {
             p.write_all(&a_len.to_le_bytes())
                 .and_then(|()| p.write_all(&relation.to_le_bytes()))
-                .map_err(io_err(&path))?;
+                .map_err(|source| ShardError::Io {
+                    path: self.dir.join(format!("{}.pairs", self.name)),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -339,12 +359,14 @@ impl SplitWriter {
         mask: Option<&[bool]>,
     ) -> Result<(), ShardError> {
         if let Some(m) = &mut self.mask {
-            let path = self.dir.join(format!("{}.mask", self.name));
             let bytes: Vec<u8> = match mask {
                 Some(mask) => mask.iter().map(|&b| u8::from(b)).collect(),
                 None => vec![1; ids.len()],
             };
-            m.write_all(&bytes).map_err(io_err(&path))?;
+            m.write_all(&bytes).map_err(|source| ShardError::Io {
+                path: self.dir.join(format!("{}.mask", self.name)),
+                source,
+            })?;
         }
         while !ids.is_empty() {
             if self
@@ -367,15 +389,13 @@ impl SplitWriter {
                     checksum: String::new(),
                 });
             }
-            let path = self
-                .dir
-                .join(&self.shards.last().expect("a shard is open").file);
             let (w, sum, n) = self.current.as_mut().expect("a shard is open");
             let take = (self.shard_tokens - *n).min(ids.len());
             self.scratch.clear();
             match self.width {
                 TokenWidth::U16 => {
                     for &id in &ids[..take] {
+                        debug_assert!(id <= u32::from(u16::MAX), "token {id} is wider than u16");
                         self.scratch.extend_from_slice(&(id as u16).to_le_bytes());
                     }
                 }
@@ -385,7 +405,13 @@ impl SplitWriter {
                     }
                 }
             }
-            w.write_all(&self.scratch).map_err(io_err(&path))?;
+            w.write_all(&self.scratch)
+                .map_err(|source| ShardError::Io {
+                    path: self
+                        .dir
+                        .join(&self.shards.last().expect("a shard is open").file),
+                    source,
+                })?;
             sum.update(&self.scratch);
             *n += take;
             self.tokens += take;
@@ -454,13 +480,20 @@ pub fn manifest_checksum(train: &SplitFiles, val: &SplitFiles) -> String {
     c.hex()
 }
 
+/// Writes `bytes` to `path` under a temporary name beside it (`path` with `.tmp` added), then
+/// renames it into place: a reader finds the old file or the new one, never half of one.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Writes `manifest` into `tokens_dir` (under a temporary name, then renamed).
 pub fn write_manifest(tokens_dir: &Path, manifest: &ShardManifest) -> Result<(), ShardError> {
     let path = tokens_dir.join(MANIFEST_FILE);
-    let tmp = tokens_dir.join("shards.json.tmp");
     let text = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+    write_replacing(&path, text.as_bytes()).map_err(io_err(&path))
 }
 
 /// Reads the manifest of the dataset saved in `dir`.
@@ -655,12 +688,6 @@ impl From<Vec<u32>> for Tokens {
     }
 }
 
-impl PartialEq for Tokens {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.to_vec(0..self.len()) == other.to_vec(0..other.len())
-    }
-}
-
 impl Tokens {
     /// Tokens in the split.
     pub fn len(&self) -> usize {
@@ -678,19 +705,6 @@ impl Tokens {
     /// Whether the tokens are read from shard files.
     pub fn is_mapped(&self) -> bool {
         matches!(self, Tokens::Mapped(_))
-    }
-
-    /// Token `i`. Panics past the end, as slice indexing does.
-    pub fn get(&self, i: usize) -> u32 {
-        match self {
-            Tokens::Memory(v) => v[i],
-            Tokens::Mapped(m) => {
-                assert!(i < m.len, "token {i} of {}", m.len);
-                let mut out = 0;
-                m.for_each(i..i + 1, |id| out = id);
-                out
-            }
-        }
     }
 
     /// Appends the ids of `range` to `out` as `i64` (what batches hold). Panics when the range
@@ -812,8 +826,7 @@ impl OpenShards {
         for split in [&self.manifest.train, &self.manifest.val] {
             for s in &split.shards {
                 let path = self.tokens_dir.join(&s.file);
-                let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-                if checksum_of(&bytes) != s.checksum {
+                if checksum_of_file(&path)? != s.checksum {
                     return Err(ShardError::Damaged {
                         path,
                         message: "its bytes do not match the checksum written with it".into(),
@@ -896,4 +909,29 @@ pub fn tokenizer_checksum(tokenizer: &Tokenizer) -> String {
             .expect("a tokenizer serializes")
             .as_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_bytes_hold_ids_up_to_65535() {
+        // Ids run from 0 to vocab_size - 1: 65,536 tokens fit in u16, one more does not.
+        assert_eq!(TokenWidth::for_vocab(65_536), TokenWidth::U16);
+        assert_eq!(TokenWidth::for_vocab(65_537), TokenWidth::U32);
+    }
+
+    #[test]
+    fn a_file_read_in_blocks_has_the_checksum_of_its_bytes() {
+        // Over two blocks, with a length that is not a multiple of eight.
+        let bytes: Vec<u8> = (0..(2 << 20) + 13).map(|i| (i * 31 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train-00000.bin");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(checksum_of_file(&path).unwrap(), checksum_of(&bytes));
+        let missing = dir.path().join("missing.bin");
+        let err = checksum_of_file(&missing).unwrap_err().to_string();
+        assert!(err.contains("missing.bin"), "{err}");
+    }
 }

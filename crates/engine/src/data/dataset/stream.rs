@@ -614,8 +614,8 @@ fn stream_text(
         },
     };
     drop(sampler);
-    // Four reserved tokens may follow the vocabulary (objectives that mask or pad).
-    let width = TokenWidth::for_vocab(tokenizer.base_size() + 4);
+    // Stored ids are the tokenizer's plain encodings, all below its base size.
+    let width = TokenWidth::for_vocab(tokenizer.base_size());
 
     // Which documents validate (a random split), and the last kept document of each part of
     // each source: documents of a part are separated by a newline, as the text of the part is
@@ -944,7 +944,8 @@ fn write_records(
         total_bytes: 0,
     });
     let tok = ds.tokenizer.clone();
-    let width = TokenWidth::for_vocab(tok.vocab_size() + 4);
+    // Stored ids are the tokenizer's plain encodings, all below its base size.
+    let width = TokenWidth::for_vocab(tok.base_size());
     let relations = matches!(ds.content, Content::Relations { .. });
     let examples = matches!(ds.content, Content::Examples { .. });
     let mut writers = ["train", "val"].map(|name| {
@@ -1232,6 +1233,43 @@ mod tests {
         assert!(matches!(cancelled, Err(DatasetError::Cancelled)));
         assert_eq!(build(&recipe, &out, 100).manifest.version, 2);
         OpenShards::open(&out).unwrap().verify().unwrap();
+    }
+
+    #[test]
+    fn a_run_resumes_on_a_rebuild_with_the_same_tokens_and_is_refused_on_other_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = lines_recipe(dir.path());
+        let out = dir.path().join("ds");
+        build(&recipe, &out, 100);
+        let spec = |shards| crate::data::DataSpec {
+            source: crate::data::DataSource::Dataset {
+                recipe: Box::new(recipe.clone()),
+                folder: Some(out.clone()),
+            },
+            shards,
+            ..crate::data::DataSpec::default()
+        };
+        let first = Corpus::load(&spec(None)).unwrap();
+        let recorded = first.shards.clone().expect("mapped from the shards");
+        assert_eq!(recorded.version, 1);
+        // The same recipe built again: a new version of the same tokens.
+        assert_eq!(build(&recipe, &out, 100).manifest.version, 2);
+        let resumed = Corpus::load(&spec(Some(recorded.clone()))).unwrap();
+        assert_eq!(resumed.shards.as_ref().map(|s| s.version), Some(2));
+        assert_eq!(
+            resumed.train.to_vec(0..usize::MAX),
+            first.train.to_vec(0..usize::MAX)
+        );
+        // Other tokens under the recorded version number are refused, naming both builds.
+        let other = crate::data::corpus::ShardsIdentity {
+            checksum: "0000000000000000".into(),
+            ..recorded
+        };
+        let err = Corpus::load(&spec(Some(other))).unwrap_err().to_string();
+        assert!(
+            err.contains("version 2") && err.contains("version 1") && err.contains("rebuilt"),
+            "{err}"
+        );
     }
 
     #[test]
