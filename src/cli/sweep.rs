@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 use hearth_engine::project::{Project, default_project_dir};
-use hearth_engine::sweep::runner::{InProcess, Queued};
+use hearth_engine::sweep::runner::default_runner;
 use hearth_engine::sweep::space::short_real;
 use hearth_engine::sweep::{
     Direction, Param, SchedulerKind, SchedulerSpec, SearchKind, Sweep, SweepEvent, SweepRecord,
@@ -105,25 +105,9 @@ pub fn run(args: &SweepArgs, project: Option<PathBuf>) -> Result<()> {
     let metric = spec.metric.clone();
     // Trials go through the project's run queue as worker processes, so the sweep shares the
     // machine with every other run of the project.
-    let mut queued;
-    let mut in_process;
-    let runner: &mut dyn hearth_engine::sweep::TrialRunner =
-        match hearth_engine::train::worker_exe() {
-            Some(exe) => {
-                queued = Queued {
-                    exe,
-                    project: project_dir.clone(),
-                    notify: None,
-                };
-                &mut queued
-            }
-            None => {
-                in_process = InProcess::default();
-                &mut in_process
-            }
-        };
+    let mut runner = default_runner(&project_dir, None);
     let stop = AtomicBool::new(false);
-    let summary = sweep.run(runner, &stop, &mut |event, record| {
+    let summary = sweep.run(runner.as_mut(), &stop, &mut |event, record| {
         progress(event, record, total, &metric)
     })?;
     let name = |index: usize| sweep.record.trials[index].name.clone();

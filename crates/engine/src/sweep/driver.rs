@@ -322,7 +322,7 @@ impl Sweep {
         loop {
             if stop.load(Ordering::Relaxed) && !stopping {
                 stopping = true;
-                for a in &mut active {
+                for a in active.iter_mut().filter(|a| !a.requeue) {
                     a.requeue = true;
                     a.run.stop();
                 }
@@ -378,6 +378,12 @@ impl Sweep {
                     if self.on_trial_event(a, event, on_event)? {
                         ended.push(slot);
                         break;
+                    }
+                    // A stop set while an event was heard reaches the trial at once, not
+                    // after the rest of what it sent.
+                    if stop.load(Ordering::Relaxed) && !a.requeue {
+                        a.requeue = true;
+                        a.run.stop();
                     }
                 }
             }
@@ -941,7 +947,9 @@ mod tests {
         b.model.d_model = 16;
         b.model.context = 8;
         b.train.batch_size = 2;
-        b.train.steps = 12;
+        // Far more steps than can pass before the stop set at the first evaluation lands.
+        let steps_total = 2000;
+        b.train.steps = steps_total;
         b.train.eval_interval = 4;
         b.train.eval_batches = 1;
         b.train.sample_tokens = 4;
@@ -991,11 +999,11 @@ mod tests {
         );
         assert_eq!(
             (steps[0], steps.last().copied()),
-            (4, Some(12)),
+            (4, Some(steps_total)),
             "{steps:?}"
         );
         assert!(steps.contains(&8), "{steps:?}");
-        assert_eq!(trial.steps_trained, 12);
+        assert_eq!(trial.steps_trained, steps_total);
         assert_eq!(summary.trials, 1);
     }
 }

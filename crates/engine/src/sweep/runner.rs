@@ -5,8 +5,19 @@ use super::driver::{TrialEvent, TrialRun, TrialRunner};
 use crate::events::RunEvent;
 use crate::spec::RunSpec;
 use crate::train::worker::{Notify, RunHandle, spawn_resume, spawn_run};
-use std::path::Path;
-use std::time::Duration;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The runner a sweep of `project` uses: trials go through the project's run queue as worker
+/// processes ([`Queued`]) where a `hearth` executable runs them, else they train in this
+/// process ([`InProcess`]).
+pub fn default_runner(project: &Path, notify: Option<Notify>) -> Box<dyn TrialRunner> {
+    match crate::train::worker_exe() {
+        Some(exe) => Box::new(Queued::new(exe, project.to_path_buf(), notify)),
+        None => Box::new(InProcess { notify }),
+    }
+}
 
 /// Starts trials as run worker threads of this process, one at a time.
 #[derive(Default)]
@@ -96,14 +107,26 @@ impl TrialRun for ThreadTrial {
 /// store; pruning sends it a stop through the store.
 pub struct Queued {
     /// The `hearth` executable the workers run.
-    pub exe: std::path::PathBuf,
+    pub exe: PathBuf,
     /// The project folder (its queue and runs).
-    pub project: std::path::PathBuf,
+    pub project: PathBuf,
     /// Called when a trial records something (a UI repaints).
     pub notify: Option<Notify>,
+    /// The slots last read from the queue, and when.
+    slots: Cell<Option<(Instant, usize)>>,
 }
 
 impl Queued {
+    /// A runner that starts trials through `project`'s run queue as `exe` worker processes.
+    pub fn new(exe: PathBuf, project: PathBuf, notify: Option<Notify>) -> Self {
+        Self {
+            exe,
+            project,
+            notify,
+            slots: Cell::new(None),
+        }
+    }
+
     /// Starts the queue's waiting runs that fit now.
     fn dispatch(&self) -> Result<(), String> {
         let project =
@@ -155,14 +178,22 @@ impl TrialRunner for Queued {
         }))
     }
 
-    /// As many as the queue lets train at once (the trials beyond wait in the queue).
+    /// As many as the queue lets train at once (the trials beyond wait in the queue); the
+    /// queue's limit is read at most once a second.
     fn slots(&self) -> usize {
+        if let Some((at, slots)) = self.slots.get()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return slots;
+        }
         let limit = crate::project::queue::RunQueue::new(&self.project)
             .read()
             .ok()
             .and_then(|q| q.limit);
-        limit.unwrap_or_else(|| {
+        let slots = limit.unwrap_or_else(|| {
             (crate::backend::available_cores() / crate::backend::default_threads()).max(1)
-        })
+        });
+        self.slots.set(Some((Instant::now(), slots)));
+        slots
     }
 }

@@ -301,7 +301,9 @@ impl AdamW {
         self.step_inner(module, grads, lr, true)
     }
 
-    fn step_inner<M: Module>(
+    /// [`AdamW::step`] when not `measure`, [`AdamW::step_measured`] when `measure` (no
+    /// records when not).
+    pub(crate) fn step_inner<M: Module>(
         &mut self,
         module: M,
         grads: &GradBuffer,

@@ -34,12 +34,7 @@ pub fn apply_measured(
     if !loss.is_finite() {
         return Err(RunFailure::LossDiverged { loss, step, lr });
     }
-    let (model, grad_norm, matrices) = if measure {
-        optim.step_measured(model, grads, lr)
-    } else {
-        let (model, grad_norm) = optim.step(model, grads, lr);
-        (model, grad_norm, Vec::new())
-    };
+    let (model, grad_norm, matrices) = optim.step_inner(model, grads, lr, measure);
     if !grad_norm.is_finite() {
         return Err(RunFailure::GradientDiverged { grad_norm, step });
     }

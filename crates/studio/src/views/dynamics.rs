@@ -3,12 +3,12 @@
 //! norms, the clip rate, weight and gradient histograms over time, the per-token loss of the
 //! probe text, the logit lens and the rules that fire, in words.
 
+use crate::run_view::RunView;
 use egui::{Color32, Rect, Sense, Stroke, pos2, vec2};
 use hearth_engine::dynamics::{
     self, DynamicsRecord, HistogramKind, HistogramSet, ProbeInsight, Severity,
 };
-use hearth_engine::project::RunStore;
-use std::path::Path;
+use hearth_engine::project::{RunHistory, RunStore};
 
 /// Everything a run recorded of its dynamics, read from its store.
 #[derive(Debug, Clone, Default)]
@@ -26,22 +26,22 @@ pub struct DynamicsData {
 }
 
 impl DynamicsData {
-    /// Reads a run's dynamics from its folder.
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    /// Reads a run's dynamics from its folder; the gradient norms and the clipping limit come
+    /// from the run as the studio holds it (its history is read only where not yet loaded).
+    pub fn load(run: &RunView) -> Result<Self, String> {
         let read = || -> Result<Self, hearth_engine::project::StoreError> {
-            let store = RunStore::open(dir)?;
-            let spec = store.spec()?;
-            let history = store.load_history()?;
+            let store = RunStore::open(&run.dir)?;
+            let norms = |h: &RunHistory| h.steps.iter().map(|s| (s.step, s.grad_norm)).collect();
+            let grad_norms = match &run.history {
+                Some(history) => norms(history),
+                None => norms(&store.load_history()?),
+            };
             Ok(Self {
                 records: store.dynamics()?,
                 histograms: store.histograms()?,
                 insight: store.latest_insight()?,
-                grad_norms: history
-                    .steps
-                    .iter()
-                    .map(|s| (s.step, s.grad_norm))
-                    .collect(),
-                grad_clip: spec.optim.grad_clip,
+                grad_norms,
+                grad_clip: run.spec.optim.grad_clip,
             })
         };
         read().map_err(|e| e.to_string())

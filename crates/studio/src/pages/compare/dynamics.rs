@@ -19,17 +19,13 @@ pub(super) struct DynamicsCompare {
 }
 
 impl DynamicsCompare {
-    fn data(&mut self, run: &RunView) -> &Result<DynamicsData, String> {
+    /// Reads `run`'s dynamics where not read yet (or stale, for a live run); its place in
+    /// `read`.
+    fn refresh(&mut self, run: &RunView) -> usize {
         let at = self.read.iter().position(|(dir, ..)| *dir == run.dir);
         let stale = at.is_none_or(|i| run.is_live() && self.read[i].1.elapsed() >= REFRESH);
-        let fresh = || {
-            (
-                run.dir.clone(),
-                Instant::now(),
-                DynamicsData::load(&run.dir),
-            )
-        };
-        let i = match (at, stale) {
+        let fresh = || (run.dir.clone(), Instant::now(), DynamicsData::load(run));
+        match (at, stale) {
             (Some(i), false) => i,
             (Some(i), true) => {
                 self.read[i] = fresh();
@@ -39,8 +35,7 @@ impl DynamicsCompare {
                 self.read.push(fresh());
                 self.read.len() - 1
             }
-        };
-        &self.read[i].2
+        }
     }
 
     /// Draws the section for the runs `indices` of `runs`, named by `name`.
@@ -54,9 +49,11 @@ impl DynamicsCompare {
         if indices.iter().any(|&i| runs[i].is_live()) {
             ui.ctx().request_repaint_after(REFRESH);
         }
-        let datas: Vec<(usize, Result<DynamicsData, String>)> = indices
+        let at: Vec<usize> = indices.iter().map(|&i| self.refresh(&runs[i])).collect();
+        let datas: Vec<(usize, &Result<DynamicsData, String>)> = indices
             .iter()
-            .map(|&i| (i, self.data(&runs[i]).clone()))
+            .zip(at)
+            .map(|(&i, at)| (i, &self.read[at].2))
             .collect();
         egui_plot::Plot::new("compare_update_ratio")
             .height(200.0)
@@ -81,7 +78,7 @@ impl DynamicsCompare {
                     }
                 }
             });
-        let shown: Vec<&(usize, Result<DynamicsData, String>)> =
+        let shown: Vec<&(usize, &Result<DynamicsData, String>)> =
             datas.iter().take(MAX_SIDE_BY_SIDE).collect();
         let loaded: Vec<&DynamicsData> =
             shown.iter().filter_map(|(_, d)| d.as_ref().ok()).collect();

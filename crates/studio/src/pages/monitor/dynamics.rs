@@ -67,7 +67,7 @@ impl DynamicsTab {
                 dir: run.dir.clone(),
                 step,
                 read_at: Instant::now(),
-                data: DynamicsData::load(&run.dir),
+                data: DynamicsData::load(run),
             });
         }
     }

@@ -9,7 +9,7 @@ use crate::services::prefs::Tab;
 use charts::Brush;
 use hearth_engine::spec::RunSpec;
 use hearth_engine::sweep::apply::{KNOBS, Knob, ValueKind};
-use hearth_engine::sweep::runner::{InProcess, Queued};
+use hearth_engine::sweep::runner::default_runner;
 use hearth_engine::sweep::space::short_real;
 use hearth_engine::sweep::{
     Direction, Param, ParamValue, SchedulerKind, SchedulerSpec, SearchKind, Sweep, SweepEvent,
@@ -66,6 +66,8 @@ pub struct SweepPage {
     send_best: usize,
     /// When the shown saved sweep's file was last looked at, and its modification time then.
     watched: Option<(std::time::Instant, Option<std::time::SystemTime>)>,
+    /// The project's saved sweeps, as last listed (with the watch, at most once a second).
+    saved: Vec<String>,
 }
 
 impl Default for SweepPage {
@@ -90,6 +92,7 @@ impl Default for SweepPage {
             importance: None,
             send_best: 3,
             watched: None,
+            saved: Vec::new(),
         }
     }
 }
@@ -138,16 +141,21 @@ impl SweepPage {
         };
         let mut changed = false;
         let mut ended = None;
+        let mut new_record = false;
         while let Ok(update) = job.updates.try_recv() {
             changed = true;
             match update {
                 Update::Record(record, line) => {
-                    self.importance = importance(&record);
                     self.record = Some(*record);
+                    new_record = true;
                     self.log.extend(line);
                 }
                 Update::Ended(result) => ended = Some(result),
             }
+        }
+        // Fitted once for what arrived, not once per update.
+        if new_record && let Some(record) = &self.record {
+            self.importance = importance(record);
         }
         if let Some(result) = ended {
             match result {
@@ -249,25 +257,9 @@ impl SweepPage {
             .spawn(move || {
                 // Trials go through the project's run queue as worker processes (they train
                 // on when the window closes); in this process only where no `hearth` runs it.
-                let mut queued;
-                let mut in_process;
-                let runner: &mut dyn hearth_engine::sweep::TrialRunner =
-                    match hearth_engine::train::worker_exe() {
-                        Some(exe) => {
-                            queued = Queued {
-                                exe,
-                                project: sweep.project.clone(),
-                                notify,
-                            };
-                            &mut queued
-                        }
-                        None => {
-                            in_process = InProcess { notify };
-                            &mut in_process
-                        }
-                    };
+                let mut runner = default_runner(&sweep.project, notify);
                 let metric = sweep.record.spec.metric.clone();
-                let result = sweep.run(runner, &flag, &mut |event, record| {
+                let result = sweep.run(runner.as_mut(), &flag, &mut |event, record| {
                     let line = describe(event, record, &metric);
                     let _ = tx.send(Update::Record(Box::new(record.clone()), line));
                     if let Some(n) = &poke {
@@ -343,10 +335,12 @@ impl SweepPage {
                 .and_then(|m| m.modified())
                 .ok()
         };
+        self.saved = SweepRecord::list(project);
         if self.folder.is_none() {
-            self.folder = SweepRecord::list(project)
-                .into_iter()
-                .map(|name| SweepRecord::folder(project, &name))
+            self.folder = self
+                .saved
+                .iter()
+                .map(|name| SweepRecord::folder(project, name))
                 .max_by_key(|f| modified(f));
         }
         let Some(folder) = self.folder.clone() else {
@@ -489,7 +483,7 @@ impl SweepPage {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.separator();
-        let saved = SweepRecord::list(&ctx.project.dir);
+        let saved = self.saved.clone();
         if !saved.is_empty() && !running {
             ui.label("Saved sweeps");
             for name in saved {
