@@ -288,13 +288,8 @@ pub fn build_into(
     dir: &Path,
     tokenizer_sample_mb: f64,
 ) -> Result<BuiltShards> {
-    if !(tokenizer_sample_mb > 0.0 && tokenizer_sample_mb.is_finite()) {
-        bail!("--tokenizer-sample {tokenizer_sample_mb}: must be a positive number of megabytes");
-    }
-    let options = ShardOptions {
-        tokenizer_sample_bytes: (tokenizer_sample_mb * 1e6) as u64,
-        ..ShardOptions::default()
-    };
+    let options = ShardOptions::with_tokenizer_sample_mb(tokenizer_sample_mb)
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
     let bar = bytes_bar();
     let stage = std::sync::Mutex::new(String::new());
     let cancel = AtomicBool::new(false);

@@ -260,6 +260,11 @@ impl StudioApp {
         &self.dataset
     }
 
+    /// The dataset page, to change.
+    pub fn dataset_mut(&mut self) -> &mut DatasetPage {
+        &mut self.dataset
+    }
+
     /// The preferences (page shown, plot settings).
     pub fn prefs(&self) -> &Prefs {
         &self.prefs

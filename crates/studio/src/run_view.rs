@@ -204,6 +204,7 @@ impl RunView {
                     self.references = store.references().ok().flatten().unwrap_or_default();
                 }
                 self.curves = curves_of(&history, self.tokens_per_step());
+                self.resolve_epochs();
                 self.history = Some(history);
             }
             None => {
@@ -272,6 +273,13 @@ impl RunView {
         (self.spec.train.batch_size * self.spec.model.context) as f64
     }
 
+    /// Reads how many training tokens make one epoch of the run's data (see
+    /// [`hearth_engine::data::corpus::run_epoch_tokens`]) into its curves.
+    pub fn resolve_epochs(&mut self) {
+        let tokens = hearth_engine::data::corpus::run_epoch_tokens(&self.dir, &self.spec.data);
+        self.curves.set_epoch_tokens(tokens);
+    }
+
     /// Loads the history from the store if it is not loaded yet.
     pub fn ensure_history(&mut self) {
         if self.history.is_some() {
@@ -286,6 +294,7 @@ impl RunView {
         match loaded {
             Ok(history) => {
                 self.curves = curves_of(&history, self.tokens_per_step());
+                self.resolve_epochs();
                 self.history = Some(history);
             }
             Err(err) => {
@@ -335,6 +344,12 @@ impl RunView {
                 self.status = RunStatus::Running;
             }
             RunEvent::Step(m) => {
+                // The run records its data's size as it sets up, before its first step.
+                if self.curves.step.is_empty() && self.curves.epoch_tokens().is_none() {
+                    let tokens =
+                        hearth_engine::data::corpus::run_epoch_tokens(&self.dir, &self.spec.data);
+                    self.curves.set_epoch_tokens(tokens);
+                }
                 self.curves.push_step(step_point(&m));
                 self.last_step = Some((m.step, m.train_loss));
                 history.steps.push(m);

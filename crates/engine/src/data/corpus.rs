@@ -112,6 +112,86 @@ pub fn record_shards(run_dir: &Path, shards: &ShardsIdentity) -> std::io::Result
     super::shards::write_replacing(&run_dir.join(RUN_SHARDS_FILE), text.as_bytes())
 }
 
+/// Bytes of text at most that [`run_epoch_tokens`] tokenizes again with a character or byte
+/// tokenizer (an eighth of it with BPE) when the run recorded no dataset tokens.
+const EPOCH_RECOUNT_MAX_BYTES: usize = 16 << 20;
+
+/// Training tokens in one epoch of the data of the run in `run_dir` that trains on `data`:
+/// the dataset tokens it recorded ([`RUN_SHARDS_FILE`]), else those of its dataset folder's
+/// shards when they were built from its recipe, else, for generated text or a text file of
+/// modest size, the training split tokenized again with the run's tokenizer. `None`: unknown.
+pub fn run_epoch_tokens(run_dir: &Path, data: &DataSpec) -> Option<usize> {
+    let recorded = read_recorded_shards(run_dir).or_else(|| data.shards.clone());
+    if let Some(shards) = recorded.filter(|s| s.train_tokens > 0) {
+        return Some(shards.train_tokens);
+    }
+    let text = match &data.source {
+        DataSource::Dataset { recipe, folder } => {
+            let m = super::shards::read_manifest(folder.as_deref()?).ok()?;
+            return (m.recipe == **recipe && m.train.tokens > 0).then_some(m.train.tokens);
+        }
+        DataSource::Generated { .. } | DataSource::TextFile { .. } => &data.source,
+        _ => return None,
+    };
+    let tokenizer = crate::project::store::read_tokenizer(run_dir)?;
+    let limit = match tokenizer.kind() {
+        TokenizerKind::Char | TokenizerKind::Byte => EPOCH_RECOUNT_MAX_BYTES,
+        _ => EPOCH_RECOUNT_MAX_BYTES / 8,
+    };
+    let text = match text {
+        DataSource::Generated { seed, n_chars } if *n_chars <= limit => {
+            generated::story_text(*seed, *n_chars)
+        }
+        DataSource::TextFile { path }
+            if std::fs::metadata(path).is_ok_and(|m| m.len() <= limit as u64) =>
+        {
+            read_text_file(path).ok()?
+        }
+        _ => return None,
+    };
+    // As `Corpus::with_tokenizer` splits.
+    let n = tokenizer.encode(&text).len() as f64;
+    Some((n * (1.0 - data.val_fraction.clamp(0.0, 0.5))).round() as usize)
+}
+
+/// `n` tokens in a few characters: `950`, `56k`, `1.2M`.
+pub fn short_count(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.1}B", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else if n >= 1e4 {
+        format!("{:.0}k", n / 1e3)
+    } else if n >= 1e3 {
+        format!("{:.1}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+/// How many epochs `steps` steps of `tokens_per_step` tokens cover of data with `epoch_tokens`
+/// training tokens, as the run's summaries say it: `300 steps = 2.4 epochs of 1.2M tokens`;
+/// `300 steps (epochs unknown)` without an epoch size.
+pub fn describe_epochs(steps: usize, tokens_per_step: f64, epoch_tokens: Option<usize>) -> String {
+    match epoch_tokens.filter(|&t| t > 0) {
+        Some(t) => {
+            let epochs = steps as f64 * tokens_per_step / t as f64;
+            let digits = if epochs < 0.1 {
+                3
+            } else if epochs < 10.0 {
+                1
+            } else {
+                0
+            };
+            format!(
+                "{steps} steps = {epochs:.digits$} epochs of {} tokens",
+                short_count(t as f64)
+            )
+        }
+        None => format!("{steps} steps (epochs unknown)"),
+    }
+}
+
 /// What a run trains on: a source, a tokenizer and the validation share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -1001,5 +1081,45 @@ mod tests {
             err.contains("bad.txt:3:"),
             "message names file and line: {err}"
         );
+    }
+
+    #[test]
+    fn a_runs_epoch_is_its_recorded_dataset_tokens_or_its_text_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = DataSpec {
+            source: DataSource::Generated {
+                seed: 4,
+                n_chars: 5_000,
+            },
+            ..DataSpec::default()
+        };
+        assert_eq!(
+            run_epoch_tokens(dir.path(), &spec),
+            None,
+            "no tokenizer yet"
+        );
+        let corpus = Corpus::load(&spec).unwrap();
+        std::fs::write(
+            dir.path().join("tokenizer.json"),
+            serde_json::to_string(&corpus.tokenizer).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            run_epoch_tokens(dir.path(), &spec),
+            Some(corpus.train.len()),
+            "the training split the run trained on"
+        );
+        let recorded = ShardsIdentity {
+            version: 2,
+            checksum: "abc".into(),
+            train_tokens: 1_200_000,
+        };
+        record_shards(dir.path(), &recorded).unwrap();
+        assert_eq!(run_epoch_tokens(dir.path(), &spec), Some(1_200_000));
+        assert_eq!(
+            describe_epochs(300, 9_600.0, Some(1_200_000)),
+            "300 steps = 2.4 epochs of 1.2M tokens"
+        );
+        assert_eq!(describe_epochs(5, 8.0, None), "5 steps (epochs unknown)");
     }
 }

@@ -16,11 +16,13 @@ pub enum XAxis {
     Tokens,
     /// Seconds of training, pauses excluded.
     WallTime,
+    /// Passes over the training data: tokens seen / the dataset's training tokens.
+    Epochs,
 }
 
 impl XAxis {
     /// Every axis, in menu order.
-    pub const ALL: [XAxis; 3] = [XAxis::Step, XAxis::Tokens, XAxis::WallTime];
+    pub const ALL: [XAxis; 4] = [XAxis::Step, XAxis::Tokens, XAxis::Epochs, XAxis::WallTime];
 
     /// The axis title.
     pub fn label(self) -> &'static str {
@@ -28,6 +30,7 @@ impl XAxis {
             XAxis::Step => "step",
             XAxis::Tokens => "tokens",
             XAxis::WallTime => "seconds",
+            XAxis::Epochs => "epochs",
         }
     }
 }
@@ -85,12 +88,16 @@ pub struct Curves {
     pub secs: Vec<f64>,
     /// Training loss of every step.
     pub train: Vec<f64>,
+    /// Epochs at every training point (empty while the epoch size is unknown).
+    pub epochs: Vec<f64>,
     /// Step of every evaluation.
     pub val_step: Vec<f64>,
     /// Tokens seen at every evaluation.
     pub val_tokens: Vec<f64>,
     /// Seconds of training at every evaluation.
     pub val_secs: Vec<f64>,
+    /// Epochs at every evaluation (empty while the epoch size is unknown).
+    pub val_epochs: Vec<f64>,
     /// Validation loss of every evaluation.
     pub val: Vec<f64>,
     /// Training loss estimated at each evaluation.
@@ -100,6 +107,8 @@ pub struct Curves {
     /// The terms of the steps whose loss sums several, by name (each covers only the steps
     /// that had it: a contrastive run's InfoNCE starts when its masked warm-up ends).
     pub terms: BTreeMap<String, TermCurve>,
+    /// Training tokens in one epoch of the run's data, when known.
+    epoch_tokens: Option<f64>,
     smooth: SmoothCache,
     train_index: BlockIndex,
 }
@@ -113,6 +122,8 @@ pub struct TermCurve {
     pub tokens: Vec<f64>,
     /// Seconds of training at every point.
     pub secs: Vec<f64>,
+    /// Epochs at every point (empty while the epoch size is unknown).
+    pub epochs: Vec<f64>,
     /// The term's value at every point.
     pub values: Vec<f64>,
     smooth: SmoothCache,
@@ -136,6 +147,7 @@ impl TermCurve {
             XAxis::Step => &self.step,
             XAxis::Tokens => &self.tokens,
             XAxis::WallTime => &self.secs,
+            XAxis::Epochs => &self.epochs,
         }
     }
 }
@@ -213,6 +225,30 @@ impl Curves {
         self.tokens.push(point.tokens_seen as f64);
         self.secs.push(point.elapsed_s);
         self.train.push(point.loss);
+        if let Some(per_epoch) = self.epoch_tokens {
+            self.epochs.push(point.tokens_seen as f64 / per_epoch);
+        }
+    }
+
+    /// Training tokens in one epoch of the run's data, when known.
+    pub fn epoch_tokens(&self) -> Option<f64> {
+        self.epoch_tokens
+    }
+
+    /// Sets the epoch size (training tokens of the run's data; `None`: unknown) and derives
+    /// the epochs columns from the tokens columns.
+    pub fn set_epoch_tokens(&mut self, tokens: Option<usize>) {
+        let per_epoch = tokens.filter(|&t| t > 0).map(|t| t as f64);
+        self.epoch_tokens = per_epoch;
+        let scaled = |xs: &[f64]| match per_epoch {
+            Some(e) => xs.iter().map(|t| t / e).collect(),
+            None => Vec::new(),
+        };
+        self.epochs = scaled(&self.tokens);
+        self.val_epochs = scaled(&self.val_tokens);
+        for term in self.terms.values_mut() {
+            term.epochs = scaled(&term.tokens);
+        }
     }
 
     /// Appends the terms of step `step`'s loss, after [`Curves::push_step`] of that step
@@ -232,6 +268,9 @@ impl Curves {
             curve.step.push(at);
             curve.tokens.push(self.tokens[i]);
             curve.secs.push(self.secs[i]);
+            if let Some(&e) = self.epochs.get(i) {
+                curve.epochs.push(e);
+            }
             curve.values.push(*value);
         }
     }
@@ -241,6 +280,9 @@ impl Curves {
         self.val_step.push(point.step as f64);
         self.val_tokens.push(point.tokens_seen);
         self.val_secs.push(point.elapsed_s);
+        if let Some(per_epoch) = self.epoch_tokens {
+            self.val_epochs.push(point.tokens_seen / per_epoch);
+        }
         self.val.push(point.val_loss);
         self.eval_train.push(point.train_loss);
         let n = self.val.len();
@@ -258,6 +300,7 @@ impl Curves {
             XAxis::Step => &self.step,
             XAxis::Tokens => &self.tokens,
             XAxis::WallTime => &self.secs,
+            XAxis::Epochs => &self.epochs,
         }
     }
 
@@ -267,6 +310,7 @@ impl Curves {
             XAxis::Step => &self.val_step,
             XAxis::Tokens => &self.val_tokens,
             XAxis::WallTime => &self.val_secs,
+            XAxis::Epochs => &self.val_epochs,
         }
     }
 
@@ -424,5 +468,28 @@ mod tests {
         assert!(acc[0].is_nan(), "not reported at the first evaluation");
         assert_eq!(acc[1], 0.5);
         assert_eq!(curves.val_xs(XAxis::Tokens), &[100.0, 200.0]);
+    }
+
+    #[test]
+    fn epochs_are_tokens_seen_over_the_epoch_size_before_and_after_it_is_known() {
+        let mut curves = Curves::default();
+        curves.push_step(step(100, 3.0));
+        curves.push_eval(eval(10, &[]));
+        curves.push_terms(100, &[("mlm".to_string(), 1.0)]);
+        assert!(curves.xs(XAxis::Epochs).is_empty(), "unknown: no epochs");
+        curves.set_epoch_tokens(Some(40));
+        assert_eq!(curves.epoch_tokens(), Some(40.0));
+        assert_eq!(curves.xs(XAxis::Epochs), &[2.5]);
+        assert_eq!(curves.val_xs(XAxis::Epochs), &[2.5]);
+        assert_eq!(curves.terms["mlm"].xs(XAxis::Epochs), &[2.5]);
+        curves.push_step(step(200, 2.0));
+        curves.push_terms(200, &[("mlm".to_string(), 0.5)]);
+        curves.push_eval(eval(20, &[]));
+        assert_eq!(curves.xs(XAxis::Epochs), &[2.5, 5.0]);
+        assert_eq!(curves.val_xs(XAxis::Epochs), &[2.5, 5.0]);
+        assert_eq!(curves.terms["mlm"].xs(XAxis::Epochs), &[2.5, 5.0]);
+        curves.set_epoch_tokens(None);
+        assert!(curves.xs(XAxis::Epochs).is_empty());
+        assert_eq!(XAxis::Epochs.label(), "epochs");
     }
 }

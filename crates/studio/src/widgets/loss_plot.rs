@@ -230,6 +230,12 @@ pub fn loss_plot(
     let from_y = move |y: f64| if log_y { 10f64.powf(y) } else { y };
     let x_label = options.x_label;
     let y_label = options.y_label;
+    // Epochs are fractions; steps, tokens and seconds read as whole numbers.
+    let x_decimals = if x_label == hearth_engine::viz::curves::XAxis::Epochs.label() {
+        3
+    } else {
+        0
+    };
     // A reference line's label sits above it: room for it when the line is at the top.
     let margin_y = if options.references.is_empty() {
         0.05
@@ -265,14 +271,14 @@ pub fn loss_plot(
                     ..
                 } => {
                     format!(
-                        "{plot_name}\n{x_label} {:.0}\n{y_label} {:.4}",
+                        "{plot_name}\n{x_label} {:.x_decimals$}\n{y_label} {:.4}",
                         position.x,
                         from_y(position.y)
                     )
                 }
                 egui_plot::HoverPosition::Elsewhere { position } => {
                     format!(
-                        "{x_label} {:.0}\n{y_label} {:.4}",
+                        "{x_label} {:.x_decimals$}\n{y_label} {:.4}",
                         position.x,
                         from_y(position.y)
                     )
@@ -347,6 +353,11 @@ fn series_ui(
     to_y: impl Fn(f64) -> f64 + Copy,
 ) {
     let (x_min, x_max) = x_range;
+    // A run without x values on this axis (epochs of a run whose epoch size is unknown) draws
+    // nothing rather than pairing values with the wrong points.
+    if s.xs.len() != s.ys.len() {
+        return;
+    }
     let points = match s.index {
         Some(index) => min_max_last_indexed(s.xs, s.ys, index, x_min, x_max, buckets),
         None => min_max_last(s.xs, s.ys, x_min, x_max, buckets),
@@ -438,6 +449,9 @@ fn band_ui(
     x_max: f64,
     to_y: impl Fn(f64) -> f64,
 ) {
+    if band.lo.len() != band.xs.len() || band.hi.len() != band.xs.len() {
+        return;
+    }
     let start = band.xs.partition_point(|&x| x < x_min).saturating_sub(1);
     let end = (band.xs.partition_point(|&x| x <= x_max) + 1).min(band.xs.len());
     if end <= start + 1 {

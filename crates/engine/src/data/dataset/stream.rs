@@ -44,6 +44,23 @@ impl Default for ShardOptions {
     }
 }
 
+impl ShardOptions {
+    /// The default options with the BPE tokenizer trained on `mb` megabytes of text (the CLI's
+    /// `--tokenizer-sample`); refused unless a positive number.
+    pub fn with_tokenizer_sample_mb(mb: f64) -> Result<Self, DatasetError> {
+        if !(mb > 0.0 && mb.is_finite()) {
+            return Err(DatasetError::recipe(
+                "tokenizer-sample",
+                format!("{mb}: must be a positive number of megabytes"),
+            ));
+        }
+        Ok(Self {
+            tokenizer_sample_bytes: (mb * 1e6) as u64,
+            ..Self::default()
+        })
+    }
+}
+
 /// Where a build stands: its stage and the bytes of source text done of those to do.
 #[derive(Debug, Clone, Copy)]
 pub struct BuildStatus<'a> {

@@ -171,6 +171,15 @@ fn shared_metrics(runs: &[RunView], indices: &[usize]) -> Vec<String> {
     names
 }
 
+/// The runs of `indices` drawn on `axis`, and those left out: on the epochs axis, the runs
+/// whose epoch size is unknown.
+pub fn on_axis(runs: &[RunView], indices: &[usize], axis: XAxis) -> (Vec<usize>, Vec<usize>) {
+    indices
+        .iter()
+        .copied()
+        .partition(|&i| axis != XAxis::Epochs || runs[i].curves.epoch_tokens().is_some())
+}
+
 fn fmt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
 }
@@ -225,9 +234,21 @@ impl ComparePage {
             &mut self.grouped,
             "group runs that differ only by seed (mean ± std)",
         );
-        self.update_groups(ctx, &indices);
+        // Only runs with a known epoch size share an epochs axis.
+        let (plotted, unknown) = on_axis(ctx.runs, &indices, ctx.plot().x_axis);
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|&i| legend_name(ctx.runs, i)).collect();
+            ui.label(
+                egui::RichText::new(format!(
+                    "Not on the epochs axis (epoch size unknown: no dataset size recorded): {}",
+                    names.join(", ")
+                ))
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
+        self.update_groups(ctx, &plotted);
         self.charts_ui(ui, ctx);
-        self.metrics_ui(ui, ctx, &indices);
+        self.metrics_ui(ui, ctx, &plotted);
         egui::CollapsingHeader::new("Training dynamics: update ratios side by side")
             .id_salt("compare_dynamics")
             .show(ui, |ui| {

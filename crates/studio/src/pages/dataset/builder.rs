@@ -445,7 +445,9 @@ impl DatasetPage {
         pick
     }
 
-    /// "Save dataset": writes the recipe built in the background and its tokenizer.
+    /// "Save dataset": builds the recipe's token shards into the project's `datasets/`
+    /// folder in the background (the recipe and tokenizer beside them), with its progress and
+    /// a Cancel; the outcome shows below, an error naming the file and line.
     pub(super) fn save_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -453,41 +455,125 @@ impl DatasetPage {
         folder: &mut Option<PathBuf>,
         project_dir: &Path,
     ) {
-        let save_clicked = ui
-            .horizontal(|ui| {
-                ui.button("Save dataset")
-                    .on_hover_text(
-                        "Writes the recipe and its tokenizer under the project's datasets/ folder",
-                    )
-                    .clicked()
-            })
-            .inner;
-        if let Some(m) = &self.message {
-            ui.label(egui::RichText::new(m).weak());
+        self.collect_build(recipe, folder);
+        match &self.shard_build {
+            Some(build) => build_progress_ui(ui, build),
+            None => {
+                let dir = dataset::dataset_dir(project_dir, &recipe.name);
+                let clicked = ui
+                    .horizontal(|ui| {
+                        ui.button("Save dataset")
+                            .on_hover_text(format!(
+                                "Builds the token shards into {} (the recipe and tokenizer \
+                                 beside them), as hearth dataset does",
+                                dir.display()
+                            ))
+                            .clicked()
+                    })
+                    .inner;
+                if clicked {
+                    self.message = None;
+                    self.save_error = None;
+                    self.shard_build = Some(super::build::ShardBuild::start(
+                        recipe.clone(),
+                        dir,
+                        ui.ctx().clone(),
+                        self.status_hook.clone(),
+                    ));
+                }
+            }
         }
-        if save_clicked {
-            let recipe = recipe.clone();
-            let dir = dataset::dataset_dir(project_dir, &recipe.name);
-            // The dataset built in the background for exactly this recipe is what gets saved.
-            let built = self
-                .stats
-                .as_ref()
-                .and_then(|s| s.built.clone())
-                .filter(|built| built.0 == recipe);
-            self.message = Some(match built {
-                None => "The dataset is still building (or has an error): save when it is ready."
-                    .to_string(),
-                Some(built) => match dataset::save(&dir, &built.0, &built.1) {
-                    Ok(()) => {
-                        *folder = Some(dir.clone());
-                        self.saved = Some((dir.clone(), recipe));
-                        format!("Saved to {}", dir.display())
-                    }
-                    Err(e) => format!("Not saved: {}: {e}", dir.display()),
-                },
-            });
+        if let Some(err) = &self.save_error {
+            ui.add(
+                egui::Label::new(
+                    egui::RichText::new(format!("Not saved: {err}"))
+                        .color(ui.visuals().error_fg_color),
+                )
+                .wrap(),
+            );
+        }
+        if let Some(m) = &self.message {
+            ui.add(egui::Label::new(egui::RichText::new(m).weak()).wrap());
         }
     }
+
+    /// Takes the outcome of a finished build: the saved folder becomes the draft's (while the
+    /// draft still has the recipe built).
+    fn collect_build(&mut self, recipe: &DatasetRecipe, folder: &mut Option<PathBuf>) {
+        let Some(build) = &self.shard_build else {
+            return;
+        };
+        let Some(end) = build.finished() else {
+            return;
+        };
+        let secs = build.started.elapsed().as_secs_f64();
+        let dir = build.dir.clone();
+        let built_recipe = build.recipe.clone();
+        self.shard_build = None;
+        match end {
+            super::build::BuildEnd::Built(built) => {
+                let m = &built.manifest;
+                let files = m.train.shards.len() + m.val.shards.len();
+                self.message = Some(format!(
+                    "Saved to {} in {secs:.1} s: {} training and {} validation tokens in {} \
+                     shard file{} (version {}, {:?} tokens)",
+                    dir.display(),
+                    super::results::thousands(m.train.tokens),
+                    super::results::thousands(m.val.tokens),
+                    files,
+                    if files == 1 { "" } else { "s" },
+                    m.version,
+                    m.width
+                ));
+                if built_recipe == *recipe {
+                    *folder = Some(dir.clone());
+                }
+                self.saved = Some((dir, built_recipe));
+            }
+            super::build::BuildEnd::Cancelled => {
+                self.message = Some(format!(
+                    "Cancelled: {} is as it was before the build",
+                    dir.display()
+                ));
+            }
+            super::build::BuildEnd::Failed(err) => self.save_error = Some(err),
+        }
+    }
+}
+
+/// A running build: its stage, bytes done of the total, rate and time left, and Cancel.
+fn build_progress_ui(ui: &mut egui::Ui, build: &super::build::ShardBuild) {
+    let now = std::time::Instant::now();
+    let p = build.progress();
+    ui.label(
+        egui::RichText::new(format!(
+            "Building {} into {}",
+            build.recipe.name,
+            build.dir.display()
+        ))
+        .strong(),
+    );
+    ui.horizontal(|ui| {
+        let bar = match p.fraction() {
+            Some(f) => egui::ProgressBar::new(f).show_percentage(),
+            // A stage of unknown size (training the tokenizer, writing the shards).
+            None => egui::ProgressBar::new(0.0).animate(true),
+        };
+        ui.add(bar.desired_width((ui.available_width() - 110.0).max(120.0)));
+        if build.is_cancelling() {
+            ui.add_enabled(false, egui::Button::new("Cancelling…"));
+        } else if ui
+            .button("Cancel")
+            .on_hover_text("Stops the build; the dataset folder stays as it was")
+            .clicked()
+        {
+            build.cancel();
+        }
+    });
+    ui.add(egui::Label::new(p.describe(now)).wrap());
+    // The rate and time left move with the clock, not only with reports.
+    ui.ctx()
+        .request_repaint_after(std::time::Duration::from_millis(250));
 }
 
 /// The project's saved datasets (listed when the menu opens); returns the one picked.

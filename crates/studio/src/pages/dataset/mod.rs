@@ -1,10 +1,15 @@
 //! Dataset page: a quick pick (built-in text or one text file) or the builder (several sources
 //! with weights, de-duplication, split, tokenizer, transform). Statistics, the leakage report and
 //! the first batch exactly as the model will see it appear on the right; building runs in a
-//! background thread with progress, and errors show inline naming the file and line.
+//! background thread with progress, and errors show inline naming the file and line. "Save
+//! dataset" builds the token shards into the project (as `hearth dataset` does), with
+//! progress and a Cancel.
 
+mod build;
 mod builder;
 mod results;
+
+pub use build::{ShardProgress, StatusHook};
 
 use crate::action::{Action, AppContext, DataStatus, Pick};
 use builder::*;
@@ -48,8 +53,8 @@ pub struct DatasetStats {
     pub val_tokens: usize,
     /// Per-source statistics, for data built from a recipe.
     pub recipe: Option<RecipeStats>,
-    /// The recipe built and its tokenizer, saved as they are by "Save dataset".
-    pub built: Option<Arc<(DatasetRecipe, hearth_engine::data::Tokenizer)>>,
+    /// The statistics are those of the dataset's saved token shards.
+    pub from_shards: bool,
     /// The corpus the first-batch preview is drawn from.
     corpus: Arc<Corpus>,
 }
@@ -125,6 +130,12 @@ pub struct DatasetPage {
     message: Option<String>,
     /// A path typed into the builder's "Path" field.
     typed_path: String,
+    /// The token shards being built by "Save dataset".
+    shard_build: Option<build::ShardBuild>,
+    /// Why the last save failed (the file and line, for a source that does not read).
+    save_error: Option<String>,
+    /// Called at each status report of a save's build.
+    status_hook: Option<StatusHook>,
 }
 
 /// Why the draft's data could not be loaded, in the words the page shows.
@@ -145,7 +156,10 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
             *p = (stage.to_string(), frac);
         }
     };
-    let (corpus, recipe, built) = match &key.data.source {
+    if let Some(stats) = load_shards(key)? {
+        return Ok(stats);
+    }
+    let (corpus, recipe) = match &key.data.source {
         DataSource::Dataset { recipe, folder } => {
             let saved = folder
                 .as_deref()
@@ -160,12 +174,7 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
                 unit,
                 epoch_tokens: ds.epoch_tokens(),
             };
-            let built = Arc::new((ds.recipe.clone(), ds.tokenizer.clone()));
-            (
-                Corpus::from_dataset(ds, key.specials),
-                Some(stats),
-                Some(built),
-            )
+            (Corpus::from_dataset(ds, key.specials), Some(stats))
         }
         _ => {
             report("reading", 0.0);
@@ -179,7 +188,7 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
                 Some(tokenizer) => Corpus::load_with(&key.data, tokenizer)?,
                 None => Corpus::load_for(&key.data, key.specials)?,
             };
-            (corpus, None, None)
+            (corpus, None)
         }
     };
     Ok(DatasetStats {
@@ -188,9 +197,56 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
         train_tokens: corpus.train.len(),
         val_tokens: corpus.val.len(),
         recipe,
-        built,
+        from_shards: false,
         corpus: Arc::new(corpus),
     })
+}
+
+/// The statistics of a saved dataset whose token shards were built from the draft's recipe,
+/// read from its manifest with the shards mapped (as a run maps them); `None` when there are
+/// no such shards (a fine-tune reads the data with its base's tokenizer: built in memory).
+fn load_shards(key: &DataKey) -> Result<Option<DatasetStats>, LoadError> {
+    let DataSource::Dataset {
+        recipe,
+        folder: Some(dir),
+    } = &key.data.source
+    else {
+        return Ok(None);
+    };
+    let manifest = match hearth_engine::data::shards::read_manifest(dir) {
+        Ok(m) if m.recipe == **recipe && key.base.is_none() => m,
+        _ => return Ok(None),
+    };
+    use hearth_engine::data::shards::{OpenShards, tokenizer_checksum};
+    let Some(tokenizer) = dataset::saved_tokenizer(dir)
+        .filter(|t| tokenizer_checksum(t) == manifest.tokenizer_checksum)
+    else {
+        return Ok(None);
+    };
+    let open = OpenShards::open(dir).map_err(hearth_engine::data::DataError::from)?;
+    let corpus = Corpus::from_shards(open, tokenizer, key.specials)?;
+    let s = manifest.summary;
+    let unit = match s.unit.as_str() {
+        "examples" => "examples",
+        "pairs" => "pairs",
+        _ => "tokens",
+    };
+    Ok(Some(DatasetStats {
+        n_chars: corpus.n_chars,
+        vocab: corpus.tokenizer.vocab_size(),
+        train_tokens: corpus.train.len(),
+        val_tokens: corpus.val.len(),
+        recipe: Some(RecipeStats {
+            sources: s.sources,
+            leakage: s.leakage,
+            train: s.train_items,
+            val: s.val_items,
+            unit,
+            epoch_tokens: s.epoch_tokens,
+        }),
+        from_shards: true,
+        corpus: Arc::new(corpus),
+    }))
 }
 
 /// The first batch of a run with `key`'s settings on `corpus`.
@@ -233,6 +289,33 @@ impl DatasetPage {
     /// True while data is being built.
     pub fn is_loading(&self) -> bool {
         self.loading.is_some()
+    }
+
+    /// True while "Save dataset" builds token shards.
+    pub fn is_saving(&self) -> bool {
+        self.shard_build.is_some()
+    }
+
+    /// Where the running save's build stands.
+    pub fn save_progress(&self) -> Option<ShardProgress> {
+        self.shard_build.as_ref().map(|b| b.progress())
+    }
+
+    /// The outcome of the last save or open, as the page shows it.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// Why the last save failed, as the page shows it.
+    pub fn save_error(&self) -> Option<&str> {
+        self.save_error.as_deref()
+    }
+
+    /// Calls `hook` with the stage at each status report of the builds "Save dataset" starts
+    /// (on the build's thread).
+    #[doc(hidden)]
+    pub fn set_status_hook(&mut self, hook: StatusHook) {
+        self.status_hook = Some(hook);
     }
 
     /// Stats and preview for `key` when they are loaded and current.

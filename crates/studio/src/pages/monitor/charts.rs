@@ -21,6 +21,16 @@ const PALETTE: [egui::Color32; 4] = [
     egui::Color32::from_rgb(0xb0, 0x7a, 0xe0),
 ];
 
+/// The axis `run`'s charts use when `axis` is asked for: tokens for a run whose epoch size is
+/// unknown (it has no epochs to draw).
+pub fn run_axis(run: &RunView, axis: XAxis) -> XAxis {
+    if axis == XAxis::Epochs && run.curves.epoch_tokens().is_none() {
+        XAxis::Tokens
+    } else {
+        axis
+    }
+}
+
 /// The training loss (raw and smoothed) and the validation values of the same quantity, under
 /// a title that names it. Returns the chart's place on screen (for the PNG export).
 pub(super) fn loss_chart_ui(
@@ -30,8 +40,10 @@ pub(super) fn loss_chart_ui(
     ctx: &AppContext<'_>,
     height: f32,
 ) -> egui::Rect {
-    let plot = ctx.plot();
-    let axis = plot.x_axis;
+    let mut plot = ctx.plot();
+    let axis = run_axis(run, plot.x_axis);
+    let epochs_unknown = axis != plot.x_axis;
+    plot.x_axis = axis;
     let objective = &run.spec.objective;
     let charts = objective.charts();
     let train = train_curve(objective, &run.curves, axis);
@@ -61,6 +73,15 @@ pub(super) fn loss_chart_ui(
                 ui.visuals().weak_text_color()
             };
             ui.label(egui::RichText::new(note.text).small().color(color));
+        }
+        if epochs_unknown {
+            ui.label(
+                egui::RichText::new(
+                    "Epochs unknown for this run (it recorded no dataset size): x is tokens.",
+                )
+                .small()
+                .color(ui.visuals().warn_fg_color),
+            );
         }
         let measured = !run.curves.train.is_empty() || run.curves.val.iter().any(|v| v.is_finite());
         if measured {
@@ -162,6 +183,7 @@ pub(super) fn metrics_plot_ui(
     if run.curves.metrics.is_empty() {
         return;
     }
+    let axis = run_axis(run, axis);
     let charts = run.spec.objective.charts();
     match &charts.metrics_chart {
         MetricsChart::Together {
@@ -303,7 +325,7 @@ fn one_metric_ui(
 /// The terms of the step loss besides the loss chart's own, one chart each, under one title;
 /// nothing for runs that recorded none.
 pub(super) fn terms_ui(ui: &mut egui::Ui, run: &RunView, index: usize, plot: &PlotSettings) {
-    let axis = plot.x_axis;
+    let axis = run_axis(run, plot.x_axis);
     let charts = run.spec.objective.charts();
     let recorded: Vec<_> = charts
         .term_charts
@@ -356,6 +378,7 @@ pub(super) fn terms_ui(ui: &mut egui::Ui, run: &RunView, index: usize, plot: &Pl
 /// The objective's health at each evaluation, one quantity per chart; nothing for runs that
 /// do not measure it.
 pub(super) fn health_ui(ui: &mut egui::Ui, run: &RunView, axis: XAxis) {
+    let axis = run_axis(run, axis);
     let curves = &run.curves;
     let charts = run.spec.objective.charts();
     let health = charts.health_charts;

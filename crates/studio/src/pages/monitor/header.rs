@@ -134,6 +134,9 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
             }
         }
     });
+    if !imported {
+        ui.label(egui::RichText::new(epochs_line(run, total, last.as_ref())).weak());
+    }
     if let Some(eval) = run.history.as_ref().and_then(|h| h.evals.last()) {
         let mut parts: Vec<String> = Vec::new();
         if let Some(name) = run.spec.objective.charts().val_loss_metric {
@@ -189,6 +192,26 @@ pub(super) fn header_ui(ui: &mut egui::Ui, index: usize, run: &RunView, actions:
             }
         }
     }
+}
+
+/// How many epochs the run's steps cover, and where it stands:
+/// `300 steps = 2.4 epochs of 1.2M tokens · now at epoch 1.20`.
+pub fn epochs_line(
+    run: &RunView,
+    total: usize,
+    last: Option<&hearth_engine::events::StepMetrics>,
+) -> String {
+    let t = &run.spec.train;
+    let tokens_per_step = match last {
+        Some(m) if m.step > 0 => m.tokens_seen as f64 / m.step as f64,
+        _ => (t.batch_size * t.grad_accum.max(1) * run.spec.model.context) as f64,
+    };
+    let epoch = run.curves.epoch_tokens().map(|e| e as usize);
+    let mut line = hearth_engine::data::corpus::describe_epochs(total, tokens_per_step, epoch);
+    if let (Some(e), Some(m)) = (run.curves.epoch_tokens(), last) {
+        line.push_str(&format!(" · now at epoch {:.2}", m.tokens_seen as f64 / e));
+    }
+    line
 }
 
 /// Rename, tags, notes and the run's actions.
