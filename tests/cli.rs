@@ -116,6 +116,37 @@ fn a_headless_run_uses_every_core_unless_told() {
 }
 
 #[test]
+fn the_dynamics_interval_flag_sets_how_often_a_run_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, interval: &str| {
+        let out_dir = dir.path().join(name);
+        let out = hearth()
+            .args(["train", "--layers", "1", "--heads", "2", "--width", "16"])
+            .args(["--context", "8", "--batch", "2", "--steps", "6"])
+            .args(["--eval-batches", "1", "--backend", "flex"])
+            .args(["--dynamics-interval", interval, "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let entry = hearth_engine::project::RunEntry::load(&out_dir).unwrap();
+        let store = hearth_engine::project::RunStore::open(&out_dir).unwrap();
+        let steps: Vec<usize> = store.dynamics().unwrap().iter().map(|r| r.step).collect();
+        (entry.spec.train.dynamics_interval, steps)
+    };
+    let (interval, steps) = train("every-2", "2");
+    assert_eq!(interval, 2);
+    assert_eq!(steps, vec![2, 4, 6], "recorded at every second step");
+    let (interval, steps) = train("none", "0");
+    assert_eq!(interval, 0);
+    assert!(steps.is_empty(), "0 records nothing, got {steps:?}");
+}
+
+#[test]
 fn choices_are_listed_and_checked_by_the_parser() {
     let out = hearth().args(["train", "-h"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);

@@ -100,11 +100,13 @@ impl Side {
     }
 }
 
-/// Times `steps` steps of each side after `warmup`, in rounds of `round`, and prints the
-/// ratio of their speeds.
+/// Times `steps` steps (at least one evaluation interval) of each side after `warmup`, in
+/// rounds of `round`, and prints the ratio of their speeds over all timed steps.
 pub fn run(steps: usize, warmup: usize, round: usize, threads: usize) -> Result<()> {
     let backend = BackendKind::preferred();
     let defaults = TrainSpec::default();
+    // At least one evaluation interval, so the histograms' cost is in the timed steps too.
+    let steps = steps.max(defaults.eval_interval);
     let round = round.clamp(1, steps.max(1));
     let rounds = steps.max(1).div_ceil(round);
     println!(

@@ -94,6 +94,10 @@ pub struct TrainArgs {
     pub eval_interval: Option<usize>,
     #[arg(long)]
     pub eval_batches: Option<usize>,
+    /// Record the training dynamics (each matrix's gradient, update and weight norms) every N
+    /// steps; 0 records none.
+    #[arg(long)]
+    pub dynamics_interval: Option<usize>,
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
     /// Intra-op threads (default, or 0: all cores).
@@ -274,6 +278,7 @@ impl TrainArgs {
         set(&mut t.seed, self.seed);
         set(&mut t.eval_interval, self.eval_interval);
         set(&mut t.eval_batches, self.eval_batches);
+        set(&mut t.dynamics_interval, self.dynamics_interval);
         set(&mut t.threads, self.threads);
         // A spec's 0 leaves the studio a core; a headless run has the machine to itself.
         if t.threads == 0 {

@@ -23,6 +23,105 @@ pub struct DynamicsData {
     pub grad_norms: Vec<(usize, f32)>,
     /// The run's clipping limit (0: none).
     pub grad_clip: f64,
+    /// What the views draw, derived once when the data is read (not at every frame).
+    figures: Figures,
+}
+
+/// The figures the views draw, derived from a run's dynamics once per read.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    /// The rules that fire.
+    findings: Vec<dynamics::Finding>,
+    /// The matrices' names in the model's order (of the newest record).
+    names: Vec<String>,
+    /// log10 update ratio per matrix (row, in `names` order) and record (column); NaN where
+    /// a record lacks the matrix.
+    grid: Vec<Vec<f64>>,
+    /// Per layer, `(step, log10 gradient norm)` over the records.
+    layer_norms: Vec<(String, Vec<[f64; 2]>)>,
+    /// `(step, % of the trailing window clipped)` over every step.
+    clip_points: Vec<[f64; 2]>,
+    /// Share of all steps clipped.
+    clip_total: f64,
+    /// `(step, log10 median update ratio)` per record.
+    median_points: Vec<[f64; 2]>,
+}
+
+impl Figures {
+    fn derive(records: &[DynamicsRecord], grad_norms: &[(usize, f32)], grad_clip: f64) -> Self {
+        let norms: Vec<f32> = grad_norms.iter().map(|(_, g)| *g).collect();
+        let names: Vec<String> = records
+            .last()
+            .map(|r| r.matrices.iter().map(|m| m.name.clone()).collect())
+            .unwrap_or_default();
+        let grid = names
+            .iter()
+            .map(|name| {
+                records
+                    .iter()
+                    .map(|record| {
+                        record
+                            .matrices
+                            .iter()
+                            .find(|m| &m.name == name)
+                            .map(|m| f64::from(m.update_ratio()).log10())
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut layer_norms: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
+        for record in records {
+            let mut sums: Vec<(String, f64)> = Vec::new();
+            for m in &record.matrices {
+                let layer = dynamics::layer_of(&m.name);
+                let square = f64::from(m.grad_norm).powi(2);
+                match sums.iter_mut().find(|(l, _)| *l == layer) {
+                    Some((_, s)) => *s += square,
+                    None => sums.push((layer, square)),
+                }
+            }
+            for (layer, sum) in sums {
+                let point = [record.step as f64, sum.sqrt().max(1e-30).log10()];
+                match layer_norms.iter_mut().find(|(l, _)| *l == layer) {
+                    Some((_, points)) => points.push(point),
+                    None => layer_norms.push((layer, vec![point])),
+                }
+            }
+        }
+        let (clip_points, clip_total) = if grad_clip > 0.0 {
+            let window = dynamics::CLIP_WINDOW;
+            let points = grad_norms
+                .iter()
+                .enumerate()
+                .map(|(i, (step, _))| {
+                    let rate = dynamics::clip_rate(&norms[..=i], grad_clip, window).unwrap_or(0.0);
+                    [*step as f64, rate * 100.0]
+                })
+                .collect();
+            let total = dynamics::clip_rate(&norms, grad_clip, norms.len()).unwrap_or(0.0);
+            (points, total)
+        } else {
+            (Vec::new(), 0.0)
+        };
+        let median_points = records
+            .iter()
+            .filter_map(|r| {
+                r.update_ratio_median()
+                    .filter(|m| *m > 0.0)
+                    .map(|m| [r.step as f64, m.log10()])
+            })
+            .collect();
+        Self {
+            findings: dynamics::findings(records, &norms, grad_clip),
+            names,
+            grid,
+            layer_norms,
+            clip_points,
+            clip_total,
+            median_points,
+        }
+    }
 }
 
 impl DynamicsData {
@@ -36,29 +135,44 @@ impl DynamicsData {
                 Some(history) => norms(history),
                 None => norms(&store.load_history()?),
             };
-            Ok(Self {
-                records: store.dynamics()?,
-                histograms: store.histograms()?,
-                insight: store.latest_insight()?,
+            Ok(Self::new(
+                store.dynamics()?,
+                store.histograms()?,
+                store.latest_insight()?,
                 grad_norms,
-                grad_clip: run.spec.optim.grad_clip,
-            })
+                run.spec.optim.grad_clip,
+            ))
         };
         read().map_err(|e| e.to_string())
     }
 
+    /// A run's dynamics from their parts, with the figures the views draw derived once.
+    pub fn new(
+        records: Vec<DynamicsRecord>,
+        histograms: Vec<HistogramSet>,
+        insight: Option<ProbeInsight>,
+        grad_norms: Vec<(usize, f32)>,
+        grad_clip: f64,
+    ) -> Self {
+        let figures = Figures::derive(&records, &grad_norms, grad_clip);
+        Self {
+            records,
+            histograms,
+            insight,
+            grad_norms,
+            grad_clip,
+            figures,
+        }
+    }
+
     /// The rules that fire, in words.
-    pub fn findings(&self) -> Vec<dynamics::Finding> {
-        let norms: Vec<f32> = self.grad_norms.iter().map(|(_, g)| *g).collect();
-        dynamics::findings(&self.records, &norms, self.grad_clip)
+    pub fn findings(&self) -> &[dynamics::Finding] {
+        &self.figures.findings
     }
 
     /// The matrices' names in the model's order (of the newest record).
-    pub fn matrix_names(&self) -> Vec<String> {
-        self.records
-            .last()
-            .map(|r| r.matrices.iter().map(|m| m.name.clone()).collect())
-            .unwrap_or_default()
+    pub fn matrix_names(&self) -> &[String] {
+        &self.figures.names
     }
 }
 
@@ -102,6 +216,7 @@ pub fn ratio_colour(log10: f64) -> Color32 {
 /// the room for row labels (the same for runs shown side by side).
 pub fn ratio_heatmap_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, label_width: f32) {
     let names = data.matrix_names();
+    let grid_ratios = &data.figures.grid;
     if data.records.is_empty() || names.is_empty() {
         ui.label(
             egui::RichText::new(
@@ -147,13 +262,7 @@ pub fn ratio_heatmap_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, lab
                 ui.visuals().text_color(),
             );
         }
-        for (c, record) in data.records.iter().enumerate() {
-            let ratio = record
-                .matrices
-                .iter()
-                .find(|m| &m.name == name)
-                .map(|m| f64::from(m.update_ratio()).log10())
-                .unwrap_or(f64::NAN);
+        for (c, &ratio) in grid_ratios[r].iter().enumerate() {
             let cell = Rect::from_min_size(
                 pos2(grid.left() + c as f32 * col_w, y),
                 vec2(col_w + 0.5, row_h + 0.5),
@@ -260,35 +369,19 @@ fn ratio_scale_ui(ui: &mut egui::Ui, label_width: f32) {
 
 /// Per-layer gradient norms over the recorded steps (log scale), one line per layer.
 pub fn grad_norm_lines_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, id: &str) {
-    let mut layers: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
-    for record in &data.records {
-        let mut sums: Vec<(String, f64)> = Vec::new();
-        for m in &record.matrices {
-            let layer = dynamics::layer_of(&m.name);
-            let square = f64::from(m.grad_norm).powi(2);
-            match sums.iter_mut().find(|(l, _)| *l == layer) {
-                Some((_, s)) => *s += square,
-                None => sums.push((layer, square)),
-            }
-        }
-        for (layer, sum) in sums {
-            let point = [record.step as f64, sum.sqrt().max(1e-30).log10()];
-            match layers.iter_mut().find(|(l, _)| *l == layer) {
-                Some((_, points)) => points.push(point),
-                None => layers.push((layer, vec![point])),
-            }
-        }
-    }
     egui_plot::Plot::new(id)
         .height(height)
         .x_axis_label("step")
         .y_axis_label("log10 gradient norm")
         .legend(egui_plot::Legend::default())
         .show(ui, |plot_ui| {
-            for (i, (layer, points)) in layers.into_iter().enumerate() {
+            for (i, (layer, points)) in data.figures.layer_norms.iter().enumerate() {
                 plot_ui.line(
-                    egui_plot::Line::new(layer, egui_plot::PlotPoints::from(points))
-                        .color(crate::widgets::run_color(i)),
+                    egui_plot::Line::new(
+                        layer.as_str(),
+                        egui_plot::PlotPoints::from(points.clone()),
+                    )
+                    .color(crate::widgets::run_color(i)),
                 );
             }
         });
@@ -301,22 +394,12 @@ pub fn clip_rate_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, id: &st
         return;
     }
     let window = dynamics::CLIP_WINDOW;
-    let norms: Vec<f32> = data.grad_norms.iter().map(|(_, g)| *g).collect();
-    let points: Vec<[f64; 2]> = data
-        .grad_norms
-        .iter()
-        .enumerate()
-        .map(|(i, (step, _))| {
-            let rate = dynamics::clip_rate(&norms[..=i], data.grad_clip, window).unwrap_or(0.0);
-            [*step as f64, rate * 100.0]
-        })
-        .collect();
-    let total = dynamics::clip_rate(&norms, data.grad_clip, norms.len()).unwrap_or(0.0);
+    let (points, total) = (&data.figures.clip_points, data.figures.clip_total);
     ui.label(format!(
         "Clipping at gradient norm {}: {:.1}% of {} steps clipped",
         data.grad_clip,
         total * 100.0,
-        norms.len()
+        data.grad_norms.len()
     ));
     egui_plot::Plot::new(id)
         .height(height)
@@ -326,14 +409,18 @@ pub fn clip_rate_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, id: &st
         .include_y(100.0)
         .show(ui, |plot_ui| {
             plot_ui.line(
-                egui_plot::Line::new("clip rate", egui_plot::PlotPoints::from(points))
+                egui_plot::Line::new("clip rate", egui_plot::PlotPoints::from(points.clone()))
                     .color(Color32::from_rgb(230, 140, 60)),
             );
         });
 }
 
+/// Ridgelines drawn at most (evaluations between them are left out).
+const MAX_RIDGES: usize = 16;
+
 /// Weight or gradient histograms of one layer over the evaluations, as ridgelines (the newest
-/// at the bottom), on the value range of them all.
+/// at the bottom, at most [`MAX_RIDGES`] of them spread over the run), on the value range of
+/// the evaluations drawn.
 pub fn histograms_ui(
     ui: &mut egui::Ui,
     data: &DynamicsData,
@@ -372,7 +459,7 @@ pub fn histograms_ui(
         ui.selectable_value(kind, HistogramKind::Weight, "weights");
         ui.selectable_value(kind, HistogramKind::Grad, "gradients");
     });
-    let series: Vec<(usize, &dynamics::Histogram)> = data
+    let all: Vec<(usize, &dynamics::Histogram)> = data
         .histograms
         .iter()
         .filter_map(|s| {
@@ -382,6 +469,17 @@ pub fn histograms_ui(
                 .map(|h| (s.step, h))
         })
         .collect();
+    // At most MAX_RIDGES evaluations, evenly spread, the first and the newest always in.
+    let series: Vec<(usize, &dynamics::Histogram)> = if all.len() <= MAX_RIDGES {
+        all
+    } else {
+        let last = all.len() - 1;
+        let mut picked: Vec<usize> = (0..MAX_RIDGES)
+            .map(|k| (k * last).div_ceil(MAX_RIDGES - 1))
+            .collect();
+        picked.dedup();
+        picked.into_iter().map(|i| all[i]).collect()
+    };
     let lo = series
         .iter()
         .map(|(_, h)| h.lo)
@@ -419,14 +517,24 @@ pub fn histograms_ui(
             (110.0 + 60.0 * t) as u8,
             (200.0 - 120.0 * t) as u8,
         );
-        let mut fill = points.clone();
-        fill.push(pos2(points.last().map_or(area.right(), |p| p.x), base));
-        fill.push(pos2(points.first().map_or(area.left(), |p| p.x), base));
-        painter.add(egui::Shape::convex_polygon(
-            fill,
-            colour.gamma_multiply(0.25),
-            Stroke::NONE,
-        ));
+        // The area under the curve, one quad per bin (the outline is not convex, so a
+        // polygon fill would cut across it).
+        let fill = colour.gamma_multiply(0.25);
+        let mut mesh = egui::Mesh::default();
+        for pair in points.windows(2) {
+            let at = mesh.vertices.len() as u32;
+            for p in [
+                pair[0],
+                pair[1],
+                pos2(pair[1].x, base),
+                pos2(pair[0].x, base),
+            ] {
+                mesh.colored_vertex(p, fill);
+            }
+            mesh.add_triangle(at, at + 1, at + 2);
+            mesh.add_triangle(at, at + 2, at + 3);
+        }
+        painter.add(egui::Shape::mesh(mesh));
         painter.add(egui::Shape::line(points, Stroke::new(1.2, colour)));
         painter.text(
             pos2(area.left() - 4.0, base),
@@ -505,7 +613,7 @@ pub fn token_loss_ui(ui: &mut egui::Ui, insight: &ProbeInsight, selected: &mut O
                 ));
                 ui.label(egui::RichText::new("the model's top guesses:").weak());
                 for (guess, p) in &guesses {
-                    ui.label(format!("{guess:?}  {:.1}%", p * 100.0));
+                    ui.label(format!("{}  {:.1}%", shown_guess(guess), p * 100.0));
                 }
             });
             if response.clicked() {
@@ -546,7 +654,7 @@ pub fn logit_lens_ui(ui: &mut egui::Ui, insight: &ProbeInsight, selected: &mut O
                 ui.label(layer.to_string());
                 ui.horizontal(|ui| {
                     for (guess, p) in guesses {
-                        let text = format!("{}  {:.0}%", shown(guess), p * 100.0);
+                        let text = format!("{}  {:.0}%", shown_guess(guess), p * 100.0);
                         let mut rich = egui::RichText::new(text).monospace();
                         if guess == token {
                             rich = rich.strong().color(Color32::from_rgb(90, 190, 100));
@@ -590,20 +698,13 @@ pub fn findings_ui(ui: &mut egui::Ui, data: &DynamicsData) {
             Severity::Warning => Color32::from_rgb(235, 120, 60),
             Severity::Note => Color32::from_rgb(120, 160, 230),
         };
-        ui.label(egui::RichText::new(finding.text).color(colour));
+        ui.label(egui::RichText::new(finding.text.as_str()).color(colour));
     }
 }
 
 /// Median update ratio over the matrices at each recorded step, `(step, log10 ratio)`.
-pub fn median_ratio_points(data: &DynamicsData) -> Vec<[f64; 2]> {
-    data.records
-        .iter()
-        .filter_map(|r| {
-            r.update_ratio_median()
-                .filter(|m| *m > 0.0)
-                .map(|m| [r.step as f64, m.log10()])
-        })
-        .collect()
+pub fn median_ratio_points(data: &DynamicsData) -> &[[f64; 2]] {
+    &data.figures.median_points
 }
 
 /// Room for the heatmap's row labels, from the longest label of the runs shown.
@@ -611,7 +712,7 @@ pub fn label_width(datas: &[&DynamicsData]) -> f32 {
     let longest = datas
         .iter()
         .flat_map(|d| d.matrix_names())
-        .map(|n| dynamics::matrix_label(&n).chars().count())
+        .map(|n| dynamics::matrix_label(n).chars().count())
         .max()
         .unwrap_or(10);
     (longest as f32 * 6.5 + 8.0).clamp(60.0, 220.0)
@@ -620,4 +721,9 @@ pub fn label_width(datas: &[&DynamicsData]) -> f32 {
 /// A token as the per-token view shows it: newline `↵`, tab `⇥`, everything else as written.
 fn shown(token: &str) -> String {
     token.replace('\n', "↵").replace('\t', "⇥")
+}
+
+/// A guessed token on its own: as [`shown`], with a space as `·` so it is not blank.
+fn shown_guess(token: &str) -> String {
+    shown(token).replace(' ', "·")
 }

@@ -71,7 +71,7 @@ impl DynamicsCompare {
                         plot_ui.line(
                             egui_plot::Line::new(
                                 name(*i),
-                                egui_plot::PlotPoints::from(median_ratio_points(data)),
+                                egui_plot::PlotPoints::from(median_ratio_points(data).to_vec()),
                             )
                             .color(run_color(*i)),
                         );
@@ -95,8 +95,8 @@ impl DynamicsCompare {
                             260.0,
                             labels.min(col.available_width() * 0.45),
                         );
-                        for finding in data.findings().into_iter().take(4) {
-                            col.label(egui::RichText::new(finding.text).small());
+                        for finding in data.findings().iter().take(4) {
+                            col.label(egui::RichText::new(finding.text.as_str()).small());
                         }
                     }
                     Err(err) => {

@@ -582,6 +582,22 @@ fn training_section_ui(ui: &mut egui::Ui, spec: &mut RunSpec, errors: &[SpecErro
             "train.eval_batches",
             |ui| ui.add(egui::DragValue::new(&mut t.eval_batches)),
         );
+        row(
+            ui,
+            errors,
+            "Record dynamics every",
+            "train.dynamics_interval",
+            |ui| {
+                let r = ui.add(
+                    egui::DragValue::new(&mut t.dynamics_interval)
+                        .range(0..=1_000_000)
+                        .suffix(" steps"),
+                );
+                r.on_hover_text(
+                    "Each matrix's gradient norm, update ratio and weight norm, for the Monitor's Dynamics tab; 0 records none",
+                )
+            },
+        );
         row(ui, errors, "Seed", "train.seed", |ui| {
             ui.add(egui::DragValue::new(&mut t.seed))
         });
