@@ -77,6 +77,15 @@ impl ShardProgress {
         if let Some(eta) = self.eta(now) {
             text.push_str(&format!(" · ETA {}", seconds(eta)));
         }
+        if self.total_bytes == 0
+            && let Some(start) = self.stage_started
+        {
+            // A stage of unknown size says how long it has run.
+            text.push_str(&format!(
+                " · {}",
+                seconds(now.duration_since(start).as_secs_f64())
+            ));
+        }
         text
     }
 }
@@ -94,7 +103,7 @@ pub fn bytes(n: f64) -> String {
     }
 }
 
-fn seconds(s: f64) -> String {
+pub(super) fn seconds(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)
@@ -113,6 +122,8 @@ pub struct ShardBuild {
     pub recipe: DatasetRecipe,
     /// When it started.
     pub started: Instant,
+    /// The folder held a dataset before the build.
+    pub existed: bool,
     cancel: Arc<AtomicBool>,
     progress: Arc<Mutex<ShardProgress>>,
     done: Receiver<Result<BuiltShards, DatasetError>>,
@@ -137,6 +148,7 @@ impl ShardBuild {
         repaint: egui::Context,
         hook: Option<StatusHook>,
     ) -> Self {
+        let existed = dir.join(dataset::DATASET_FILE).exists();
         let cancel = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Mutex::new(ShardProgress::default()));
         let (tx, done) = channel();
@@ -166,6 +178,7 @@ impl ShardBuild {
             });
         }
         Self {
+            existed,
             dir,
             recipe,
             started: Instant::now(),
@@ -239,6 +252,10 @@ mod tests {
             now,
         );
         assert_eq!((p.rate(now), p.fraction()), (None, None));
-        assert_eq!(p.describe(now), "writing shards");
+        assert_eq!(p.describe(now), "writing shards · 0 s");
+        assert_eq!(
+            p.describe(now + Duration::from_secs(75)),
+            "writing shards · 1m15s"
+        );
     }
 }

@@ -507,6 +507,7 @@ impl DatasetPage {
             return;
         };
         let secs = build.started.elapsed().as_secs_f64();
+        let existed = build.existed;
         let dir = build.dir.clone();
         let built_recipe = build.recipe.clone();
         self.shard_build = None;
@@ -531,10 +532,11 @@ impl DatasetPage {
                 self.saved = Some((dir, built_recipe));
             }
             super::build::BuildEnd::Cancelled => {
-                self.message = Some(format!(
-                    "Cancelled: {} is as it was before the build",
-                    dir.display()
-                ));
+                self.message = Some(if existed {
+                    format!("Cancelled: {} is as it was before the build", dir.display())
+                } else {
+                    format!("Cancelled: nothing saved ({} not created)", dir.display())
+                });
             }
             super::build::BuildEnd::Failed(err) => self.save_error = Some(err),
         }
@@ -547,19 +549,29 @@ fn build_progress_ui(ui: &mut egui::Ui, build: &super::build::ShardBuild) {
     let p = build.progress();
     ui.label(
         egui::RichText::new(format!(
-            "Building {} into {}",
+            "Building {} into {} ({})",
             build.recipe.name,
-            build.dir.display()
+            build.dir.display(),
+            super::build::seconds(now.duration_since(build.started).as_secs_f64())
         ))
         .strong(),
     );
     ui.horizontal(|ui| {
-        let bar = match p.fraction() {
-            Some(f) => egui::ProgressBar::new(f).show_percentage(),
-            // A stage of unknown size (training the tokenizer, writing the shards).
-            None => egui::ProgressBar::new(0.0).animate(true),
-        };
-        ui.add(bar.desired_width((ui.available_width() - 110.0).max(120.0)));
+        let width = (ui.available_width() - 110.0).max(120.0);
+        match p.fraction() {
+            Some(f) => {
+                ui.add(
+                    egui::ProgressBar::new(f)
+                        .show_percentage()
+                        .desired_width(width),
+                );
+            }
+            // A stage of unknown size (training the tokenizer, writing the shards): a
+            // spinner where the bar would be.
+            None => {
+                ui.add_sized([width, 18.0], egui::Spinner::new());
+            }
+        }
         if build.is_cancelling() {
             ui.add_enabled(false, egui::Button::new("Cancelling…"));
         } else if ui

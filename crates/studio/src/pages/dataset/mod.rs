@@ -136,6 +136,8 @@ pub struct DatasetPage {
     save_error: Option<String>,
     /// Called at each status report of a save's build.
     status_hook: Option<StatusHook>,
+    /// The draft's sources are too large to preview in memory (the error says so).
+    too_large: bool,
 }
 
 /// Why the draft's data could not be loaded, in the words the page shows.
@@ -147,6 +149,39 @@ pub enum LoadError {
     /// Reading the text failed.
     #[error(transparent)]
     Read(#[from] hearth_engine::data::DataError),
+    /// The sources are too large to build in memory for the preview.
+    #[error(
+        "the sources hold {:.0} MB of text, more than the page previews in memory ({} MB): \
+         Save dataset builds its token shards, and the statistics and first batch are then \
+         read from them",
+        *.0 as f64 / 1e6,
+        PREVIEW_MAX_BYTES / 1_000_000
+    )]
+    TooLarge(u64),
+}
+
+/// Source text the page builds in memory at most for its preview; larger recipes show their
+/// statistics once saved (from their shards).
+pub const PREVIEW_MAX_BYTES: u64 = 64_000_000;
+
+/// Bytes of the files a recipe's sources read (generated sources count nothing).
+fn sources_bytes(recipe: &DatasetRecipe) -> u64 {
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    recipe
+        .sources
+        .iter()
+        .map(|s| match &s.source {
+            SourceKind::Text { path, .. }
+            | SourceKind::Jsonl { path, .. }
+            | SourceKind::Table { path, .. }
+            | SourceKind::Pairs { path } => size(path),
+            SourceKind::Folder { path, glob, .. } => {
+                hearth_engine::data::sources::folder_files(path, glob)
+                    .map_or(0, |files| files.iter().map(|f| size(f)).sum())
+            }
+            SourceKind::Generated { .. } => 0,
+        })
+        .sum()
 }
 
 /// Builds the draft's data (in the loading thread).
@@ -161,6 +196,10 @@ fn load(key: &DataKey, progress: &Mutex<(String, f64)>) -> Result<DatasetStats, 
     }
     let (corpus, recipe) = match &key.data.source {
         DataSource::Dataset { recipe, folder } => {
+            let bytes = sources_bytes(recipe);
+            if bytes > PREVIEW_MAX_BYTES {
+                return Err(LoadError::TooLarge(bytes));
+            }
             let saved = folder
                 .as_deref()
                 .and_then(|dir| dataset::saved_tokenizer_for(dir, recipe));
@@ -366,6 +405,7 @@ impl DatasetPage {
                 }
                 Err(err) => {
                     self.stats = None;
+                    self.too_large = matches!(err, LoadError::TooLarge(_));
                     self.error = Some(err.to_string());
                 }
             }

@@ -30,6 +30,21 @@ impl DatasetPage {
         } else if self.loaded_for.as_ref() == Some(&key.data_key())
             && let Some(err) = &self.error
         {
+            if self.too_large {
+                // Not an error: a corpus of real size is previewed from its shards.
+                let text = if self.is_saving() {
+                    "Statistics and the first batch are read from the token shards once the \
+                     build ends."
+                        .to_string()
+                } else {
+                    format!("No preview yet: {err}.")
+                };
+                ui.add(
+                    egui::Label::new(egui::RichText::new(text).color(ui.visuals().warn_fg_color))
+                        .wrap(),
+                );
+                return;
+            }
             ui.colored_label(
                 ui.visuals().error_fg_color,
                 format!("Cannot build the dataset: {err}"),
