@@ -1,7 +1,7 @@
 //! `hearth bench --dynamics`: the training step of the nanoGPT CPU shape with and without
-//! recording the training dynamics (each matrix's gradient, update and weight norms at the
-//! default interval, written to a run store, and the weight and gradient histograms at the
-//! default evaluation interval), on the same backend and threads, in alternating rounds of the
+//! recording the training dynamics (each matrix's gradient, update and weight norms and each
+//! block's residual size and attention entropy on a probe at the default interval, written to
+//! a run store, and the weight and gradient histograms at the default evaluation interval), on the same backend and threads, in alternating rounds of the
 //! same run.
 
 use anyhow::{Result, bail};
@@ -87,6 +87,15 @@ impl Side {
                     if step.is_multiple_of(defaults.dynamics_interval) {
                         let (next, _, matrices) = self.optim.step_measured(model, &grads, 1e-3);
                         store.append_dynamics(&DynamicsRecord { step, matrices })?;
+                        let probe = self.corpus.val.to_vec(0..context);
+                        if let Some(blocks) = hearth_engine::eval::insight::block_stats(
+                            &next,
+                            &probe,
+                            step,
+                            &self.device,
+                        ) {
+                            store.append_blocks(&blocks)?;
+                        }
                         next
                     } else {
                         self.optim.step(model, &grads, 1e-3).0

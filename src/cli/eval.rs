@@ -296,6 +296,20 @@ fn dynamics_report(
             m.weight_norm
         );
     }
+    if let Some(blocks) = store.blocks()?.last() {
+        let list = |v: &[f32], precision: usize| {
+            v.iter()
+                .map(|x| format!("{x:.precision$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "blocks at step {} (probe text): residual RMS {}; attention entropy {} nats",
+            blocks.step,
+            list(&blocks.act_rms, 3),
+            list(&blocks.attn_entropy, 2)
+        );
+    }
     let norms: Vec<f32> = history.steps.iter().map(|s| s.grad_norm).collect();
     if let Some(rate) = dynamics::clip_rate(&norms, spec.optim.grad_clip, norms.len()) {
         println!(

@@ -152,6 +152,18 @@ pub struct HistogramSet {
 /// A token and what the model ranked most likely there.
 pub type Guess = (String, f32);
 
+/// Each block's residual stream size and attention entropy on the probe text, at a step that
+/// records the matrices.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlockRecord {
+    /// The step.
+    pub step: usize,
+    /// Root mean square of the residual stream after each block.
+    pub act_rms: Vec<f32>,
+    /// Mean entropy (nats) of each block's attention rows, over heads and positions.
+    pub attn_entropy: Vec<f32>,
+}
+
 /// What the model computes on the probe text at one evaluation: each token's loss with the
 /// model's top guesses for it, each block's residual-stream RMS and attention entropy, and the
 /// logit lens (what each block's residual stream would predict, read through the final norm

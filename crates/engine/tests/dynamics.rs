@@ -198,6 +198,7 @@ fn a_run_records_matrices_histograms_and_the_probe_insight() {
     spec.train.dynamics_interval = 5;
     spec.train.eval_interval = 6;
     spec.train.sample_tokens = 0;
+    let context = spec.model.context;
     let (_dir, store) = train(spec);
     let records = store.dynamics().unwrap();
     let steps: Vec<usize> = records.iter().map(|r| r.step).collect();
@@ -242,4 +243,29 @@ fn a_run_records_matrices_histograms_and_the_probe_insight() {
     assert_eq!(last.attn_entropy.len(), 2);
     assert_eq!(last.lens[1].len(), 2);
     assert!(last.mean_loss().unwrap() > 0.0);
+
+    // Each block's residual size and attention entropy on the probe, with the matrices.
+    let blocks = store.blocks().unwrap();
+    assert_eq!(
+        blocks.iter().map(|b| b.step).collect::<Vec<_>>(),
+        [5, 10, 12]
+    );
+    for b in &blocks {
+        assert_eq!((b.act_rms.len(), b.attn_entropy.len()), (2, 2), "{b:?}");
+        assert!(b.act_rms.iter().all(|r| r.is_finite() && *r > 0.0), "{b:?}");
+        // Causal rows over at most `context` keys: entropy between 0 and ln(context).
+        let most = (context as f32).ln() + 1e-4;
+        assert!(
+            b.attn_entropy.iter().all(|e| (0.0..=most).contains(e)),
+            "{b:?}"
+        );
+    }
+    // The evaluation at step 12 reads the same model on the same probe.
+    let at_12 = blocks.last().unwrap();
+    for (got, want) in at_12.act_rms.iter().zip(&last.act_rms) {
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
+    }
 }

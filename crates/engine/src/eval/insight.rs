@@ -4,7 +4,7 @@
 //! read through the final norm and the output head.
 
 use crate::data::Tokenizer;
-use crate::dynamics::{Guess, ProbeInsight};
+use crate::dynamics::{BlockRecord, Guess, ProbeInsight};
 use crate::model::{AttentionMode, Model};
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
@@ -45,9 +45,8 @@ pub fn probe_insight(
         guesses.push(top(row, TOP_GUESSES, &label));
     }
     let mut lens: Vec<Vec<Vec<Guess>>> = vec![Vec::new(); seq - 1];
-    let mut act_rms = Vec::with_capacity(residuals.len());
+    let (act_rms, attn_entropy) = rms_and_entropy(&residuals, maps);
     for residual in residuals {
-        act_rms.push(residual.clone().square().mean().sqrt().into_scalar::<f32>());
         let layer = host(log_softmax(
             model.lens_logits(residual).reshape([seq, vocab]),
             1,
@@ -56,18 +55,6 @@ pub fn probe_insight(
             at.push(top(&layer[i * vocab..(i + 1) * vocab], TOP_LENS, &label));
         }
     }
-    let attn_entropy = maps
-        .into_iter()
-        .map(|map| {
-            let p = map.clamp_min(1e-12);
-            p.clone()
-                .mul(p.log())
-                .sum_dim(3)
-                .mean()
-                .neg()
-                .into_scalar::<f32>()
-        })
-        .collect();
     Some(ProbeInsight {
         step,
         tokens: ids.iter().map(|&id| tokenizer.decode(&[id])).collect(),
@@ -77,6 +64,48 @@ pub fn probe_insight(
         act_rms,
         attn_entropy,
     })
+}
+
+/// Each block's residual stream size and attention entropy for `model` on the end of `probe`
+/// (as [`probe_insight`] reads it), at `step`: what the worker records with the matrices.
+/// `None` for a probe shorter than two tokens.
+pub fn block_stats(
+    model: &Model,
+    probe: &[u32],
+    step: usize,
+    device: &Device,
+) -> Option<BlockRecord> {
+    let seq = probe.len().min(model.context()).min(MAX_PROBE);
+    if seq < 2 {
+        return None;
+    }
+    let ids = &probe[probe.len() - seq..];
+    let input = super::tokens_tensor(ids.iter().map(|&t| i64::from(t)).collect(), 1, seq, device);
+    let (_, maps, residuals) = model.valid().forward_traced(input, AttentionMode::Causal);
+    let (act_rms, attn_entropy) = rms_and_entropy(&residuals, maps);
+    Some(BlockRecord {
+        step,
+        act_rms,
+        attn_entropy,
+    })
+}
+
+/// Root mean square of each residual stream, and the mean entropy (nats) of each attention
+/// map's rows, read back in one transfer.
+fn rms_and_entropy(residuals: &[Tensor<3>], maps: Vec<Tensor<4>>) -> (Vec<f32>, Vec<f32>) {
+    let rms = residuals.iter().map(|r| r.clone().square().mean().sqrt());
+    let entropy = maps.into_iter().map(|map| {
+        let p = map.clamp_min(1e-12);
+        p.clone().mul(p.log()).sum_dim(3).mean().neg()
+    });
+    let n = residuals.len();
+    let all: Vec<Tensor<1>> = rms.chain(entropy).collect();
+    if all.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let values = host(Tensor::cat(all, 0));
+    let (rms, entropy) = values.split_at(n.min(values.len()));
+    (rms.to_vec(), entropy.to_vec())
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {

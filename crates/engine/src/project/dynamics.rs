@@ -4,7 +4,7 @@
 //! rest of the history in `run.sqlite`.
 
 use super::store::{RunStore, StoreError};
-use crate::dynamics::{DynamicsRecord, HistogramSet, MatrixRecord, ProbeInsight};
+use crate::dynamics::{BlockRecord, DynamicsRecord, HistogramSet, MatrixRecord, ProbeInsight};
 use rusqlite::params;
 
 /// The tables, created when a store opens (older runs gain them empty).
@@ -14,12 +14,13 @@ CREATE TABLE IF NOT EXISTS dynamics (
     weight_norm REAL NOT NULL, PRIMARY KEY (step, name));
 CREATE TABLE IF NOT EXISTS histograms (step INTEGER PRIMARY KEY, histograms TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS insights (step INTEGER PRIMARY KEY, insight TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (step INTEGER PRIMARY KEY, blocks TEXT NOT NULL);
 ";
 
 impl RunStore {
     /// Forgets the dynamics recorded after `step` (part of [`RunStore::truncate_after`]).
     pub(super) fn truncate_dynamics_after(&self, step: usize) -> Result<(), StoreError> {
-        for table in ["dynamics", "histograms", "insights"] {
+        for table in ["dynamics", "histograms", "insights", "blocks"] {
             self.conn()
                 .execute(
                     &format!("DELETE FROM {table} WHERE step > ?1"),
@@ -86,6 +87,16 @@ impl RunStore {
             }
         }
         Ok(out)
+    }
+
+    /// Keeps each block's residual size and attention entropy at one recorded step.
+    pub fn append_blocks(&self, record: &BlockRecord) -> Result<(), StoreError> {
+        self.put_json("blocks", record.step, record)
+    }
+
+    /// Every recorded step's block statistics, in step order.
+    pub fn blocks(&self) -> Result<Vec<BlockRecord>, StoreError> {
+        self.all_json("blocks")
     }
 
     /// Keeps the weight and gradient histograms of one evaluation.
@@ -210,6 +221,13 @@ mod tests {
                     ..ProbeInsight::default()
                 })
                 .unwrap();
+            store
+                .append_blocks(&BlockRecord {
+                    step,
+                    act_rms: vec![1.5, step as f32],
+                    attn_entropy: vec![0.5, 0.25],
+                })
+                .unwrap();
         }
         let back = store.dynamics().unwrap();
         assert_eq!(back, vec![record(10), record(20), record(30)]);
@@ -218,6 +236,9 @@ mod tests {
         assert_eq!(reopened.dynamics().unwrap(), vec![record(10), record(20)]);
         assert_eq!(reopened.histograms().unwrap().len(), 2);
         assert_eq!(reopened.latest_insight().unwrap().unwrap().step, 20);
+        let blocks = reopened.blocks().unwrap();
+        assert_eq!(blocks.iter().map(|b| b.step).collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(blocks[1].act_rms, [1.5, 20.0]);
     }
 
     #[test]

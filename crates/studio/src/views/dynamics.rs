@@ -6,7 +6,7 @@
 use crate::run_view::RunView;
 use egui::{Color32, Rect, Sense, Stroke, pos2, vec2};
 use hearth_engine::dynamics::{
-    self, DynamicsRecord, HistogramKind, HistogramSet, ProbeInsight, Severity,
+    self, BlockRecord, DynamicsRecord, HistogramKind, HistogramSet, ProbeInsight, Severity,
 };
 use hearth_engine::project::{RunHistory, RunStore};
 
@@ -45,10 +45,32 @@ struct Figures {
     clip_total: f64,
     /// `(step, log10 median update ratio)` per record.
     median_points: Vec<[f64; 2]>,
+    /// Per block, `(step, residual RMS)` over the block records.
+    block_rms: Vec<Vec<[f64; 2]>>,
+    /// Per block, `(step, attention entropy in nats)` over the block records.
+    block_entropy: Vec<Vec<[f64; 2]>>,
 }
 
 impl Figures {
-    fn derive(records: &[DynamicsRecord], grad_norms: &[(usize, f32)], grad_clip: f64) -> Self {
+    fn derive(
+        records: &[DynamicsRecord],
+        blocks: &[BlockRecord],
+        grad_norms: &[(usize, f32)],
+        grad_clip: f64,
+    ) -> Self {
+        let per_block = |value: &dyn Fn(&BlockRecord) -> &Vec<f32>| -> Vec<Vec<[f64; 2]>> {
+            let n = blocks.iter().map(|b| value(b).len()).max().unwrap_or(0);
+            (0..n)
+                .map(|k| {
+                    blocks
+                        .iter()
+                        .filter_map(|b| value(b).get(k).map(|v| [b.step as f64, f64::from(*v)]))
+                        .collect()
+                })
+                .collect()
+        };
+        let block_rms = per_block(&|b| &b.act_rms);
+        let block_entropy = per_block(&|b| &b.attn_entropy);
         let norms: Vec<f32> = grad_norms.iter().map(|(_, g)| *g).collect();
         let names: Vec<String> = records
             .last()
@@ -120,6 +142,8 @@ impl Figures {
             clip_points,
             clip_total,
             median_points,
+            block_rms,
+            block_entropy,
         }
     }
 }
@@ -137,6 +161,7 @@ impl DynamicsData {
             };
             Ok(Self::new(
                 store.dynamics()?,
+                store.blocks()?,
                 store.histograms()?,
                 store.latest_insight()?,
                 grad_norms,
@@ -149,12 +174,13 @@ impl DynamicsData {
     /// A run's dynamics from their parts, with the figures the views draw derived once.
     pub fn new(
         records: Vec<DynamicsRecord>,
+        blocks: Vec<BlockRecord>,
         histograms: Vec<HistogramSet>,
         insight: Option<ProbeInsight>,
         grad_norms: Vec<(usize, f32)>,
         grad_clip: f64,
     ) -> Self {
-        let figures = Figures::derive(&records, &grad_norms, grad_clip);
+        let figures = Figures::derive(&records, &blocks, &grad_norms, grad_clip);
         Self {
             records,
             histograms,
@@ -382,6 +408,45 @@ pub fn grad_norm_lines_ui(ui: &mut egui::Ui, data: &DynamicsData, height: f32, i
                         egui_plot::PlotPoints::from(points.clone()),
                     )
                     .color(crate::widgets::run_color(i)),
+                );
+            }
+        });
+}
+
+/// Each block's residual-stream RMS or attention entropy on the probe text over the recorded
+/// steps, one line per block.
+pub fn block_lines_ui(ui: &mut egui::Ui, data: &DynamicsData, entropy: bool, height: f32) {
+    let (lines, label, id) = if entropy {
+        (
+            &data.figures.block_entropy,
+            "attention entropy (nats)",
+            "dyn_block_entropy",
+        )
+    } else {
+        (&data.figures.block_rms, "residual RMS", "dyn_block_rms")
+    };
+    if lines.is_empty() {
+        ui.label(
+            egui::RichText::new(
+                "Recorded on the probe text with the matrices (models that generate text).",
+            )
+            .weak(),
+        );
+        return;
+    }
+    egui_plot::Plot::new(id)
+        .height(height)
+        .x_axis_label("step")
+        .y_axis_label(label)
+        .legend(egui_plot::Legend::default())
+        .show(ui, |plot_ui| {
+            for (k, points) in lines.iter().enumerate() {
+                plot_ui.line(
+                    egui_plot::Line::new(
+                        format!("block {k}"),
+                        egui_plot::PlotPoints::from(points.clone()),
+                    )
+                    .color(crate::widgets::run_color(k)),
                 );
             }
         });

@@ -1,6 +1,7 @@
 //! What the worker records of the training dynamics: each weight matrix's norms at the
-//! dynamics interval, weight and gradient histograms with each evaluation's step, and the probe
-//! insight (per-token loss, logit lens, block statistics) at evaluations.
+//! dynamics interval with each block's residual size and attention entropy on the probe text,
+//! weight and gradient histograms with each evaluation's step, and the probe insight
+//! (per-token loss, logit lens, block statistics) at evaluations.
 
 use super::Worker;
 use crate::data::Corpus;
@@ -53,6 +54,20 @@ impl Worker {
             matrices,
         };
         self.record(self.store.append_dynamics(&record));
+    }
+
+    /// Keeps each block's residual size and attention entropy on the probe text after a step
+    /// that recorded the matrices (text-generating models: the probe is text).
+    pub(super) fn record_blocks(&mut self, model: &Model, probe: &[u32], device: &Device) {
+        let t = &self.spec.train;
+        if !due(self.step, t.steps, t.dynamics_interval, t.eval_interval).matrices
+            || !self.objective.generates_text()
+        {
+            return;
+        }
+        if let Some(record) = crate::eval::insight::block_stats(model, probe, self.step, device) {
+            self.record(self.store.append_blocks(&record));
+        }
     }
 
     /// Keeps the probe insight of a text-generating model at an evaluation.

@@ -224,6 +224,7 @@ impl Worker {
         end: &mut LoopEnd,
     ) {
         let (corpus, model) = (&prepared.corpus, &session.model);
+        self.record_blocks(model, &setup.probe, &setup.device);
         let last = self.step == t.steps;
         let eval_now = self.step.is_multiple_of(t.eval_interval) || last;
         if eval_now {

@@ -4,8 +4,8 @@
 
 use crate::run_view::RunView;
 use crate::views::dynamics::{
-    DynamicsData, clip_rate_ui, findings_ui, grad_norm_lines_ui, histograms_ui, label_width,
-    logit_lens_ui, ratio_heatmap_ui, token_loss_ui,
+    DynamicsData, block_lines_ui, clip_rate_ui, findings_ui, grad_norm_lines_ui, histograms_ui,
+    label_width, logit_lens_ui, ratio_heatmap_ui, token_loss_ui,
 };
 use hearth_engine::dynamics::HistogramKind;
 use std::path::PathBuf;
@@ -118,6 +118,17 @@ impl DynamicsTab {
                     grad_norm_lines_ui(&mut cols[0], data, 200.0, "dyn_grad_norms");
                     cols[1].label(egui::RichText::new("Clip rate").strong());
                     clip_rate_ui(&mut cols[1], data, 180.0, "dyn_clip_rate");
+                });
+                ui.separator();
+                ui.columns(2, |cols| {
+                    cols[0].label(
+                        egui::RichText::new("Residual stream RMS per block (probe text)").strong(),
+                    );
+                    block_lines_ui(&mut cols[0], data, false, 180.0);
+                    cols[1].label(
+                        egui::RichText::new("Attention entropy per block (probe text)").strong(),
+                    );
+                    block_lines_ui(&mut cols[1], data, true, 180.0);
                 });
                 ui.separator();
                 ui.label(egui::RichText::new("Histograms over time").strong());
