@@ -1,7 +1,7 @@
 """PyTorch + peft side of `hearth bench lora`: one LoRA training step of a Llama-family
 folder (random tokens, batch x context, AdamW on the adapters only), timed in rounds asked for
 on stdin. Each line read is a number of steps; each answer is one JSON line
-{"seconds": total, "loss": last}.
+{"seconds": total, "loss": last, "cpu": CPU seconds of the process}.
 
   lora_bench.py FOLDER --batch B --context T --rank R --alpha A --targets q,k,v,o --threads N
 """
@@ -48,6 +48,7 @@ def main():
         n = int(line)
         loss = None
         t0 = time.perf_counter()
+        c0 = time.process_time()
         for _ in range(n):
             tokens = torch.randint(0, vocab, (a.batch, a.context + 1))
             x, y = tokens[:, :-1], tokens[:, 1:]
@@ -57,7 +58,9 @@ def main():
             optim.step()
             optim.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - t0
-        print(json.dumps({"seconds": seconds, "loss": float(loss.detach())}), flush=True)
+        cpu = time.process_time() - c0
+        print(json.dumps({"seconds": seconds, "loss": float(loss.detach()), "cpu": cpu}),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,20 @@ struct HearthSide {
     vocab: usize,
     /// Seconds of forward, backward and optimizer over the last round.
     phases: [f64; 3],
+    /// CPU seconds of the process over the last round (all threads), where readable.
+    cpu: Option<f64>,
+}
+
+/// CPU seconds this process has used so far, all threads (user and system, from
+/// `/proc/self/stat`), where the system has it.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which ends at the last ')': state is field 3, utime 14,
+    // stime 15 (clock ticks of 1/100 s on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 impl HearthSide {
@@ -84,6 +98,7 @@ impl HearthSide {
             device,
             vocab,
             phases: [0.0; 3],
+            cpu: None,
         })
     }
 
@@ -92,6 +107,7 @@ impl HearthSide {
     fn steps(&mut self, n: usize, bench: &LoraBench) -> (f64, f32) {
         let (b, t) = (bench.batch, bench.context);
         let t0 = Instant::now();
+        let cpu0 = process_cpu_seconds();
         let mut last = f32::NAN;
         self.phases = [0.0; 3];
         for _ in 0..n {
@@ -122,6 +138,7 @@ impl HearthSide {
             }
         }
         self.device.sync().ok();
+        self.cpu = cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a);
         (t0.elapsed().as_secs_f64(), last)
     }
 }
@@ -168,13 +185,15 @@ impl PythonSide {
         serde_json::from_str(&line).with_context(|| format!("scripts/lora_bench.py said {line:?}"))
     }
 
-    fn steps(&mut self, n: usize) -> Result<(f64, f32)> {
+    /// Seconds over `n` steps, the last loss and the CPU seconds of the process.
+    fn steps(&mut self, n: usize) -> Result<(f64, f32, Option<f64>)> {
         writeln!(self.stdin, "{n}")?;
         self.stdin.flush()?;
         let v = self.answer()?;
         Ok((
             v["seconds"].as_f64().context("no seconds")?,
             v["loss"].as_f64().unwrap_or(f64::NAN) as f32,
+            v["cpu"].as_f64(),
         ))
     }
 }
@@ -226,13 +245,20 @@ pub fn run(bench: &LoraBench, python: &Path) -> Result<()> {
         let (mut mine, mut refs) = (Vec::new(), Vec::new());
         for round in 1..=bench.rounds {
             let (s, loss) = ours.steps(bench.steps, bench);
-            let (r, ref_loss) = theirs.steps(bench.steps)?;
+            let (r, ref_loss, ref_cpu) = theirs.steps(bench.steps)?;
             let (s, r) = (s / bench.steps as f64, r / bench.steps as f64);
             let [f, b, o] = ours.phases.map(|p| p * 1e3 / bench.steps as f64);
+            // CPU time per step: on a loaded machine it moves less than the wall time.
+            let cpu = |c: Option<f64>| match c {
+                Some(c) => format!("cpu {:.0}; ", c * 1e3 / bench.steps as f64),
+                None => String::new(),
+            };
             println!(
-                "round {round}: libtorch {:.0} ms/step (forward {f:.0}, backward {b:.0}, optimizer {o:.0}; loss {loss:.3}), pytorch+peft {:.0} ms/step (loss {ref_loss:.3}), ratio {:.3}",
+                "round {round}: libtorch {:.0} ms/step (forward {f:.0}, backward {b:.0}, optimizer {o:.0}; {}loss {loss:.3}), pytorch+peft {:.0} ms/step ({}loss {ref_loss:.3}), ratio {:.3}",
                 s * 1e3,
+                cpu(ours.cpu),
                 r * 1e3,
+                cpu(ref_cpu),
                 r / s
             );
             mine.push(s);

@@ -417,3 +417,81 @@ fn each_backend_takes_its_own_fused_path_unless_switched_off() {
         assert!(!fused::with_decomposed(|| fused::fused_on(&libtorch())));
     }
 }
+
+/// Output and input gradients of `op` on inputs of `shapes` (under a fixed weighting of its
+/// output), fused against decomposed on LibTorch.
+#[cfg(feature = "libtorch")]
+fn check_op(what: &str, shapes: &[[usize; 4]], op: impl Fn(Vec<Tensor<4>>) -> Tensor<4>) {
+    let device = libtorch();
+    let run = |fused_ops: bool| {
+        let go = || {
+            let inputs: Vec<Tensor<4>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| random(s, 20 + i as u64, &device).require_grad())
+                .collect();
+            assert_eq!(fused::fused_on(&device), fused_ops);
+            let out = op(inputs.clone());
+            let weighting = random(out.dims(), 40, &device);
+            let grads = (out.clone() * weighting).sum().backward();
+            let mut all = vec![values(out)];
+            all.extend(inputs.iter().map(|t| {
+                t.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            }));
+            all
+        };
+        if fused_ops {
+            go()
+        } else {
+            fused::with_decomposed(go)
+        }
+    };
+    let (fast, reference) = (run(true), run(false));
+    for (i, (a, b)) in fast.iter().zip(&reference).enumerate() {
+        assert_close(&format!("{what} #{i}"), a, b);
+    }
+}
+
+/// Grouped-query attention (fewer key/value heads than query heads), causal and padded: the
+/// fused op reads the shared heads in place, the reference repeats them.
+#[cfg(feature = "libtorch")]
+#[test]
+fn grouped_query_attention_matches_decomposed() {
+    let q = [2, 6, 16, 8];
+    let kv = [2, 2, 16, 8];
+    check_op("grouped causal", &[q, kv, kv], |t| {
+        fused::attention(t[0].clone(), t[1].clone(), t[2].clone(), &AttnMask::Causal)
+    });
+    check_op("grouped padded", &[q, kv, kv], |t| {
+        let mask = AttnMask::Masked(Box::new(padding(2, 16, &[0, 5], &t[0].device())));
+        fused::attention(t[0].clone(), t[1].clone(), t[2].clone(), &mask)
+    });
+}
+
+/// SwiGLU and the rotary embedding (on a transposed view, as the decoder feeds it).
+#[cfg(feature = "libtorch")]
+#[test]
+fn swiglu_and_rope_match_decomposed() {
+    check_op("swiglu", &[[2, 3, 5, 24], [2, 3, 5, 24]], |t| {
+        fused::swiglu(t[0].clone(), t[1].clone())
+    });
+    check_op("rope", &[[2, 7, 3, 16]], |t| {
+        let device = t[0].device();
+        let (seq, half) = (7, 8);
+        let angles: Vec<f32> = (0..seq * half)
+            .map(|i| (i / half) as f32 * 0.37 / (1 + i % half) as f32)
+            .collect();
+        let table = |f: fn(f32) -> f32| {
+            Tensor::<2>::from_data(
+                TensorData::new(angles.iter().map(|&a| f(a)).collect(), [seq, half]),
+                &device,
+            )
+        };
+        let x = t[0].clone().swap_dims(1, 2);
+        fused::rope(x, &table(f32::cos), &table(f32::sin))
+    });
+}

@@ -98,14 +98,67 @@ pub enum AttnMask {
     Masked(Box<Tensor<4, Bool>>),
 }
 
-/// Scaled dot-product attention `softmax(q kᵀ / sqrt(head_dim)) v` of `q, k, v:
-/// [batch, head, seq, head_dim]`, without dropout: one fused op where [`fused_on`], otherwise
-/// Burn's decomposed ops ([`attention_decomposed`]).
+/// Scaled dot-product attention `softmax(q kᵀ / sqrt(head_dim)) v` of `q: [batch, head, seq,
+/// head_dim]` and `k, v: [batch, kv_head, keys, head_dim]`, without dropout. With fewer key/value
+/// heads than query heads (grouped-query attention), each key/value head serves `head / kv_head`
+/// consecutive query heads. One fused op where [`fused_on`] (LibTorch reads the shared key/value
+/// heads in place), otherwise Burn's decomposed ops ([`attention_decomposed`]) on repeated heads.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttnMask) -> Tensor<4> {
     if fused_on(&q.device()) {
         return libtorch::attention(q, k, v, mask);
     }
-    attention_decomposed(q, k, v, mask)
+    let group = q.dims()[1] / k.dims()[1];
+    attention_decomposed(q, repeat_kv(k, group), repeat_kv(v, group), mask)
+}
+
+/// Key/value heads repeated `group` times each so every query head has its own: `[b, kv, s,
+/// hd]` to `[b, kv * group, s, hd]`.
+pub fn repeat_kv(t: Tensor<4>, group: usize) -> Tensor<4> {
+    if group == 1 {
+        return t;
+    }
+    let [b, kv, s, hd] = t.dims();
+    t.unsqueeze_dim::<5>(2)
+        .expand([b, kv, group, s, hd])
+        .reshape([b, kv * group, s, hd])
+}
+
+/// The SwiGLU gate `silu(gate) · up` (Shazeer 2020), elementwise: one fused op forward and
+/// backward where [`fused_on`] (LibTorch's `silu` and `silu_backward` kernels), otherwise Burn's
+/// ops.
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    if fused_on(&gate.device()) {
+        return libtorch::swiglu(gate, up);
+    }
+    burn::tensor::activation::silu(gate) * up
+}
+
+/// Rotary position embedding in the "rotate half" layout of `x: [batch, head, seq, head_dim]`:
+/// each pair `(x_i, x_{i + head_dim / 2})` turned by the angle whose cosine and sine are
+/// `cos, sin: [seq, head_dim / 2]`. One fused op forward and backward where [`fused_on`]
+/// (the backward turns the gradient back by the opposite angle), otherwise Burn's ops.
+pub fn rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    if fused_on(&x.device()) {
+        return libtorch::rope(x, cos.clone(), sin.clone());
+    }
+    rope_decomposed(x, cos, sin)
+}
+
+/// [`rope`] from Burn's own ops.
+pub fn rope_decomposed(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    let half = x.dims()[3] / 2;
+    let [seq, _] = cos.dims();
+    let cos = cos.clone().reshape([1, 1, seq, half]);
+    let sin = sin.clone().reshape([1, 1, seq, half]);
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    Tensor::cat(
+        vec![
+            x1.clone() * cos.clone() - x2.clone() * sin.clone(),
+            x1 * sin + x2 * cos,
+        ],
+        3,
+    )
 }
 
 /// Attention over a packed projection `qkv: [batch, seq, 3 * d_model]` (queries, keys, values
@@ -269,6 +322,14 @@ mod libtorch {
     pub fn cross_entropy(_: Tensor<2>, _: Tensor<1, Int>) -> Tensor<1> {
         unreachable!("{NEVER}")
     }
+
+    pub fn swiglu<const D: usize>(_: Tensor<D>, _: Tensor<D>) -> Tensor<D> {
+        unreachable!("{NEVER}")
+    }
+
+    pub fn rope(_: Tensor<4>, _: Tensor<2>, _: Tensor<2>) -> Tensor<4> {
+        unreachable!("{NEVER}")
+    }
 }
 
 #[cfg(feature = "libtorch")]
@@ -346,6 +407,17 @@ mod libtorch {
             logits: FloatTensor<Self>,
             targets: IntTensor<Self>,
         ) -> FloatTensor<Self>;
+
+        /// `silu(gate) · up`, elementwise.
+        fn fused_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
+
+        /// Rotary embedding of `x: [batch, head, seq, head_dim]` by the angles of `cos, sin:
+        /// [seq, head_dim / 2]` (constants).
+        fn fused_rope(
+            x: FloatTensor<Self>,
+            cos: FloatTensor<Self>,
+            sin: FloatTensor<Self>,
+        ) -> FloatTensor<Self>;
     }
 
     /// The LibTorch computation of each op, on plain tensors; `bias` of attention is additive.
@@ -356,7 +428,35 @@ mod libtorch {
         bias: Option<&tch::Tensor>,
         causal: bool,
     ) -> tch::Tensor {
-        tch::Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, causal, None, false)
+        // Fewer key/value heads than query heads: LibTorch's kernels read them shared.
+        let grouped = q.size()[1] != k.size()[1];
+        tch::Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, causal, None, grouped)
+    }
+
+    /// `x` turned by the angles of `cos, sin: [seq, half]` in the rotate-half layout:
+    /// `(x1 cos - x2 sin, x2 cos + x1 sin)` for the halves `x1, x2` of the last dimension
+    /// (`sin` negated gives the inverse turn, the backward). Written half by half into one
+    /// output, without the intermediate tensors of the decomposed form.
+    fn rope_tch(x: &tch::Tensor, cos: &tch::Tensor, sin: &tch::Tensor) -> tch::Tensor {
+        if cos.kind() != x.kind() {
+            return rope_tch(x, &cos.to_kind(x.kind()), &sin.to_kind(x.kind()));
+        }
+        let half = cos.size()[1];
+        let (x1, x2) = (x.narrow(3, 0, half), x.narrow(3, half, half));
+        let out = tch::Tensor::empty(x.size(), (x.kind(), x.device()));
+        let (mut o1, mut o2) = (out.narrow(3, 0, half), out.narrow(3, half, half));
+        let neg_sin = -sin;
+        let _ = x1.mul_out(&o1, cos);
+        let _ = o1.addcmul_(&x2, &neg_sin);
+        let _ = x2.mul_out(&o2, cos);
+        let _ = o2.addcmul_(&x1, sin);
+        out
+    }
+
+    fn swiglu_tch(gate: &tch::Tensor, up: &tch::Tensor) -> (tch::Tensor, tch::Tensor) {
+        let act = gate.silu();
+        let out = &act * up;
+        (act, out)
     }
 
     fn packed_attention_tch(
@@ -456,6 +556,14 @@ mod libtorch {
         fn fused_cross_entropy(logits: TchTensor, targets: TchTensor) -> TchTensor {
             TchTensor::new(cross_entropy_tch(&logits.tensor, &targets.tensor))
         }
+
+        fn fused_swiglu(gate: TchTensor, up: TchTensor) -> TchTensor {
+            TchTensor::new(swiglu_tch(&gate.tensor, &up.tensor).1)
+        }
+
+        fn fused_rope(x: TchTensor, cos: TchTensor, sin: TchTensor) -> TchTensor {
+            TchTensor::new(rope_tch(&x.tensor, &cos.tensor, &sin.tensor))
+        }
     }
 
     /// What the backward of a fused op needs: LibTorch's graph from `leaves` to `output`, and
@@ -464,17 +572,20 @@ mod libtorch {
     #[derive(Debug, Clone)]
     struct TorchGraph {
         output: TchTensor,
-        leaves: Vec<TchTensor>,
+        /// One per differentiable input: its leaf where Burn tracks it, `None` where the input
+        /// takes no gradient (a frozen weight), so LibTorch computes none for it.
+        leaves: Vec<Option<TchTensor>>,
         _held: Vec<TchTensor>,
     }
 
     impl TorchGraph {
-        /// Runs `f` on graph leaves that share the buffers of `inputs`; the first `tracked`
-        /// inputs are differentiated, the rest are constants. Returns the graph and the output
-        /// for Burn, which shares the graph output's buffer (and its storage count).
+        /// Runs `f` on graph leaves that share the buffers of `inputs`; the first
+        /// `tracked.len()` inputs are differentiated where `tracked` says so, the rest are
+        /// constants. Returns the graph and the output for Burn, which shares the graph output's
+        /// buffer (and its storage count).
         fn record(
             inputs: Vec<TchTensor>,
-            tracked: usize,
+            tracked: &[bool],
             f: impl FnOnce(&[tch::Tensor]) -> tch::Tensor,
         ) -> (Self, TchTensor) {
             let leaves: Vec<tch::Tensor> = inputs
@@ -482,7 +593,7 @@ mod libtorch {
                 .enumerate()
                 .map(|(i, t)| {
                     let leaf = t.tensor.detach();
-                    if i < tracked {
+                    if tracked.get(i).copied().unwrap_or(false) {
                         leaf.set_requires_grad(true)
                     } else {
                         leaf
@@ -499,16 +610,17 @@ mod libtorch {
                 },
                 leaves: leaves
                     .into_iter()
-                    .take(tracked)
-                    .map(TchTensor::new)
+                    .zip(tracked)
+                    .map(|(leaf, &on)| on.then(|| TchTensor::new(leaf)))
                     .collect(),
                 _held: inputs,
             };
             (graph, for_burn)
         }
 
-        /// The gradients of the tracked leaves given the output's gradient `grad`.
-        fn backward(self, grad: &TchTensor) -> Vec<TchTensor> {
+        /// The gradients of the tracked leaves given the output's gradient `grad` (`None` for
+        /// the inputs that take none).
+        fn backward(self, grad: &TchTensor) -> Vec<Option<TchTensor>> {
             // <output, grad> as one dot product: its gradient with respect to the output is
             // `grad`, so the graph's backward from it is the vector-Jacobian product.
             let seed = self
@@ -516,10 +628,14 @@ mod libtorch {
                 .tensor
                 .reshape([-1])
                 .dot(&grad.tensor.reshape([-1]));
-            let leaves: Vec<&tch::Tensor> = self.leaves.iter().map(|l| &l.tensor).collect();
-            tch::Tensor::run_backward(&[seed], &leaves, false, false)
+            let leaves: Vec<&tch::Tensor> =
+                self.leaves.iter().flatten().map(|l| &l.tensor).collect();
+            let mut computed = tch::Tensor::run_backward(&[seed], &leaves, false, false)
                 .into_iter()
-                .map(TchTensor::new)
+                .map(TchTensor::new);
+            self.leaves
+                .iter()
+                .map(|leaf| leaf.as_ref().and_then(|_| computed.next()))
                 .collect()
         }
     }
@@ -554,7 +670,7 @@ mod libtorch {
             let grad = grads.consume::<LibTorch>(&ops.node);
             let leaf_grads = ops.state.backward(&grad);
             for (parent, leaf_grad) in ops.parents.into_iter().zip(leaf_grads) {
-                if let Some(node) = parent {
+                if let (Some(node), Some(leaf_grad)) = (parent, leaf_grad) {
                     grads.register::<LibTorch>(node.id, leaf_grad);
                 }
             }
@@ -569,12 +685,13 @@ mod libtorch {
         f: impl FnOnce(&[tch::Tensor]) -> tch::Tensor,
     ) -> FloatTensor<Autodiff<LibTorch, C>> {
         let nodes = tracked.each_ref().map(|t| t.node());
+        let differentiated = tracked.each_ref().map(|t| t.is_tracked());
         match TorchBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let mut inputs: Vec<TchTensor> =
                     tracked.into_iter().map(|t| t.into_primitive()).collect();
                 inputs.extend(constants);
-                let (graph, output) = TorchGraph::record(inputs, N, f);
+                let (graph, output) = TorchGraph::record(inputs, &differentiated, f);
                 prep.finish(graph, output)
             }
             OpsKind::UnTracked(prep) => {
@@ -714,6 +831,71 @@ mod libtorch {
         }
     }
 
+    /// What the backward of SwiGLU keeps: Burn clones of both inputs (so Burn writes into
+    /// neither) and `silu(gate)`.
+    #[derive(Debug, Clone)]
+    struct SwigluState {
+        gate: TchTensor,
+        up: TchTensor,
+        act: TchTensor,
+    }
+
+    /// SwiGLU's backward: `d up = g · silu(gate)`, `d gate = silu'(gate) · g · up`.
+    #[derive(Debug)]
+    struct SwigluBackward;
+
+    impl Backward<LibTorch, 2> for SwigluBackward {
+        type State = SwigluState;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let grad = grads.consume::<LibTorch>(&ops.node);
+            let [gate_node, up_node] = ops.parents;
+            let s = ops.state;
+            if let Some(node) = up_node {
+                grads.register::<LibTorch>(node.id, TchTensor::new(&grad.tensor * &s.act.tensor));
+            }
+            if let Some(node) = gate_node {
+                let through_up = &grad.tensor * &s.up.tensor;
+                let grad_gate = s.gate.tensor.silu_backward(&through_up);
+                grads.register::<LibTorch>(node.id, TchTensor::new(grad_gate));
+            }
+        }
+    }
+
+    /// What the backward of the rotary embedding keeps: the tables of its angles.
+    #[derive(Debug, Clone)]
+    struct RopeState {
+        cos: TchTensor,
+        sin: TchTensor,
+    }
+
+    /// The rotary embedding's backward: the gradient turned back by the opposite angle.
+    #[derive(Debug)]
+    struct RopeBackward;
+
+    impl Backward<LibTorch, 1> for RopeBackward {
+        type State = RopeState;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let grad = grads.consume::<LibTorch>(&ops.node);
+            let [parent] = ops.parents;
+            let Some(node) = parent else { return };
+            let s = ops.state;
+            let back = rope_tch(&grad.tensor, &s.cos.tensor, &(-&s.sin.tensor));
+            grads.register::<LibTorch>(node.id, TchTensor::new(back));
+        }
+    }
+
     fn on_cpu<C: CheckpointStrategy>(t: &FloatTensor<Autodiff<LibTorch, C>>) -> bool {
         t.primitive().tensor.device() == tch::Device::Cpu
     }
@@ -802,6 +984,57 @@ mod libtorch {
         ) -> FloatTensor<Self> {
             autodiff_op::<C, 1>([logits], vec![targets], |t| cross_entropy_tch(&t[0], &t[1]))
         }
+
+        fn fused_swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+            let nodes = [gate.node(), up.node()];
+            match SwigluBackward
+                .prepare::<C>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (gate, up) = (gate.into_primitive(), up.into_primitive());
+                    let (act, out) = swiglu_tch(&gate.tensor, &up.tensor);
+                    let state = SwigluState {
+                        gate,
+                        up,
+                        act: TchTensor::new(act),
+                    };
+                    prep.finish(state, TchTensor::new(out))
+                }
+                OpsKind::UnTracked(prep) => {
+                    let (gate, up) = (gate.into_primitive(), up.into_primitive());
+                    prep.finish(TchTensor::new(swiglu_tch(&gate.tensor, &up.tensor).1))
+                }
+            }
+        }
+
+        fn fused_rope(
+            x: FloatTensor<Self>,
+            cos: FloatTensor<Self>,
+            sin: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
+            let (cos, sin) = (cos.into_primitive(), sin.into_primitive());
+            match RopeBackward
+                .prepare::<C>([x.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let x = x.into_primitive();
+                    let out = rope_tch(&x.tensor, &cos.tensor, &sin.tensor);
+                    prep.finish(RopeState { cos, sin }, TchTensor::new(out))
+                }
+                OpsKind::UnTracked(prep) => {
+                    let x = x.into_primitive();
+                    prep.finish(TchTensor::new(rope_tch(
+                        &x.tensor,
+                        &cos.tensor,
+                        &sin.tensor,
+                    )))
+                }
+            }
+        }
     }
 
     fn dispatch<const D: usize>(t: Tensor<D>) -> burn::backend::DispatchTensor {
@@ -885,6 +1118,23 @@ mod libtorch {
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_cross_entropy(
             dispatch(logits),
             targets.into_dispatch(),
+        ))
+    }
+
+    pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+        use burn::backend::Dispatch;
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_swiglu(
+            dispatch(gate),
+            dispatch(up),
+        ))
+    }
+
+    pub fn rope(x: Tensor<4>, cos: Tensor<2>, sin: Tensor<2>) -> Tensor<4> {
+        use burn::backend::Dispatch;
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_rope(
+            dispatch(x),
+            dispatch(cos.detach()),
+            dispatch(sin.detach()),
         ))
     }
 }

@@ -22,7 +22,6 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm,
     RmsNormConfig,
 };
-use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 
 /// A projection `x W (+ b)` with an optional LoRA adapter `(alpha / rank) (dropout(x) A) B`.
@@ -97,8 +96,9 @@ impl Proj {
             y = y + b.val().unsqueeze_dim(0);
         }
         if let (Some(a), Some(b)) = (&self.lora_a, &self.lora_b) {
+            // Scaled at rank width, where it costs `rank` values a row instead of `out`.
             let low = self.lora_dropout.forward(flat).matmul(a.val());
-            y = y + low.matmul(b.val()).mul_scalar(self.lora_scale);
+            y = y + low.mul_scalar(self.lora_scale).matmul(b.val());
         }
         let [_, d_out] = y.dims();
         y.reshape([batch, seq, d_out])
@@ -123,16 +123,16 @@ fn apply_rms_norm<const D: usize>(rms: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     fused::rms_norm(x, rms.gamma.val(), rms.epsilon)
 }
 
-/// Rotary tables for positions `start..start + seq`: `(cos, sin)`, each `[1, 1, seq,
-/// head_dim / 2]`, of the angles `position * theta^(-2i / head_dim)` (computed as Hugging
-/// Face does: the inverse frequencies in f32).
+/// Rotary tables for positions `start..start + seq`: `(cos, sin)`, each `[seq, head_dim / 2]`,
+/// of the angles `position * theta^(-2i / head_dim)` (computed as Hugging Face does: the
+/// inverse frequencies in f32).
 fn rope_tables(
     start: usize,
     seq: usize,
     head_dim: usize,
     theta: f64,
     device: &Device,
-) -> (Tensor<4>, Tensor<4>) {
+) -> (Tensor<2>, Tensor<2>) {
     let half = head_dim / 2;
     let inv_freq: Vec<f32> = (0..half)
         .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
@@ -146,25 +146,14 @@ fn rope_tables(
             sin.push(angle.sin());
         }
     }
-    let table = |values: Vec<f32>| {
-        Tensor::<4>::from_data(TensorData::new(values, [1, 1, seq, half]), device)
-    };
+    let table =
+        |values: Vec<f32>| Tensor::<2>::from_data(TensorData::new(values, [seq, half]), device);
     (table(cos), table(sin))
 }
 
 /// Rotates each pair `(x_i, x_{i + head_dim / 2})` of `x: [batch, head, seq, head_dim]`.
-fn apply_rope(x: Tensor<4>, rope: &(Tensor<4>, Tensor<4>)) -> Tensor<4> {
-    let half = x.dims()[3] / 2;
-    let (cos, sin) = rope;
-    let x1 = x.clone().narrow(3, 0, half);
-    let x2 = x.narrow(3, half, half);
-    Tensor::cat(
-        vec![
-            x1.clone() * cos.clone() - x2.clone() * sin.clone(),
-            x1 * sin.clone() + x2 * cos.clone(),
-        ],
-        3,
-    )
+fn apply_rope(x: Tensor<4>, rope: &(Tensor<2>, Tensor<2>)) -> Tensor<4> {
+    fused::rope(x, &rope.0, &rope.1)
 }
 
 /// Each layer's rotated keys and values of the positions generated so far
@@ -238,19 +227,6 @@ impl LlamaAttention {
         }
     }
 
-    /// Key/value heads repeated so each query head has its own: `[b, kv, s, hd]` to
-    /// `[b, kv * group, s, hd]`.
-    fn repeat_kv(&self, t: Tensor<4>) -> Tensor<4> {
-        let group = self.n_head / self.n_kv_head;
-        if group == 1 {
-            return t;
-        }
-        let [b, kv, s, hd] = t.dims();
-        t.unsqueeze_dim::<5>(2)
-            .expand([b, kv, group, s, hd])
-            .reshape([b, kv * group, s, hd])
-    }
-
     /// `x: [batch, seq, d_model]` at positions `rope`'s; with `cache`, the keys and values
     /// of earlier positions come first. Returns the output and, when `keep_weights`, the
     /// attention weights `[batch, head, seq, keys]`.
@@ -258,7 +234,7 @@ impl LlamaAttention {
         &self,
         x: Tensor<3>,
         mask: &AttnMask,
-        rope: &(Tensor<4>, Tensor<4>),
+        rope: &(Tensor<2>, Tensor<2>),
         keep_weights: bool,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
@@ -288,11 +264,13 @@ impl LlamaAttention {
             }
             *slot = Some((k.clone(), v.clone()));
         }
-        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         let (y, kept) = if keep_weights {
+            let group = self.n_head / self.n_kv_head;
+            let (k, v) = (fused::repeat_kv(k, group), fused::repeat_kv(v, group));
             let weights = fused::attention_weights(q, k, mask);
             (weights.clone().matmul(v), Some(weights))
         } else {
+            // Grouped heads go in as they are; the attention shares them.
             (fused::attention(q, k, v, mask), None)
         };
         let y = y
@@ -331,8 +309,10 @@ impl LlamaMlp {
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.proj
-            .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+        self.proj.forward(fused::swiglu(
+            self.gate.forward(x.clone()),
+            self.up.forward(x),
+        ))
     }
 }
 
