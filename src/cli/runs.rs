@@ -20,6 +20,8 @@ struct Row {
     objective: String,
     status: String,
     step: Option<usize>,
+    /// Epochs the steps so far cover, when the run recorded its dataset's size.
+    epochs: Option<f64>,
     best_val: Option<(usize, f32)>,
     dir: PathBuf,
     damage: Option<Value>,
@@ -42,6 +44,7 @@ impl Row {
             .label()
             .to_string(),
             step: entry.last_step.map(|(s, _)| s),
+            epochs: epochs_done(entry),
             best_val,
             dir: entry.dir.clone(),
             damage: None,
@@ -58,12 +61,25 @@ impl Row {
             "objective": self.objective,
             "status": self.status,
             "step": self.step,
+            "epochs": self.epochs,
             "best_val_loss": self.best_val.map(|(_, v)| v),
             "best_val_step": self.best_val.map(|(s, _)| s),
             "dir": self.dir,
             "damaged": self.damage,
         })
     }
+}
+
+/// Epochs the run's steps so far cover: tokens seen over the training tokens of the dataset
+/// it recorded (`dataset-shards.json`); `None` when it recorded none.
+fn epochs_done(entry: &RunEntry) -> Option<f64> {
+    let (step, _) = entry.last_step?;
+    let shards = hearth_engine::data::corpus::read_recorded_shards(&entry.dir)
+        .or_else(|| entry.spec.data.shards.clone())
+        .filter(|s| s.train_tokens > 0)?;
+    let t = &entry.spec.train;
+    let tokens_per_step = (t.batch_size * t.grad_accum.max(1) * entry.spec.model.context) as f64;
+    Some(step as f64 * tokens_per_step / shards.train_tokens as f64)
 }
 
 /// Lists the runs of the project (`--project`, or the default one).
@@ -80,6 +96,7 @@ pub fn run(args: &RunsArgs, project: Option<PathBuf>) -> Result<()> {
                 objective: "-".to_string(),
                 status: "damaged".to_string(),
                 step: None,
+                epochs: None,
                 best_val: None,
                 dir: check.dir.clone(),
                 damage: Some(json!({
@@ -110,16 +127,17 @@ pub fn run(args: &RunsArgs, project: Option<PathBuf>) -> Result<()> {
     let obj_w = width(&|r| r.objective.len(), "OBJECTIVE");
     let status_w = width(&|r| r.status.len(), "STATUS");
     println!(
-        "{:name_w$}  {:obj_w$}  {:status_w$}  {:>7}  {:>14}  FOLDER",
-        "NAME", "OBJECTIVE", "STATUS", "STEP", "BEST VAL LOSS"
+        "{:name_w$}  {:obj_w$}  {:status_w$}  {:>7}  {:>7}  {:>14}  FOLDER",
+        "NAME", "OBJECTIVE", "STATUS", "STEP", "EPOCHS", "BEST VAL LOSS"
     );
     for r in &rows {
         let step = r.step.map_or("-".to_string(), |s| s.to_string());
+        let epochs = r.epochs.map_or("-".to_string(), |e| format!("{e:.2}"));
         let best = r
             .best_val
             .map_or("-".to_string(), |(s, v)| format!("{v:.4} @{s}"));
         println!(
-            "{:name_w$}  {:obj_w$}  {:status_w$}  {step:>7}  {best:>14}  {}",
+            "{:name_w$}  {:obj_w$}  {:status_w$}  {step:>7}  {epochs:>7}  {best:>14}  {}",
             r.name,
             r.objective,
             r.status,
