@@ -19,13 +19,53 @@ pub struct CountBaseline {
     pub val_loss: f64,
 }
 
-/// Counts of every n-gram up to `order`, by context.
+/// Counts of every n-gram up to `order`, by context. Keys are 64-bit hashes of (context
+/// length, context) and of (that, token), counts 32-bit: 12 bytes an entry, so the counts of
+/// millions of tokens stay in a few hundred megabytes.
 struct Counts {
     order: usize,
-    /// `(context length, context key)` -> count of the context followed by any token.
-    context: HashMap<(usize, u64), u64>,
-    /// `(context length, context key, token)` -> count.
-    ngram: HashMap<(usize, u64, u32), u64>,
+    /// Context hash -> count of the context followed by any token.
+    context: HashMap<u64, u32, KeyHash>,
+    /// N-gram hash -> count.
+    ngram: HashMap<u64, u32, KeyHash>,
+}
+
+/// The keys are mixed hashes already: the table uses them as they are.
+type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// A hasher that passes a mixed 64-bit key through.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+/// SplitMix64's finalizer: every bit of the result depends on every bit of `x`.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// One key for a context of length `len` whose tokens hash to `key`.
+fn context_key(key: u64, len: usize) -> u64 {
+    mix(key ^ (len as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// One key for `token` after the context `context` (a [`context_key`]).
+fn ngram_key(context: u64, token: u32) -> u64 {
+    mix(context ^ (u64::from(token) + 1).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
 }
 
 /// A context (the `len` tokens before `at`) as one key.
@@ -39,36 +79,48 @@ fn key(tokens: &[u32], at: usize, len: usize) -> u64 {
 
 impl Counts {
     fn fit(tokens: &[u32], order: usize) -> Self {
+        // Sized for the distinct n-grams there can be, so the tables never grow by copying.
+        let room = tokens.len().min(1 << 24);
         let mut counts = Counts {
             order,
-            context: HashMap::new(),
-            ngram: HashMap::new(),
+            context: HashMap::with_capacity_and_hasher(room / 2, KeyHash::default()),
+            ngram: HashMap::with_capacity_and_hasher(room, KeyHash::default()),
         };
         for at in 0..tokens.len() {
             let len = (order - 1).min(at);
-            let k = key(tokens, at, len);
-            *counts.context.entry((len, k)).or_insert(0) += 1;
-            *counts.ngram.entry((len, k, tokens[at])).or_insert(0) += 1;
+            let ctx = context_key(key(tokens, at, len), len);
+            *counts.context.entry(ctx).or_insert(0) += 1;
+            *counts.ngram.entry(ngram_key(ctx, tokens[at])).or_insert(0) += 1;
         }
         counts
     }
 
-    /// Mean negative log-likelihood of `tokens` (nats per token). A position with fewer than
-    /// `order - 1` tokens before it uses the context it has.
-    fn cross_entropy(&self, tokens: &[u32], vocab: usize, k: f64) -> f64 {
-        let mut total = 0.0;
-        for at in 0..tokens.len() {
-            let len = (self.order - 1).min(at);
-            let ctx = key(tokens, at, len);
-            let c_ctx = self.context.get(&(len, ctx)).copied().unwrap_or(0) as f64;
-            let c = self
-                .ngram
-                .get(&(len, ctx, tokens[at]))
-                .copied()
-                .unwrap_or(0) as f64;
-            total -= ((c + k) / (c_ctx + k * vocab as f64)).ln();
-        }
-        total / tokens.len().max(1) as f64
+    /// For each position of `tokens`: the count of its context and of its n-gram.
+    fn lookups(&self, tokens: &[u32]) -> Vec<(u32, u32)> {
+        (0..tokens.len())
+            .map(|at| {
+                let len = (self.order - 1).min(at);
+                let ctx = context_key(key(tokens, at, len), len);
+                let c_ctx = self.context.get(&ctx).copied().unwrap_or(0);
+                let c = self
+                    .ngram
+                    .get(&ngram_key(ctx, tokens[at]))
+                    .copied()
+                    .unwrap_or(0);
+                (c_ctx, c)
+            })
+            .collect()
+    }
+
+    /// Mean negative log-likelihood (nats per token) of the positions whose counts are
+    /// `lookups`, add-k smoothed. A position with fewer than `order - 1` tokens before it
+    /// uses the context it has.
+    fn cross_entropy(lookups: &[(u32, u32)], vocab: usize, k: f64) -> f64 {
+        let total: f64 = lookups
+            .iter()
+            .map(|&(c_ctx, c)| -((f64::from(c) + k) / (f64::from(c_ctx) + k * vocab as f64)).ln())
+            .sum();
+        total / lookups.len().max(1) as f64
     }
 }
 
@@ -86,23 +138,26 @@ pub fn ngram_baselines(
     }
     let cut = train.len() - train.len() / 10;
     let (fit_part, held_out) = train.split_at(cut);
+    use rayon::prelude::*;
+    // The orders in parallel (on the cores a run has before its first step).
     (1..=max_order)
+        .into_par_iter()
         .map(|order| {
             let probe = Counts::fit(fit_part, order);
-            let k = K_GRID
+            // Each k scored on the held-out tenth's counts, looked up once.
+            let held = probe.lookups(held_out);
+            let (k, _) = K_GRID
                 .iter()
-                .copied()
-                .min_by(|a, b| {
-                    probe
-                        .cross_entropy(held_out, vocab, *a)
-                        .total_cmp(&probe.cross_entropy(held_out, vocab, *b))
-                })
+                .map(|&k| (k, Counts::cross_entropy(&held, vocab, k)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("a grid");
+            // One table at a time: the held-out fit's counts go before the full fit's come.
+            drop(probe);
             let full = Counts::fit(train, order);
             CountBaseline {
                 order,
                 k,
-                val_loss: full.cross_entropy(val, vocab, k),
+                val_loss: Counts::cross_entropy(&full.lookups(val), vocab, k),
             }
         })
         .collect()
@@ -248,10 +303,11 @@ pub fn chance_retrieval(n: usize) -> crate::eval::Retrieval {
 pub use crate::events::Reference;
 
 /// Tokens of the training split count models are fitted on: a corpus larger than this is
-/// sampled (evenly spaced runs).
-pub const BASELINE_TRAIN_TOKENS: usize = 8_000_000;
+/// sampled (evenly spaced runs). A run computes its references before its first step, so this
+/// bounds that wait (a few seconds) and its memory (a few hundred megabytes at order 5).
+pub const BASELINE_TRAIN_TOKENS: usize = 2_000_000;
 /// Tokens of the validation split count models are scored on.
-pub const BASELINE_VAL_TOKENS: usize = 1_000_000;
+pub const BASELINE_VAL_TOKENS: usize = 500_000;
 
 /// The splits count models are fitted and scored on: `(train, val, sampled)`, the whole
 /// splits when they are small, evenly spaced runs of them otherwise.
