@@ -133,7 +133,10 @@ pub fn run_epoch_tokens(run_dir: &Path, data: &DataSpec) -> Option<usize> {
         DataSource::Generated { .. } | DataSource::TextFile { .. } => &data.source,
         _ => return None,
     };
-    let tokenizer = crate::project::store::read_tokenizer(run_dir)?;
+    // The run folder's `tokenizer.json`, as the run store writes it.
+    let tokenizer: Tokenizer = std::fs::read_to_string(run_dir.join("tokenizer.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())?;
     let limit = match tokenizer.kind() {
         TokenizerKind::Char | TokenizerKind::Byte => EPOCH_RECOUNT_MAX_BYTES,
         _ => EPOCH_RECOUNT_MAX_BYTES / 8,
