@@ -26,14 +26,9 @@ pub fn probe_insight(
     step: usize,
     device: &Device,
 ) -> Option<ProbeInsight> {
-    let seq = probe.len().min(model.context()).min(MAX_PROBE);
-    if seq < 2 {
-        return None;
-    }
-    let ids = &probe[probe.len() - seq..];
-    let input = super::tokens_tensor(ids.iter().map(|&t| i64::from(t)).collect(), 1, seq, device);
     let model = model.valid();
-    let (logits, maps, residuals) = model.forward_traced(input, AttentionMode::Causal);
+    let (ids, (logits, maps, residuals)) = traced(&model, probe, device)?;
+    let seq = ids.len();
     let vocab = model.vocab();
     let label = |id: usize| tokenizer.decode(&[id as u32]);
     let log_probs = host(log_softmax(logits.reshape([seq, vocab]), 1));
@@ -75,19 +70,31 @@ pub fn block_stats(
     step: usize,
     device: &Device,
 ) -> Option<BlockRecord> {
-    let seq = probe.len().min(model.context()).min(MAX_PROBE);
-    if seq < 2 {
-        return None;
-    }
-    let ids = &probe[probe.len() - seq..];
-    let input = super::tokens_tensor(ids.iter().map(|&t| i64::from(t)).collect(), 1, seq, device);
-    let (_, maps, residuals) = model.valid().forward_traced(input, AttentionMode::Causal);
+    let (_, (_, maps, residuals)) = traced(&model.valid(), probe, device)?;
     let (act_rms, attn_entropy) = rms_and_entropy(&residuals, maps);
     Some(BlockRecord {
         step,
         act_rms,
         attn_entropy,
     })
+}
+
+/// The traced forward pass of `model` (without autodiff) on the end of `probe` (at most [`MAX_PROBE`] tokens and
+/// the model's context): the tokens read and `(logits, attention maps, residuals)`. `None` for
+/// a probe shorter than two tokens.
+#[allow(clippy::type_complexity)]
+fn traced<'p>(
+    model: &Model,
+    probe: &'p [u32],
+    device: &Device,
+) -> Option<(&'p [u32], (Tensor<3>, Vec<Tensor<4>>, Vec<Tensor<3>>))> {
+    let seq = probe.len().min(model.context()).min(MAX_PROBE);
+    if seq < 2 {
+        return None;
+    }
+    let ids = &probe[probe.len() - seq..];
+    let input = super::tokens_tensor(ids.iter().map(|&t| i64::from(t)).collect(), 1, seq, device);
+    Some((ids, model.forward_traced(input, AttentionMode::Causal)))
 }
 
 /// Root mean square of each residual stream, and the mean entropy (nats) of each attention

@@ -5,7 +5,7 @@
 
 use super::Worker;
 use crate::data::Corpus;
-use crate::dynamics::{DynamicsRecord, HistogramSet, MatrixRecord};
+use crate::dynamics::{BlockRecord, DynamicsRecord, HistogramSet, MatrixRecord, ProbeInsight};
 use crate::model::Model;
 use crate::train::optim::GradBuffer;
 use burn::tensor::Device;
@@ -57,35 +57,51 @@ impl Worker {
     }
 
     /// Keeps each block's residual size and attention entropy on the probe text after a step
-    /// that recorded the matrices (text-generating models: the probe is text).
-    pub(super) fn record_blocks(&mut self, model: &Model, probe: &[u32], device: &Device) {
+    /// that recorded the matrices (text-generating models: the probe is text). At an
+    /// evaluation they are the figures of its probe insight, not computed again.
+    pub(super) fn record_blocks(
+        &mut self,
+        model: &Model,
+        probe: &[u32],
+        device: &Device,
+        insight: Option<&ProbeInsight>,
+    ) {
         let t = &self.spec.train;
         if !due(self.step, t.steps, t.dynamics_interval, t.eval_interval).matrices
             || !self.objective.generates_text()
         {
             return;
         }
-        if let Some(record) = crate::eval::insight::block_stats(model, probe, self.step, device) {
+        let record = match insight {
+            Some(i) => Some(BlockRecord {
+                step: self.step,
+                act_rms: i.act_rms.clone(),
+                attn_entropy: i.attn_entropy.clone(),
+            }),
+            None => crate::eval::insight::block_stats(model, probe, self.step, device),
+        };
+        if let Some(record) = record {
             self.record(self.store.append_blocks(&record));
         }
     }
 
-    /// Keeps the probe insight of a text-generating model at an evaluation.
+    /// Keeps the probe insight of a text-generating model at an evaluation, and gives it back.
     pub(super) fn record_insight(
         &mut self,
         model: &Model,
         corpus: &Corpus,
         probe: &[u32],
         device: &Device,
-    ) {
+    ) -> Option<ProbeInsight> {
         if self.spec.train.dynamics_interval == 0 || !self.objective.generates_text() {
-            return;
+            return None;
         }
         let insight =
             crate::eval::insight::probe_insight(model, probe, &corpus.tokenizer, self.step, device);
-        if let Some(insight) = insight {
-            self.record(self.store.append_insight(&insight));
+        if let Some(insight) = &insight {
+            self.record(self.store.append_insight(insight));
         }
+        insight
     }
 }
 

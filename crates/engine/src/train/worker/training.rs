@@ -224,7 +224,6 @@ impl Worker {
         end: &mut LoopEnd,
     ) {
         let (corpus, model) = (&prepared.corpus, &session.model);
-        self.record_blocks(model, &setup.probe, &setup.device);
         let last = self.step == t.steps;
         let eval_now = self.step.is_multiple_of(t.eval_interval) || last;
         if eval_now {
@@ -232,8 +231,11 @@ impl Worker {
             end.last_eval =
                 Some(self.evaluate(model, corpus, pairs, &setup.device, &session.active));
             self.sample(model, corpus, &setup.device);
-            self.record_insight(model, corpus, &setup.probe, &setup.device);
         }
+        let insight = eval_now
+            .then(|| self.record_insight(model, corpus, &setup.probe, &setup.device))
+            .flatten();
+        self.record_blocks(model, &setup.probe, &setup.device, insight.as_ref());
         // Snapshots at evaluations are kept in the store for comparing runs later.
         let periodic = t.attention_interval > 0
             && (self.step.is_multiple_of(t.attention_interval) || self.step == 1);
