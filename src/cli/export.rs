@@ -55,13 +55,13 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     }
     // The weights are only read and written: the pure-Rust backend needs no set-up.
     let device = BackendKind::Flex.device().map_err(anyhow::Error::msg)?;
-    let summary = match args.format {
-        ExportFormat::Hf => hearth_engine::export::export_run(&args.run, &args.out, &device),
-        ExportFormat::Peft => hearth_engine::export::export_peft(&args.run, &args.out, &device),
-        ExportFormat::Gguf => hearth_engine::export::LoadedRun::load(&args.run, &device)
-            .and_then(|run| hearth_engine::export::gguf::export_gguf(&run, &args.out, !args.f32)),
-    }
-    .with_context(|| format!("cannot export {}", args.run.display()))?;
+    let format = match args.format {
+        ExportFormat::Hf => hearth_engine::export::ExportFormat::Hf,
+        ExportFormat::Peft => hearth_engine::export::ExportFormat::Peft,
+        ExportFormat::Gguf => hearth_engine::export::ExportFormat::Gguf { f16: !args.f32 },
+    };
+    let summary = hearth_engine::export::export_as(&args.run, &args.out, format, &device)
+        .with_context(|| format!("cannot export {}", args.run.display()))?;
     for (dir, class) in &summary.models {
         eprintln!("{class}: {}", dir.display());
     }

@@ -81,8 +81,9 @@ pub enum Action {
         /// The proposed file name.
         file_name: String,
     },
-    /// Ask for a folder and write the run's newest checkpoint there as a Hugging Face model.
-    ExportRun(usize),
+    /// Ask for a folder (a file for GGUF) and write the run's newest checkpoint there in this
+    /// format, in the background.
+    ExportRun(usize, hearth_engine::export::ExportFormat),
     /// Ask for a Hugging Face folder (GPT-2, BERT, sentence-transformers, Llama family) and
     /// import it as a run of the project, in the background.
     ImportModel,

@@ -1,6 +1,7 @@
 //! The app shell: the pages and the state they share, the event loop that drains run workers
 //! and dialogs, the top and status bars, and the one place where actions change anything.
 
+mod jobs;
 mod operations;
 
 use crate::action::{Action, AppContext};
@@ -35,8 +36,8 @@ enum DialogPurpose {
     MetricsCsv(PathBuf),
     /// The chart in this screen rectangle.
     ChartPng(egui::Rect),
-    /// A Hugging Face export of the run in this folder.
-    Export(PathBuf),
+    /// An export of the run in this folder, in this format.
+    Export(PathBuf, hearth_engine::export::ExportFormat),
     /// A model to import: a Hugging Face folder or a GGUF file.
     Import,
     Data(Pick),
@@ -72,9 +73,11 @@ pub struct StudioApp {
     /// The outcome of a chart export, once the screenshot is written.
     png_result: Option<Receiver<Result<(), crate::services::png::PngError>>>,
     /// STS evaluations running in the background: what to say when each ends.
-    sts_jobs: Vec<Receiver<Result<String, String>>>,
+    sts_jobs: jobs::Jobs<(), String>,
     /// Models being imported in the background.
-    imports: Vec<operations::ImportJob>,
+    imports: jobs::Jobs<operations::ImportTag, hearth_engine::export::ImportSummary>,
+    /// Runs being exported in the background.
+    exports: jobs::Jobs<operations::ExportTag, hearth_engine::export::ExportSummary>,
     /// When the project folder was last looked at for runs other processes write.
     watched: std::time::Instant,
     notify: Notify,
@@ -166,8 +169,9 @@ impl StudioApp {
             dialogs: FileDialogs::new(DialogBackend::from_env()),
             chart_to_export: None,
             png_result: None,
-            sts_jobs: Vec::new(),
-            imports: Vec::new(),
+            sts_jobs: jobs::Jobs::new(),
+            imports: jobs::Jobs::new(),
+            exports: jobs::Jobs::new(),
             watched: std::time::Instant::now(),
             notify,
             launcher: Launcher::Threads,
@@ -248,6 +252,11 @@ impl StudioApp {
     /// The Sweep page (its sweep).
     pub fn sweep_mut(&mut self) -> &mut SweepPage {
         &mut self.sweep
+    }
+
+    /// True while a run is being exported.
+    pub fn is_exporting(&self) -> bool {
+        !self.exports.is_empty()
     }
 
     /// True while a model is being imported.
@@ -343,11 +352,17 @@ impl StudioApp {
                     .starting_in(&self.project.dir);
                 self.open_dialog(DialogPurpose::Project, request);
             }
-            Action::ExportRun(run) => {
+            Action::ExportRun(run, format) => {
                 if let Some(run) = self.runs.get(run) {
-                    let request = DialogRequest::open_folder("Export as a Hugging Face model")
-                        .starting_in(&self.project.dir);
-                    self.open_dialog(DialogPurpose::Export(run.dir.clone()), request);
+                    let title = format!("Export {} as a {}", run.name(), format.label());
+                    let request = if format.is_file() {
+                        DialogRequest::save_file(&title, &format!("{}.gguf", run.name()))
+                            .filter("GGUF models", &["gguf"])
+                    } else {
+                        DialogRequest::open_folder(&title)
+                    }
+                    .starting_in(&self.project.dir);
+                    self.open_dialog(DialogPurpose::Export(run.dir.clone(), format), request);
                 }
             }
             Action::ImportModel => {
@@ -485,10 +500,11 @@ impl StudioApp {
                     actions.push(Action::UndoDelete);
                 }
             }
-            for job in &self.imports {
+            let running = self.imports.progress().chain(self.exports.progress());
+            for progress in running.chain(self.sts_jobs.progress()) {
                 ui.separator();
                 ui.spinner();
-                ui.label(job.progress());
+                ui.label(progress);
             }
             if let Some(message) = self.messages.last() {
                 ui.separator();
@@ -643,7 +659,8 @@ impl eframe::App for StudioApp {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
         self.poll_imports();
-        if !self.imports.is_empty() {
+        self.poll_exports();
+        if !self.imports.is_empty() || !self.exports.is_empty() {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
         // Answers stream in (and models load) on any page; idle models are let go.

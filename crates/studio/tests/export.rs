@@ -6,27 +6,11 @@
 mod common;
 mod harness;
 
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use harness::{pick_folder, step_until};
 use hearth_engine::train::{BackendKind, RunEvent, spawn_run};
-use hearth_studio::{DialogBackend, StudioApp, Tab};
-use std::path::Path;
+use hearth_studio::{DialogBackend, Tab};
 use std::time::Duration;
-
-/// Types `path` into the open in-app picker and chooses it.
-fn pick_folder(harness: &mut Harness<'static, StudioApp>, path: &Path) {
-    // The window fades in over a few frames.
-    harness.run_steps(4);
-    let field = || egui::accesskit::Role::TextInput;
-    harness.get_by_role_and_label(field(), "Folder").focus();
-    harness.run_steps(1);
-    harness
-        .get_by_role_and_label(field(), "Folder")
-        .type_text(&path.display().to_string());
-    harness.run_steps(2);
-    harness.get_by_label("Choose this folder").click();
-    harness.run_steps(3);
-}
 
 #[test]
 fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
@@ -47,11 +31,25 @@ fn a_run_exports_from_the_studio_and_imports_back_as_a_new_run() {
     harness.run_steps(2);
     harness.get_by_label("Run details").click();
     harness.run_steps(2);
-    harness.get_by_label("Export…").click();
+    harness.get_by_label("Export").click();
+    harness.run_steps(2);
+    assert!(
+        harness.query_by_label("PEFT adapter folder…").is_none()
+            && harness.query_by_label("GGUF file (F16)…").is_none(),
+        "a GPT run without adapters exports as a Hugging Face folder only"
+    );
+    harness.get_by_label("Hugging Face folder…").click();
     let out = tempfile::tempdir().unwrap();
     let export_dir = out.path().join("tiny-hf");
     std::fs::create_dir(&export_dir).unwrap();
     pick_folder(&mut harness, &export_dir);
+    // The export runs in the background; the status bar says so meanwhile.
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the export to end",
+        |app| !app.is_exporting(),
+    );
     for file in [
         "config.json",
         "model.safetensors",

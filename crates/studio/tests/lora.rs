@@ -122,4 +122,79 @@ fn the_lora_row_makes_a_lora_fine_tune_of_a_llama_base() {
             "column {column}: {turn:?}"
         );
     }
+    // The fine-tune exports as its adapters alone (PEFT) and as one merged GGUF file.
+    harness
+        .state_mut()
+        .set_dialog_backend(hearth_studio::DialogBackend::InApp);
+    harness.state_mut().apply(Action::Monitor(1));
+    harness.run_steps(2);
+    let export = |harness: &mut egui_kittest::Harness<'static, hearth_studio::StudioApp>,
+                  format: &str| {
+        if harness.query_by_label("Export").is_none() {
+            harness.get_by_label("Run details").click();
+            harness.run_steps(2);
+        }
+        harness.get_by_label("Export").click();
+        harness.run_steps(2);
+        harness.get_by_label(format).click();
+        harness.run_steps(2);
+    };
+    export(&mut harness, "PEFT adapter folder…");
+    let out = tempfile::tempdir().unwrap();
+    harness::pick_folder(&mut harness, out.path());
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the PEFT export to end",
+        |app| !app.is_exporting(),
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("adapter_config.json")).unwrap_or_else(|e| {
+            panic!(
+                "no adapter_config.json ({e}); messages: {:?}",
+                harness.state().messages()
+            )
+        }),
+    )
+    .unwrap();
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["lora_alpha"], 8.0);
+    assert!(out.path().join("adapter_model.safetensors").is_file());
+    let said = harness
+        .state()
+        .messages()
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        said.starts_with("exported ") && said.contains("as a PEFT adapter folder"),
+        "{said}"
+    );
+    // GGUF: the save dialog proposes `<run>.gguf` in the project folder.
+    export(&mut harness, "GGUF file (F16)…");
+    harness.run_steps(4);
+    harness.get_by_label("Save").click();
+    harness.run_steps(3);
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "the GGUF export to end",
+        |app| !app.is_exporting(),
+    );
+    let name = harness.state().runs()[1].name().to_string();
+    let gguf = dir.path().join(format!("{name}.gguf"));
+    let header = std::fs::read(&gguf).unwrap_or_else(|e| {
+        panic!(
+            "{} not written ({e}); messages: {:?}",
+            gguf.display(),
+            harness.state().messages()
+        )
+    });
+    assert_eq!(&header[..4], b"GGUF");
+    // It reads back as a model: the merged fine-tune, tokenizer and template included.
+    let back = tempfile::tempdir().unwrap();
+    let device = hearth_engine::train::BackendKind::Flex.device().unwrap();
+    let summary = hearth_engine::export::import_gguf(&gguf, &back.path().join("r"), "r", &device)
+        .expect("the exported GGUF imports");
+    assert_eq!(summary.spec.model.d_model, 16);
 }

@@ -294,6 +294,67 @@ pub fn export_peft(run_dir: &Path, out: &Path, device: &Device) -> Result<Export
     })
 }
 
+/// What a run's newest checkpoint can be written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A folder `transformers` loads (adapters merged into the weights).
+    Hf,
+    /// A LoRA fine-tune's adapters alone, as a PEFT folder for the base model.
+    Peft,
+    /// A Llama-family model as one GGUF file (adapters merged), matrices in F16 when `f16`.
+    Gguf {
+        /// F16 matrices (else F32).
+        f16: bool,
+    },
+}
+
+impl ExportFormat {
+    /// The formats a run with `spec` can be written as: a Hugging Face folder always, PEFT
+    /// adapters for a LoRA fine-tune, GGUF for the Llama family.
+    pub fn offered(spec: &RunSpec) -> Vec<Self> {
+        let mut formats = vec![Self::Hf];
+        if spec.model.lora.is_some() {
+            formats.push(Self::Peft);
+        }
+        if spec.model.family == crate::model::Family::Llama {
+            formats.push(Self::Gguf { f16: true });
+        }
+        formats
+    }
+
+    /// What it writes, in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hf => "Hugging Face folder",
+            Self::Peft => "PEFT adapter folder",
+            Self::Gguf { f16: true } => "GGUF file (F16)",
+            Self::Gguf { f16: false } => "GGUF file (F32)",
+        }
+    }
+
+    /// True when it writes one file (GGUF), not a folder.
+    pub fn is_file(self) -> bool {
+        matches!(self, Self::Gguf { .. })
+    }
+}
+
+/// Writes the newest checkpoint of the run in `run_dir` as `format` to `out` (a folder, or
+/// the file for GGUF).
+pub fn export_as(
+    run_dir: &Path,
+    out: &Path,
+    format: ExportFormat,
+    device: &Device,
+) -> Result<ExportSummary, HfError> {
+    match format {
+        ExportFormat::Hf => export_run(run_dir, out, device),
+        ExportFormat::Peft => export_peft(run_dir, out, device),
+        ExportFormat::Gguf { f16 } => {
+            LoadedRun::load(run_dir, device).and_then(|run| gguf::export_gguf(&run, out, f16))
+        }
+    }
+}
+
 /// The folders of a GPT-family run: the decoder, the masked encoder or the embedding encoder
 /// its layout asks for.
 fn write_gpt_family(

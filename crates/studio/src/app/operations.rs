@@ -8,40 +8,26 @@ use crate::run_view::RunView;
 use crate::services::files::metrics_csv;
 use crate::services::prefs::Tab;
 use hearth_engine::events::RunControl;
-use hearth_engine::export::{ImportSummary, Layout};
+use hearth_engine::export::{ExportFormat, Layout};
 use hearth_engine::project::queue::RunQueue;
 use hearth_engine::project::{Annotations, Project, RunStatus, RunStore};
 use hearth_engine::spec::RunSpec;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
-use std::time::Instant;
 
-/// A model being imported in the background.
-pub(crate) struct ImportJob {
+/// What the app keeps of a model being imported in the background.
+pub(crate) struct ImportTag {
     /// The folder or file imported.
-    pub(crate) source: PathBuf,
+    source: PathBuf,
     /// The new run's name.
-    pub(crate) name: String,
+    name: String,
     /// The new run's folder.
-    pub(crate) run_dir: PathBuf,
-    started: Instant,
-    answer: Receiver<Result<ImportSummary, String>>,
+    run_dir: PathBuf,
 }
 
-impl ImportJob {
-    /// What the status bar says while it runs.
-    pub(crate) fn progress(&self) -> String {
-        let what = self
-            .source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        format!(
-            "importing {what} as run {} ({:.0} s)…",
-            self.name,
-            self.started.elapsed().as_secs_f64()
-        )
-    }
+/// What the app keeps of a run being exported in the background: its name and the format.
+pub(crate) struct ExportTag {
+    name: String,
+    format: ExportFormat,
 }
 
 impl StudioApp {
@@ -89,7 +75,7 @@ impl StudioApp {
                     }
                 }
             }
-            DialogPurpose::Export(run_dir) => self.export_run(&run_dir, &path),
+            DialogPurpose::Export(run_dir, format) => self.export_run(&run_dir, &path, format),
             DialogPurpose::Import => self.import_model(&path),
             DialogPurpose::ChartPng(rect) => {
                 // Taken on the next frame: this one may still show the in-app picker over
@@ -113,9 +99,11 @@ impl StudioApp {
         }
     }
 
-    /// Writes the run's newest checkpoint as a Hugging Face model into `chosen` (or, when that
-    /// folder already has files, into a new `<run>-hf` folder inside it); says where, or why not.
-    pub(super) fn export_run(&mut self, run_dir: &Path, chosen: &Path) {
+    /// Writes the run's newest checkpoint as `format` in the background: into the folder
+    /// `chosen` (or, when that folder already has files, a new `<run>-<format>` folder inside
+    /// it), or to the file `chosen` for GGUF. The status bar shows it until it ends, then says
+    /// where it went or why not (see [`StudioApp::poll_exports`]).
+    pub(super) fn export_run(&mut self, run_dir: &Path, chosen: &Path, format: ExportFormat) {
         let name = self
             .runs
             .iter()
@@ -123,7 +111,7 @@ impl StudioApp {
             .map(|r| r.name().to_string())
             .unwrap_or_else(|| "run".to_string());
         let occupied = std::fs::read_dir(chosen).is_ok_and(|mut e| e.next().is_some());
-        let out = if occupied {
+        let out = if occupied && !format.is_file() {
             let slug: String = name
                 .chars()
                 .map(|c| {
@@ -134,91 +122,88 @@ impl StudioApp {
                     }
                 })
                 .collect();
-            let mut out = chosen.join(format!("{slug}-hf"));
+            let suffix = match format {
+                ExportFormat::Peft => "peft",
+                _ => "hf",
+            };
+            let mut out = chosen.join(format!("{slug}-{suffix}"));
             let mut n = 2;
             while out.exists() {
-                out = chosen.join(format!("{slug}-hf-{n}"));
+                out = chosen.join(format!("{slug}-{suffix}-{n}"));
                 n += 1;
             }
             out
         } else {
             chosen.to_path_buf()
         };
-        let result = hearth_engine::backend::BackendKind::Flex
-            .device()
-            .map_err(|e| e.to_string())
-            .and_then(|device| {
-                hearth_engine::export::export_run(run_dir, &out, &device).map_err(|e| e.to_string())
-            });
-        self.messages.push(match result {
-            Ok(summary) => format!(
-                "exported {name} (step {}) as a Hugging Face model to {}",
-                summary.step,
-                summary.dir.display()
-            ),
-            Err(err) => format!("cannot export {name}: {err}"),
+        let what = format!("exporting {name} as a {}", format.label());
+        let run_dir = run_dir.to_path_buf();
+        let tag = ExportTag { name, format };
+        let started = self.exports.start(tag, what, "hearth-export", move || {
+            // The weights are only read and written: the pure-Rust backend needs no set-up.
+            let device = hearth_engine::backend::BackendKind::Flex
+                .device()
+                .map_err(|e| e.to_string())?;
+            hearth_engine::export::export_as(&run_dir, &out, format, &device)
+                .map_err(|e| e.to_string())
         });
+        if let Err(e) = started {
+            self.messages.push(e);
+        }
+    }
+
+    /// Says where finished exports went, or why they failed.
+    pub(super) fn poll_exports(&mut self) {
+        for (tag, result) in self.exports.finished() {
+            self.messages.push(match result {
+                Ok(summary) => format!(
+                    "exported {} (step {}) as a {} to {}",
+                    tag.name,
+                    summary.step,
+                    tag.format.label(),
+                    summary.dir.display()
+                ),
+                Err(err) => format!("cannot export {}: {err}", tag.name),
+            });
+        }
     }
 
     /// Scores the newest checkpoint of the run in `run_dir` on the STS file `path` in the
     /// background, recording Spearman and Pearson in its history; the result is said in the
     /// status bar when it comes (see [`StudioApp::poll_sts`]).
     pub(super) fn evaluate_sts(&mut self, run_dir: PathBuf, path: PathBuf) {
-        let (tx, rx) = std::sync::mpsc::channel();
         let name = self
             .runs
             .iter()
             .find(|r| r.dir == run_dir)
             .map(|r| r.name().to_string())
             .unwrap_or_else(|| "run".to_string());
-        self.messages.push(format!(
-            "scoring {name} on {} (in the background)",
-            path.display()
-        ));
-        let spawned = std::thread::Builder::new()
-            .name("hearth-sts".into())
-            .spawn(move || {
-                let result = hearth_engine::export::record_sts(&run_dir, &path)
-                    .map(|(step, score)| {
-                        format!(
-                            "{name} at step {step} on {}: Spearman {:.4}, Pearson {:.4} ({} pairs; recorded on its metrics chart)",
-                            path.display(),
-                            score.spearman,
-                            score.pearson,
-                            score.pairs
-                        )
-                    })
-                    .map_err(|e| format!("cannot score {name} on {}: {e}", path.display()));
-                let _ = tx.send(result);
-            });
-        match spawned {
-            Ok(_) => self.sts_jobs.push(rx),
-            Err(e) => self
-                .messages
-                .push(format!("cannot start the STS evaluation: {e}")),
+        let what = format!("scoring {name} on {}", path.display());
+        let started = self.sts_jobs.start((), what, "hearth-sts", move || {
+            hearth_engine::export::record_sts(&run_dir, &path)
+                .map(|(step, score)| {
+                    format!(
+                        "{name} at step {step} on {}: Spearman {:.4}, Pearson {:.4} ({} pairs; recorded on its metrics chart)",
+                        path.display(),
+                        score.spearman,
+                        score.pearson,
+                        score.pairs
+                    )
+                })
+                .map_err(|e| format!("cannot score {name} on {}: {e}", path.display()))
+        });
+        if let Err(e) = started {
+            self.messages.push(e);
         }
     }
 
     /// Says how finished STS evaluations went and shows their recorded scores.
     pub(super) fn poll_sts(&mut self) {
-        let mut done = Vec::new();
-        self.sts_jobs.retain(|rx| match rx.try_recv() {
-            Ok(result) => {
-                done.push(result);
-                false
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => true,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                done.push(Err(
-                    "the STS evaluation stopped without a result".to_string()
-                ));
-                false
-            }
-        });
+        let done = self.sts_jobs.finished();
         if done.is_empty() {
             return;
         }
-        for result in done {
+        for ((), result) in done {
             self.messages.push(match result {
                 Ok(text) | Err(text) => text,
             });
@@ -240,69 +225,48 @@ impl StudioApp {
         // Two imports of one model at once still get names and folders of their own.
         let mut name = self.project.unique_run_name(&base);
         let mut n = 2;
-        while self.imports.iter().any(|j| j.name == name) {
+        while self.imports.tags().any(|j| j.name == name) {
             name = self.project.unique_run_name(&format!("{base}-{n}"));
             n += 1;
         }
         let run_dir = self.project.new_run_dir(&name);
-        let (tx, rx) = std::sync::mpsc::channel();
         let (from, to, run_name) = (source.to_path_buf(), run_dir.clone(), name.clone());
-        let spawned = std::thread::Builder::new()
-            .name("hearth-import".into())
-            .spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let device = hearth_engine::backend::BackendKind::Flex
-                        .device()
-                        .map_err(|e| e.to_string())?;
-                    if gguf {
-                        hearth_engine::export::import_gguf(&from, &to, &run_name, &device)
-                    } else {
-                        hearth_engine::export::import_hf(&from, &to, &run_name, &device)
-                    }
-                    .map_err(|e| e.to_string())
-                }))
-                .unwrap_or_else(|_| Err("the import failed unexpectedly".to_string()));
-                let _ = tx.send(result);
-            });
-        match spawned {
-            Ok(_) => self.imports.push(ImportJob {
-                source: source.to_path_buf(),
-                name,
-                run_dir,
-                started: Instant::now(),
-                answer: rx,
-            }),
-            Err(e) => self
-                .messages
-                .push(format!("cannot start importing {}: {e}", source.display())),
+        let what = format!(
+            "importing {} as run {name}",
+            source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let tag = ImportTag {
+            source: source.to_path_buf(),
+            name,
+            run_dir,
+        };
+        let started = self.imports.start(tag, what, "hearth-import", move || {
+            let device = hearth_engine::backend::BackendKind::Flex
+                .device()
+                .map_err(|e| e.to_string())?;
+            if gguf {
+                hearth_engine::export::import_gguf(&from, &to, &run_name, &device)
+            } else {
+                hearth_engine::export::import_hf(&from, &to, &run_name, &device)
+            }
+            .map_err(|e| e.to_string())
+        });
+        if let Err(e) = started {
+            self.messages.push(e);
         }
     }
 
     /// Lists the runs of finished imports and shows the newest one; says why an import failed.
     pub(super) fn poll_imports(&mut self) {
-        let mut done = Vec::new();
-        self.imports.retain(|job| match job.answer.try_recv() {
-            Ok(result) => {
-                done.push((
-                    job.source.clone(),
-                    job.name.clone(),
-                    job.run_dir.clone(),
-                    result,
-                ));
-                false
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => true,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                done.push((
-                    job.source.clone(),
-                    job.name.clone(),
-                    job.run_dir.clone(),
-                    Err("the import stopped without a result".to_string()),
-                ));
-                false
-            }
-        });
-        for (source, name, run_dir, result) in done {
+        for (tag, result) in self.imports.finished() {
+            let ImportTag {
+                source,
+                name,
+                run_dir,
+            } = tag;
             match result {
                 Ok(summary) => {
                     self.reload_runs();

@@ -146,3 +146,19 @@ pub fn step_until(
     }
     harness.step();
 }
+
+/// Types `path` into the open in-app picker and chooses it.
+pub fn pick_folder(harness: &mut Harness<'static, StudioApp>, path: &Path) {
+    use egui_kittest::kittest::Queryable;
+    // The window fades in over a few frames.
+    harness.run_steps(4);
+    let field = || egui::accesskit::Role::TextInput;
+    harness.get_by_role_and_label(field(), "Folder").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(field(), "Folder")
+        .type_text(&path.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Choose this folder").click();
+    harness.run_steps(3);
+}

@@ -315,15 +315,37 @@ pub(super) fn details_ui(
                 {
                     actions.push(Action::EvaluateSts(index));
                 }
-                if ui
-                    .add_enabled(!live, egui::Button::new("Export…"))
-                    .on_hover_text(
-                        "Write the newest checkpoint as a Hugging Face model (transformers loads it)",
-                    )
-                    .clicked()
-                {
-                    actions.push(Action::ExportRun(index));
-                }
+                let formats = hearth_engine::export::ExportFormat::offered(&run.spec);
+                ui.add_enabled_ui(!live, |ui| {
+                    ui.menu_button("Export", |ui| {
+                        for format in formats {
+                            let hover = match format {
+                                hearth_engine::export::ExportFormat::Hf => {
+                                    "The newest checkpoint as a folder transformers loads \
+                                     (LoRA adapters merged into the weights)"
+                                }
+                                hearth_engine::export::ExportFormat::Peft => {
+                                    "The LoRA adapters alone, as a folder \
+                                     peft.PeftModel.from_pretrained loads on the base model"
+                                }
+                                hearth_engine::export::ExportFormat::Gguf { .. } => {
+                                    "One GGUF file for llama.cpp and its tools \
+                                     (adapters merged, matrices in F16)"
+                                }
+                            };
+                            if ui
+                                .button(format!("{}…", format.label()))
+                                .on_hover_text(hover)
+                                .clicked()
+                            {
+                                actions.push(Action::ExportRun(index, format));
+                                ui.close();
+                            }
+                        }
+                    })
+                    .response
+                    .on_disabled_hover_text("Export when the run is no longer training");
+                });
                 if ui
                     .add_enabled(!live, egui::Button::new("Delete"))
                     .on_hover_text("Moves the run to the project's trash; Undo brings it back")
