@@ -25,7 +25,7 @@ mod widgets;
 
 pub use action::{Action, AppContext, DataStatus, Pick};
 pub use app::StudioApp;
-pub use pages::dataset::{DatasetPage, DatasetStats};
+pub use pages::dataset::{BatchPreview, DatasetPage, DatasetStats, PreviewKey, preview_key};
 pub use pages::improve::{ImprovePage, SampleFilter, Stage};
 pub use pages::try_it::{EXAMPLE_PROMPT, Settings as TrySettings, TryItPage, Turn, TurnState};
 pub use run_view::{LiveRun, RunView};

@@ -198,3 +198,123 @@ fn the_lora_row_makes_a_lora_fine_tune_of_a_llama_base() {
         .expect("the exported GGUF imports");
     assert_eq!(summary.spec.model.d_model, 16);
 }
+
+/// Short conversations: each assistant answer is one of `ANSWERS`.
+const ANSWERS: [&str; 3] = ["Paris.", "Blue.", "Four."];
+
+#[test]
+fn a_chat_file_picked_on_the_dataset_page_trains_a_lora_on_the_assistant_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = Project::open_or_create(dir.path()).unwrap();
+    let base = llama_run(&project, "tiny-chat", &tokenizer(true), None);
+    let files = tempfile::tempdir().unwrap();
+    let chat = files.path().join("chat.jsonl");
+    let questions = ["Capital of France?", "Sky colour?", "Two plus two?"];
+    let lines: Vec<String> = (0..24)
+        .map(|i| {
+            serde_json::json!({"messages": [
+                {"role": "user", "content": questions[i % 3]},
+                {"role": "assistant", "content": ANSWERS[i % 3]},
+            ]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&chat, lines.join("\n")).unwrap();
+
+    let mut harness = harness::studio_answering(dir.path());
+    harness
+        .state_mut()
+        .set_dialog_backend(hearth_studio::DialogBackend::InApp);
+    harness.run_steps(2);
+    harness.state_mut().apply(Action::Monitor(0));
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune from here").click();
+    harness.run_steps(2);
+    // The Dataset page: the quick pick's file is the chat JSONL.
+    harness.get_by_label("Dataset").click();
+    harness.run_steps(2);
+    harness.get_by_label("Text file").click();
+    harness.run_steps(2);
+    // The path typed into the File field (the Open file… button's picker chooses the same
+    // way, through the same reading of the file).
+    let field = || egui::accesskit::Role::TextInput;
+    harness.get_by_role_and_label(field(), "File").focus();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(field(), "File")
+        .type_text(&chat.display().to_string());
+    harness.run_steps(3);
+    assert_eq!(
+        harness.state().project().file.draft.data.source,
+        hearth_engine::data::DataSource::Chat { path: chat.clone() },
+        "a JSONL file of messages is read as chat"
+    );
+    harness.get_by_label_contains("chat conversations: each rendered");
+    // The first batch marks the assistant's answers alone as what the loss is on.
+    let key = hearth_studio::preview_key(&harness.state().project().file.draft);
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the first-batch preview",
+        |app| app.dataset().stats_for(&key).is_some(),
+    );
+    let (_, preview) = harness.state().dataset().stats_for(&key).unwrap();
+    assert!(!preview.rows.is_empty());
+    for row in &preview.rows {
+        let targets: String = row
+            .tokens
+            .iter()
+            .filter(|t| t.target)
+            .map(|t| t.text.as_str())
+            .collect();
+        assert!(
+            ANSWERS.contains(&targets.trim()),
+            "the loss is on one answer, not {targets:?} in {}",
+            row.marked_text()
+        );
+        let all: String = row.tokens.iter().map(|t| t.text.as_str()).collect();
+        // The question (its start cut to the base's 32-token context) and the generation
+        // prompt are context only.
+        assert!(
+            all.contains("?\n<|assistant|>\n") && !targets.contains('?'),
+            "the prompt is context: {all:?}"
+        );
+    }
+    harness.get_by_label("First batch, as the model sees it");
+    // Run setup: adapters on, start; the run trains on the conversations.
+    harness.get_by_label("Run setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Train low-rank adapters only").click();
+    harness.run_steps(2);
+    harness.get_by_label("Start run").scroll_to_me();
+    harness.run_steps(3);
+    harness.get_by_label("Start run").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().runs().len(),
+        2,
+        "{:?}",
+        harness.state().messages()
+    );
+    step_until(
+        &mut harness,
+        Duration::from_secs(180),
+        "the chat fine-tune to end",
+        |app| !app.runs()[1].is_live(),
+    );
+    let run = &harness.state().runs()[1];
+    assert_eq!(
+        run.status,
+        RunStatus::Finished,
+        "{:?}",
+        harness.state().messages()
+    );
+    assert_eq!(
+        run.spec.data.source,
+        hearth_engine::data::DataSource::Chat { path: chat }
+    );
+    assert!(run.spec.model.lora.is_some());
+    assert_eq!(run.spec.init.as_ref().unwrap().from_run, base);
+}

@@ -147,13 +147,17 @@ pub fn read_chat_file(path: &std::path::Path) -> Result<Conversations, (usize, S
 
 /// Whether the JSONL file at `path` holds chat conversations (its first record has
 /// `messages`).
+/// Reads up to the first non-empty line only, so a large file costs nothing to ask about.
 pub fn is_chat_file(path: &std::path::Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    text.lines()
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
         .find(|l| !l.trim().is_empty())
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
         .is_some_and(|v| v.get("messages").is_some_and(|m| m.is_array()))
 }
 

@@ -39,6 +39,7 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
         }
     });
     let mut open_dialog = false;
+    let mut typed = false;
     egui::Grid::new("dataset_grid")
         .num_columns(2)
         .spacing([12.0, 6.0])
@@ -62,12 +63,26 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
                 | DataSource::Chat { path } => {
                     let label = ui.label("File");
                     ui.horizontal(|ui| {
-                        path_edit(ui, path, label.id, "/path/to/text.txt");
-                        open_dialog = ui.button("Open text file…").clicked();
+                        typed = path_edit(ui, path, label.id, "/path/to/text.txt or chat.jsonl");
+                        open_dialog = ui
+                            .button("Open file…")
+                            .on_hover_text(
+                                "A text file, or a JSONL file of chat conversations \
+                                 ({\"messages\": [{\"role\", \"content\"}, ..]} per line)",
+                            )
+                            .clicked();
                     });
                     ui.end_row();
                 }
                 DataSource::Dataset { .. } => {}
+            }
+            if matches!(data.source, DataSource::Chat { .. }) {
+                ui.label("Read as");
+                ui.label(
+                    "chat conversations: each rendered with the base model's chat template, \
+                     the loss on the assistant's turns only",
+                );
+                ui.end_row();
             }
             let label = ui.label("Tokenizer");
             tokenizer_ui(ui, &mut data.tokenizer, label.id);
@@ -77,24 +92,35 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
                 .labelled_by(label.id);
             ui.end_row();
         });
+    // A typed path is read as chat or text like a picked one.
+    if typed && let DataSource::TextFile { path } | DataSource::Chat { path } = &data.source {
+        data.source = super::quick_file_source(path.clone());
+    }
     if open_dialog {
         actions.push(Action::PickData(Pick::QuickTextFile));
     }
 }
 
-pub(super) fn path_edit(ui: &mut egui::Ui, path: &mut PathBuf, label: egui::Id, hint: &str) {
+/// A path field; true when it was edited.
+pub(super) fn path_edit(
+    ui: &mut egui::Ui,
+    path: &mut PathBuf,
+    label: egui::Id,
+    hint: &str,
+) -> bool {
     let mut text = path.display().to_string();
-    if ui
+    let changed = ui
         .add(
             egui::TextEdit::singleline(&mut text)
                 .desired_width(260.0)
                 .hint_text(hint),
         )
         .labelled_by(label)
-        .changed()
-    {
+        .changed();
+    if changed {
         *path = PathBuf::from(text);
     }
+    changed
 }
 
 pub(super) fn tokenizer_ui(ui: &mut egui::Ui, kind: &mut TokenizerKind, label: egui::Id) {

@@ -443,15 +443,20 @@ pub fn preview_key(d: &RunSpec) -> PreviewKey {
     }
 }
 
+/// The quick pick's source for the file `path`: chat conversations (a JSONL file whose first
+/// record has `messages`; they train on the assistant's turns) or plain text.
+pub fn quick_file_source(path: PathBuf) -> DataSource {
+    if hearth_engine::data::chat::is_chat_file(&path) {
+        DataSource::Chat { path }
+    } else {
+        DataSource::TextFile { path }
+    }
+}
+
 /// Puts a picked path into `data`: the quick pick's file, or a new source of the builder.
 pub fn apply_pick(data: &mut DataSpec, pick: Pick, path: PathBuf) {
     if pick == Pick::QuickTextFile {
-        // Chat conversations (JSONL of messages) train on the assistant's turns.
-        data.source = if hearth_engine::data::chat::is_chat_file(&path) {
-            DataSource::Chat { path }
-        } else {
-            DataSource::TextFile { path }
-        };
+        data.source = quick_file_source(path);
         return;
     }
     let source = match pick {
