@@ -54,6 +54,13 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Whether a training step's backward on this backend keeps each attention head's
+    /// context x context matrix: LibTorch's flash kernels keep one log-sum-exp per query
+    /// instead; Flex's attention is counted as keeping it (a memory estimate errs high).
+    pub fn keeps_attention(self) -> bool {
+        self == Self::Flex
+    }
+
     /// Every backend, built in or not, in the order the studio lists them.
     pub const ALL: [BackendKind; 3] = [
         BackendKind::Libtorch,

@@ -982,7 +982,8 @@ fn check_valid_spec(spec: &RunSpec) -> Result<(), TestCaseError> {
     for vocab in [1, 65, 50_257, usize::MAX] {
         let params = m.n_params(vocab);
         prop_assert!(params >= m.d_model.min(vocab));
-        let _ = m.train_memory_bytes(vocab, spec.train.batch_size);
+        let _ = m.train_memory_bytes(vocab, spec.train.batch_size, true);
+        let _ = m.train_memory_bytes(vocab, spec.train.batch_size, false);
     }
     prop_assert!(m.head_dim() * m.n_head == m.d_model);
     let _ = spec.data.source.describe();
@@ -1332,7 +1333,8 @@ fn huge_model_sizes_saturate() {
         ..ModelSpec::default()
     };
     assert_eq!(m.n_params(65), usize::MAX);
-    assert_eq!(m.train_memory_bytes(65, 12), usize::MAX);
+    assert_eq!(m.train_memory_bytes(65, 12, true), usize::MAX);
+    assert_eq!(m.train_memory_bytes(65, 12, false), usize::MAX);
 }
 
 // ---------------------------------------------------------------------------------------------

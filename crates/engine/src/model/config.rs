@@ -556,9 +556,11 @@ impl ModelSpec {
 
     /// Rough peak training memory in bytes for `batch` rows: weights, AdamW's two moments and
     /// gradients (4 copies of f32 weights; with LoRA, one copy of the frozen weights and 4 of
-    /// the adapters) plus the activations a backward pass keeps
-    /// (`usize::MAX` when the estimate does not fit).
-    pub fn train_memory_bytes(&self, vocab: usize, batch: usize) -> usize {
+    /// the adapters) plus the activations a backward pass keeps, with each head's context x
+    /// context attention matrix when `keeps_attention` (decomposed attention; LibTorch's flash
+    /// kernel keeps one log-sum-exp per query instead) (`usize::MAX` when the estimate does not
+    /// fit).
+    pub fn train_memory_bytes(&self, vocab: usize, batch: usize, keeps_attention: bool) -> usize {
         let estimate = || -> Option<usize> {
             // AdamW's moments and gradients for what trains: everything, or the adapters
             // alone beside one frozen copy of the weights.
@@ -570,18 +572,21 @@ impl ModelSpec {
                 None => n.checked_mul(16)?,
             };
             let tokens = batch.checked_mul(self.context)?;
-            // Per layer: about 16 d-wide activations per token and the attention matrix per
-            // head.
+            // Per layer: about 16 d-wide activations per token, and the attention matrix per
+            // head where the backward keeps it.
+            let attention = if keeps_attention {
+                batch
+                    .checked_mul(self.n_head)?
+                    .checked_mul(self.context)?
+                    .checked_mul(self.context)?
+                    .checked_mul(3)?
+            } else {
+                tokens.checked_mul(self.n_head)?
+            };
             let per_layer = tokens
                 .checked_mul(self.d_model)?
                 .checked_mul(16)?
-                .checked_add(
-                    batch
-                        .checked_mul(self.n_head)?
-                        .checked_mul(self.context)?
-                        .checked_mul(self.context)?
-                        .checked_mul(3)?,
-                )?;
+                .checked_add(attention)?;
             let logits = tokens.checked_mul(vocab)?.checked_mul(3)?;
             let activations = self.n_layer.checked_mul(per_layer)?.checked_add(logits)?;
             weights.checked_add(activations.checked_mul(4)?)

@@ -280,7 +280,7 @@ impl StudioApp {
                     self.messages.push(format!(
                         "imported {} as run {name} ({} parameters){tip}",
                         source.display(),
-                        summary.n_params
+                        dataset::results::thousands(summary.n_params)
                     ));
                 }
                 Err(err) => {

@@ -191,7 +191,11 @@ impl Worker {
                         lora.alpha,
                         lora.targets.join(","),
                         100.0 * trained as f64 / total.max(1) as f64,
-                        spec.model.train_memory_bytes(vocab, spec.train.batch_size) / 1_000_000
+                        spec.model.train_memory_bytes(
+                            vocab,
+                            spec.train.batch_size,
+                            spec.train.backend.keeps_attention()
+                        ) / 1_000_000
                     ),
                 ));
             }

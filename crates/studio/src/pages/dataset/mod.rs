@@ -7,7 +7,7 @@
 
 mod build;
 mod builder;
-mod results;
+pub(crate) mod results;
 
 pub use build::{ShardProgress, StatusHook};
 

@@ -269,7 +269,11 @@ fn model_section_ui(
     match (data.vocab, &data.error) {
         (Some(vocab), _) => {
             let params = m.n_params(vocab);
-            let mem = m.train_memory_bytes(vocab, spec.train.batch_size);
+            let mem = m.train_memory_bytes(
+                vocab,
+                spec.train.batch_size,
+                spec.train.backend.keeps_attention(),
+            );
             ui.label(format!(
                 "{:.2}M parameters · about {:.0} MB to train (vocabulary {vocab})",
                 params as f64 / 1e6,
