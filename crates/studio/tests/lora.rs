@@ -251,7 +251,7 @@ fn a_chat_file_picked_on_the_dataset_page_trains_a_lora_on_the_assistant_turns()
         hearth_engine::data::DataSource::Chat { path: chat.clone() },
         "a JSONL file of messages is read as chat"
     );
-    harness.get_by_label_contains("chat conversations: each rendered");
+    harness.get_by_label_contains("Read as chat conversations: each rendered");
     // The first batch marks the assistant's answers alone as what the loss is on.
     let key = hearth_studio::preview_key(&harness.state().project().file.draft);
     step_until(

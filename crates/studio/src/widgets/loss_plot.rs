@@ -66,6 +66,17 @@ pub struct PlotOptions<'a> {
     pub references: &'a [RefLine],
 }
 
+/// The one value every finite point of `series` has, when there is such a value.
+fn flat_value(series: &[Series<'_>]) -> Option<f64> {
+    let mut ys = series
+        .iter()
+        .flat_map(|s| s.ys.iter().copied())
+        .filter(|y| y.is_finite());
+    let first = ys.next()?;
+    ys.all(|y| (y - first).abs() <= 1e-12 * first.abs().max(1.0))
+        .then_some(first)
+}
+
 /// A labelled horizontal line at a simple model's figure (a count model's loss, TF-IDF's
 /// recall), drawn dashed in grey; clicking its legend entry hides it.
 #[derive(Debug, Clone, PartialEq)]
@@ -285,6 +296,13 @@ pub fn loss_plot(
                 }
             })
         });
+    // A flat curve (an exact-match rate still at 0) gets a readable span, not egui_plot's
+    // default of plus or minus its own size: a fraction's [0, 1], else one unit around it.
+    let plot = match flat_value(series) {
+        Some(v) if !log_y && (0.0..=1.0).contains(&v) => plot.include_y(0.0).include_y(1.0),
+        Some(v) if !log_y => plot.include_y(v - 1.0).include_y(v + 1.0),
+        _ => plot,
+    };
     let buckets = ui.available_width().max(100.0) as usize;
     let full = x_range(series);
     plot.show(ui, |plot_ui| {
@@ -499,6 +517,21 @@ mod tests {
             .filter(|m| m.step_size / per_point > 60.0)
             .map(|m| m.value)
             .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn a_curve_at_one_value_is_flat_and_a_moving_one_is_not() {
+        let series = |ys: &'static [f64]| Series {
+            name: "val_exact_match".into(),
+            xs: &[10.0, 20.0, 30.0],
+            ys,
+            color: Color32::WHITE,
+            style: SeriesStyle::Line { width: 2.0 },
+            index: None,
+        };
+        assert_eq!(flat_value(&[series(&[0.0, 0.0, f64::NAN])]), Some(0.0));
+        assert_eq!(flat_value(&[series(&[0.0, 0.1, 0.0])]), None);
+        assert_eq!(flat_value(&[]), None);
     }
 
     #[test]

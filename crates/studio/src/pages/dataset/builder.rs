@@ -76,14 +76,6 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
                 }
                 DataSource::Dataset { .. } => {}
             }
-            if matches!(data.source, DataSource::Chat { .. }) {
-                ui.label("Read as");
-                ui.label(
-                    "chat conversations: each rendered with the base model's chat template, \
-                     the loss on the assistant's turns only",
-                );
-                ui.end_row();
-            }
             let label = ui.label("Tokenizer");
             tokenizer_ui(ui, &mut data.tokenizer, label.id);
             ui.end_row();
@@ -92,6 +84,15 @@ pub(super) fn quick_ui(ui: &mut egui::Ui, data: &mut DataSpec, actions: &mut Vec
                 .labelled_by(label.id);
             ui.end_row();
         });
+    if matches!(data.source, DataSource::Chat { .. }) {
+        ui.add(
+            egui::Label::new(
+                "Read as chat conversations: each rendered with the base model's chat \
+                 template, the loss on the assistant's turns only.",
+            )
+            .wrap(),
+        );
+    }
     // A typed path is read as chat or text like a picked one.
     if typed && let DataSource::TextFile { path } | DataSource::Chat { path } = &data.source {
         data.source = super::quick_file_source(path.clone());

@@ -22,7 +22,7 @@ impl DatasetPage {
         if missing_path(&key.data) {
             ui.label(
                 egui::RichText::new(
-                    "Choose a text file (Open text file…, or type its path): its statistics \
+                    "Choose a text file or a chat JSONL file (Open file…, or type its path): its statistics \
                      and the first batch appear here.",
                 )
                 .weak(),
