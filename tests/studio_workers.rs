@@ -81,6 +81,7 @@ fn listed(project: &Path, name: &str) -> Value {
 #[test]
 fn a_run_started_in_the_studio_outlives_the_window_and_reattaches() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     let p = project.path();
     let mut harness = studio(p);
     harness
@@ -134,6 +135,7 @@ fn a_run_started_in_the_studio_outlives_the_window_and_reattaches() {
 #[test]
 fn a_run_that_hearth_train_started_is_paused_and_stopped_from_the_window() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     let p = project.path();
     let data = p.join("text.txt");
     std::fs::write(
@@ -201,6 +203,7 @@ fn a_run_that_hearth_train_started_is_paused_and_stopped_from_the_window() {
 #[test]
 fn a_run_whose_process_was_killed_reads_interrupted_with_resume() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     let p = project.path();
     let mut spec = small_spec("killed");
     spec.train.checkpoint_interval = 5;

@@ -76,6 +76,7 @@ fn kill(child: &Child, signal: &str) {
 #[test]
 fn a_killed_worker_fails_only_its_run_with_the_reason() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     let doomed = prepared(project.path(), "doomed", 1_000_000);
     let other = prepared(project.path(), "other", 1_000_000);
     let handle = spawn_worker_process(&exe(), Some(project.path()), &doomed, false, None).unwrap();
@@ -124,6 +125,7 @@ fn a_killed_worker_fails_only_its_run_with_the_reason() {
 #[test]
 fn a_killed_train_is_listed_as_interrupted_however_often_it_is_read() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     for (name, signal) in [("termed", "-TERM"), ("killed", "-KILL")] {
         let mut train = hearth()
             .arg("--project")
@@ -161,6 +163,7 @@ fn a_killed_train_is_listed_as_interrupted_however_often_it_is_read() {
 #[test]
 fn the_queue_runs_one_at_a_time_in_its_order() {
     let project = tempfile::tempdir().unwrap();
+    let _workers = support::KillWorkersOnDrop(project.path().to_path_buf());
     let p = project.path();
     ok(hearth()
         .arg("--project")

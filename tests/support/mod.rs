@@ -199,3 +199,30 @@ pub fn tiny_flags(steps: usize) -> Vec<String> {
     .chain([steps.to_string()])
     .collect()
 }
+
+/// Kills, when dropped, every other process still training a run of the project at `.0` (each
+/// run folder's worker lock names it). Declared after the project's temporary folder, it drops
+/// first: a test that fails half-way leaves no worker writing checkpoints into a deleted folder.
+pub struct KillWorkersOnDrop(pub PathBuf);
+
+impl Drop for KillWorkersOnDrop {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.0.join("runs")) else {
+            return;
+        };
+        for dir in entries.flatten().map(|e| e.path()) {
+            if !hearth_engine::project::live::worker_alive(&dir) {
+                continue;
+            }
+            let Some(worker) = hearth_engine::project::live::worker_process(&dir) else {
+                continue;
+            };
+            // A run trained on a thread of this test holds the lock in this process.
+            if worker.pid != std::process::id() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &worker.pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}

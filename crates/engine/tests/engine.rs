@@ -310,6 +310,64 @@ fn a_resumed_run_continues_its_history_without_gaps_or_duplicates() {
 }
 
 #[test]
+fn a_complete_checkpoint_the_store_never_listed_is_resumed_from() {
+    use hearth_engine::train::{RunControl, spawn_resume};
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut spec = small_spec(BackendKind::Flex, 40);
+    spec.train.checkpoint_interval = 10;
+    spec.train.eval_interval = 20;
+    let handle = spawn_run(spec, &run_dir, None).unwrap();
+    loop {
+        match handle.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(RunEvent::Step(m))) if m.step == 15 => {
+                handle.send(RunControl::Stop);
+                break;
+            }
+            Ok(_) => {}
+            Err(gone) => panic!("{gone} early"),
+        }
+    }
+    collect_events(&handle, Duration::from_secs(120));
+    drop(handle);
+    let before = RunStore::open(&run_dir).unwrap().load_history().unwrap();
+    let (stopped_at, _) = *before.checkpoints.last().unwrap();
+    assert!((15..40).contains(&stopped_at), "stopped at {stopped_at}");
+    // As a run killed between the rename of its checkpoint into place and the store's row:
+    // the files are complete, the row is missing.
+    let db = rusqlite::Connection::open(run_dir.join("run.sqlite")).unwrap();
+    db.execute(
+        "DELETE FROM checkpoints WHERE step = ?1",
+        [stopped_at as i64],
+    )
+    .unwrap();
+    drop(db);
+
+    let handle = spawn_resume(&run_dir, None).unwrap();
+    let resumed = collect_events(&handle, Duration::from_secs(300));
+    drop(handle);
+    let first_resumed = resumed.iter().find_map(|e| match e {
+        RunEvent::Step(m) => Some(m.step),
+        _ => None,
+    });
+    assert_eq!(
+        first_resumed,
+        Some(stopped_at + 1),
+        "continues from the checkpoint on disk, not the listed one at step 10"
+    );
+    let after = RunStore::open(&run_dir).unwrap().load_history().unwrap();
+    let steps: Vec<usize> = after.steps.iter().map(|m| m.step).collect();
+    assert_eq!(steps, (1..=40).collect::<Vec<_>>(), "every step once");
+    assert!(
+        after
+            .checkpoints
+            .iter()
+            .any(|(step, _)| *step == stopped_at),
+        "the store lists the checkpoint it resumed from"
+    );
+}
+
+#[test]
 fn bidirectional_attention_sees_both_ways_and_ignores_padding() {
     use burn::tensor::{Bool, Tensor, TensorData};
     use hearth_engine::model::AttentionMode;

@@ -112,15 +112,36 @@ pub fn record_shards(run_dir: &Path, shards: &ShardsIdentity) -> std::io::Result
     super::shards::write_replacing(&run_dir.join(RUN_SHARDS_FILE), text.as_bytes())
 }
 
+/// The file in a run's folder that records the tokens one epoch of its data takes, written
+/// when the run starts (`{"epoch_tokens": N}`).
+pub const RUN_EPOCH_FILE: &str = "epoch.json";
+
+/// Records in the run folder `run_dir` that one epoch of its data is `epoch_tokens` tokens as
+/// its steps count them (see [`Corpus::epoch_tokens`]).
+pub fn record_epoch_tokens(run_dir: &Path, epoch_tokens: usize) -> std::io::Result<()> {
+    let text = serde_json::json!({ "epoch_tokens": epoch_tokens }).to_string();
+    super::shards::write_replacing(&run_dir.join(RUN_EPOCH_FILE), text.as_bytes())
+}
+
+fn read_recorded_epoch(run_dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(run_dir.join(RUN_EPOCH_FILE)).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["epoch_tokens"].as_u64().map(|n| n as usize)
+}
+
 /// Bytes of text at most that [`run_epoch_tokens`] tokenizes again with a character or byte
 /// tokenizer (an eighth of it with BPE) when the run recorded no dataset tokens.
 const EPOCH_RECOUNT_MAX_BYTES: usize = 16 << 20;
 
 /// Training tokens in one epoch of the data of the run in `run_dir` that trains on `data`:
+/// what the run recorded when it started ([`RUN_EPOCH_FILE`]), else (runs from before it did)
 /// the dataset tokens it recorded ([`RUN_SHARDS_FILE`]), else those of its dataset folder's
 /// shards when they were built from its recipe, else, for generated text or a text file of
 /// modest size, the training split tokenized again with the run's tokenizer. `None`: unknown.
 pub fn run_epoch_tokens(run_dir: &Path, data: &DataSpec) -> Option<usize> {
+    if let Some(tokens) = read_recorded_epoch(run_dir).filter(|&t| t > 0) {
+        return Some(tokens);
+    }
     let recorded = read_recorded_shards(run_dir).or_else(|| data.shards.clone());
     if let Some(shards) = recorded.filter(|s| s.train_tokens > 0) {
         return Some(shards.train_tokens);
@@ -767,6 +788,19 @@ impl Corpus {
         corpus
     }
 
+    /// Tokens one epoch of the training split takes as a run's steps count them (batch size
+    /// times `context` a step): the training tokens of text, one row of `context` tokens per
+    /// example (or pair) otherwise.
+    pub fn epoch_tokens(&self, context: usize) -> usize {
+        if self.is_relations() {
+            self.relations_train.len() * context
+        } else if self.is_instructions() {
+            self.examples_train.len() * context
+        } else {
+            self.train.len()
+        }
+    }
+
     /// Optimizer steps in one epoch of the training split: examples (or pairs) over the batch
     /// size, or tokens over batch size times context for text.
     pub fn steps_per_epoch(&self, batch_size: usize, context: usize) -> usize {
@@ -1072,6 +1106,12 @@ mod tests {
             let text = tok.decode(&predicted.iter().map(|&t| y[t] as u32).collect::<Vec<_>>());
             assert!(text == "yo\n" || text == "cd\n", "{text:?}");
         }
+        // An epoch is one row of the context per example.
+        assert_eq!(corpus.epoch_tokens(8), corpus.examples_train.len() * 8);
+        assert_eq!(
+            corpus.steps_per_epoch(4, 8) * 4 * 8,
+            corpus.epoch_tokens(8).div_ceil(4 * 8) * 4 * 8
+        );
     }
 
     #[test]
@@ -1119,6 +1159,9 @@ mod tests {
         };
         record_shards(dir.path(), &recorded).unwrap();
         assert_eq!(run_epoch_tokens(dir.path(), &spec), Some(1_200_000));
+        // What a run records when it starts comes first.
+        record_epoch_tokens(dir.path(), 4_096).unwrap();
+        assert_eq!(run_epoch_tokens(dir.path(), &spec), Some(4_096));
         assert_eq!(
             describe_epochs(300, 9_600.0, Some(1_200_000)),
             "300 steps = 2.4 epochs of 1.2M tokens"

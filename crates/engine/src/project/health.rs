@@ -166,19 +166,26 @@ pub fn in_folder(dir: &Path, recorded: &Path) -> PathBuf {
     }
 }
 
-fn newest_on_disk(dir: &Path) -> Option<PathBuf> {
-    let mut weights: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
-        .ok()?
+/// The weights checkpoints in the run folder's `checkpoints/` (`step-NNNNNN.bpk`, not the
+/// moments beside them), with their steps, oldest first.
+pub fn weights_on_disk(dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else {
+        return Vec::new();
+    };
+    let mut weights: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            name.is_some_and(|n| {
-                n.starts_with("step-") && n.ends_with(".bpk") && !n.contains("adam")
-            })
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let step = name.strip_prefix("step-")?.strip_suffix(".bpk")?;
+            Some((step.parse().ok()?, p))
         })
         .collect();
     weights.sort();
-    weights.pop()
+    weights
+}
+
+fn newest_on_disk(dir: &Path) -> Option<PathBuf> {
+    weights_on_disk(dir).pop().map(|(_, path)| path)
 }
 
 fn relative(dir: &Path, file: &Path) -> String {

@@ -317,23 +317,36 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
     let lock = WorkerLock::acquire(dir)?;
     let spec = store.spec()?;
     let history = store.load_history()?;
-    let point = history
+    // The checkpoints the store lists, and any complete one on disk it does not: a run killed
+    // between a checkpoint's rename into place and its row in the store keeps that checkpoint
+    // (its step's metrics are logged before it is written).
+    let last_logged = history.steps.last().map_or(0, |m| m.step);
+    let mut candidates: Vec<(usize, PathBuf)> = history
         .checkpoints
         .iter()
+        .map(|(step, path)| (*step, crate::project::health::in_folder(dir, path)))
+        .collect();
+    for (step, path) in crate::project::health::weights_on_disk(dir) {
+        if step <= last_logged && !candidates.iter().any(|(s, _)| *s == step) {
+            candidates.push((step, path));
+        }
+    }
+    candidates.sort_by_key(|(step, _)| *step);
+    let point = candidates
+        .into_iter()
         .rev()
-        .map(|(step, path)| (step, crate::project::health::in_folder(dir, path)))
         .find(|(_, path)| {
             let (m, v) = moment_paths(path);
             path.exists() && m.exists() && v.exists()
         })
         .map(|(step, path)| ResumePoint {
-            step: *step,
+            step,
             moments: moment_paths(&path),
             weights: path,
             elapsed_s: history
                 .steps
                 .iter()
-                .find(|m| m.step == *step)
+                .find(|m| m.step == step)
                 .map_or(0.0, |m| m.elapsed_s),
         })
         .ok_or_else(|| {
@@ -355,6 +368,13 @@ pub fn spawn_resume(dir: &Path, notify: Option<Notify>) -> Result<RunHandle, Spa
     // here cannot continue.
     let objective = objective_of(&spec)?;
     store.truncate_after(point.step)?;
+    if !history
+        .checkpoints
+        .iter()
+        .any(|(step, _)| *step == point.step)
+    {
+        store.append_checkpoint(point.step, &point.weights)?;
+    }
     start(
         spec,
         objective,

@@ -83,6 +83,15 @@ impl Worker {
         }
         self.announce(&spec, &corpus, pairs.as_ref());
         corpus.check_context(spec.model.context)?;
+        // The epoch size, so a window reading the run later needs no second pass over the data.
+        let path = self.store.dir().join(crate::data::corpus::RUN_EPOCH_FILE);
+        self.record(
+            crate::data::corpus::record_epoch_tokens(
+                self.store.dir(),
+                corpus.epoch_tokens(spec.model.context),
+            )
+            .map_err(|source| StoreError::Io { path, source }),
+        );
         let tokenizer_json = serde_json::to_string(&corpus.tokenizer).expect("serializes");
         let path = self.store.dir().join("tokenizer.json");
         self.record(
