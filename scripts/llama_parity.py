@@ -128,6 +128,24 @@ def gguf(file, prompt, n):
     )
 
 
+def check(spec, n):
+    """For each {"folder", "ids"} of `spec`: the logits of `ids` and the greedy continuation of
+    `n` tokens, one JSON line per folder (one Python start for several models)."""
+    for item in spec:
+        model = load(item["folder"])
+        with torch.no_grad():
+            out = model(torch.tensor([item["ids"]])).logits[0]
+        print(
+            json.dumps(
+                {
+                    "folder": item["folder"],
+                    "logits": out.tolist(),
+                    "greedy": greedy(model, item["ids"], n, eos=-1),
+                }
+            )
+        )
+
+
 def peft_greedy(base, adapter, ids, n):
     from peft import PeftModel
 
@@ -142,6 +160,12 @@ if __name__ == "__main__":
         kind = args[args.index("--type") + 1] if "--type" in args else "llama"
         seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 0
         tiny(args[0], kind, seed)
+    elif cmd == "tinies":
+        # tinies ROOT KIND...: ROOT/KIND for each kind.
+        for kind in args[1:]:
+            tiny(str(pathlib.Path(args[0]) / kind), kind, 0)
+    elif cmd == "check":
+        check(json.loads(args[0]), int(args[1]))
     elif cmd == "logits":
         logits(args[0], json.loads(args[1]))
     elif cmd == "greedy":

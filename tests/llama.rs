@@ -92,22 +92,35 @@ fn tiny_llama_family_folders_import_with_transformers_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("project");
     let device = BackendKind::preferred().device().unwrap();
-    for kind in ["llama", "mistral", "qwen2", "qwen3"] {
-        let folder = tmp.path().join(kind);
-        tiny(&python, &folder, kind);
-        let run_dir = import(&project, &folder, kind);
-        let run = LoadedRun::load(&run_dir, &device).unwrap();
-        let ids = run.tokenizer.encode(PROMPT);
-        assert!(ids.len() >= 3, "{kind}: {ids:?}");
-        let theirs = parity(
-            &python,
-            &[
-                "logits",
-                folder.to_str().unwrap(),
-                &serde_json::to_string(&ids).unwrap(),
-            ],
-        );
-        let theirs = as_rows(&theirs["logits"]);
+    let kinds = ["llama", "mistral", "qwen2", "qwen3"];
+    // One Python start makes the four folders, one scores them all (each start costs seconds).
+    let root = tmp.path().join("tiny");
+    let mut args = vec!["tinies", root.to_str().unwrap()];
+    args.extend(kinds);
+    script(&python, "llama_parity.py", &args);
+    let imported: Vec<(PathBuf, LoadedRun, Vec<u32>)> = kinds
+        .iter()
+        .map(|kind| {
+            let run_dir = import(&project, &root.join(kind), kind);
+            let run = LoadedRun::load(&run_dir, &device).unwrap();
+            let ids = run.tokenizer.encode(PROMPT);
+            assert!(ids.len() >= 3, "{kind}: {ids:?}");
+            (run_dir, run, ids)
+        })
+        .collect();
+    let request: Vec<Value> = kinds
+        .iter()
+        .zip(&imported)
+        .map(|(kind, (_, _, ids))| serde_json::json!({"folder": root.join(kind), "ids": ids}))
+        .collect();
+    let answers = script(
+        &python,
+        "llama_parity.py",
+        &["check", &serde_json::to_string(&request).unwrap(), "12"],
+    );
+    assert_eq!(answers.len(), kinds.len(), "one answer per model");
+    for ((kind, (run_dir, run, ids)), answer) in kinds.iter().zip(&imported).zip(&answers) {
+        let theirs = as_rows(&answer["logits"]);
         let input = Tensor::<2, Int>::from_data(
             TensorData::new(ids.iter().map(|&t| i64::from(t)).collect(), [1, ids.len()]),
             &device,
@@ -142,25 +155,15 @@ fn tiny_llama_family_folders_import_with_transformers_logits() {
             "{kind}: logits after a cached prefix differ by {diff}"
         );
         // Greedy generation (through the cache) writes transformers' text.
-        let greedy = parity(
-            &python,
-            &[
-                "greedy",
-                folder.to_str().unwrap(),
-                &serde_json::to_string(&ids).unwrap(),
-                "12",
-            ],
-        );
-        let want: Vec<u32> = serde_json::from_value(greedy["greedy"].clone()).unwrap();
+        let want: Vec<u32> = serde_json::from_value(answer["greedy"].clone()).unwrap();
         assert_eq!(
-            greedy_text(&run_dir, PROMPT, 12),
+            greedy_text(run_dir, PROMPT, 12),
             run.tokenizer.decode(&want),
             "{kind}: greedy text"
         );
     }
 }
 
-/// Training text for the fine-tunes.
 fn training_text(dir: &Path) -> PathBuf {
     let lines = [
         "The quick brown fox jumps over the lazy dog.",

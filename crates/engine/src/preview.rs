@@ -59,8 +59,10 @@ pub fn first_batch(corpus: &Corpus, spec: &RunSpec, max_rows: usize) -> Vec<Prev
         (0..inputs.len() / len)
             .take(max_rows)
             .map(|r| PreviewRow {
+                // Padding is left out; a target never is (a model whose padding token is its
+                // end-of-turn token learns to end its answers with it).
                 tokens: (0..len)
-                    .filter(|&t| Some(inputs[r * len + t]) != pad)
+                    .filter(|&t| Some(inputs[r * len + t]) != pad || is_target(r * len + t))
                     .map(|t| PreviewToken {
                         text: label(inputs[r * len + t]),
                         target: is_target(r * len + t),
@@ -160,6 +162,41 @@ mod tests {
                 "{:?}",
                 row.marked_text()
             );
+        }
+    }
+
+    #[test]
+    fn a_chat_answer_shows_its_end_of_turn_token_even_when_it_pads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.jsonl");
+        let line = r#"{"messages": [{"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "It is four."}]}"#;
+        std::fs::write(&path, format!("{line}\n{line}\n{line}\n")).unwrap();
+        // As SmolLM2: the padding token is the end-of-turn token.
+        let mut tokenizer = crate::data::corpus::tests::chat_tokenizer();
+        if let crate::data::Tokenizer::Pretrained { specials, .. } = &mut tokenizer {
+            specials.pad = specials.eos.first().copied();
+        }
+        let mut spec = RunSpec {
+            data: DataSpec {
+                source: DataSource::Chat { path },
+                val_fraction: 0.34,
+                ..DataSpec::default()
+            },
+            ..RunSpec::default()
+        };
+        spec.model.context = 48;
+        spec.train.batch_size = 2;
+        let corpus = Corpus::load_with(&spec.data, tokenizer).unwrap();
+        let rows = first_batch(&corpus, &spec, 10);
+        assert!(!rows.is_empty());
+        for row in &rows {
+            let targets: String = row
+                .tokens
+                .iter()
+                .filter(|t| t.target)
+                .map(|t| t.text.as_str())
+                .collect();
+            assert_eq!(targets, "It is four.<|im_end|>\n", "{}", row.marked_text());
         }
     }
 }

@@ -970,12 +970,12 @@ impl Corpus {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::SeedableRng;
 
     /// A pretrained tokenizer with ChatML's template and special tokens.
-    fn chat_tokenizer() -> Tokenizer {
+    pub(crate) fn chat_tokenizer() -> Tokenizer {
         let text = "user assistant system Hello there! What is two plus two? It is four.";
         let json = crate::data::tokenizer::BpeModel::train(std::iter::once(text), 300).json;
         let mut hf: tokenizers::Tokenizer = json.parse().unwrap();
