@@ -116,7 +116,9 @@ pub enum BenchWhat {
         /// Timed steps per round and side.
         #[arg(long, default_value_t = 3)]
         steps: usize,
-        #[arg(long, default_value_t = 3)]
+        /// Rounds each side takes in turn; the ratio is of the rounds' medians (five: one
+        /// round slowed by the machine moves it little).
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
     /// Preparing a generated text of N MB as `hearth dataset` does against Python with
