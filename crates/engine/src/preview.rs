@@ -26,6 +26,15 @@ pub struct PreviewRow {
 }
 
 impl PreviewRow {
+    /// The text of the tokens the loss is computed on, in order.
+    pub fn target_text(&self) -> String {
+        self.tokens
+            .iter()
+            .filter(|t| t.target)
+            .map(|t| t.text.as_str())
+            .collect()
+    }
+
     /// The row as plain text with targets in `«»`, for the command line.
     pub fn marked_text(&self) -> String {
         let mut out = String::new();
@@ -150,12 +159,7 @@ mod tests {
         let rows = first_batch(&corpus, &spec, 10);
         assert_eq!(rows.len(), 3);
         for row in &rows {
-            let targets: String = row
-                .tokens
-                .iter()
-                .filter(|t| t.target)
-                .map(|t| t.text.as_str())
-                .collect();
+            let targets = row.target_text();
             assert_eq!(targets, "XY\n", "{}", row.marked_text());
             assert!(
                 row.marked_text().ends_with("\n«XY\n»"),
@@ -190,12 +194,7 @@ mod tests {
         let rows = first_batch(&corpus, &spec, 10);
         assert!(!rows.is_empty());
         for row in &rows {
-            let targets: String = row
-                .tokens
-                .iter()
-                .filter(|t| t.target)
-                .map(|t| t.text.as_str())
-                .collect();
+            let targets = row.target_text();
             assert_eq!(targets, "It is four.<|im_end|>\n", "{}", row.marked_text());
         }
     }

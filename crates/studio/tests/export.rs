@@ -115,13 +115,7 @@ fn a_gguf_file_that_does_not_read_is_refused_with_a_message() {
     harness.run_steps(2);
     harness.get_by_label("GGUF file…").click();
     harness.run_steps(4);
-    let field = || egui::accesskit::Role::TextInput;
-    harness.get_by_role_and_label(field(), "File").focus();
-    harness.run_steps(1);
-    harness
-        .get_by_role_and_label(field(), "File")
-        .type_text(&files.path().display().to_string());
-    harness.run_steps(2);
+    harness::type_into(&mut harness, "File", &files.path().display().to_string());
     harness.get_by_label("Open").click();
     harness.run_steps(3);
     // The picker lists GGUF files only.

@@ -17,12 +17,7 @@ fn the_lora_row_makes_a_lora_fine_tune_of_a_llama_base() {
     let base = llama_run(&project, "tiny-base", &tokenizer(true), None);
     let mut harness = harness::studio_answering(dir.path());
     harness.run_steps(2);
-    harness.state_mut().apply(Action::Monitor(0));
-    harness.run_steps(2);
-    harness.get_by_label("Run details").click();
-    harness.run_steps(2);
-    harness.get_by_label("Fine-tune from here").click();
-    harness.run_steps(2);
+    harness::fine_tune_from(&mut harness, 0);
     assert_eq!(harness.state().prefs().tab, Tab::Setup);
     assert!(
         harness.state().project().file.draft.model.lora.is_none(),
@@ -226,12 +221,7 @@ fn a_chat_file_picked_on_the_dataset_page_trains_a_lora_on_the_assistant_turns()
         .state_mut()
         .set_dialog_backend(hearth_studio::DialogBackend::InApp);
     harness.run_steps(2);
-    harness.state_mut().apply(Action::Monitor(0));
-    harness.run_steps(2);
-    harness.get_by_label("Run details").click();
-    harness.run_steps(2);
-    harness.get_by_label("Fine-tune from here").click();
-    harness.run_steps(2);
+    harness::fine_tune_from(&mut harness, 0);
     // The Dataset page: the quick pick's file is the chat JSONL.
     harness.get_by_label("Dataset").click();
     harness.run_steps(2);
@@ -239,13 +229,8 @@ fn a_chat_file_picked_on_the_dataset_page_trains_a_lora_on_the_assistant_turns()
     harness.run_steps(2);
     // The path typed into the File field (the Open file… button's picker chooses the same
     // way, through the same reading of the file).
-    let field = || egui::accesskit::Role::TextInput;
-    harness.get_by_role_and_label(field(), "File").focus();
+    harness::type_into(&mut harness, "File", &chat.display().to_string());
     harness.run_steps(1);
-    harness
-        .get_by_role_and_label(field(), "File")
-        .type_text(&chat.display().to_string());
-    harness.run_steps(3);
     assert_eq!(
         harness.state().project().file.draft.data.source,
         hearth_engine::data::DataSource::Chat { path: chat.clone() },
@@ -263,12 +248,7 @@ fn a_chat_file_picked_on_the_dataset_page_trains_a_lora_on_the_assistant_turns()
     let (_, preview) = harness.state().dataset().stats_for(&key).unwrap();
     assert!(!preview.rows.is_empty());
     for row in &preview.rows {
-        let targets: String = row
-            .tokens
-            .iter()
-            .filter(|t| t.target)
-            .map(|t| t.text.as_str())
-            .collect();
+        let targets = row.target_text();
         assert!(
             ANSWERS.contains(&targets.trim()),
             "the loss is on one answer, not {targets:?} in {}",

@@ -147,13 +147,15 @@ pub fn read_chat_file(path: &std::path::Path) -> Result<Conversations, (usize, S
 
 /// Whether the JSONL file at `path` holds chat conversations (its first record has
 /// `messages`).
-/// Reads up to the first non-empty line only, so a large file costs nothing to ask about.
+/// Reads up to the first non-empty line only (at most 8 MB), so a large file costs little to
+/// ask about.
 pub fn is_chat_file(path: &std::path::Path) -> bool {
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    std::io::BufReader::new(file)
+    // A text file without line breaks is not read whole to learn that it is not chat.
+    std::io::BufReader::new(file.take(8 << 20))
         .lines()
         .map_while(Result::ok)
         .find(|l| !l.trim().is_empty())

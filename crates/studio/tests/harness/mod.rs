@@ -147,18 +147,38 @@ pub fn step_until(
     harness.step();
 }
 
+/// Types `text` into the text field labelled `label` (which must be the only one).
+pub fn type_into(harness: &mut Harness<'static, StudioApp>, label: &str, text: &str) {
+    use egui_kittest::kittest::Queryable;
+    let field = || egui::accesskit::Role::TextInput;
+    harness.get_by_role_and_label(field(), label).focus();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(field(), label)
+        .type_text(text);
+    harness.run_steps(2);
+}
+
 /// Types `path` into the open in-app picker and chooses it.
 pub fn pick_folder(harness: &mut Harness<'static, StudioApp>, path: &Path) {
     use egui_kittest::kittest::Queryable;
     // The window fades in over a few frames.
     harness.run_steps(4);
-    let field = || egui::accesskit::Role::TextInput;
-    harness.get_by_role_and_label(field(), "Folder").focus();
-    harness.run_steps(1);
-    harness
-        .get_by_role_and_label(field(), "Folder")
-        .type_text(&path.display().to_string());
-    harness.run_steps(2);
+    type_into(harness, "Folder", &path.display().to_string());
     harness.get_by_label("Choose this folder").click();
     harness.run_steps(3);
+}
+
+/// Opens run `index` on Monitor and clicks Run details ▸ Fine-tune from here (Run setup
+/// then shows a fine-tune of it).
+pub fn fine_tune_from(harness: &mut Harness<'static, StudioApp>, index: usize) {
+    use egui_kittest::kittest::Queryable;
+    harness
+        .state_mut()
+        .apply(hearth_studio::Action::Monitor(index));
+    harness.run_steps(2);
+    harness.get_by_label("Run details").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune from here").click();
+    harness.run_steps(2);
 }
